@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/roles"
+)
+
+// Exit statuses, decided here and nowhere else.
+const (
+	exitOK          = 0
+	exitFindings    = 1 // differs, or verification failed
+	exitError       = 2 // usage or input error
+	exitInterrupted = 130
+)
+
+// errFindings reports that a command ran fine and found differences or
+// problems it has already printed.
+var errFindings = errors.New("findings")
+
+// usageError is a mistake in the command line itself.
+type usageError struct{ error }
+
+// hintError carries a next step to print after the error.
+type hintError struct {
+	error
+	hint string
+}
+
+func (e hintError) Unwrap() error { return e.error }
+
+// env is what a command runs with; tests build their own.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	fleet  string
+}
+
+// loadFleet loads the fleet named by --fleet.
+func (e *env) loadFleet() (*roles.Fleet, error) {
+	f, err := roles.Load(e.fleet)
+	if f == nil {
+		return nil, err
+	}
+	return f, err
+}
+
+// role loads the fleet and returns one of its roles, which must be free of
+// errors even if other roles have some.
+func (e *env) role(name string) (*roles.Fleet, *roles.Role, error) {
+	f, ferr := e.loadFleet()
+	if f == nil {
+		return nil, nil, ferr
+	}
+	r, err := f.Role(name)
+	if err != nil {
+		if errors.Is(err, roles.ErrNoRole) {
+			return nil, nil, err
+		}
+		return nil, nil, errors.Join(err, ferr)
+	}
+	return f, r, nil
+}
+
+// Main runs olimage with args and returns its exit status.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(e)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return report(ctx, err, stderr)
+}
+
+func report(ctx context.Context, err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, errFindings) {
+		return exitFindings
+	}
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "olimage: interrupted")
+		return exitInterrupted
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "olimage: error: %s\n", line)
+	}
+	var h hintError
+	if errors.As(err, &h) {
+		fmt.Fprintf(stderr, "olimage: hint: %s\n", h.hint)
+	}
+	var u usageError
+	if errors.As(err, &u) {
+		fmt.Fprintln(stderr, "olimage: hint: run 'olimage help' for usage")
+	}
+	return exitError
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "olimage",
+		Short: "Build, read and compare the /1 data-volume images of a VM fleet",
+		Long: `olimage merges each role's overlays (directories, tar archives, inline
+files and deploys, declared in a fleet's YAML) into the /opt and /etc tree of
+the role's data volume, and shows, builds, reads and compares it.
+
+EXIT STATUS
+  0    success
+  1    differences or verification findings (diff, verify)
+  2    usage or input error
+  130  interrupted`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          noArgs,
+	}
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.SetIn(e.stdin)
+	def := os.Getenv("OLIMAGE_FLEET")
+	if def == "" {
+		def = "."
+	}
+	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e))
+	root.CompletionOptions.DisableDefaultCmd = true
+	return root
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	}
+	return nil
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s: want %s, got %d argument(s)", cmd.CommandPath(), names, len(args))}
+		}
+		return nil
+	}
+}

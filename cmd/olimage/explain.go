@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/overlays"
+)
+
+// errNoPath is returned when the path is not in the role's tree.
+var errNoPath = errors.New("not in the tree")
+
+func newExplainCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "explain ROLE PATH",
+		Short: "Say where a path of a role's tree comes from",
+		Long: `Merge ROLE's overlays and explain PATH (relative to the volume root; a
+leading / is ignored): the overlay that supplied it and where that overlay is
+declared, the overlays it shadowed, and which rule (file:line) set its owner
+and its mode, or that they came from the source. A path that is not in the
+tree is an error, which says what removed it if an overlay did.`,
+		Example: `  olimage explain -f examples/openlibrary ol-web opt/openlibrary/olsystem
+  olimage explain -f examples/openlibrary ol-web /etc/nginx/sites-enabled/openlibrary.conf`,
+		Args: exactArgs(2, "ROLE PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExplain(e, args[0], args[1], e.stdout)
+		},
+	}
+}
+
+func runExplain(e *env, role, p string, out io.Writer) error {
+	f, r, err := e.role(role)
+	if err != nil {
+		return err
+	}
+	res, err := overlays.Merge(f, r)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	p = strings.TrimPrefix(path.Clean("/"+p), "/")
+	en := res.Tree.Get(p)
+	if en == nil {
+		if why := res.Removal(p); why != "" {
+			return fmt.Errorf("%s: %w of role %s: removed by %s", p, errNoPath, role, why)
+		}
+		return fmt.Errorf("%s: %w of role %s", p, errNoPath, role)
+	}
+	declared := map[string]string{}
+	for _, o := range r.Overlays {
+		declared[o.Name] = relPos(f.Dir, o.Pos)
+	}
+	fmt.Fprintf(out, "path:      %s\n", pathWithTarget(en))
+	fmt.Fprintf(out, "type:      %s\n", en.Type)
+	if en.Implicit {
+		fmt.Fprintf(out, "supplied:  implicitly, as a parent directory of overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
+	} else {
+		fmt.Fprintf(out, "supplied:  overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
+	}
+	if len(en.Shadowed) == 0 {
+		fmt.Fprintln(out, "shadowed:  none")
+	}
+	for i, s := range en.Shadowed {
+		label := "shadowed:"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(out, "%-10s overlay %q (%s)\n", label, s, declared[s])
+	}
+	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(f.Dir, en.OwnerRule))
+	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(f.Dir, en.ModeRule))
+	if en.Digest != "" {
+		fmt.Fprintf(out, "content:   %d bytes, sha256 %s\n", en.Size, en.Digest)
+	}
+	return nil
+}
+
+func origin(dir, rule string) string {
+	if rule == "" {
+		return "the source or the fleet defaults"
+	}
+	if i := strings.LastIndexByte(rule, ':'); i > 0 {
+		return "rule at " + rel(dir, rule[:i]) + rule[i:]
+	}
+	return "rule at " + rel(dir, rule)
+}

@@ -1,0 +1,8 @@
+// Package olimage documents how the repository's packages map to the data
+// flow of shared/DESIGN.md; it holds no code.
+//
+//	fleet YAML  --roles-->     roles.Fleet, roles.Role, roles.Overlay
+//	overlays    --overlays-->  layers of tree.Entry, merged into a tree.Tree
+//	tree        --manifest-->  the JSON schema of plans and image manifests
+//	cmd/olimage                cobra commands; each parses flags and calls the above
+package olimage

@@ -1,0 +1,140 @@
+// Package manifest is the JSON form of a tree: the schema of
+// `olimage plan --json` and of the manifests written with an image. It
+// converts between that form and package tree; it does not read sources or
+// images.
+package manifest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// PlanSchema identifies the document `olimage plan --json` prints. It
+// changes only when a field changes meaning or goes away; new fields may
+// appear without a change.
+const PlanSchema = "olimage.plan/v1"
+
+// Input is one overlay of a role, as merged.
+type Input struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`             // dir, tar, files or deploy
+	Source  string `json:"source,omitempty"` // relative to the fleet directory
+	Digest  string `json:"digest"`           // sha256 of the overlay's sorted listing
+	Entries int    `json:"entries"`
+}
+
+// Entry is one path of a tree.
+type Entry struct {
+	Path      string            `json:"path"`
+	Type      string            `json:"type"` // file, dir, symlink or hardlink
+	Mode      string            `json:"mode"` // octal, four digits
+	UID       uint32            `json:"uid"`
+	GID       uint32            `json:"gid"`
+	Owner     string            `json:"owner,omitempty"`
+	Group     string            `json:"group,omitempty"`
+	Size      int64             `json:"size,omitempty"`
+	SHA256    string            `json:"sha256,omitempty"` // hex, files and hard links
+	Target    string            `json:"target,omitempty"` // symlink text, or a hard link's primary path
+	Xattrs    map[string]string `json:"xattrs,omitempty"` // name -> base64 value
+	MTime     int64             `json:"mtime"`
+	Overlay   string            `json:"overlay,omitempty"`
+	Shadowed  []string          `json:"shadowed,omitempty"`
+	Implicit  bool              `json:"implicit,omitempty"`
+	OwnerRule string            `json:"owner_rule,omitempty"`
+	ModeRule  string            `json:"mode_rule,omitempty"`
+}
+
+// Plan is the document `olimage plan --json` prints.
+type Plan struct {
+	Schema  string  `json:"schema"`
+	Fleet   string  `json:"fleet"`
+	Role    string  `json:"role"`
+	Epoch   int64   `json:"epoch"`
+	Digest  string  `json:"digest"` // sha256 of the tree, see TreeDigest
+	Inputs  []Input `json:"inputs"`
+	Entries []Entry `json:"entries"`
+}
+
+// FromEntry converts a tree entry.
+func FromEntry(e *tree.Entry) Entry {
+	m := Entry{
+		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
+		UID: e.UID, GID: e.GID, Owner: e.Owner, Group: e.Group,
+		Size: e.Size, SHA256: e.Digest, Target: e.Target, MTime: e.ModTime,
+		Overlay: e.Overlay, Shadowed: e.Shadowed, Implicit: e.Implicit,
+		OwnerRule: e.OwnerRule, ModeRule: e.ModeRule,
+	}
+	if len(e.Xattrs) > 0 {
+		m.Xattrs = map[string]string{}
+		for _, x := range e.Xattrs {
+			m.Xattrs[x.Name] = base64.StdEncoding.EncodeToString(x.Value)
+		}
+	}
+	return m
+}
+
+// ToEntry converts back. The entry has no Content.
+func ToEntry(m Entry) (*tree.Entry, error) {
+	t, err := tree.ParseType(m.Type)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
+	}
+	mode, err := strconv.ParseUint(m.Mode, 8, 32)
+	if err != nil || mode > tree.ModeMask {
+		return nil, fmt.Errorf("%s: mode %q is not octal", m.Path, m.Mode)
+	}
+	e := &tree.Entry{
+		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID, Owner: m.Owner, Group: m.Group,
+		Size: m.Size, Digest: m.SHA256, Target: m.Target, ModTime: m.MTime,
+		Overlay: m.Overlay, Shadowed: m.Shadowed, Implicit: m.Implicit, OwnerRule: m.OwnerRule, ModeRule: m.ModeRule,
+	}
+	names := make([]string, 0, len(m.Xattrs))
+	for name := range m.Xattrs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v, err := base64.StdEncoding.DecodeString(m.Xattrs[name])
+		if err != nil {
+			return nil, fmt.Errorf("%s: xattr %s: %w", m.Path, name, err)
+		}
+		e.Xattrs = append(e.Xattrs, tree.Xattr{Name: name, Value: v})
+	}
+	return e, nil
+}
+
+// Entries converts a whole tree.
+func Entries(t *tree.Tree) []Entry {
+	out := make([]Entry, len(t.Entries))
+	for i, e := range t.Entries {
+		out[i] = FromEntry(e)
+	}
+	return out
+}
+
+// TreeDigest is a content address of a tree: what would land on the
+// volume (paths, types, modes, owners, times, contents, targets, xattrs),
+// not where it came from.
+func TreeDigest(t *tree.Tree) string {
+	h := newHash()
+	for _, e := range t.Entries {
+		fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
+		for _, x := range e.Xattrs {
+			fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
+		}
+	}
+	return h.sum()
+}
+
+// WriteJSON writes v indented, with a final newline.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,207 @@
+// Package overlays reads overlay sources (directories, tar archives, inline
+// YAML entries and deploys) into layers of tree entries and merges a role's
+// layers into one tree with conflict policies, whiteouts, metadata rules and
+// provenance. It never holds file contents in memory (tar members are
+// spooled to an unlinked temporary file) and it writes no images.
+package overlays
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Whiteout names, as the OCI image spec defines them.
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// layer is what one overlay contributes: entries to add, and removals to
+// apply to the layers below it first.
+type layer struct {
+	entries   map[string]*tree.Entry
+	whiteouts []string // paths to remove
+	opaque    []string // directories whose lower contents to remove
+}
+
+func newLayer() *layer { return &layer{entries: map[string]*tree.Entry{}} }
+
+// add records e, or a whiteout if e's name says so. src names the source for
+// errors.
+func (l *layer) add(e *tree.Entry) {
+	name := e.Name()
+	switch {
+	case name == opaqueMarker:
+		l.opaque = append(l.opaque, tree.Parent(e.Path))
+	case strings.HasPrefix(name, whiteoutPrefix):
+		d := tree.Parent(e.Path)
+		target := strings.TrimPrefix(name, whiteoutPrefix)
+		if d != "" {
+			target = d + "/" + target
+		}
+		l.whiteouts = append(l.whiteouts, target)
+	default:
+		l.entries[e.Path] = e
+	}
+}
+
+// sorted returns the entries in tree order.
+func (l *layer) sorted() []*tree.Entry {
+	out := make([]*tree.Entry, 0, len(l.entries))
+	for _, e := range l.entries {
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return tree.Less(out[i].Path, out[j].Path) })
+	return out
+}
+
+// digest is a content address of the layer: its listing and removals,
+// sorted, hashed. Equal sources give equal digests on any machine.
+func (l *layer) digest() string {
+	h := sha256.New()
+	for _, e := range l.sorted() {
+		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path, e.Target)
+		for _, x := range e.Xattrs {
+			fmt.Fprintf(h, "  %q=%x\n", x.Name, x.Value)
+		}
+	}
+	for _, w := range sortedCopy(l.whiteouts) {
+		fmt.Fprintf(h, "whiteout %q\n", w)
+	}
+	for _, o := range sortedCopy(l.opaque) {
+		fmt.Fprintf(h, "opaque %q\n", o)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sortedCopy(s []string) []string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
+}
+
+// fileContent is a regular file of a directory source.
+type fileContent string
+
+func (f fileContent) Open() (io.ReadCloser, error) { return os.Open(string(f)) }
+
+// bytesContent is inline content from YAML.
+type bytesContent []byte
+
+func (b bytesContent) Open() (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(string(b))), nil
+}
+
+// spool holds the members of tar archives in one unlinked temporary file,
+// so that nothing is left behind however the process ends.
+type spool struct {
+	mu   sync.Mutex
+	f    *os.File
+	size int64
+}
+
+func newSpool() (*spool, error) {
+	f, err := os.CreateTemp("", "olimage-spool-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	// Unlinked at once: the open descriptor keeps the data until Close.
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool: %w", err)
+	}
+	return &spool{f: f}, nil
+}
+
+// write copies r to the spool and returns where it landed and its digest.
+func (s *spool) write(r io.Reader) (off, n int64, digest string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := sha256.New()
+	off = s.size
+	w := io.NewOffsetWriter(s.f, off)
+	n, err = io.Copy(io.MultiWriter(w, h), r)
+	s.size += n
+	return off, n, hex.EncodeToString(h.Sum(nil)), err
+}
+
+func (s *spool) Close() error { return s.f.Close() }
+
+type spoolContent struct {
+	s      *spool
+	off, n int64
+}
+
+func (c spoolContent) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.n)), nil
+}
+
+// hashFile digests the file at p.
+func hashFile(p string, buf []byte) (int64, string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, "", err
+	}
+	defer f.Close()
+	return hashReader(f, buf)
+}
+
+// hashReader digests r; buf may be nil.
+func hashReader(r io.Reader, buf []byte) (int64, string, error) {
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, r, buf)
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashAll fills Size and Digest of every entry that has a fileContent, with
+// one worker per CPU; hashing dominates reading a directory source.
+func hashAll(entries []*tree.Entry, workers int) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		jobs = make(chan *tree.Entry, 256)
+	)
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 128<<10)
+			for e := range jobs {
+				p := string(e.Content.(fileContent))
+				n, d, err := hashFile(p, buf)
+				if err == nil && n != e.Size {
+					err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, n)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				e.Digest = d
+			}
+		}()
+	}
+	for _, e := range entries {
+		if _, ok := e.Content.(fileContent); ok {
+			jobs <- e
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return errors.Join(errs...)
+}

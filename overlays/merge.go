@@ -1,0 +1,363 @@
+package overlays
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// ErrConflict marks a path that two overlays supply in a way the conflict
+// policy or the type rules forbid.
+var ErrConflict = errors.New("conflict")
+
+// Result is a merged role. Close it to release the spool that tar members
+// are read from.
+type Result struct {
+	Role    *roles.Role
+	Epoch   int64
+	Tree    *tree.Tree
+	Inputs  []manifest.Input
+	Removed map[string]string // removed path -> what removed it
+	r       *reader
+}
+
+// Close releases the spool.
+func (res *Result) Close() error { return res.r.close() }
+
+// Removal says what removed p, or of one of its parents, or "".
+func (res *Result) Removal(p string) string {
+	for ; p != ""; p = tree.Parent(p) {
+		if why, ok := res.Removed[p]; ok {
+			return why
+		}
+	}
+	return ""
+}
+
+type node struct {
+	e    *tree.Entry
+	kids map[string]*node
+}
+
+type merger struct {
+	fleet   *roles.Fleet
+	role    *roles.Role
+	root    *node
+	removed map[string]string
+}
+
+// Merge reads every overlay of role and merges them in order.
+func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
+	rd := &reader{fleet: f}
+	m := &merger{fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
+	res := &Result{Role: role, Epoch: f.Epoch, Removed: m.removed, r: rd}
+	for _, o := range role.Overlays {
+		l, err := rd.read(o)
+		if err != nil {
+			rd.close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%s: role %s, overlay %q: source missing: %w", o.Pos, role.Name, o.Name, err)
+			}
+			return nil, fmt.Errorf("%s: role %s, overlay %q: %w", o.Pos, role.Name, o.Name, err)
+		}
+		src := o.Source
+		if rel, err := filepath.Rel(f.Dir, src); err == nil && src != "" {
+			src = filepath.ToSlash(rel) // the same on every checkout
+		}
+		res.Inputs = append(res.Inputs, manifest.Input{Name: o.Name, Kind: o.Kind, Source: src, Digest: l.digest(), Entries: len(l.entries)})
+		if err := m.apply(o, l); err != nil {
+			rd.close()
+			return nil, err
+		}
+	}
+	var entries []*tree.Entry
+	m.flatten(m.root, &entries)
+	if err := m.applyRules(entries); err != nil {
+		rd.close()
+		return nil, err
+	}
+	t, err := tree.New(entries)
+	if err != nil {
+		rd.close()
+		return nil, err
+	}
+	t.Normalize()
+	// The names of one inode share its metadata: the primary's.
+	for _, e := range t.Entries {
+		if e.Type == tree.Hardlink {
+			p := t.Get(e.Target)
+			e.Mode, e.UID, e.GID, e.Owner, e.Group = p.Mode, p.UID, p.GID, p.Owner, p.Group
+			e.Xattrs, e.ModTime = p.Xattrs, p.ModTime
+		}
+	}
+	res.Tree = t
+	return res, nil
+}
+
+func (m *merger) lookup(p string) (parent, n *node) {
+	parent = m.root
+	parts := strings.Split(p, "/")
+	for _, c := range parts[:len(parts)-1] {
+		if parent = parent.kids[c]; parent == nil {
+			return nil, nil
+		}
+	}
+	return parent, parent.kids[parts[len(parts)-1]]
+}
+
+func (m *merger) remove(p, why string) {
+	parent, n := m.lookup(p)
+	if n == nil {
+		return
+	}
+	delete(parent.kids, n.e.Name())
+	m.removed[p] = why
+}
+
+// apply merges layer l of overlay o into the tree built so far.
+func (m *merger) apply(o *roles.Overlay, l *layer) error {
+	// Removals first: they act on the layers below only.
+	for _, g := range o.Remove {
+		var hits []string
+		m.walk(m.root, func(e *tree.Entry) bool {
+			if roles.Match(g.Pattern, e.Path) {
+				hits = append(hits, e.Path)
+				return false // its subtree goes with it
+			}
+			return true
+		})
+		for _, p := range hits {
+			m.remove(p, fmt.Sprintf("overlay %q, remove %q (%s)", o.Name, g.Pattern, g.Pos))
+		}
+	}
+	for _, p := range l.whiteouts {
+		m.remove(p, fmt.Sprintf("overlay %q, whiteout", o.Name))
+	}
+	for _, d := range l.opaque {
+		var n *node
+		if d == "" {
+			n = m.root
+		} else {
+			_, n = m.lookup(d)
+		}
+		if n != nil && n.kids != nil {
+			for name, k := range n.kids {
+				m.removed[k.e.Path] = fmt.Sprintf("overlay %q, opaque directory %q", o.Name, d)
+				delete(n.kids, name)
+			}
+		}
+	}
+	var errs []error
+	for _, e := range l.sorted() {
+		if err := m.add(o, e); err != nil {
+			errs = append(errs, err)
+			if len(errs) == 20 {
+				errs = append(errs, fmt.Errorf("overlay %q: more conflicts not shown", o.Name))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
+	parent := m.root
+	parts := strings.Split(e.Path, "/")
+	for i, c := range parts[:len(parts)-1] {
+		n := parent.kids[c]
+		if n == nil {
+			p := strings.Join(parts[:i+1], "/")
+			d := &tree.Entry{
+				Path: p, Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
+				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"], Owner: "root", Group: "root",
+				ModTime: m.fleet.Epoch, Overlay: o.Name, Implicit: true,
+			}
+			n = &node{e: d, kids: map[string]*node{}}
+			parent.kids[c] = n
+		} else if n.e.Type != tree.Dir {
+			return fmt.Errorf("%s: overlay %q adds %s below %s, a %s from overlay %q: %w",
+				e.Path, o.Name, e.Path, n.e.Path, n.e.Type, n.e.Overlay, ErrConflict)
+		}
+		parent = n
+	}
+	name := parts[len(parts)-1]
+	old := parent.kids[name]
+	if old == nil {
+		n := &node{e: e}
+		if e.Type == tree.Dir {
+			n.kids = map[string]*node{}
+		}
+		parent.kids[name] = n
+		return nil
+	}
+	if (old.e.Type == tree.Dir) != (e.Type == tree.Dir) {
+		return fmt.Errorf("%s: overlay %q replaces a %s from overlay %q with a %s; remove it first (remove: [%q]): %w",
+			e.Path, o.Name, old.e.Type, old.e.Overlay, e.Type, e.Path, ErrConflict)
+	}
+	policy := policyFor(o, e.Path)
+	if e.Type == tree.Dir {
+		// Directories merge; only their own metadata can conflict.
+		if policy != roles.Override && !sameMeta(old.e, e) {
+			return fmt.Errorf("%s: overlay %q and overlay %q give the directory different metadata (%s) and the policy is %q: %w",
+				e.Path, old.e.Overlay, o.Name, metaDiff(old.e, e), policy, ErrConflict)
+		}
+		e.Shadowed = shadow(old.e)
+		old.e = e
+		return nil
+	}
+	switch policy {
+	case roles.Fail:
+		return fmt.Errorf("%s: supplied by overlay %q and again by overlay %q, whose conflict policy is \"error\": %w",
+			e.Path, old.e.Overlay, o.Name, ErrConflict)
+	case roles.Identical:
+		if d := entryDiff(old.e, e); d != "" {
+			return fmt.Errorf("%s: overlay %q differs from overlay %q (%s) and the policy is \"identical\": %w",
+				e.Path, o.Name, old.e.Overlay, d, ErrConflict)
+		}
+	}
+	e.Shadowed = shadow(old.e)
+	old.e = e
+	return nil
+}
+
+func shadow(old *tree.Entry) []string {
+	s := append([]string(nil), old.Shadowed...)
+	if !old.Implicit {
+		s = append(s, old.Overlay)
+	}
+	return s
+}
+
+// policyFor returns the conflict policy of o for path p: the last matching
+// conflicts: glob, else the overlay's own.
+func policyFor(o *roles.Overlay, p string) roles.Policy {
+	policy := o.Conflict
+	for _, c := range o.Conflicts {
+		if roles.Match(c.Pattern, p) {
+			policy = c.Policy
+		}
+	}
+	return policy
+}
+
+func sameMeta(a, b *tree.Entry) bool {
+	return metaDiff(a, b) == ""
+}
+
+func metaDiff(a, b *tree.Entry) string {
+	var d []string
+	if a.Mode != b.Mode {
+		d = append(d, fmt.Sprintf("mode %04o vs %04o", a.Mode, b.Mode))
+	}
+	if a.UID != b.UID || a.GID != b.GID {
+		d = append(d, fmt.Sprintf("owner %d:%d vs %d:%d", a.UID, a.GID, b.UID, b.GID))
+	}
+	if !sameXattrs(a.Xattrs, b.Xattrs) {
+		d = append(d, "xattrs")
+	}
+	return strings.Join(d, ", ")
+}
+
+func entryDiff(a, b *tree.Entry) string {
+	var d []string
+	if a.Type != b.Type {
+		d = append(d, fmt.Sprintf("type %s vs %s", a.Type, b.Type))
+	}
+	if a.Digest != b.Digest || a.Size != b.Size {
+		d = append(d, "content")
+	}
+	if a.Target != b.Target {
+		d = append(d, fmt.Sprintf("target %q vs %q", a.Target, b.Target))
+	}
+	if md := metaDiff(a, b); md != "" {
+		d = append(d, md)
+	}
+	return strings.Join(d, ", ")
+}
+
+func sameXattrs(a, b []tree.Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// walk visits entries in tree order; fn returns false to skip a subtree.
+func (m *merger) walk(n *node, fn func(*tree.Entry) bool) {
+	for _, name := range sortedKids(n) {
+		k := n.kids[name]
+		if fn(k.e) && k.kids != nil {
+			m.walk(k, fn)
+		}
+	}
+}
+
+func (m *merger) flatten(n *node, out *[]*tree.Entry) {
+	m.walk(n, func(e *tree.Entry) bool {
+		*out = append(*out, e)
+		return true
+	})
+}
+
+func sortedKids(n *node) []string {
+	names := make([]string, 0, len(n.kids))
+	for name := range n.kids {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// applyRules sets owner, group and mode from the metadata rules: fleet,
+// then role, then the supplying overlay's; the last match wins per field.
+func (m *merger) applyRules(entries []*tree.Entry) error {
+	byName := map[string]*roles.Overlay{}
+	for _, o := range m.role.Overlays {
+		byName[o.Name] = o
+	}
+	common := append(append([]roles.Rule(nil), m.fleet.Rules...), m.role.Rules...)
+	var errs []error
+	for _, e := range entries {
+		allowSetuid := false
+		apply := func(rules []roles.Rule) {
+			for _, r := range rules {
+				if !roles.Match(r.Pattern, e.Path) {
+					continue
+				}
+				if r.UID != nil {
+					e.UID, e.Owner, e.OwnerRule = *r.UID, r.Owner, r.Pos.String()
+				}
+				if r.GID != nil {
+					e.GID, e.Group, e.OwnerRule = *r.GID, r.Group, r.Pos.String()
+				}
+				if r.Mode != nil {
+					e.Mode, e.ModeRule = *r.Mode, r.Pos.String()
+					allowSetuid = allowSetuid || *r.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0
+				}
+				allowSetuid = allowSetuid || r.Setuid
+			}
+		}
+		apply(common)
+		if o := byName[e.Overlay]; o != nil {
+			apply(o.Rules)
+		}
+		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
+			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
+				e.Path, e.Mode, e.Overlay, ErrUnsafe))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,404 @@
+package overlays
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// ErrUnsafe marks an archive or directory entry that could write outside
+// the volume or smuggle in something a data volume must not hold.
+var ErrUnsafe = errors.New("unsafe entry")
+
+// maxName is the longest file name ext4 stores.
+const maxName = 255
+
+// reader turns overlay sources into layers.
+type reader struct {
+	fleet *roles.Fleet
+	spool *spool // created on first tar member
+}
+
+func (r *reader) close() error {
+	if r.spool != nil {
+		return r.spool.Close()
+	}
+	return nil
+}
+
+// root entry metadata shared by every source.
+func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.Entry {
+	return &tree.Entry{
+		Path: p, Type: t, Mode: mode,
+		UID: r.fleet.Owners["root"], GID: r.fleet.Groups["root"], Owner: "root", Group: "root",
+		ModTime: r.fleet.Epoch, Overlay: overlay,
+	}
+}
+
+// read returns the layer of overlay o.
+func (r *reader) read(o *roles.Overlay) (*layer, error) {
+	switch o.Kind {
+	case "dir":
+		return r.readDir(o.Source, o.Name)
+	case "tar":
+		return r.readTar(o.Source, o.Name)
+	case "files":
+		return r.readInline(o)
+	case "deploy":
+		return r.readDeploy(o)
+	}
+	return nil, fmt.Errorf("overlay %q: unknown kind %q", o.Name, o.Kind)
+}
+
+// readDir reads a directory source. Symlinks are recorded, never followed,
+// so nothing outside the directory is read. Host owners and modes are not
+// carried over (they depend on the checkout, the umask and the user), only
+// whether a file is executable.
+func (r *reader) readDir(root, overlay string) (*layer, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: not a directory", root)
+	}
+	l := newLayer()
+	var files []*tree.Entry
+	d := r.fleet.Defaults
+	err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel := filepath.ToSlash(p[len(root)+1:])
+		if err := checkName(rel); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		info, err := de.Info()
+		if err != nil {
+			return err
+		}
+		var e *tree.Entry
+		switch m := info.Mode(); {
+		case m.IsDir():
+			e = r.base(rel, tree.Dir, d.DirMode, overlay)
+		case m.IsRegular():
+			mode := d.FileMode
+			if m.Perm()&0o111 != 0 {
+				mode = d.ExecMode
+			}
+			e = r.base(rel, tree.File, mode, overlay)
+			e.Size = info.Size()
+			e.Content = fileContent(p)
+			files = append(files, e)
+		case m&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			e = r.base(rel, tree.Symlink, 0o777, overlay)
+			e.Target = target
+		default:
+			return fmt.Errorf("%s: %w: %v (a data volume holds files, directories and symlinks only)", p, ErrUnsafe, m.Type())
+		}
+		l.add(e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := hashAll(files, runtime.GOMAXPROCS(0)); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// checkName refuses names ext4 cannot hold.
+func checkName(p string) error {
+	if strings.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("%w: name contains a NUL byte", ErrUnsafe)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if len(c) > maxName {
+			return fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
+		}
+	}
+	return nil
+}
+
+// decompress sniffs the compression of an archive from its first bytes
+// rather than trusting its name.
+func decompress(f io.Reader) (io.Reader, func(), error) {
+	br := bufio.NewReaderSize(f, 64<<10)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+// readTar reads a tar archive, plain or compressed with gzip or zstd.
+// Members are spooled, digested on the way.
+func (r *reader) readTar(name, overlay string) (*layer, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, done, err := decompress(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer done()
+	if r.spool == nil {
+		if r.spool, err = newSpool(); err != nil {
+			return nil, err
+		}
+	}
+	l := newLayer()
+	symlinks := map[string]bool{}
+	tr := tar.NewReader(zr)
+	for i := 0; ; i++ {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: entry %d: %w", name, i, err)
+		}
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, fmt.Sprintf(format, args...))
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		p, err := archivePath(hdr.Name)
+		if err != nil {
+			return nil, fail("%v", err)
+		}
+		if p == "" {
+			continue // "./" itself: the volume root is not an entry
+		}
+		for d := tree.Parent(p); d != ""; d = tree.Parent(d) {
+			if symlinks[d] {
+				return nil, fail("lies below %q, a symlink in the same archive", d)
+			}
+		}
+		mode := uint32(hdr.Mode) & tree.ModeMask
+		e := r.base(p, 0, mode, overlay)
+		e.ModTime = min(hdr.ModTime.Unix(), r.fleet.Epoch)
+		if e.ModTime < 0 {
+			e.ModTime = 0
+		}
+		for k, v := range hdr.PAXRecords {
+			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+				e.Xattrs = append(e.Xattrs, tree.Xattr{Name: x, Value: []byte(v)})
+			}
+		}
+		sortXattrs(e.Xattrs)
+		delete(symlinks, p)
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeRegA:
+			e.Type = tree.File
+			off, n, d, err := r.spool.write(tr)
+			if err != nil {
+				return nil, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
+			}
+			e.Size, e.Digest, e.Content = n, d, spoolContent{r.spool, off, n}
+		case tar.TypeDir:
+			e.Type = tree.Dir
+		case tar.TypeSymlink:
+			if hdr.Linkname == "" {
+				return nil, fail("symlink with an empty target")
+			}
+			if err := checkName(hdr.Linkname); err != nil {
+				return nil, fail("symlink target: %v", err)
+			}
+			e.Type, e.Target = tree.Symlink, hdr.Linkname
+			symlinks[p] = true
+		case tar.TypeLink:
+			t, err := archivePath(hdr.Linkname)
+			if err != nil {
+				return nil, fail("hard link target: %v", err)
+			}
+			prev := l.entries[t]
+			if prev == nil || (prev.Type != tree.File && prev.Type != tree.Hardlink) {
+				return nil, fail("hard link to %q, which is not a regular file earlier in the archive", hdr.Linkname)
+			}
+			if prev.LinkKey == "" {
+				prev.LinkKey = overlay + ":" + t
+			}
+			*e = *prev
+			e.Path, e.Type, e.Target = p, tree.Hardlink, t
+		case tar.TypeChar, tar.TypeBlock:
+			return nil, fail("device node")
+		case tar.TypeFifo:
+			return nil, fail("fifo")
+		default:
+			return nil, fail("unsupported type %q", hdr.Typeflag)
+		}
+		l.add(e)
+	}
+	return l, nil
+}
+
+// archivePath cleans a member name and refuses any that could leave the
+// volume root.
+func archivePath(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", errors.New("absolute path")
+	}
+	if err := checkName(name); err != nil {
+		return "", err
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", errors.New("path contains \"..\"")
+		}
+	}
+	p := path.Clean(name)
+	if p == "." {
+		return "", nil
+	}
+	return p, nil
+}
+
+func sortXattrs(x []tree.Xattr) {
+	for i := 1; i < len(x); i++ {
+		for j := i; j > 0 && x[j].Name < x[j-1].Name; j-- {
+			x[j], x[j-1] = x[j-1], x[j]
+		}
+	}
+}
+
+// readInline turns YAML entries into a layer.
+func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
+	l := newLayer()
+	d := r.fleet.Defaults
+	for _, f := range o.Files {
+		var e *tree.Entry
+		switch f.Type {
+		case "file":
+			e = r.base(f.Path, tree.File, d.FileMode, o.Name)
+			n, dg, _ := hashReader(strings.NewReader(f.Content), nil)
+			e.Size, e.Digest, e.Content = n, dg, bytesContent(f.Content)
+		case "dir":
+			e = r.base(f.Path, tree.Dir, d.DirMode, o.Name)
+		case "symlink":
+			e = r.base(f.Path, tree.Symlink, 0o777, o.Name)
+			e.Target = f.Target
+		}
+		if f.Mode != nil {
+			e.Mode = *f.Mode
+		}
+		if f.Owner != "" {
+			e.UID, e.Owner = r.fleet.Owners[f.Owner], f.Owner
+			e.OwnerRule = f.Pos.String()
+		}
+		if f.Group != "" {
+			e.GID, e.Group = r.fleet.Groups[f.Group], f.Group
+			e.OwnerRule = f.Pos.String()
+		}
+		if f.Mode != nil {
+			e.ModeRule = f.Pos.String()
+		}
+		if _, dup := l.entries[e.Path]; dup {
+			return nil, fmt.Errorf("%s: %s: declared twice in overlay %q", f.Pos, f.Path, o.Name)
+		}
+		l.add(e)
+	}
+	return l, nil
+}
+
+// readDeploy reads a deploy's source and places it in its service's
+// deploy history, with the active link pointed at it.
+func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
+	fi, err := os.Stat(o.Source)
+	if err != nil {
+		return nil, err
+	}
+	var src *layer
+	if fi.IsDir() {
+		src, err = r.readDir(o.Source, o.Name)
+	} else {
+		src, err = r.readTar(o.Source, o.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	dp := o.Deploy
+	bin := dp.Revision
+	if bin == "" {
+		bin = src.digest()[:12]
+	}
+	prefix := path.Join("opt/openlibrary/deploys", dp.Service, bin)
+	l := newLayer()
+	l.add(r.base(prefix, tree.Dir, r.fleet.Defaults.DirMode, o.Name))
+	for _, e := range src.sorted() {
+		e.Path = prefix + "/" + e.Path
+		if e.Type == tree.Hardlink {
+			e.Target = prefix + "/" + e.Target
+		}
+		l.add(e)
+	}
+	for _, w := range src.whiteouts {
+		l.whiteouts = append(l.whiteouts, prefix+"/"+w)
+	}
+	for _, w := range src.opaque {
+		l.opaque = append(l.opaque, prefix+"/"+w)
+	}
+	if dp.Active {
+		link := r.base(dp.Link, tree.Symlink, 0o777, o.Name)
+		link.Target = relative(tree.Parent(dp.Link), prefix)
+		l.add(link)
+	}
+	return l, nil
+}
+
+// relative returns the path from directory from to target, both relative
+// to the volume root, so links work wherever the volume is mounted.
+func relative(from, target string) string {
+	var f, t []string
+	if from != "" {
+		f = strings.Split(from, "/")
+	}
+	t = strings.Split(target, "/")
+	i := 0
+	for i < len(f) && i < len(t) && f[i] == t[i] {
+		i++
+	}
+	var parts []string
+	for range f[i:] {
+		parts = append(parts, "..")
+	}
+	parts = append(parts, t[i:]...)
+	return strings.Join(parts, "/")
+}

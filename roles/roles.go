@@ -1,0 +1,792 @@
+// Package roles loads a fleet: olimage.yaml, the role files under roles/,
+// and the overlay declarations they hold. It validates strictly (every
+// unknown key or bad value names its file and line) and resolves extends,
+// but it does not read overlay sources; package overlays does that.
+package roles
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FleetFile is the name of a fleet's top-level file.
+const FleetFile = "olimage.yaml"
+
+// Policy says what happens when an overlay supplies a path that a lower
+// overlay already supplied.
+type Policy string
+
+// Conflict policies.
+const (
+	Override  Policy = "override"  // the upper entry wins
+	Identical Policy = "identical" // fail unless both entries are equal
+	Fail      Policy = "error"     // always fail
+)
+
+// Fleet is a loaded fleet.
+type Fleet struct {
+	Dir      string // the fleet directory as given
+	Name     string
+	Version  string
+	Epoch    int64 // seconds; SOURCE_DATE_EPOCH already applied
+	Owners   map[string]uint32
+	Groups   map[string]uint32
+	Defaults Defaults
+	Rules    []Rule
+	Roles    map[string]*Role
+}
+
+// Defaults are the fleet-wide modes and image parameters.
+type Defaults struct {
+	DirMode  uint32
+	FileMode uint32
+	ExecMode uint32
+	Image    Image
+}
+
+// Image holds the parameters of a role's image.
+type Image struct {
+	Label         string
+	Size          int64  // bytes; 0 means auto
+	Headroom      Amount // free space added to the content with auto size
+	InodeHeadroom Amount // spare inodes
+	Journal       bool
+}
+
+// Amount is a percentage or an absolute quantity.
+type Amount struct {
+	Percent float64
+	Value   int64
+}
+
+func (a Amount) String() string {
+	if a.Percent != 0 {
+		return strconv.FormatFloat(a.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.FormatInt(a.Value, 10)
+}
+
+// Of applies a to base: base*Percent/100, or Value.
+func (a Amount) Of(base int64) int64 {
+	if a.Percent != 0 {
+		return int64(float64(base) * a.Percent / 100)
+	}
+	return a.Value
+}
+
+// Role is one VM kind with its parents' overlays and rules folded in.
+type Role struct {
+	Name        string
+	File        string
+	Description string
+	Extends     string
+	Abstract    bool
+	Image       Image
+	Rules       []Rule     // the parent's first
+	Overlays    []*Overlay // the parent's first
+}
+
+// Overlay is one layer of a role.
+type Overlay struct {
+	Name      string
+	Pos       Pos    // where it is declared
+	Kind      string // "dir", "tar", "files" or "deploy"
+	Source    string // filesystem path of a dir, tar or deploy source
+	Files     []InlineEntry
+	Deploy    *Deploy
+	Remove    []Glob
+	Conflict  Policy
+	Conflicts []ConflictRule
+	Rules     []Rule
+}
+
+// InlineEntry is a file, directory or symlink written in YAML.
+type InlineEntry struct {
+	Pos     Pos
+	Path    string
+	Type    string // "file", "dir" or "symlink"
+	Content string
+	Target  string
+	Mode    *uint32
+	Owner   string
+	Group   string
+}
+
+// Deploy places a source in the deploy history of a service.
+type Deploy struct {
+	Service  string
+	Revision string
+	Link     string
+	Active   bool
+}
+
+// Glob is a path pattern with where it was written.
+type Glob struct {
+	Pattern string
+	Pos     Pos
+}
+
+// ConflictRule sets the conflict policy for paths matching a glob.
+type ConflictRule struct {
+	Glob
+	Policy Policy
+}
+
+// Rule sets metadata for paths matching a glob.
+type Rule struct {
+	Glob
+	Owner  string
+	Group  string
+	UID    *uint32
+	GID    *uint32
+	Mode   *uint32
+	Setuid bool
+}
+
+type rawFleet struct {
+	Fleet    string            `yaml:"fleet"`
+	Version  string            `yaml:"version"`
+	Epoch    string            `yaml:"epoch"`
+	Owners   map[string]uint32 `yaml:"owners"`
+	Groups   map[string]uint32 `yaml:"groups"`
+	Defaults struct {
+		DirMode  string   `yaml:"dir_mode"`
+		FileMode string   `yaml:"file_mode"`
+		ExecMode string   `yaml:"exec_mode"`
+		Image    rawImage `yaml:"image"`
+	} `yaml:"defaults"`
+	Rules []rawRule `yaml:"rules"`
+}
+
+type rawImage struct {
+	Label         string `yaml:"label"`
+	Size          string `yaml:"size"`
+	Headroom      string `yaml:"headroom"`
+	InodeHeadroom string `yaml:"inode_headroom"`
+	Journal       *bool  `yaml:"journal"`
+}
+
+type rawRule struct {
+	Path   string `yaml:"path"`
+	Owner  string `yaml:"owner"`
+	Group  string `yaml:"group"`
+	Mode   string `yaml:"mode"`
+	Setuid bool   `yaml:"setuid"`
+}
+
+type rawRole struct {
+	Description string       `yaml:"description"`
+	Extends     string       `yaml:"extends"`
+	Abstract    bool         `yaml:"abstract"`
+	Image       rawImage     `yaml:"image"`
+	Rules       []rawRule    `yaml:"rules"`
+	Overlays    []rawOverlay `yaml:"overlays"`
+}
+
+type rawOverlay struct {
+	Name  string `yaml:"name"`
+	Dir   string `yaml:"dir"`
+	Tar   string `yaml:"tar"`
+	Files []struct {
+		Path    string  `yaml:"path"`
+		Content *string `yaml:"content"`
+		Dir     bool    `yaml:"dir"`
+		Symlink string  `yaml:"symlink"`
+		Mode    string  `yaml:"mode"`
+		Owner   string  `yaml:"owner"`
+		Group   string  `yaml:"group"`
+	} `yaml:"files"`
+	Deploy *struct {
+		Service  string `yaml:"service"`
+		Source   string `yaml:"source"`
+		Revision string `yaml:"revision"`
+		Link     string `yaml:"link"`
+		Active   *bool  `yaml:"active"`
+	} `yaml:"deploy"`
+	Remove    []string `yaml:"remove"`
+	Conflict  string   `yaml:"conflict"`
+	Conflicts []struct {
+		Path   string `yaml:"path"`
+		Policy string `yaml:"policy"`
+	} `yaml:"conflicts"`
+	Rules []rawRule `yaml:"rules"`
+}
+
+// Load reads the fleet in dir. The error joins every problem found, so a
+// user sees them all at once; roles that loaded are returned even then.
+func Load(dir string) (*Fleet, error) {
+	file := filepath.Join(dir, FleetFile)
+	var raw rawFleet
+	root, err := decodeFile(file, &raw)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no fleet here (want %s and roles/*.yaml): %w", dir, FleetFile, err)
+		}
+		return nil, err
+	}
+	f := &Fleet{Dir: dir, Name: raw.Fleet, Version: raw.Version, Owners: raw.Owners, Groups: raw.Groups, Roles: map[string]*Role{}}
+	if f.Owners == nil {
+		f.Owners = map[string]uint32{}
+	}
+	if f.Groups == nil {
+		f.Groups = map[string]uint32{}
+	}
+	// root is always 0, so fleets need not spell it out.
+	if _, ok := f.Owners["root"]; !ok {
+		f.Owners["root"] = 0
+	}
+	if _, ok := f.Groups["root"]; !ok {
+		f.Groups["root"] = 0
+	}
+	var errs []error
+	at := func(n *yaml.Node, key string) Pos { return Pos{file, keyLine(n, key)} }
+	if f.Name == "" {
+		errs = append(errs, errorf(Pos{file, root.Line}, "missing key \"fleet\" (the fleet's name)"))
+	}
+	f.Epoch, err = parseEpoch(raw.Epoch)
+	if err != nil {
+		errs = append(errs, errorf(at(root, "epoch"), "epoch: %v", err))
+	}
+	if s, ok := os.LookupEnv("SOURCE_DATE_EPOCH"); ok && s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("SOURCE_DATE_EPOCH=%q: want seconds since 1970-01-01 UTC", s))
+		}
+		f.Epoch = n
+	}
+	defs := field(root, "defaults")
+	modes := []struct {
+		key string
+		raw string
+		def uint32
+		out *uint32
+	}{
+		{"dir_mode", raw.Defaults.DirMode, 0o755, &f.Defaults.DirMode},
+		{"file_mode", raw.Defaults.FileMode, 0o644, &f.Defaults.FileMode},
+		{"exec_mode", raw.Defaults.ExecMode, 0o755, &f.Defaults.ExecMode},
+	}
+	for _, m := range modes {
+		*m.out = m.def
+		if m.raw != "" {
+			v, err := parseMode(m.raw)
+			if err != nil {
+				errs = append(errs, errorf(at(defs, m.key), "%s: %v", m.key, err))
+			}
+			*m.out = v
+		}
+	}
+	f.Defaults.Image = Image{Headroom: Amount{Percent: 20}, InodeHeadroom: Amount{Percent: 20}, Journal: true}
+	if err := mergeImage(&f.Defaults.Image, raw.Defaults.Image, file, field(defs, "image")); err != nil {
+		errs = append(errs, err)
+	}
+	f.Rules, err = f.rules(raw.Rules, file, root)
+	if err != nil {
+		errs = append(errs, err)
+	}
+
+	files, _ := filepath.Glob(filepath.Join(dir, "roles", "*.yaml"))
+	if len(files) == 0 {
+		errs = append(errs, fmt.Errorf("%s: no roles (want roles/*.yaml)", filepath.Join(dir, "roles")))
+	}
+	raws := map[string]*rawRole{}
+	rawRoots := map[string]*yaml.Node{}
+	for _, rf := range files {
+		name := strings.TrimSuffix(filepath.Base(rf), ".yaml")
+		var rr rawRole
+		n, err := decodeFile(rf, &rr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		raws[name], rawRoots[name] = &rr, n
+	}
+	names := make([]string, 0, len(raws))
+	for name := range raws {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, err := f.resolve(name, raws, rawRoots, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return f, errors.Join(errs...)
+}
+
+func (f *Fleet) roleFile(name string) string {
+	return filepath.Join(f.Dir, "roles", name+".yaml")
+}
+
+// resolve builds role name from its raw form after its parent, detecting
+// cycles through stack.
+func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]*yaml.Node, stack []string) (*Role, error) {
+	if r, ok := f.Roles[name]; ok {
+		return r, nil
+	}
+	rr, root := raws[name], roots[name]
+	file := f.roleFile(name)
+	r := &Role{Name: name, File: file, Description: rr.Description, Extends: rr.Extends, Abstract: rr.Abstract, Image: f.Defaults.Image}
+	r.Image.Label = name
+	var errs []error
+	if rr.Extends != "" {
+		pos := Pos{file, keyLine(root, "extends")}
+		for i, s := range stack {
+			if s == rr.Extends {
+				cycle := append(append([]string{}, stack[i:]...), name, rr.Extends)
+				return nil, errorf(pos, "extends cycle: %s", strings.Join(cycle, " -> "))
+			}
+		}
+		if _, ok := raws[rr.Extends]; !ok {
+			if _, err := os.Stat(f.roleFile(rr.Extends)); err == nil {
+				return nil, errorf(pos, "extends %q, which has errors", rr.Extends)
+			}
+			return nil, errorf(pos, "extends unknown role %q (no %s)", rr.Extends, f.roleFile(rr.Extends))
+		}
+		parent, err := f.resolve(rr.Extends, raws, roots, append(stack, name))
+		if err != nil {
+			if len(stack) > 0 {
+				return nil, err // reported once, by the role where it starts
+			}
+			return nil, errorf(pos, "extends %q: %v", rr.Extends, err)
+		}
+		r.Image = parent.Image
+		r.Image.Label = name
+		r.Rules = append(r.Rules, parent.Rules...)
+		r.Overlays = append(r.Overlays, parent.Overlays...)
+	}
+	if err := mergeImage(&r.Image, rr.Image, file, field(root, "image")); err != nil {
+		errs = append(errs, err)
+	}
+	rules, err := f.rules(rr.Rules, file, root)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	r.Rules = append(r.Rules, rules...)
+	seen := map[string]Pos{}
+	for _, o := range r.Overlays {
+		seen[o.Name] = o.Pos
+	}
+	lines := itemLines(root, "overlays")
+	ovNodes := field(root, "overlays")
+	for i, ro := range rr.Overlays {
+		o, err := f.overlay(ro, Pos{file, lineAt(lines, i)}, ovNodes.Content[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, dup := seen[o.Name]; dup {
+			errs = append(errs, errorf(o.Pos, "overlay %q already declared at %s", o.Name, prev))
+			continue
+		}
+		seen[o.Name] = o.Pos
+		r.Overlays = append(r.Overlays, o)
+	}
+	if len(r.Overlays) == 0 && !r.Abstract && len(errs) == 0 {
+		errs = append(errs, errorf(Pos{File: file}, "role has no overlays"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	f.Roles[name] = r
+	return r, nil
+}
+
+func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) {
+	file := pos.File
+	o := &Overlay{Name: ro.Name, Pos: pos, Conflict: Override}
+	var errs []error
+	if o.Name == "" {
+		errs = append(errs, errorf(pos, "overlay has no name"))
+	} else if strings.ContainsAny(o.Name, "/ \t") {
+		errs = append(errs, errorf(pos, "overlay name %q: want no slashes or spaces", o.Name))
+	}
+	var kinds []string
+	if ro.Dir != "" {
+		kinds = append(kinds, "dir")
+		o.Kind, o.Source = "dir", f.sourcePath(ro.Dir)
+	}
+	if ro.Tar != "" {
+		kinds = append(kinds, "tar")
+		o.Kind, o.Source = "tar", f.sourcePath(ro.Tar)
+	}
+	if ro.Files != nil {
+		kinds = append(kinds, "files")
+		o.Kind = "files"
+		lines := itemLines(n, "files")
+		for i, rf := range ro.Files {
+			ep := Pos{file, lineAt(lines, i)}
+			e := InlineEntry{Pos: ep, Owner: rf.Owner, Group: rf.Group, Target: rf.Symlink}
+			var err error
+			e.Path, err = cleanPath(rf.Path)
+			if err != nil {
+				errs = append(errs, errorf(ep, "path: %v", err))
+			}
+			var types []string
+			if rf.Content != nil {
+				types = append(types, "content")
+				e.Type, e.Content = "file", *rf.Content
+			}
+			if rf.Dir {
+				types = append(types, "dir")
+				e.Type = "dir"
+			}
+			if rf.Symlink != "" {
+				types = append(types, "symlink")
+				e.Type = "symlink"
+			}
+			if len(types) != 1 {
+				errs = append(errs, errorf(ep, "%s: want exactly one of content, dir: true, symlink (got %d)", rf.Path, len(types)))
+			}
+			if rf.Mode != "" {
+				m, err := parseMode(rf.Mode)
+				if err != nil {
+					errs = append(errs, errorf(ep, "%s: mode: %v", rf.Path, err))
+				}
+				e.Mode = &m
+			}
+			if err := f.checkNames(ep, rf.Owner, rf.Group); err != nil {
+				errs = append(errs, err)
+			}
+			o.Files = append(o.Files, e)
+		}
+	}
+	if ro.Deploy != nil {
+		kinds = append(kinds, "deploy")
+		d := ro.Deploy
+		dp := Pos{file, keyLine(n, "deploy")}
+		o.Kind, o.Source = "deploy", f.sourcePath(d.Source)
+		o.Deploy = &Deploy{Service: d.Service, Revision: d.Revision, Link: d.Link, Active: d.Active == nil || *d.Active}
+		if d.Service == "" || strings.ContainsAny(d.Service, "/ ") || d.Service == "." || d.Service == ".." {
+			errs = append(errs, errorf(dp, "deploy: service %q: want a plain name such as openlibrary", d.Service))
+		}
+		if d.Source == "" {
+			errs = append(errs, errorf(dp, "deploy: missing source"))
+		}
+		if d.Revision != "" && (strings.ContainsAny(d.Revision, "/ ") || d.Revision == "." || d.Revision == "..") {
+			errs = append(errs, errorf(dp, "deploy: revision %q: want a plain name", d.Revision))
+		}
+		if o.Deploy.Link == "" {
+			o.Deploy.Link = path.Join("opt/openlibrary", d.Service)
+		} else if l, err := cleanPath(d.Link); err != nil {
+			errs = append(errs, errorf(dp, "deploy: link: %v", err))
+		} else {
+			o.Deploy.Link = l
+		}
+	}
+	switch len(kinds) {
+	case 1:
+	case 0:
+		errs = append(errs, errorf(pos, "overlay %q has no source (want one of dir, tar, files, deploy)", o.Name))
+	default:
+		errs = append(errs, errorf(pos, "overlay %q has %d sources (%s); want one", o.Name, len(kinds), strings.Join(kinds, ", ")))
+	}
+	rl := itemLines(n, "remove")
+	for i, g := range ro.Remove {
+		gp := Pos{file, lineAt(rl, i)}
+		if err := checkGlob(g); err != nil {
+			errs = append(errs, errorf(gp, "remove: %v", err))
+		}
+		o.Remove = append(o.Remove, Glob{g, gp})
+	}
+	if ro.Conflict != "" {
+		p, err := parsePolicy(ro.Conflict)
+		if err != nil {
+			errs = append(errs, errorf(Pos{file, keyLine(n, "conflict")}, "conflict: %v", err))
+		}
+		o.Conflict = p
+	}
+	cl := itemLines(n, "conflicts")
+	for i, c := range ro.Conflicts {
+		cp := Pos{file, lineAt(cl, i)}
+		p, err := parsePolicy(c.Policy)
+		if err != nil {
+			errs = append(errs, errorf(cp, "policy: %v", err))
+		}
+		if err := checkGlob(c.Path); err != nil {
+			errs = append(errs, errorf(cp, "path: %v", err))
+		}
+		o.Conflicts = append(o.Conflicts, ConflictRule{Glob{c.Path, cp}, p})
+	}
+	rules, err := f.rules(ro.Rules, file, n)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.Rules = rules
+	return o, errors.Join(errs...)
+}
+
+func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, error) {
+	var out []Rule
+	var errs []error
+	lines := itemLines(parent, "rules")
+	for i, rr := range raw {
+		pos := Pos{file, lineAt(lines, i)}
+		r := Rule{Glob: Glob{rr.Path, pos}, Owner: rr.Owner, Group: rr.Group, Setuid: rr.Setuid}
+		if err := checkGlob(rr.Path); err != nil {
+			errs = append(errs, errorf(pos, "rule path: %v", err))
+		}
+		if rr.Owner != "" {
+			if id, ok := f.Owners[rr.Owner]; ok {
+				r.UID = &id
+			}
+		}
+		if rr.Group != "" {
+			if id, ok := f.Groups[rr.Group]; ok {
+				r.GID = &id
+			}
+		}
+		if err := f.checkNames(pos, rr.Owner, rr.Group); err != nil {
+			errs = append(errs, err)
+		}
+		if rr.Mode != "" {
+			m, err := parseMode(rr.Mode)
+			if err != nil {
+				errs = append(errs, errorf(pos, "mode: %v", err))
+			}
+			r.Mode = &m
+		}
+		if rr.Owner == "" && rr.Group == "" && rr.Mode == "" && !rr.Setuid {
+			errs = append(errs, errorf(pos, "rule for %q sets nothing (want owner, group, mode or setuid)", rr.Path))
+		}
+		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+func (f *Fleet) checkNames(pos Pos, owner, group string) error {
+	var errs []error
+	if _, ok := f.Owners[owner]; owner != "" && !ok {
+		errs = append(errs, errorf(pos, "owner %q is not in %s owners", owner, FleetFile))
+	}
+	if _, ok := f.Groups[group]; group != "" && !ok {
+		errs = append(errs, errorf(pos, "group %q is not in %s groups", group, FleetFile))
+	}
+	return errors.Join(errs...)
+}
+
+// sourcePath resolves a source named in a fleet file against the fleet
+// directory.
+func (f *Fleet) sourcePath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(f.Dir, p)
+}
+
+func mergeImage(img *Image, raw rawImage, file string, n *yaml.Node) error {
+	var errs []error
+	at := func(key string) Pos { return Pos{file, keyLine(n, key)} }
+	if raw.Label != "" {
+		if len(raw.Label) > 16 {
+			errs = append(errs, errorf(at("label"), "label %q is %d bytes; ext4 allows 16", raw.Label, len(raw.Label)))
+		}
+		img.Label = raw.Label
+	}
+	if raw.Size != "" {
+		if raw.Size == "auto" {
+			img.Size = 0
+		} else if v, err := ParseSize(raw.Size); err != nil {
+			errs = append(errs, errorf(at("size"), "size: %v", err))
+		} else {
+			img.Size = v
+		}
+	}
+	amount := func(key, s string, out *Amount) {
+		if s == "" {
+			return
+		}
+		a, err := parseAmount(s)
+		if err != nil {
+			errs = append(errs, errorf(at(key), "%s: %v", key, err))
+		}
+		*out = a
+	}
+	amount("headroom", raw.Headroom, &img.Headroom)
+	amount("inode_headroom", raw.InodeHeadroom, &img.InodeHeadroom)
+	if raw.Journal != nil {
+		img.Journal = *raw.Journal
+	}
+	return errors.Join(errs...)
+}
+
+// Role returns the named role or an error listing the ones there are.
+func (f *Fleet) Role(name string) (*Role, error) {
+	if r, ok := f.Roles[name]; ok {
+		return r, nil
+	}
+	if _, err := os.Stat(f.roleFile(name)); err == nil {
+		return nil, fmt.Errorf("role %q has errors (run olimage validate)", name)
+	}
+	return nil, fmt.Errorf("%w: %q (have: %s)", ErrNoRole, name, strings.Join(f.RoleNames(true), ", "))
+}
+
+// ErrNoRole is returned for a role the fleet does not declare.
+var ErrNoRole = errors.New("no such role")
+
+// RoleNames lists the roles in name order; abstract ones only if asked.
+func (f *Fleet) RoleNames(abstract bool) []string {
+	var names []string
+	for name, r := range f.Roles {
+		if abstract || !r.Abstract {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func parseMode(s string) (uint32, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o7777 {
+		return 0, fmt.Errorf("%q is not an octal mode such as \"0644\"", s)
+	}
+	return uint32(v), nil
+}
+
+func parsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case Override, Identical, Fail:
+		return p, nil
+	}
+	return "", fmt.Errorf("%q: want override, identical or error", s)
+}
+
+func parseEpoch(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 {
+			return 0, fmt.Errorf("%d is before 1970", n)
+		}
+		return n, nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05Z07:00", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if t.Unix() < 0 {
+				return 0, fmt.Errorf("%s is before 1970", s)
+			}
+			return t.Unix(), nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want RFC 3339 (2024-01-01T00:00:00Z) or Unix seconds", s)
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10},
+	{"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3},
+	{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1},
+}
+
+// ParseSize parses a byte count such as 4096, 512MiB or 2G (binary).
+func ParseSize(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	if err != nil || v < 0 || v*float64(mult) > 1<<62 {
+		return 0, fmt.Errorf("%q is not a size such as 2GiB, 512MiB or 4096", s)
+	}
+	return int64(v * float64(mult)), nil
+}
+
+func parseAmount(s string) (Amount, error) {
+	if p, ok := strings.CutSuffix(strings.TrimSpace(s), "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v < 0 || v > 10000 {
+			return Amount{}, fmt.Errorf("%q is not a percentage such as 20%%", s)
+		}
+		return Amount{Percent: v}, nil
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		return Amount{}, fmt.Errorf("%q: want a percentage such as 20%% or an amount such as 256MiB", s)
+	}
+	return Amount{Value: v}, nil
+}
+
+// cleanPath checks that p names a path inside the volume and returns it
+// in canonical form.
+func cleanPath(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("empty path")
+	}
+	if strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%q is absolute; paths are relative to the volume root (opt/..., etc/...)", p)
+	}
+	if strings.ContainsRune(p, 0) {
+		return "", fmt.Errorf("%q contains a NUL byte", p)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("%q leaves the volume root", p)
+		}
+	}
+	c := path.Clean(p)
+	if c == "." {
+		return "", fmt.Errorf("%q names the volume root", p)
+	}
+	return c, nil
+}
+
+func checkGlob(g string) error {
+	if g == "" {
+		return errors.New("empty glob")
+	}
+	if strings.HasPrefix(g, "/") {
+		return fmt.Errorf("%q is absolute; globs are relative to the volume root", g)
+	}
+	for _, seg := range strings.Split(g, "/") {
+		if seg == "**" {
+			continue
+		}
+		if _, err := path.Match(seg, ""); err != nil {
+			return fmt.Errorf("%q: %v", g, err)
+		}
+	}
+	return nil
+}
+
+// Match reports whether path p matches glob g. Segments match as in
+// path.Match; a "**" segment matches any number of segments, none included.
+func Match(g, p string) bool {
+	return matchSegs(strings.Split(g, "/"), strings.Split(p, "/"))
+}
+
+func matchSegs(g, p []string) bool {
+	for len(g) > 0 {
+		if g[0] == "**" {
+			for i := 0; i <= len(p); i++ {
+				if matchSegs(g[1:], p[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(p) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(g[0], p[0]); !ok {
+			return false
+		}
+		g, p = g[1:], p[1:]
+	}
+	return len(p) == 0
+}

@@ -1,0 +1,193 @@
+// Package tree is the model of a volume's contents that every other
+// package shares: a sorted set of entries (path, type, metadata, content
+// reference, provenance). It holds references to content, never content
+// itself, and it does not know how entries were read or how they are written.
+package tree
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Type is the kind of a tree entry.
+type Type uint8
+
+// The entry types a volume can hold. Device nodes, fifos and sockets are
+// deliberately absent: a data volume has no use for them.
+const (
+	File     Type = iota + 1 // regular file
+	Dir                      // directory
+	Symlink                  // symbolic link; Target holds the link text
+	Hardlink                 // another name for the regular file at Target
+)
+
+var typeNames = map[Type]string{File: "file", Dir: "dir", Symlink: "symlink", Hardlink: "hardlink"}
+
+func (t Type) String() string {
+	if s, ok := typeNames[t]; ok {
+		return s
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+// ParseType is the inverse of Type.String.
+func ParseType(s string) (Type, error) {
+	for t, name := range typeNames {
+		if name == s {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown entry type %q", s)
+}
+
+// Permission and special bits an entry's Mode may carry.
+const (
+	ModePerm   = 0o777
+	ModeSticky = 0o1000
+	ModeSetgid = 0o2000
+	ModeSetuid = 0o4000
+	ModeMask   = 0o7777
+)
+
+// Content opens the bytes of a regular file. Implementations re-open their
+// source on every call, so a tree of any size holds no file data in memory.
+type Content interface {
+	Open() (io.ReadCloser, error)
+}
+
+// Xattr is one extended attribute.
+type Xattr struct {
+	Name  string
+	Value []byte
+}
+
+// Entry is one path of the volume.
+type Entry struct {
+	Path    string // slash-separated, relative to the volume root, never "" or "."
+	Type    Type
+	Mode    uint32 // permission and special bits only (ModeMask)
+	UID     uint32
+	GID     uint32
+	Owner   string // name UID came from, if known
+	Group   string // name GID came from, if known
+	ModTime int64  // seconds since the Unix epoch
+	Size    int64  // bytes of content (regular files and hard links)
+	Digest  string // hex sha256 of the content (regular files and hard links)
+	Target  string // symlink text, or for Hardlink the path of the primary file
+	Xattrs  []Xattr
+	Content Content // nil for anything but File and Hardlink
+
+	// Provenance.
+	Overlay   string   // overlay that supplied the entry
+	Shadowed  []string // overlays whose entry for this path it replaced, lowest first
+	Implicit  bool     // a parent directory no overlay named explicitly
+	OwnerRule string   // where the owner and group came from ("" for the source)
+	ModeRule  string   // where the mode came from ("" for the source)
+
+	// LinkKey groups entries that were hard links of one another in their
+	// source. Tree.Normalize turns every group into one File and Hardlinks.
+	LinkKey string
+}
+
+// IsDir reports whether e is a directory.
+func (e *Entry) IsDir() bool { return e.Type == Dir }
+
+// Name is the last element of e's path.
+func (e *Entry) Name() string {
+	if i := strings.LastIndexByte(e.Path, '/'); i >= 0 {
+		return e.Path[i+1:]
+	}
+	return e.Path
+}
+
+// Parent is the parent path of p, "" for a top-level path.
+func Parent(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// Less orders paths so that every directory is followed directly by its
+// whole subtree: "a" < "a/b" < "a-b". Plain byte order would put "a-b"
+// between "a" and "a/b" because '-' sorts before '/'.
+func Less(a, b string) bool {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		ca, cb := a[i], b[i]
+		if ca == cb {
+			continue
+		}
+		if ca == '/' {
+			return true
+		}
+		if cb == '/' {
+			return false
+		}
+		return ca < cb
+	}
+	return len(a) < len(b)
+}
+
+// Tree is a set of entries sorted with Less. The volume root itself is not
+// an entry; its metadata belongs to whoever writes the tree.
+type Tree struct {
+	Entries []*Entry
+	index   map[string]*Entry
+}
+
+// New sorts entries into a tree. It fails on a duplicate path.
+func New(entries []*Entry) (*Tree, error) {
+	sort.Slice(entries, func(i, j int) bool { return Less(entries[i].Path, entries[j].Path) })
+	t := &Tree{Entries: entries, index: make(map[string]*Entry, len(entries))}
+	for _, e := range entries {
+		if _, dup := t.index[e.Path]; dup {
+			return nil, fmt.Errorf("%s: duplicate path in tree", e.Path)
+		}
+		t.index[e.Path] = e
+	}
+	return t, nil
+}
+
+// Get returns the entry at path p, or nil.
+func (t *Tree) Get(p string) *Entry { return t.index[p] }
+
+// Len is the number of entries.
+func (t *Tree) Len() int { return len(t.Entries) }
+
+// Normalize settles hard links: within each LinkKey group the first path in
+// tree order becomes the File and the others Hardlinks to it, so the result
+// does not depend on the order sources were read in. A group of one is a
+// plain File.
+func (t *Tree) Normalize() {
+	primary := map[string]*Entry{}
+	for _, e := range t.Entries {
+		if e.LinkKey == "" || (e.Type != File && e.Type != Hardlink) {
+			continue
+		}
+		if p, ok := primary[e.LinkKey]; ok {
+			e.Type = Hardlink
+			e.Target = p.Path
+			continue
+		}
+		primary[e.LinkKey] = e
+		e.Type = File
+		e.Target = ""
+	}
+}
+
+// Links counts the names each File has (1 plus its Hardlinks).
+func (t *Tree) Links() map[string]int {
+	n := map[string]int{}
+	for _, e := range t.Entries {
+		switch e.Type {
+		case File:
+			n[e.Path]++
+		case Hardlink:
+			n[e.Target]++
+		}
+	}
+	return n
+}
