@@ -1,0 +1,11 @@
+# ol-solr*: sourced by /etc/init.d/solr and bin/solr as /etc/default/solr.in.sh.
+SOLR_PID_DIR="/var/solr"
+SOLR_HOME="/var/solr/data"
+LOG4J_PROPS="/var/solr/log4j2.xml"
+SOLR_LOGS_DIR="/var/solr/logs"
+SOLR_PORT="8983"
+SOLR_JETTY_HOST="0.0.0.0"
+SOLR_HEAP="10g"
+GC_TUNE="-XX:+UseG1GC -XX:MaxGCPauseMillis=250"
+SOLR_OPTS="$SOLR_OPTS -Dsolr.autoSoftCommit.maxTime=60000 -Dsolr.autoCommit.maxTime=120000"
+SOLR_OPTS="$SOLR_OPTS -Dsolr.max.booleanClauses=30000"

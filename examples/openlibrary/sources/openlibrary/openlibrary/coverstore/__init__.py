@@ -1,0 +1,1 @@
+"""Coverstore: the server behind covers.openlibrary.org."""
