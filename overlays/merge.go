@@ -331,19 +331,22 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 	common := append(append([]roles.Rule(nil), m.fleet.Rules...), m.role.Rules...)
 	var errs []error
 	for _, e := range entries {
-		allowSetuid := false
+		// Owner and mode written on an inline entry are the most specific
+		// word on it: rules do not override them.
+		ownerSet, modeSet := e.OwnerRule != "", e.ModeRule != ""
+		allowSetuid := modeSet
 		apply := func(rules []roles.Rule) {
 			for _, r := range rules {
 				if !roles.Match(r.Pattern, e.Path) {
 					continue
 				}
-				if r.UID != nil {
+				if r.UID != nil && !ownerSet {
 					e.UID, e.Owner, e.OwnerRule = *r.UID, r.Owner, r.Pos.String()
 				}
-				if r.GID != nil {
+				if r.GID != nil && !ownerSet {
 					e.GID, e.Group, e.OwnerRule = *r.GID, r.Group, r.Pos.String()
 				}
-				if r.Mode != nil {
+				if r.Mode != nil && !modeSet {
 					e.Mode, e.ModeRule = *r.Mode, r.Pos.String()
 					allowSetuid = allowSetuid || *r.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0
 				}

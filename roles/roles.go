@@ -326,6 +326,11 @@ func (f *Fleet) roleFile(name string) string {
 	return filepath.Join(f.Dir, "roles", name+".yaml")
 }
 
+// cycleError is an extends cycle, reported as is by every role on it.
+type cycleError struct{ error }
+
+func (c cycleError) Unwrap() error { return c.error }
+
 // resolve builds role name from its raw form after its parent, detecting
 // cycles through stack.
 func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]*yaml.Node, stack []string) (*Role, error) {
@@ -342,7 +347,7 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 		for i, s := range stack {
 			if s == rr.Extends {
 				cycle := append(append([]string{}, stack[i:]...), name, rr.Extends)
-				return nil, errorf(pos, "extends cycle: %s", strings.Join(cycle, " -> "))
+				return nil, cycleError{errorf(pos, "extends cycle: %s", strings.Join(cycle, " -> "))}
 			}
 		}
 		if _, ok := raws[rr.Extends]; !ok {
@@ -353,10 +358,12 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 		}
 		parent, err := f.resolve(rr.Extends, raws, roots, append(stack, name))
 		if err != nil {
-			if len(stack) > 0 {
-				return nil, err // reported once, by the role where it starts
+			var c cycleError
+			if errors.As(err, &c) {
+				return nil, err
 			}
-			return nil, errorf(pos, "extends %q: %v", rr.Extends, err)
+			// The parent's own errors are reported when it is resolved.
+			return nil, errorf(pos, "extends %q, which has errors", rr.Extends)
 		}
 		r.Image = parent.Image
 		r.Image.Label = name

@@ -1,0 +1,164 @@
+package overlays
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/roles"
+)
+
+func testReader(t *testing.T) *reader {
+	t.Helper()
+	r := &reader{fleet: &roles.Fleet{
+		Epoch:    1000,
+		Owners:   map[string]uint32{"root": 0},
+		Groups:   map[string]uint32{"root": 0},
+		Defaults: roles.Defaults{DirMode: 0o755, FileMode: 0o644, ExecMode: 0o755},
+	}}
+	t.Cleanup(func() { r.close() })
+	return r
+}
+
+func writeTemp(t *testing.T, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTarUnsafe(t *testing.T) {
+	long := strings.Repeat("n", 256)
+	tests := []struct {
+		name    string
+		members []tarMember
+		want    string
+	}{
+		{"absolute path", []tarMember{{name: "/etc/passwd", body: "x"}}, `entry "/etc/passwd": unsafe entry: absolute path`},
+		{"dot dot", []tarMember{{name: "opt/../../x", body: "x"}}, `entry "opt/../../x": unsafe entry: path contains ".."`},
+		{"below a symlink", []tarMember{{name: "opt", typ: tar.TypeSymlink, link: "/etc"}, {name: "opt/cron", body: "x"}}, `entry "opt/cron": unsafe entry: lies below "opt", a symlink in the same archive`},
+		{"long name", []tarMember{{name: "opt/" + long, body: "x"}}, `is 256 bytes; ext4 allows 255`},
+		{"char device", []tarMember{{name: "dev/null", typ: tar.TypeChar}}, `entry "dev/null": unsafe entry: device node`},
+		{"block device", []tarMember{{name: "dev/sda", typ: tar.TypeBlock}}, `entry "dev/sda": unsafe entry: device node`},
+		{"fifo", []tarMember{{name: "run/p", typ: tar.TypeFifo}}, `entry "run/p": unsafe entry: fifo`},
+		{"hard link outside", []tarMember{{name: "x", typ: tar.TypeLink, link: "../../etc/shadow"}}, `hard link target: path contains ".."`},
+		{"hard link to a missing member", []tarMember{{name: "x", typ: tar.TypeLink, link: "y"}}, `hard link to "y", which is not a regular file earlier in the archive`},
+		{"hard link to a directory", []tarMember{{name: "d", typ: tar.TypeDir}, {name: "x", typ: tar.TypeLink, link: "d"}}, `hard link to "d"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTemp(t, "a.tar", mkTar(tc.members...))
+			_, err := testReader(t).readTar(p, "t")
+			if err == nil {
+				t.Fatalf("got no error, want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), p+": ") {
+				t.Fatalf("got %q, want it to start with the archive and contain %q", err, tc.want)
+			}
+			if !errors.Is(err, ErrUnsafe) {
+				t.Errorf("error %q does not wrap ErrUnsafe", err)
+			}
+		})
+	}
+}
+
+func TestCheckName(t *testing.T) {
+	// archive/tar ends names at a NUL and refuses one in PAX paths, and Linux
+	// file names cannot hold one, so check the guard itself.
+	for _, name := range []string{"a\x00b", "opt/" + strings.Repeat("x", 256)} {
+		if err := checkName(name); !errors.Is(err, ErrUnsafe) {
+			t.Errorf("checkName(%q) = %v, want ErrUnsafe", name, err)
+		}
+	}
+	if err := checkName("opt/" + strings.Repeat("x", 255)); err != nil {
+		t.Errorf("checkName(255 bytes) = %v, want nil", err)
+	}
+}
+
+func TestTarCompression(t *testing.T) {
+	plain := mkTar(tarMember{name: "opt/x", body: "hello"}, tarMember{name: "opt/y", typ: tar.TypeSymlink, link: "x"})
+	var gz, zs bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(plain)
+	gw.Close()
+	zw, _ := zstd.NewWriter(&zs)
+	zw.Write(plain)
+	zw.Close()
+	for name, data := range map[string][]byte{"a.tar": plain, "a.tar.gz": gz.Bytes(), "a.tar.zst": zs.Bytes(), "misnamed.tar": gz.Bytes()} {
+		t.Run(name, func(t *testing.T) {
+			l, err := testReader(t).readTar(writeTemp(t, name, data), "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(l.entries) != 2 || l.entries["opt/x"].Size != 5 || l.entries["opt/y"].Target != "x" {
+				t.Fatalf("got entries %v", l.sorted())
+			}
+			rc, _ := l.entries["opt/x"].Content.Open()
+			var b bytes.Buffer
+			b.ReadFrom(rc)
+			if b.String() != "hello" {
+				t.Errorf("content %q, want hello", b.String())
+			}
+		})
+	}
+	corrupt := func(b []byte) []byte {
+		c := append([]byte(nil), b...)
+		for i := len(c) / 2; i < len(c)/2+16 && i < len(c); i++ {
+			c[i] ^= 0xff
+		}
+		return c
+	}
+	for name, data := range map[string][]byte{"bad.tar.gz": corrupt(gz.Bytes()), "bad.tar.zst": corrupt(zs.Bytes()), "short.tar.gz": gz.Bytes()[:20], "junk.tar": []byte(strings.Repeat("junk", 200))} {
+		t.Run(name, func(t *testing.T) {
+			p := writeTemp(t, name, data)
+			_, err := testReader(t).readTar(p, "t")
+			if err == nil {
+				t.Fatal("got no error for a corrupt archive")
+			}
+			if !strings.HasPrefix(err.Error(), p+": ") {
+				t.Errorf("error %q does not name the archive", err)
+			}
+		})
+	}
+}
+
+func FuzzReadTar(f *testing.F) {
+	f.Add(mkTar(tarMember{name: "opt/x", body: "hello"}, tarMember{name: "opt/l", typ: tar.TypeLink, link: "opt/x"}))
+	f.Add(mkTar(tarMember{name: "d", typ: tar.TypeDir}, tarMember{name: "d/.wh..wh..opq"}, tarMember{name: "s", typ: tar.TypeSymlink, link: "d"}))
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(mkTar(tarMember{name: "a", body: "b"}))
+	gw.Close()
+	f.Add(gz.Bytes())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := writeTemp(t, "f.tar", data)
+		l, err := testReader(t).readTar(p, "t")
+		if err != nil {
+			return
+		}
+		for path, e := range l.entries {
+			if path == "" || strings.HasPrefix(path, "/") || strings.Contains("/"+path+"/", "/../") {
+				t.Fatalf("unsafe path %q accepted", path)
+			}
+			if e.Content != nil {
+				rc, err := e.Content.Open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				n, d, err := hashReader(rc, nil)
+				if err != nil || n != e.Size || d != e.Digest {
+					t.Fatalf("%s: spool gives %d bytes %s, entry says %d %s (%v)", path, n, d, e.Size, e.Digest, err)
+				}
+			}
+		}
+	})
+}

@@ -1,0 +1,259 @@
+package roles
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func writeFleet(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const goodFleet = "fleet: t\nepoch: 2024-01-01T00:00:00Z\nowners: {app: 999}\ngroups: {app: 998}\n"
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // each must appear, with the fleet dir stripped
+	}{
+		{
+			name:  "unknown key in a role",
+			files: map[string]string{"roles/ol-web.yaml": "overlays:\n  - name: a\n    dir: a\n    overlay: b\n"},
+			want:  []string{`roles/ol-web.yaml:4: unknown key "overlay"`},
+		},
+		{
+			name:  "unknown key in the fleet file",
+			files: map[string]string{FleetFile: goodFleet + "defualts: {}\n", "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"},
+			want:  []string{`olimage.yaml:5: unknown key "defualts"`},
+		},
+		{
+			name:  "wrong types",
+			files: map[string]string{"roles/r.yaml": "abstract: maybe\noverlays: {name: a}\n"},
+			want:  []string{`roles/r.yaml:1: value "maybe": want true or false`, `roles/r.yaml:2: value: want a list, got a mapping`},
+		},
+		{
+			name:  "malformed yaml",
+			files: map[string]string{"roles/r.yaml": "overlays:\n  - name: a\n   dir: [\n"},
+			want:  []string{`roles/r.yaml:1: did not find expected '-' indicator`},
+		},
+		{
+			name: "extends cycle",
+			files: map[string]string{
+				"roles/a.yaml": "extends: b\noverlays: [{name: a, dir: a}]\n",
+				"roles/b.yaml": "extends: a\noverlays: [{name: b, dir: b}]\n",
+			},
+			want: []string{`roles/b.yaml:1: extends cycle: a -> b -> a`, `roles/a.yaml:1: extends cycle: b -> a -> b`},
+		},
+		{
+			name:  "extends unknown role",
+			files: map[string]string{"roles/a.yaml": "extends: nope\noverlays: [{name: a, dir: a}]\n"},
+			want:  []string{`roles/a.yaml:1: extends unknown role "nope"`},
+		},
+		{
+			name: "bad values, each with its line",
+			files: map[string]string{"roles/r.yaml": `overlays:
+  - name: a
+    dir: a
+    tar: b.tar
+  - name: b
+    files:
+      - {path: /etc/x, content: x}
+      - {path: ../x, dir: true}
+      - {path: x, content: y, symlink: z}
+    conflict: sometimes
+    rules:
+      - {path: "x", owner: nobody, mode: "999"}
+      - {path: "y"}
+  - name: a
+    dir: c
+image: {label: a-label-longer-than-16, size: lots, headroom: many}
+`},
+			want: []string{
+				`roles/r.yaml:2: overlay "a" has 2 sources (dir, tar); want one`,
+				`roles/r.yaml:7: path: "/etc/x" is absolute`,
+				`roles/r.yaml:8: path: "../x" leaves the volume root`,
+				`roles/r.yaml:9: x: want exactly one of content, dir: true, symlink (got 2)`,
+				`roles/r.yaml:10: conflict: "sometimes": want override, identical or error`,
+				`roles/r.yaml:12: owner "nobody" is not in olimage.yaml owners`,
+				`roles/r.yaml:12: mode: "999" is not an octal mode`,
+				`roles/r.yaml:13: rule for "y" sets nothing`,
+				`roles/r.yaml:16: label "a-label-longer-than-16" is 22 bytes; ext4 allows 16`,
+				`roles/r.yaml:16: size: "lots" is not a size`,
+				`roles/r.yaml:16: headroom: "many": want a percentage`,
+			},
+		},
+		{
+			name:  "duplicate overlay names",
+			files: map[string]string{"roles/r.yaml": "overlays:\n  - {name: a, dir: a}\n  - {name: a, dir: b}\n"},
+			want:  []string{`roles/r.yaml:3: overlay "a" already declared at`},
+		},
+		{
+			name:  "bad epoch",
+			files: map[string]string{FleetFile: "fleet: t\nepoch: yesterday\n", "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"},
+			want:  []string{`olimage.yaml:2: epoch: "yesterday": want RFC 3339`},
+		},
+		{
+			name:  "no roles",
+			files: map[string]string{},
+			want:  []string{`roles: no roles (want roles/*.yaml)`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{FleetFile: goodFleet}
+			for k, v := range tc.files {
+				files[k] = v
+			}
+			dir := writeFleet(t, files)
+			_, err := Load(dir)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			got := strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), "")
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("error lacks %q; got:\n%s", w, got)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFleet(t *testing.T) {
+	_, err := Load(t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "no fleet here (want olimage.yaml and roles/*.yaml)") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := writeFleet(t, map[string]string{
+		FleetFile: goodFleet + "defaults:\n  file_mode: \"0640\"\n  image: {headroom: 10%, journal: false}\nrules: [{path: \"opt/**\", owner: app}]\n",
+		"roles/base.yaml": `abstract: true
+image: {size: 1GiB, inode_headroom: 500}
+rules: [{path: "opt/x", mode: "0755", group: app}]
+overlays:
+  - {name: base, dir: base}
+`,
+		"roles/web.yaml": `extends: base
+description: web
+image: {label: web-vol}
+overlays:
+  - name: ol
+    deploy: {service: openlibrary, source: src}
+`,
+	})
+	f, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Epoch != 1704067200 || f.Defaults.FileMode != 0o640 || f.Defaults.DirMode != 0o755 {
+		t.Errorf("fleet epoch %d, modes %o %o", f.Epoch, f.Defaults.FileMode, f.Defaults.DirMode)
+	}
+	if got, want := f.RoleNames(false), []string{"web"}; !cmp.Equal(got, want) {
+		t.Errorf("RoleNames(false) = %v, want %v", got, want)
+	}
+	web, err := f.Role("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Image{Label: "web-vol", Size: 1 << 30, Headroom: Amount{Percent: 10}, InodeHeadroom: Amount{Value: 500}, Journal: false}
+	if d := cmp.Diff(want, web.Image); d != "" {
+		t.Errorf("image (-want +got):\n%s", d)
+	}
+	var names []string
+	for _, o := range web.Overlays {
+		names = append(names, o.Name+":"+o.Kind)
+	}
+	if d := cmp.Diff([]string{"base:dir", "ol:deploy"}, names); d != "" {
+		t.Errorf("overlays (-want +got):\n%s", d)
+	}
+	ol := web.Overlays[1]
+	if ol.Deploy.Link != "opt/openlibrary/openlibrary" || !ol.Deploy.Active || ol.Source != filepath.Join(dir, "src") {
+		t.Errorf("deploy %+v, source %s", ol.Deploy, ol.Source)
+	}
+	if len(web.Rules) != 1 || *web.Rules[0].Mode != 0o755 || *web.Rules[0].GID != 998 {
+		t.Errorf("rules %+v", web.Rules)
+	}
+	if _, err := f.Role("nope"); err == nil || !strings.Contains(err.Error(), `no such role: "nope" (have: base, web)`) {
+		t.Errorf("Role(nope) = %v", err)
+	}
+}
+
+func TestSourceDateEpoch(t *testing.T) {
+	dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"})
+	t.Setenv("SOURCE_DATE_EPOCH", "42")
+	f, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Epoch != 42 {
+		t.Errorf("epoch %d, want 42", f.Epoch)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "soon")
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), `SOURCE_DATE_EPOCH="soon"`) {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		glob, path string
+		want       bool
+	}{
+		{"opt/**", "opt", true},
+		{"opt/**", "opt/a/b", true},
+		{"**/*.pyc", "a.pyc", true},
+		{"**/*.pyc", "a/b/c.pyc", true},
+		{"opt/*", "opt/a/b", false},
+		{"opt/*", "opt/.hidden", true},
+		{"etc/cron.d/*", "etc/cron.d", false},
+		{"a/**/z", "a/z", true},
+		{"a/**/z", "a/b/c/z", true},
+		{"a/**/z", "a/b/c/y", false},
+	}
+	for _, tc := range tests {
+		if got := Match(tc.glob, tc.path); got != tc.want {
+			t.Errorf("Match(%q, %q) = %v, want %v", tc.glob, tc.path, got, tc.want)
+		}
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4096": 4096, "512MiB": 512 << 20, "2G": 2 << 30, "1.5GiB": 3 << 29, "10MB": 10e6} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "lots", "1XB"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", in)
+		}
+	}
+}
+
+func FuzzLoadRole(f *testing.F) {
+	f.Add("overlays:\n  - {name: a, dir: a, rules: [{path: x, mode: \"0644\"}]}\n")
+	f.Add("extends: r\nimage: {size: 1G}\n")
+	f.Add("overlays: [{name: d, deploy: {service: s, source: x}}]\n")
+	f.Fuzz(func(t *testing.T, role string) {
+		dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/r.yaml": role})
+		Load(dir) // must not panic or hang
+	})
+}
