@@ -135,7 +135,7 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 			return true
 		})
 		for _, p := range hits {
-			m.remove(p, fmt.Sprintf("overlay %q, remove %q (%s)", o.Name, g.Pattern, g.Pos))
+			m.remove(p, fmt.Sprintf("overlay %q, remove %q (%s)", o.Name, g.Pattern, m.fleet.Where(g.Pos)))
 		}
 	}
 	for _, p := range l.whiteouts {
@@ -341,13 +341,13 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 					continue
 				}
 				if r.UID != nil && !ownerSet {
-					e.UID, e.Owner, e.OwnerRule = *r.UID, r.Owner, r.Pos.String()
+					e.UID, e.Owner, e.OwnerRule = *r.UID, r.Owner, m.fleet.Where(r.Pos)
 				}
 				if r.GID != nil && !ownerSet {
-					e.GID, e.Group, e.OwnerRule = *r.GID, r.Group, r.Pos.String()
+					e.GID, e.Group, e.OwnerRule = *r.GID, r.Group, m.fleet.Where(r.Pos)
 				}
 				if r.Mode != nil && !modeSet {
-					e.Mode, e.ModeRule = *r.Mode, r.Pos.String()
+					e.Mode, e.ModeRule = *r.Mode, m.fleet.Where(r.Pos)
 					allowSetuid = allowSetuid || *r.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0
 				}
 				allowSetuid = allowSetuid || r.Setuid

@@ -166,8 +166,8 @@ func TestMerge(t *testing.T) {
 			},
 		},
 		{
-			name: "executable bit kept, other host mode bits not",
-			role: `overlays: [{name: a, dir: a}]`,
+			name:  "executable bit kept, other host mode bits not",
+			role:  `overlays: [{name: a, dir: a}]`,
 			files: map[string]any{"a/bin/run": "+x #!/bin/sh", "a/bin/data": "d"},
 			want: []string{
 				"bin dir 0755 0:0 a",
@@ -455,4 +455,3 @@ overlays:
 		})
 	}
 }
-

@@ -200,6 +200,11 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
+		// archive/tar expands sparse members into their full size, so a tiny
+		// archive could spool terabytes of zeros.
+		if hdr.Typeflag == tar.TypeGNUSparse || hdr.PAXRecords["GNU.sparse.major"] != "" || hdr.PAXRecords["GNU.sparse.map"] != "" || hdr.PAXRecords["GNU.sparse.size"] != "" || hdr.PAXRecords["GNU.sparse.realsize"] != "" {
+			return nil, fail("sparse member (re-create the archive without --sparse)")
+		}
 		p, err := archivePath(hdr.Name)
 		if err != nil {
 			return nil, fail("%v", err)
@@ -214,6 +219,10 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		}
 		mode := uint32(hdr.Mode) & tree.ModeMask
 		e := r.base(p, 0, mode, overlay)
+		if hdr.Typeflag == tar.TypeSymlink {
+			mode = 0o777 // Linux ignores a symlink's mode; keep it uniform
+		}
+		e.Mode = mode
 		e.ModTime = min(hdr.ModTime.Unix(), r.fleet.Epoch)
 		if e.ModTime < 0 {
 			e.ModTime = 0
@@ -321,14 +330,14 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 		}
 		if f.Owner != "" {
 			e.UID, e.Owner = r.fleet.Owners[f.Owner], f.Owner
-			e.OwnerRule = f.Pos.String()
+			e.OwnerRule = r.fleet.Where(f.Pos)
 		}
 		if f.Group != "" {
 			e.GID, e.Group = r.fleet.Groups[f.Group], f.Group
-			e.OwnerRule = f.Pos.String()
+			e.OwnerRule = r.fleet.Where(f.Pos)
 		}
 		if f.Mode != nil {
-			e.ModeRule = f.Pos.String()
+			e.ModeRule = r.fleet.Where(f.Pos)
 		}
 		if _, dup := l.entries[e.Path]; dup {
 			return nil, fmt.Errorf("%s: %s: declared twice in overlay %q", f.Pos, f.Path, o.Name)

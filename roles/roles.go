@@ -625,6 +625,15 @@ func mergeImage(img *Image, raw rawImage, file string, n *yaml.Node) error {
 	return errors.Join(errs...)
 }
 
+// Where names p relative to the fleet directory, as provenance recorded
+// in trees must be the same wherever the fleet is checked out.
+func (f *Fleet) Where(p Pos) string {
+	if r, err := filepath.Rel(f.Dir, p.File); err == nil && !strings.HasPrefix(r, "..") {
+		p.File = filepath.ToSlash(r)
+	}
+	return p.String()
+}
+
 // Role returns the named role or an error listing the ones there are.
 func (f *Fleet) Role(name string) (*Role, error) {
 	if r, ok := f.Roles[name]; ok {

@@ -72,20 +72,17 @@ func runExplain(e *env, role, p string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%-10s overlay %q (%s)\n", label, s, declared[s])
 	}
-	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(f.Dir, en.OwnerRule))
-	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(f.Dir, en.ModeRule))
+	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule))
+	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule))
 	if en.Digest != "" {
 		fmt.Fprintf(out, "content:   %d bytes, sha256 %s\n", en.Size, en.Digest)
 	}
 	return nil
 }
 
-func origin(dir, rule string) string {
+func origin(rule string) string {
 	if rule == "" {
 		return "the source or the fleet defaults"
 	}
-	if i := strings.LastIndexByte(rule, ':'); i > 0 {
-		return "rule at " + rel(dir, rule[:i]) + rule[i:]
-	}
-	return "rule at " + rel(dir, rule)
+	return "rule at " + rule
 }

@@ -1,0 +1,4 @@
+package overlays
+
+// Registers -update, so that `go test ./... -update` reaches every package.
+import _ "github.com/internetarchive/olimage/internal/golden"
