@@ -5,6 +5,8 @@
 package manifest
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -137,4 +139,37 @@ func WriteJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// WritePlan writes p as indented JSON with the entries of t, one entry at
+// a time, so a large tree is never held twice in memory as JSON.
+func WritePlan(w io.Writer, p Plan, t *tree.Tree) error {
+	p.Entries = nil
+	head, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	// head ends with `"entries": null` and the closing brace: reopen it.
+	head = bytes.TrimSuffix(head, []byte("null\n}"))
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.Write(head)
+	if len(t.Entries) == 0 {
+		bw.WriteString("[]\n}\n")
+		return bw.Flush()
+	}
+	bw.WriteString("[\n")
+	for i, e := range t.Entries {
+		b, err := json.MarshalIndent(FromEntry(e), "    ", "  ")
+		if err != nil {
+			return err
+		}
+		bw.WriteString("    ")
+		bw.Write(b)
+		if i < len(t.Entries)-1 {
+			bw.WriteByte(',')
+		}
+		bw.WriteByte('\n')
+	}
+	bw.WriteString("  ]\n}\n")
+	return bw.Flush()
 }

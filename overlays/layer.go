@@ -158,7 +158,10 @@ func hashFile(p string, buf []byte) (int64, string, error) {
 // hashReader digests r; buf may be nil.
 func hashReader(r io.Reader, buf []byte) (int64, string, error) {
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, r, buf)
+	// Hide any WriterTo (as *os.File has): it would ignore buf and allocate
+	// a fresh 32 KiB buffer per file, which on many small files is most of
+	// the garbage the merge makes.
+	n, err := io.CopyBuffer(h, struct{ io.Reader }{r}, buf)
 	if err != nil {
 		return 0, "", err
 	}

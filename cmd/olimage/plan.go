@@ -53,10 +53,10 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	}
 	defer res.Close()
 	if opts.json {
-		return manifest.WriteJSON(out, manifest.Plan{
+		return manifest.WritePlan(out, manifest.Plan{
 			Schema: manifest.PlanSchema, Fleet: f.Name, Role: r.Name, Epoch: res.Epoch,
-			Digest: manifest.TreeDigest(res.Tree), Inputs: res.Inputs, Entries: manifest.Entries(res.Tree),
-		})
+			Digest: manifest.TreeDigest(res.Tree), Inputs: res.Inputs,
+		}, res.Tree)
 	}
 	// Sizes align right, in a column as wide as the largest.
 	width := len("SIZE")
