@@ -1,0 +1,110 @@
+package ext4
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// benchSource writes a source directory shaped like an Open Library
+// deploy: 12,800 files, about 128 MB, in 400 directories.
+func benchSource(b testing.TB) string {
+	src := filepath.Join(b.TempDir(), "src")
+	rng := rand.New(rand.NewSource(1))
+	buf := make([]byte, 4<<20)
+	rng.Read(buf)
+	for i := range 12800 {
+		d := filepath.Join(src, fmt.Sprintf("pkg%02d", i%20), fmt.Sprintf("mod%02d", i%400/20))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		size := 1000 + rng.Intn(9000)
+		if i%100 == 0 {
+			size = 400<<10 + rng.Intn(2<<20)
+		}
+		off := rng.Intn(len(buf) - size)
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("file%05d.py", i)), buf[off:off+size], 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return src
+}
+
+// treeFromDir reads a directory into a tree (regular files and dirs).
+func treeFromDir(b testing.TB, src string) *tree.Tree {
+	var es []*tree.Entry
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == src {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			es = append(es, dir(rel, 0o755))
+			return nil
+		}
+		es = append(es, file(b, rel, 0o644, fileContent(p)))
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return newTree(b, es...)
+}
+
+// TestSpeedVsMkfs compares WriteTo with mkfs.ext4 -d on the same tree.
+// It only runs with OLIMAGE_TEST_SPEED=1, as timing is noisy.
+func TestSpeedVsMkfs(t *testing.T) {
+	if os.Getenv("OLIMAGE_TEST_SPEED") != "1" {
+		t.Skip("set OLIMAGE_TEST_SPEED=1 to compare speed with mkfs.ext4 -d")
+	}
+	src := benchSource(t)
+	tr := treeFromDir(t, src)
+	o := testOptions()
+	o.Headroom = 64 << 20
+	o.InodeHeadroom = 10000
+
+	start := time.Now()
+	img, l := writeImage(t, tr, o)
+	ours := time.Since(start)
+
+	mkImg := filepath.Join(t.TempDir(), "mkfs.img")
+	start = time.Now()
+	out, err := exec.Command(needTool(t, "mkfs.ext4"), "-q", "-F", "-b", "4096", "-d", src, mkImg, fmt.Sprintf("%dK", l.Size()>>10)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mkfs.ext4: %v %s", err, out)
+	}
+	theirs := time.Since(start)
+	t.Logf("olimage %v, mkfs.ext4 -d %v, image %d MiB", ours, theirs, l.Size()>>20)
+	fsck(t, img)
+}
+
+func BenchmarkWrite(b *testing.B) {
+	src := benchSource(b)
+	tr := treeFromDir(b, src)
+	o := testOptions()
+	o.Headroom = 64 << 20
+	out := filepath.Join(b.TempDir(), "bench.img")
+	b.ResetTimer()
+	for range b.N {
+		l, err := Plan(tr, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Create(out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := l.WriteTo(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+}

@@ -1,0 +1,209 @@
+package ext4
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// sampleTree has a bit of everything, for determinism and sink tests.
+func sampleTree(t testing.TB) *tree.Tree {
+	var es []*tree.Entry
+	for _, tc := range imageCases {
+		if tc.name == "300 MiB" || tc.name == "htree two levels" || tc.name == "lost+found in tree" {
+			continue
+		}
+		for _, e := range tc.entries(t) {
+			e.Path = strings.ReplaceAll(tc.name, " ", "-") + "/" + e.Path
+			if e.Type == tree.Hardlink {
+				e.Target = strings.ReplaceAll(tc.name, " ", "-") + "/" + e.Target
+			}
+			es = append(es, e)
+		}
+		es = append(es, dir(strings.ReplaceAll(tc.name, " ", "-"), 0o755))
+	}
+	return newTree(t, es...)
+}
+
+func sha(t testing.TB, path string) [32]byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+func TestDeterministic(t *testing.T) {
+	o := testOptions()
+	img1, _ := writeImage(t, sampleTree(t), o)
+	img2, _ := writeImage(t, sampleTree(t), o)
+	if sha(t, img1) != sha(t, img2) {
+		t.Fatal("the same tree gave different images")
+	}
+	// A non-seekable writer gets the same bytes, zeros written out.
+	l, err := Plan(sampleTree(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := l.WriteTo(struct{ io.Writer }{h})
+	if err != nil || n != l.Size() {
+		t.Fatalf("WriteTo(hash): %d, %v", n, err)
+	}
+	if got := [32]byte(h.Sum(nil)); got != sha(t, img1) {
+		t.Fatal("streamed image differs from the file image")
+	}
+	fsck(t, img1)
+}
+
+func TestSparseOutput(t *testing.T) {
+	tr := newTree(t, file(t, "f", 0o644, memContent("x")))
+	o := testOptions()
+	o.Size = 64 << 20
+	img, _ := writeImage(t, tr, o)
+	var st syscall.Stat_t
+	if err := syscall.Stat(img, &st); err != nil {
+		t.Fatal(err)
+	}
+	if used := st.Blocks * 512; used > 2<<20 {
+		t.Errorf("image of %d bytes uses %d bytes on disk, want it sparse", o.Size, used)
+	}
+	fsck(t, img)
+}
+
+func TestNoSpace(t *testing.T) {
+	tr := newTree(t, file(t, "big", 0o644, &genContent{size: 20 << 20}))
+	o := testOptions()
+	o.Size = 16 << 20
+	_, err := Plan(tr, o)
+	var ns *NoSpaceError
+	if !errors.As(err, &ns) || !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("Plan: got %v, want a NoSpaceError", err)
+	}
+	if ns.Need <= 20<<20 || ns.Need > 32<<20 || ns.Size != o.Size {
+		t.Fatalf("NoSpaceError: %+v", ns)
+	}
+	// The size it asks for works.
+	o.Size = ns.Need
+	img, _ := writeImage(t, tr, o)
+	fsck(t, img)
+}
+
+func TestTooManyInodes(t *testing.T) {
+	var es []*tree.Entry
+	for i := range 300 {
+		es = append(es, dir(fmt.Sprintf("d%03d", i), 0o755))
+	}
+	o := testOptions()
+	o.Size = 8 << 20
+	o.InodeHeadroom = 40000
+	_, err := Plan(newTree(t, es...), o)
+	var ie *InodesError
+	if !errors.As(err, &ie) || !errors.Is(err, ErrTooManyInodes) || ie.Need < 40000 {
+		t.Fatalf("Plan: got %v, want an InodesError", err)
+	}
+	// Auto size grows to hold them.
+	o.Size = 0
+	img, l := writeImage(t, newTree(t, es...), o)
+	if total, used := l.Inodes(); total-used < 40000 {
+		t.Fatalf("inodes %d used %d, want 40000 free", total, used)
+	}
+	fsck(t, img)
+}
+
+// changingContent returns different bytes on the second Open.
+type changingContent struct {
+	first, later []byte
+	opens        int
+}
+
+func (c *changingContent) Open() (io.ReadCloser, error) {
+	c.opens++
+	if c.opens == 1 {
+		return io.NopCloser(bytes.NewReader(c.first)), nil
+	}
+	return io.NopCloser(bytes.NewReader(c.later)), nil
+}
+
+func TestContentChanged(t *testing.T) {
+	big := bytes.Repeat([]byte("a"), 100<<10)
+	for _, tc := range []struct {
+		name   string
+		digest []byte // content the entry's digest is of
+		c      tree.Content
+	}{
+		{"longer", []byte("abc"), memContent("abcd")},
+		{"shorter", []byte("abcd"), memContent("abc")},
+		{"same size", []byte("abcd"), memContent("abce")},
+		{"hole filled", append(make([]byte, 100<<10), 'x'), &changingContent{first: append(make([]byte, 100<<10), 'x'), later: append(bytes.Clone(big), 'x')}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sum := sha256.Sum256(tc.digest)
+			e := &tree.Entry{Path: "dir/file", Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
+				Digest: hexString(sum[:]), Content: tc.c}
+			l, err := Plan(newTree(t, dir("dir", 0o755), e), testOptions())
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			_, err = l.WriteTo(io.Discard)
+			if !errors.Is(err, ErrContentChanged) || !strings.HasPrefix(err.Error(), "dir/file: ") {
+				t.Fatalf("WriteTo: got %v, want a content-changed error for dir/file", err)
+			}
+		})
+	}
+}
+
+func hexString(b []byte) string {
+	const digits = "0123456789abcdef"
+	s := make([]byte, 2*len(b))
+	for i, c := range b {
+		s[2*i], s[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(s)
+}
+
+func TestPlanErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []*tree.Entry
+		opts    func(o *Options)
+		want    string
+	}{
+		{"no parent", []*tree.Entry{{Path: "a/b", Type: tree.Dir}}, nil, `a/b: parent directory "a"`},
+		{"parent is file", []*tree.Entry{{Path: "a", Type: tree.File, Content: memContent("")}, {Path: "a/b", Type: tree.Dir}}, nil, `a/b: parent directory "a"`},
+		{"bad hardlink", []*tree.Entry{{Path: "a", Type: tree.Hardlink, Target: "nope"}}, nil, `a: hard link target "nope"`},
+		{"empty symlink", []*tree.Entry{{Path: "a", Type: tree.Symlink}}, nil, "a: symlink target"},
+		{"long name", []*tree.Entry{{Path: strings.Repeat("n", 256), Type: tree.Dir}}, nil, "is 256 bytes"},
+		{"acl", []*tree.Entry{{Path: "a", Type: tree.Dir, Xattrs: []tree.Xattr{{Name: "system.posix_acl_access", Value: []byte{1}}}}}, nil, "a: xattr \"system.posix_acl_access\""},
+		{"lost+found file", []*tree.Entry{{Path: "lost+found", Type: tree.File, Content: memContent("")}}, nil, "lost+found: must be a directory"},
+		{"label", nil, func(o *Options) { o.Label = strings.Repeat("l", 17) }, "label"},
+		{"size", nil, func(o *Options) { o.Size = 1<<20 + 1 }, "multiple of 4096"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			if tc.opts != nil {
+				tc.opts(&o)
+			}
+			_, err := Plan(newTree(t, tc.entries...), o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Plan: got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// fileContent reads a file from disk, as the overlays package will.
+type fileContent string
+
+func (f fileContent) Open() (io.ReadCloser, error) { return os.Open(string(f)) }
+
+var _ = filepath.Join

@@ -1,0 +1,448 @@
+package ext4
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Layout is a planned image: every inode, block and descriptor is decided;
+// WriteTo only produces the bytes.
+type Layout struct {
+	opts     Options
+	geo      *geometry
+	nodes    []*node // by inode number; nil for free inodes and default reserved ones
+	maxIno   uint32  // every inode up to this one is in use
+	used     []brange
+	dind     uint64 // resize inode's double-indirect block
+	gds      []format.GroupDesc
+	free     uint64 // free blocks
+	rblocks  uint64 // blocks reserved for root
+	csumSeed uint32
+	size     int64
+	content  uint64 // blocks the tree itself needs, for reports
+}
+
+// Size is the image size in bytes.
+func (l *Layout) Size() int64 { return l.size }
+
+// Blocks is the number of file system blocks (Size may be larger when an
+// explicit size leaves a tail mke2fs would not use as a group).
+func (l *Layout) Blocks() uint64 { return l.geo.blocks }
+
+// Inodes is the file system's inode count and the number in use.
+func (l *Layout) Inodes() (total, used uint64) { return l.geo.inodes(), uint64(l.maxIno) }
+
+// FreeBlocks is the number of free blocks in the planned file system.
+func (l *Layout) FreeBlocks() uint64 { return l.free }
+
+// maxTime is the latest time an inode can hold (epoch bits 3).
+const maxTime = 3<<32 | math.MaxInt32
+
+// Plan lays out t as an ext4 image. It reads the content of regular files
+// of at least Options.SparseMin bytes to find all-zero blocks (holes);
+// it reads nothing else. Errors name the entry's path.
+func Plan(t *tree.Tree, opts Options) (*Layout, error) {
+	if opts.BlockSize != 0 && opts.BlockSize != BlockSize {
+		return nil, fmt.Errorf("ext4: block size %d not supported, use 4096", opts.BlockSize)
+	}
+	if len(opts.Label) > 16 {
+		return nil, fmt.Errorf("ext4: label %q is %d bytes, at most 16 fit", opts.Label, len(opts.Label))
+	}
+	if opts.Size < 0 || opts.Size%BlockSize != 0 {
+		return nil, fmt.Errorf("ext4: size %d must be a multiple of 4096 (block size), for example %d", opts.Size, (opts.Size/BlockSize+1)*BlockSize)
+	}
+	if opts.Time < 0 || opts.Time > maxTime {
+		return nil, fmt.Errorf("ext4: time %d is outside what ext4 stores (0 to %d)", opts.Time, int64(maxTime))
+	}
+	if opts.Headroom < 0 || opts.HeadroomPercent < 0 || opts.ReservedPercent < 0 || opts.ReservedPercent > 50 || opts.InodeHeadroom < 0 {
+		return nil, fmt.Errorf("ext4: headroom, reserved percent (at most 50) and inode headroom must not be negative")
+	}
+	if opts.RootMode&^tree.ModeMask != 0 {
+		return nil, fmt.Errorf("ext4: root mode %#o has bits beyond %#o", opts.RootMode, tree.ModeMask)
+	}
+	l := &Layout{opts: opts}
+	var sb format.Superblock
+	sb.UUID = opts.UUID
+	l.csumSeed = sb.CsumSeed()
+	if err := l.build(t); err != nil {
+		return nil, err
+	}
+	if err := l.size1(); err != nil {
+		return nil, err
+	}
+	l.describeGroups()
+	return l, nil
+}
+
+// build makes the nodes of every inode and plans directories and xattrs;
+// none of it depends on the image size.
+func (l *Layout) build(t *tree.Tree) error {
+	o := &l.opts
+	rootMode := o.RootMode
+	if rootMode == 0 {
+		rootMode = defaultRootMode
+	}
+	l.nodes = make([]*node, format.FirstIno+1, format.FirstIno+1+len(t.Entries))
+	root := &node{ino: format.RootIno, mode: format.ModeDir | uint16(rootMode), uid: o.RootUID, gid: o.RootGID,
+		links: 2, ftype: format.FtDir, parent: format.RootIno, dir: &dirPlan{}}
+	lpf := &node{ino: format.LostFoundIno, mode: format.ModeDir | 0o700, links: 2, ftype: format.FtDir,
+		parent: format.RootIno, dir: &dirPlan{}}
+	l.nodes[format.RootIno], l.nodes[format.LostFoundIno] = root, lpf
+	if e := t.Get("lost+found"); e == nil {
+		root.dir.ents = append(root.dir.ents, dent{name: "lost+found", ino: format.LostFoundIno, ftype: format.FtDir})
+		root.links++
+	}
+
+	dirs := map[string]*node{"": root}
+	files := map[string]*node{}
+	next := uint32(format.FirstIno + 1)
+	for _, e := range t.Entries {
+		name := e.Name()
+		if err := checkName(e.Path, name); err != nil {
+			return err
+		}
+		pd := dirs[tree.Parent(e.Path)]
+		if pd == nil {
+			return fmt.Errorf("%s: parent directory %q is not in the tree (or is not a directory)", e.Path, tree.Parent(e.Path))
+		}
+		if e.Type == tree.Hardlink {
+			f := files[e.Target]
+			if f == nil {
+				return fmt.Errorf("%s: hard link target %q is not a regular file earlier in the tree", e.Path, e.Target)
+			}
+			f.links++
+			if f.links > format.LinkMax {
+				return fmt.Errorf("%s: more than %d hard links to %s", e.Path, format.LinkMax, e.Target)
+			}
+			pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: f.ino, ftype: format.FtRegular})
+			continue
+		}
+		n := &node{entry: e, uid: e.UID, gid: e.GID, links: 1, flags: format.InodeExtentsFl}
+		perm := uint16(e.Mode & tree.ModeMask)
+		if e.Path == "lost+found" {
+			if e.Type != tree.Dir {
+				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path)
+			}
+			n = lpf
+			n.entry, n.uid, n.gid = e, e.UID, e.GID
+		} else {
+			n.ino = next
+			next++
+		}
+		switch e.Type {
+		case tree.Dir:
+			n.mode = format.ModeDir | perm
+			n.ftype = format.FtDir
+			n.links = 2
+			n.parent = pd.ino
+			n.dir = &dirPlan{}
+			dirs[e.Path] = n
+			pd.links++
+		case tree.File:
+			if e.Size < 0 {
+				return fmt.Errorf("%s: negative size %d", e.Path, e.Size)
+			}
+			if e.Content == nil && e.Size > 0 {
+				return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, e.Size)
+			}
+			n.mode = format.ModeRegular | perm
+			n.ftype = format.FtRegular
+			n.size = uint64(e.Size)
+			if nb := ceilDiv(n.size, BlockSize); nb > 0 {
+				if nb > math.MaxUint32-1 {
+					return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
+				}
+				n.runs = []run{{0, uint32(nb)}}
+			}
+			files[e.Path] = n
+		case tree.Symlink:
+			if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
+				return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path)
+			}
+			n.mode = format.ModeSymlink | perm
+			n.ftype = format.FtSymlink
+			n.size = uint64(len(e.Target))
+			if len(e.Target) < 60 {
+				n.flags = 0 // fast symlink: the target lives in i_block
+			} else {
+				n.runs = []run{{0, 1}}
+			}
+		default:
+			return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
+		}
+		var err error
+		if n.ibody, n.xattrs, err = splitXattrs(e); err != nil {
+			return err
+		}
+		pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: n.ino, ftype: n.ftype})
+		if n != lpf {
+			l.nodes = append(l.nodes, n) // index n.ino
+		}
+	}
+	l.maxIno = next - 1
+	if uint64(l.maxIno) > maxInodeCount {
+		return &InodesError{Need: uint64(l.maxIno), Max: maxInodeCount}
+	}
+
+	if err := l.scanSparse(); err != nil {
+		return err
+	}
+	for _, n := range l.nodes {
+		if n == nil || n.dir == nil {
+			continue
+		}
+		if n.links > format.LinkMax {
+			n.links = 1 // dir_nlink: too many subdirectories to count
+		}
+		lpfDir := n.ino == format.LostFoundIno
+		minBlocks := uint32(1)
+		if lpfDir {
+			minBlocks = 4 // mke2fs makes lost+found 16 KiB so e2fsck can use it without allocating
+		}
+		if err := n.dir.plan(o.HashSeed, minBlocks, lpfDir); err != nil {
+			p := "/"
+			if n.entry != nil {
+				p = n.entry.Path
+			}
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		n.flags = format.InodeExtentsFl
+		if n.dir.htree {
+			n.flags |= format.InodeIndexFl
+		}
+		n.size = uint64(n.dir.blocks) * BlockSize
+		n.runs = []run{{0, n.dir.blocks}}
+	}
+	if o.Journal {
+		l.nodes[format.JournalIno] = &node{ino: format.JournalIno, mode: format.ModeRegular | 0o600, links: 1, flags: format.InodeExtentsFl}
+	}
+	for _, n := range l.nodes {
+		if n != nil {
+			l.content += n.dataBlocks()
+			if len(n.xattrs) > 0 {
+				l.content++
+			}
+		}
+	}
+	return nil
+}
+
+// checkName refuses names ext4 cannot hold in a directory.
+func checkName(p, name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%q: invalid file name", p)
+	case len(name) > format.NameMax:
+		return fmt.Errorf("%s: name is %d bytes, ext4 allows at most %d", p, len(name), format.NameMax)
+	case strings.IndexByte(name, 0) >= 0:
+		return fmt.Errorf("%q: name contains NUL", p)
+	}
+	return nil
+}
+
+// splitXattrs sorts an entry's xattrs and puts as many as fit, in order,
+// in the inode; the rest go to one xattr block.
+func splitXattrs(e *tree.Entry) (ibody, block []format.Xattr, err error) {
+	if len(e.Xattrs) == 0 {
+		return nil, nil, nil
+	}
+	all := make([]format.Xattr, len(e.Xattrs))
+	for i, x := range e.Xattrs {
+		idx, name, err := format.SplitXattrName(x.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", e.Path, err)
+		}
+		all[i] = format.Xattr{Index: idx, Name: name, Value: x.Value}
+	}
+	sortXattrs(all)
+	for i := 1; i < len(all); i++ {
+		if all[i].Index == all[i-1].Index && all[i].Name == all[i-1].Name {
+			return nil, nil, fmt.Errorf("%s: xattr %q appears twice", e.Path, e.Xattrs[i].Name)
+		}
+	}
+	used, split := 4, len(all) // 4: end-of-entries marker
+	for i := range all {
+		c := format.XattrCost(&all[i])
+		if used+c > format.IbodyXattrSpace {
+			split = i
+			break
+		}
+		used += c
+	}
+	ibody, block = all[:split], all[split:]
+	need := 4
+	for i := range block {
+		need += format.XattrCost(&block[i])
+	}
+	if len(block) > 0 && need > format.BlockXattrSpace {
+		return nil, nil, fmt.Errorf("%s: xattrs need %d bytes, more than the %d of one xattr block", e.Path, need, format.BlockXattrSpace)
+	}
+	if len(block) == 0 {
+		block = nil
+	}
+	return ibody, block, nil
+}
+
+func sortXattrs(xs []format.Xattr) {
+	for i := 1; i < len(xs); i++ {
+		for j := i; j > 0 && format.XattrLess(&xs[j], &xs[j-1]); j-- {
+			xs[j], xs[j-1] = xs[j-1], xs[j]
+		}
+	}
+}
+
+// minInodes is how many inodes a file system of the given blocks needs.
+func (l *Layout) minInodes(blocks uint64) uint64 {
+	need := uint64(l.maxIno) + uint64(l.opts.InodeHeadroom)
+	bpi := l.opts.BytesPerInode
+	if bpi == 0 {
+		bpi = defaultBytesPerInode
+	}
+	if bpi > 0 {
+		need = max(need, blocks*BlockSize/uint64(bpi))
+	}
+	return need
+}
+
+// headroomBlocks is the free space auto sizing leaves.
+func (l *Layout) headroomBlocks() uint64 {
+	h := ceilDiv(uint64(l.opts.Headroom), BlockSize)
+	p := uint64(math.Ceil(float64(l.content) * l.opts.HeadroomPercent / 100))
+	return max(h, p)
+}
+
+func (l *Layout) reservedBlocks(blocks uint64) uint64 {
+	return uint64(float64(blocks) * l.opts.ReservedPercent / 100)
+}
+
+// size1 picks the block count and allocates every block.
+func (l *Layout) size1() error {
+	if l.opts.Size > 0 {
+		blocks := uint64(l.opts.Size / BlockSize)
+		for {
+			g, gerr := newGeometry(blocks, l.minInodes(blocks), l.opts.Journal)
+			if gerr != nil && gerr.tooSmall && blocks > bpg {
+				blocks = (blocks - 1) / bpg * bpg // drop the short last group, as mke2fs does
+				continue
+			}
+			if gerr != nil && gerr.maxInodes != 0 {
+				return &InodesError{Need: l.minInodes(blocks), Max: gerr.maxInodes}
+			}
+			if gerr == nil && l.allocate(g) == 0 {
+				l.size = l.opts.Size
+				return nil
+			}
+			need, err := l.autoBlocks(0)
+			if err != nil {
+				return err
+			}
+			return &NoSpaceError{Need: int64(need * BlockSize), Size: l.opts.Size}
+		}
+	}
+	blocks, err := l.autoBlocks(l.headroomBlocks())
+	if err != nil {
+		return err
+	}
+	l.size = int64(blocks * BlockSize)
+	return nil
+}
+
+// autoAlign keeps automatic sizes a whole number of MiB.
+const autoAlign = (1 << 20) / BlockSize
+
+// autoBlocks finds the smallest MiB-aligned block count that holds the
+// tree with headroom free blocks, leaving it allocated.
+func (l *Layout) autoBlocks(headroom uint64) (uint64, error) {
+	blocks := ceilDiv(l.content+headroom+64, autoAlign) * autoAlign
+	for range 200 {
+		g, gerr := newGeometry(blocks, l.minInodes(blocks), l.opts.Journal)
+		if gerr != nil {
+			if gerr.maxInodes != 0 {
+				groups := ceilDiv(l.minInodes(blocks), maxIPG)
+				if uint64(ceilDiv(blocks, bpg)) >= groups {
+					return 0, &InodesError{Need: l.minInodes(blocks), Max: gerr.maxInodes}
+				}
+				blocks = groups * bpg
+			} else {
+				blocks += autoAlign
+			}
+			continue
+		}
+		short := l.allocate(g)
+		want := headroom + l.reservedBlocks(blocks)
+		if short == 0 && l.free >= want {
+			return blocks, nil
+		}
+		grow := short + want - min(want, l.free)
+		blocks += max(ceilDiv(grow, autoAlign), 1) * autoAlign
+	}
+	return 0, fmt.Errorf("ext4: could not size the image (tree needs %d blocks)", l.content)
+}
+
+// allocate places every node's blocks in geometry g and records the
+// result in l. It returns how many blocks did not fit.
+func (l *Layout) allocate(g *geometry) uint64 {
+	l.geo = g
+	a := newAllocator(g)
+	l.dind = 0
+	if g.rsv > 0 {
+		a.alloc(1, func(s, _ uint64) { l.dind = s })
+	}
+	if jn := l.nodes[format.JournalIno]; jn != nil {
+		jn.runs = []run{{0, g.journal}}
+		jn.size = uint64(g.journal) * BlockSize
+		l.allocNode(a, jn)
+	}
+	for _, n := range l.nodes {
+		if n != nil && n.ino != format.JournalIno {
+			l.allocNode(a, n)
+		}
+	}
+	l.used = mergeRanges(append(append([]brange(nil), g.fixed...), a.used...))
+	var used uint64
+	for _, r := range l.used {
+		used += r.end - r.start
+	}
+	l.free = g.blocks - min(used, g.blocks)
+	l.rblocks = l.reservedBlocks(g.blocks)
+	return a.short
+}
+
+// allocNode gives n its xattr block, its data blocks and its extent tree
+// blocks, in that order.
+func (l *Layout) allocNode(a *allocator, n *node) {
+	n.ext = n.ext[:0]
+	n.tree = nil
+	n.xblock = 0
+	if len(n.xattrs) > 0 {
+		a.alloc(1, func(s, _ uint64) { n.xblock = s })
+	}
+	for _, r := range n.runs {
+		lblk := r.lblk
+		a.alloc(uint64(r.n), func(s, k uint64) {
+			for k > 0 {
+				m := min(k, format.MaxExtentLen)
+				n.ext = append(n.ext, extent{lblk: lblk, n: uint32(m), pblk: s})
+				lblk += uint32(m)
+				s += m
+				k -= m
+			}
+		})
+	}
+	shape := extentTreeShape(len(n.ext))
+	if shape == nil {
+		return
+	}
+	n.tree = make([][]uint64, len(shape))
+	for lvl, cnt := range shape {
+		a.alloc(uint64(cnt), func(s, k uint64) {
+			for i := range k {
+				n.tree[lvl] = append(n.tree[lvl], s+i)
+			}
+		})
+	}
+}

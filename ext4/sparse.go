@@ -1,0 +1,109 @@
+package ext4
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/internetarchive/olimage/ext4/format"
+)
+
+// zeroBlock is a block of zeros to compare and write from.
+var zeroBlock [BlockSize]byte
+
+// scanSparse reads the files of at least SparseMin bytes and keeps only
+// their non-zero blocks in runs; the zero blocks become holes. WriteTo
+// checks the holes are still zero (and the digest still matches), so a
+// file that changes between Plan and WriteTo is an error, never a wrong
+// image.
+func (l *Layout) scanSparse() error {
+	limit := l.opts.SparseMin
+	if limit < 0 {
+		return nil
+	}
+	if limit == 0 {
+		limit = defaultSparseMin
+	}
+	var todo []*node
+	for _, n := range l.nodes {
+		if n != nil && n.entry != nil && n.ftype == format.FtRegular && n.size > 0 && int64(n.size) >= limit {
+			todo = append(todo, n)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	errs := make([]error, len(todo))
+	var next int
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= len(todo) {
+					return
+				}
+				errs[i] = scanNode(todo[i], buf)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// scanNode replaces n's runs with its non-zero blocks.
+func scanNode(n *node, buf []byte) error {
+	e := n.entry
+	r, err := e.Content.Open()
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer r.Close()
+	var runs []run
+	var off uint64
+	for {
+		k, err := io.ReadFull(r, buf)
+		for i := 0; i < k; i += BlockSize {
+			b := buf[i:min(i+BlockSize, k)]
+			if bytes.Equal(b, zeroBlock[:len(b)]) {
+				continue
+			}
+			lblk := uint32((off + uint64(i)) / BlockSize)
+			if m := len(runs); m > 0 && runs[m-1].lblk+runs[m-1].n == lblk {
+				runs[m-1].n++
+			} else {
+				runs = append(runs, run{lblk, 1})
+			}
+		}
+		off += uint64(k)
+		if off > n.size {
+			return fmt.Errorf("%s: content is longer than %d bytes: %w", e.Path, n.size, ErrContentChanged)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", e.Path, err)
+		}
+		if k%BlockSize != 0 {
+			return fmt.Errorf("%s: short read in the middle of the content", e.Path)
+		}
+	}
+	if off != n.size {
+		return fmt.Errorf("%s: content is %d bytes, tree says %d: %w", e.Path, off, n.size, ErrContentChanged)
+	}
+	n.runs = runs
+	n.sparse = true
+	return nil
+}

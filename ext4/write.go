@@ -1,0 +1,350 @@
+package ext4
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sort"
+
+	"github.com/internetarchive/olimage/ext4/format"
+)
+
+type itemKind uint8
+
+const (
+	itSuper   itemKind = iota // superblock and GDT of group a
+	itRsvGDT                  // reserved GDT blocks of group a
+	itBBitmap                 // block bitmap of group a
+	itIBitmap                 // inode bitmap of group a
+	itITable                  // inode table of group a
+	itDind                    // resize inode's double-indirect block
+	itXattr                   // xattr block of inode a
+	itData                    // extent b of inode a
+	itTree                    // extent tree block: inode a, level b, index c
+	itVerify                  // content check of inode a, which has no data blocks
+)
+
+// item is a run of blocks the writer produces in one go.
+type item struct {
+	start   uint64
+	n       uint64
+	kind    itemKind
+	a, b, c uint32
+}
+
+// items lists everything WriteTo writes, in block order.
+func (l *Layout) items() []item {
+	g := l.geo
+	var its []item
+	for grp := range g.groups {
+		if format.BackupGroup(grp) {
+			s := uint64(grp) * bpg
+			its = append(its, item{start: s, n: 1 + uint64(g.gdt), kind: itSuper, a: grp})
+			if g.rsv > 0 {
+				its = append(its, item{start: s + 1 + uint64(g.gdt), n: uint64(g.rsv), kind: itRsvGDT, a: grp})
+			}
+		}
+		its = append(its,
+			item{start: g.bbm[grp], n: 1, kind: itBBitmap, a: grp},
+			item{start: g.ibm[grp], n: 1, kind: itIBitmap, a: grp},
+			item{start: g.itab[grp], n: uint64(g.itb), kind: itITable, a: grp})
+	}
+	if l.dind != 0 {
+		its = append(its, item{start: l.dind, n: 1, kind: itDind})
+	}
+	for _, n := range l.nodes {
+		if n == nil {
+			continue
+		}
+		if n.xblock != 0 {
+			its = append(its, item{start: n.xblock, n: 1, kind: itXattr, a: n.ino})
+		}
+		for i, e := range n.ext {
+			its = append(its, item{start: e.pblk, n: uint64(e.n), kind: itData, a: n.ino, b: uint32(i)})
+		}
+		for lvl, blks := range n.tree {
+			for i, blk := range blks {
+				its = append(its, item{start: blk, n: 1, kind: itTree, a: n.ino, b: uint32(lvl), c: uint32(i)})
+			}
+		}
+		if len(n.ext) == 0 && n.entry != nil && n.ftype == format.FtRegular && n.entry.Content != nil {
+			its = append(its, item{start: 0, kind: itVerify, a: n.ino})
+		}
+	}
+	sort.SliceStable(its, func(i, j int) bool { return its[i].start < its[j].start })
+	return its
+}
+
+// writer is the state of one WriteTo.
+type writer struct {
+	l       *Layout
+	s       *sink
+	scratch []byte
+	// The regular file whose content is being read.
+	cur *node
+	r   io.ReadCloser
+	off uint64 // bytes of cur's content consumed
+	h   hash.Hash
+	sum []byte
+}
+
+// WriteTo writes the image to w, from byte 0 to Size, in increasing
+// order. When w is a Skipper, or an io.Seeker that can seek, zero blocks
+// are skipped rather than written, so w must read as zeros where nothing
+// was written (a new or truncated file). File content is read through
+// Entry.Content and must still have the tree entry's size and sha256;
+// otherwise WriteTo fails with an error that names the path and wraps
+// ErrContentChanged.
+func (l *Layout) WriteTo(w io.Writer) (int64, error) {
+	wr := &writer{l: l, s: newSink(w), scratch: make([]byte, 256<<10), h: sha256.New()}
+	err := wr.run()
+	if wr.r != nil {
+		wr.r.Close()
+	}
+	if err != nil {
+		return wr.s.total, err
+	}
+	err = wr.s.finish()
+	return wr.s.total, err
+}
+
+func (wr *writer) run() error {
+	l, s := wr.l, wr.s
+	var pos uint64
+	for _, it := range l.items() {
+		if it.start > pos {
+			s.zero(int64(it.start-pos) * BlockSize)
+			pos = it.start
+		}
+		if err := wr.emit(&it); err != nil {
+			return err
+		}
+		pos = max(pos, it.start+it.n)
+		if s.err != nil {
+			return s.err
+		}
+	}
+	s.zero(l.size - int64(pos)*BlockSize)
+	return s.err
+}
+
+func (wr *writer) emit(it *item) error {
+	l, s, g := wr.l, wr.s, wr.l.geo
+	switch it.kind {
+	case itSuper:
+		b := s.block()
+		clear(b)
+		off := 0
+		if it.a == 0 {
+			off = format.SuperblockOffset
+		}
+		l.superblock(it.a).Marshal(b[off:])
+		for k := range g.gdt {
+			b := s.block()
+			clear(b)
+			for i := range descPerBlock {
+				grp := k*descPerBlock + uint32(i)
+				if grp >= g.groups {
+					break
+				}
+				l.gds[grp].Marshal(b[i*format.DescSize:], grp, l.csumSeed)
+			}
+		}
+	case itRsvGDT:
+		for j := range g.rsv {
+			l.reservedGDTBlock(s.block(), it.a, j)
+		}
+	case itBBitmap:
+		l.blockBitmap(s.block(), it.a)
+	case itIBitmap:
+		l.inodeBitmap(s.block(), it.a)
+	case itITable:
+		first := uint64(it.a) * uint64(g.ipg)
+		for k := uint64(0); k < uint64(g.itb); k++ {
+			ino := first + k*inodesPerBlk + 1
+			if ino > uint64(l.maxIno) {
+				s.zero(int64(uint64(g.itb)-k) * BlockSize)
+				break
+			}
+			b := s.block()
+			for i := range uint64(inodesPerBlk) {
+				l.inode(b[i*format.InodeSize:], uint32(ino+i))
+			}
+		}
+	case itDind:
+		l.dindBlock(s.block())
+	case itXattr:
+		n := l.nodes[it.a]
+		if err := format.PutXattrBlock(s.block(), n.xblock, l.csumSeed, n.xattrs); err != nil {
+			return fmt.Errorf("%s: %w", n.entry.Path, err)
+		}
+	case itTree:
+		l.extentBlock(s.block(), l.nodes[it.a], int(it.b), int(it.c))
+	case itVerify:
+		n := l.nodes[it.a]
+		if err := wr.open(n); err != nil {
+			return err
+		}
+		return wr.finishFile()
+	case itData:
+		n := l.nodes[it.a]
+		e := &n.ext[it.b]
+		switch {
+		case n.dir != nil:
+			seed := format.InodeCsumSeed(l.csumSeed, n.ino, 0)
+			for k := range e.n {
+				n.dir.block(s.block(), n, e.lblk+k, seed)
+			}
+		case n.ftype == format.FtSymlink:
+			b := s.block()
+			clear(b)
+			copy(b, n.entry.Target)
+		case n.ino == format.JournalIno:
+			k := uint64(e.n)
+			if e.lblk == 0 {
+				l.journalSuperblock(s.block(), uint32(n.size/BlockSize))
+				k--
+			}
+			s.zero(int64(k) * BlockSize)
+		default:
+			return wr.data(n, e, int(it.b) == len(n.ext)-1)
+		}
+	}
+	return nil
+}
+
+// open starts reading n's content.
+func (wr *writer) open(n *node) error {
+	if wr.r != nil {
+		wr.r.Close()
+		wr.r = nil
+	}
+	r, err := n.entry.Content.Open()
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.entry.Path, err)
+	}
+	wr.cur, wr.r, wr.off = n, r, 0
+	wr.h.Reset()
+	return nil
+}
+
+// changed is the error for content that no longer matches its entry.
+func (wr *writer) changed(msg string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", wr.cur.entry.Path, fmt.Sprintf(msg, args...), ErrContentChanged)
+}
+
+// readErr turns a short read into a content-changed error.
+func (wr *writer) readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return wr.changed("content is shorter than %d bytes", wr.cur.size)
+	}
+	return fmt.Errorf("%s: %w", wr.cur.entry.Path, err)
+}
+
+// skipZeros consumes content up to byte end, which Plan found to be zero.
+func (wr *writer) skipZeros(end uint64) error {
+	for wr.off < end {
+		k := int(min(end-wr.off, uint64(len(wr.scratch))))
+		b := wr.scratch[:k]
+		if _, err := io.ReadFull(wr.r, b); err != nil {
+			return wr.readErr(err)
+		}
+		if !isZero(b) {
+			return wr.changed("a hole found by planning holds data now")
+		}
+		wr.h.Write(b)
+		wr.off += uint64(k)
+	}
+	return nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		k := min(len(b), BlockSize)
+		if !bytes.Equal(b[:k], zeroBlock[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
+
+// data writes extent e of regular file n from its content.
+func (wr *writer) data(n *node, e *extent, last bool) error {
+	if wr.cur != n || wr.r == nil {
+		if err := wr.open(n); err != nil {
+			return err
+		}
+	}
+	start := uint64(e.lblk) * BlockSize
+	if err := wr.skipZeros(start); err != nil {
+		return err
+	}
+	want := min(uint64(e.n)*BlockSize, n.size-start)
+	pad := uint64(e.n)*BlockSize - want
+	for want > 0 {
+		b := wr.s.space(int(min(want, sinkBuf)))
+		k := min(uint64(len(b)), want)
+		if _, err := io.ReadFull(wr.r, b[:k]); err != nil {
+			return wr.readErr(err)
+		}
+		wr.h.Write(b[:k])
+		if rem := k % BlockSize; rem != 0 {
+			clear(b[k : k+BlockSize-rem])
+			k += BlockSize - rem
+			pad -= BlockSize - rem
+		}
+		wr.s.commit(int(k))
+		want -= min(want, k)
+		wr.off += min(k, n.size-wr.off)
+	}
+	if pad > 0 {
+		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
+	}
+	if last {
+		return wr.finishFile()
+	}
+	return nil
+}
+
+// finishFile checks the rest of the current file is zero, that it ends
+// at its size and that its digest matches, then closes it.
+func (wr *writer) finishFile() error {
+	n := wr.cur
+	if err := wr.skipZeros(n.size); err != nil {
+		return err
+	}
+	var one [1]byte
+	for {
+		k, err := wr.r.Read(one[:])
+		if k > 0 {
+			return wr.changed("content is longer than %d bytes", n.size)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.entry.Path, err)
+		}
+	}
+	if d := n.entry.Digest; d != "" {
+		wr.sum = wr.h.Sum(wr.sum[:0])
+		var want [sha256.Size]byte
+		if k, err := hex.Decode(want[:], []byte(d)); err != nil || k != len(want) {
+			return fmt.Errorf("%s: digest %q is not a hex sha256", n.entry.Path, d)
+		}
+		if !bytes.Equal(wr.sum, want[:]) {
+			return wr.changed("sha256 is %x, tree says %s", wr.sum, d)
+		}
+	}
+	err := wr.r.Close()
+	wr.r, wr.cur = nil, nil
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.entry.Path, err)
+	}
+	return nil
+}
