@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -70,7 +71,28 @@ func (e *env) role(name string) (*roles.Fleet, *roles.Role, error) {
 		}
 		return nil, nil, errors.Join(err, ferr)
 	}
+	// Errors in olimage.yaml or the environment (epoch, fleet rules,
+	// defaults) concern every role.
+	if err := fleetWide(f, ferr); err != nil {
+		return nil, nil, err
+	}
 	return f, r, nil
+}
+
+// fleetWide returns the errors of err that are not about a role file.
+func fleetWide(f *roles.Fleet, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range j.Unwrap() {
+			errs = append(errs, fleetWide(f, e))
+		}
+		return errors.Join(errs...)
+	}
+	var re *roles.Error
+	if errors.As(err, &re) && strings.HasPrefix(re.Pos.File, filepath.Join(f.Dir, "roles")+string(filepath.Separator)) {
+		return nil
+	}
+	return err
 }
 
 // Main runs olimage with args and returns its exit status.
@@ -125,6 +147,9 @@ EXIT STATUS
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          noArgs,
+		// Runnable, so that cobra checks Args and an unknown command is a
+		// usage error rather than help and success.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
@@ -135,7 +160,7 @@ EXIT STATUS
 	}
 	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e))
+	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain makes the test binary double as the olimage command, so that
+// scripts run it with exec and see its real exit status and output.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"olimage": func() { os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
+	})
+}
+
+// TestScripts runs the end-to-end CLI scripts in testdata/script. Each
+// writes a small fleet inline and checks exit statuses, stdout and stderr.
+// Run one with: go test ./cmd/olimage -run TestScripts/NAME
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"mktar":    cmdMktar,
+			"corrupt":  cmdCorrupt,
+			"truncate": cmdTruncate,
+			"mkfifo":   cmdMkfifo,
+			"setuid":   cmdSetuid,
+		},
+	})
+}
+
+// cmdMktar writes a tar archive, so that scripts need no host tar and can
+// hold members a well-behaved tar would never write.
+//
+//	mktar OUT MEMBER...
+//
+// OUT ending in .gz or .tgz is gzip-compressed, in .zst zstd-compressed.
+// Each MEMBER is TYPE:NAME followed by ;KEY=VALUE options:
+//
+//	file:NAME      a regular file; content=TEXT, or from=FILE (relative to $WORK's cwd)
+//	dir:NAME       a directory
+//	symlink:NAME   target=TARGET
+//	link:NAME      a hard link; target=MEMBER
+//	char:NAME      a character device (1,3)
+//	block:NAME     a block device (7,0)
+//	fifo:NAME      a named pipe
+//
+// Every type takes mode=OCTAL (default 0644, 0755 for directories, 0777
+// for symlinks). In NAME and values, \xHH is the byte HH and <N*S> is S
+// repeated N times, for names too long to write out.
+func cmdMktar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! mktar")
+	}
+	if len(args) < 1 {
+		ts.Fatalf("usage: mktar OUT.tar[.gz|.tgz|.zst] MEMBER...")
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // after any fleet epoch, so clamping shows
+	for _, spec := range args[1:] {
+		hdr, content, err := parseMember(ts, spec)
+		if err != nil {
+			ts.Fatalf("mktar: %s: %v", spec, err)
+		}
+		hdr.ModTime = mtime
+		if err := tw.WriteHeader(hdr); err != nil {
+			ts.Fatalf("mktar: %s: %v", spec, err)
+		}
+		if _, err := tw.Write(content); err != nil {
+			ts.Fatalf("mktar: %s: %v", spec, err)
+		}
+	}
+	ts.Check(tw.Close())
+
+	out := args[0]
+	data := buf.Bytes()
+	switch {
+	case strings.HasSuffix(out, ".gz"), strings.HasSuffix(out, ".tgz"):
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		_, err := zw.Write(data)
+		ts.Check(err)
+		ts.Check(zw.Close())
+		data = z.Bytes()
+	case strings.HasSuffix(out, ".zst"):
+		var z bytes.Buffer
+		zw, err := zstd.NewWriter(&z)
+		ts.Check(err)
+		_, err = zw.Write(data)
+		ts.Check(err)
+		ts.Check(zw.Close())
+		data = z.Bytes()
+	}
+	p := ts.MkAbs(out)
+	ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
+	ts.Check(os.WriteFile(p, data, 0o644))
+}
+
+func parseMember(ts *testscript.TestScript, spec string) (*tar.Header, []byte, error) {
+	fields := strings.Split(spec, ";")
+	typ, name, ok := strings.Cut(fields[0], ":")
+	if !ok {
+		return nil, nil, fmt.Errorf("want TYPE:NAME")
+	}
+	hdr := &tar.Header{Name: unescape(name), Mode: 0o644, Format: tar.FormatPAX}
+	opts := map[string]string{}
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, nil, fmt.Errorf("option %q: want KEY=VALUE", f)
+		}
+		opts[k] = unescape(v)
+	}
+	var content []byte
+	switch typ {
+	case "file":
+		hdr.Typeflag = tar.TypeReg
+		content = []byte(opts["content"])
+		if from, ok := opts["from"]; ok {
+			content = []byte(ts.ReadFile(from))
+		}
+		hdr.Size = int64(len(content))
+	case "dir":
+		hdr.Typeflag, hdr.Mode = tar.TypeDir, 0o755
+	case "symlink":
+		hdr.Typeflag, hdr.Mode, hdr.Linkname = tar.TypeSymlink, 0o777, opts["target"]
+	case "link":
+		hdr.Typeflag, hdr.Linkname = tar.TypeLink, opts["target"]
+	case "char":
+		hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeChar, 1, 3
+	case "block":
+		hdr.Typeflag, hdr.Devmajor, hdr.Devminor = tar.TypeBlock, 7, 0
+	case "fifo":
+		hdr.Typeflag = tar.TypeFifo
+	default:
+		return nil, nil, fmt.Errorf("unknown member type %q", typ)
+	}
+	if m, ok := opts["mode"]; ok {
+		v, err := strconv.ParseInt(m, 8, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mode %q: %v", m, err)
+		}
+		hdr.Mode = v
+	}
+	return hdr, content, nil
+}
+
+var (
+	repeatRE = regexp.MustCompile(`<(\d+)\*([^>]*)>`)
+	hexRE    = regexp.MustCompile(`\\x([0-9a-fA-F]{2})`)
+)
+
+// unescape expands <N*S> and \xHH.
+func unescape(s string) string {
+	s = repeatRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := repeatRE.FindStringSubmatch(m)
+		n, _ := strconv.Atoi(sub[1])
+		return strings.Repeat(sub[2], n)
+	})
+	return hexRE.ReplaceAllStringFunc(s, func(m string) string {
+		b, _ := strconv.ParseUint(m[2:], 16, 8)
+		return string([]byte{byte(b)})
+	})
+}
+
+// cmdCorrupt inverts the byte at OFFSET of FILE; a negative OFFSET counts
+// from the end.
+//
+//	corrupt FILE OFFSET
+func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! corrupt")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: corrupt FILE OFFSET")
+	}
+	p := ts.MkAbs(args[0])
+	data, err := os.ReadFile(p)
+	ts.Check(err)
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	if off < 0 {
+		off += len(data)
+	}
+	if off < 0 || off >= len(data) {
+		ts.Fatalf("corrupt: offset %s outside %s (%d bytes)", args[1], args[0], len(data))
+	}
+	data[off] ^= 0xff
+	ts.Check(os.WriteFile(p, data, 0o644))
+}
+
+// cmdTruncate cuts FILE to SIZE bytes; a negative SIZE cuts that many
+// bytes off the end.
+//
+//	truncate FILE SIZE
+func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! truncate")
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: truncate FILE SIZE")
+	}
+	p := ts.MkAbs(args[0])
+	fi, err := os.Stat(p)
+	ts.Check(err)
+	size, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	if size < 0 {
+		size += fi.Size()
+	}
+	if size < 0 || size > fi.Size() {
+		ts.Fatalf("truncate: size %s outside %s (%d bytes)", args[1], args[0], fi.Size())
+	}
+	ts.Check(os.Truncate(p, size))
+}
+
+// cmdSetuid sets mode 6755 (setuid, setgid, rwxr-xr-x) on FILE, which the
+// built-in chmod cannot.
+//
+//	setuid FILE
+func cmdSetuid(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! setuid")
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: setuid FILE")
+	}
+	ts.Check(os.Chmod(ts.MkAbs(args[0]), 0o755|os.ModeSetuid|os.ModeSetgid))
+}
+
+// cmdMkfifo makes a named pipe.
+//
+//	mkfifo PATH
+func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! mkfifo")
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: mkfifo PATH")
+	}
+	ts.Check(mkfifo(ts.MkAbs(args[0])))
+}
