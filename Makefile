@@ -15,7 +15,8 @@ test:
 
 demo: build
 	$(BIN) -f $(FLEET) validate
-	$(BIN) -f $(FLEET) plan ol-web
+	$(BIN) -f $(FLEET) build ol-web -o $(OUT)/
+	for img in $(OUT)/ol-web-*.img; do e2fsck -fn $$img || exit 1; done
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

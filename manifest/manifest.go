@@ -13,6 +13,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/internetarchive/olimage/tree"
 )
@@ -141,35 +142,49 @@ func WriteJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// WritePlan writes p as indented JSON with the entries of t, one entry at
-// a time, so a large tree is never held twice in memory as JSON.
+// WritePlan writes p as indented JSON with the entries of t.
 func WritePlan(w io.Writer, p Plan, t *tree.Tree) error {
 	p.Entries = nil
-	head, err := json.MarshalIndent(p, "", "  ")
+	return writeDoc(w, p, t)
+}
+
+// writeDoc writes head, a struct whose last field is `Entries` (nil), as
+// indented JSON with t's entries written one at a time, so a large tree is
+// never held in memory as JSON.
+func writeDoc(w io.Writer, head any, t *tree.Tree) error {
+	b, err := json.MarshalIndent(head, "", "  ")
 	if err != nil {
 		return err
 	}
-	// head ends with `"entries": null` and the closing brace: reopen it.
-	head = bytes.TrimSuffix(head, []byte("null\n}"))
-	bw := bufio.NewWriterSize(w, 256<<10)
-	bw.Write(head)
-	if len(t.Entries) == 0 {
-		bw.WriteString("[]\n}\n")
-		return bw.Flush()
+	// b ends with `"entries": null` and the closing brace: reopen it.
+	b, ok := bytes.CutSuffix(b, []byte("null\n}"))
+	if !ok {
+		return fmt.Errorf("manifest: %T does not end with its entries", head)
 	}
-	bw.WriteString("[\n")
-	for i, e := range t.Entries {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	bw.Write(b)
+	var n int
+	for _, e := range t.Entries {
+		if e.Path == Dir || strings.HasPrefix(e.Path, Dir+"/") {
+			continue // the manifest does not list itself
+		}
+		if n == 0 {
+			bw.WriteString("[\n")
+		} else {
+			bw.WriteString(",\n")
+		}
+		n++
 		b, err := json.MarshalIndent(FromEntry(e), "    ", "  ")
 		if err != nil {
 			return err
 		}
 		bw.WriteString("    ")
 		bw.Write(b)
-		if i < len(t.Entries)-1 {
-			bw.WriteByte(',')
-		}
-		bw.WriteByte('\n')
 	}
-	bw.WriteString("  ]\n}\n")
+	if n == 0 {
+		bw.WriteString("[]\n}\n")
+	} else {
+		bw.WriteString("\n  ]\n}\n")
+	}
 	return bw.Flush()
 }

@@ -77,6 +77,13 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("%s: not a directory", root)
 	}
+	// The source itself may be a symlink to a directory: WalkDir would not
+	// enter it, so resolve it. Symlinks inside it are never followed.
+	if li, err := os.Lstat(root); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+		if root, err = filepath.EvalSymlinks(root); err != nil {
+			return nil, err
+		}
+	}
 	l := newLayer()
 	var files []*tree.Entry
 	d := r.fleet.Defaults
@@ -195,7 +202,9 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 			return nil, fmt.Errorf("%s: entry %d: %w", name, i, err)
 		}
 		fail := func(format string, args ...any) error {
-			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, fmt.Sprintf(format, args...))
+			// A detail from checkName says "unsafe entry" already; say it once.
+			msg := strings.Replace(fmt.Sprintf(format, args...), ErrUnsafe.Error()+": ", "", 1)
+			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, msg)
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
@@ -275,6 +284,11 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 			return nil, fail("unsupported type %q", hdr.Typeflag)
 		}
 		l.add(e)
+	}
+	// Read past the end-of-archive marker to the end of the stream, so that
+	// gzip and zstd verify their checksums: a corrupt trailer is an error.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return nil, fmt.Errorf("%s: after the last entry: %w", name, err)
 	}
 	return l, nil
 }

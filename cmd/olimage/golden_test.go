@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -156,6 +158,46 @@ func TestPlanDeterministic(t *testing.T) {
 	for role, want := range pa {
 		if d := cmp.Diff(want, pb[role]); d != "" {
 			t.Errorf("%s: plan --json differs between the two copies (-a +b):\n%s", role, d)
+		}
+	}
+}
+
+// TestBuildDeterministic builds images from two differently made copies
+// of the example fleet, in different output directories, umasks and time
+// zones, and requires identical bytes.
+func TestBuildDeterministic(t *testing.T) {
+	a := filepath.Join(t.TempDir(), "a")
+	b := filepath.Join(t.TempDir(), "deeper", "b")
+	old := syscall.Umask(0o022)
+	copyTree(t, exampleFleet, a, false, -1, time.Now())
+	syscall.Umask(0o077)
+	copyTree(t, exampleFleet, b, true, 4321, time.Date(2031, 5, 5, 0, 0, 0, 0, time.UTC))
+	t.Cleanup(func() { syscall.Umask(old) })
+
+	local := time.Local
+	t.Cleanup(func() { time.Local = local })
+	sums := map[string][]string{}
+	for i, fleet := range []string{a, b} {
+		time.Local = time.FixedZone("zone", (i*13-6)*3600)
+		out := filepath.Join(t.TempDir(), "out")
+		o, e, code := olimage(t, "-f", fleet, "build", "ol-web", "ol-covers", "-o", out, "--json", "-j", fmt.Sprint(i+1))
+		if code != 0 {
+			t.Fatalf("build in %s: exit %d: %s", fleet, code, e)
+		}
+		var results []struct{ Role, Image, SHA256 string }
+		if err := json.Unmarshal([]byte(o), &results); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range results {
+			sums[r.Role] = append(sums[r.Role], r.SHA256+" "+filepath.Base(r.Image))
+		}
+	}
+	if len(sums) != 2 {
+		t.Fatalf("got results for %d roles, want 2", len(sums))
+	}
+	for role, s := range sums {
+		if len(s) != 2 || s[0] != s[1] {
+			t.Errorf("%s: builds differ: %v", role, s)
 		}
 	}
 }

@@ -1,0 +1,208 @@
+// Package builder turns a role into an image file: it merges the role's
+// overlays, adds the manifest, plans the ext4 layout, and streams it into a
+// sink (a sparse raw image, a zstd-compressed one, or a writer such as
+// stdout), atomically: a failed or interrupted build leaves nothing at the
+// output path. It does not parse fleets (package roles) or lay out ext4
+// (package ext4).
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Compression of an image file.
+const (
+	Raw  = "raw"
+	Zstd = "zstd"
+)
+
+// Options control one build.
+type Options struct {
+	// Output is a directory (the file name is derived), a file path ending
+	// in .img or .img.zst, or "-" for the raw image on Stdout.
+	Output string
+	// Compress is Raw or Zstd for images named by directory; a file name
+	// ending in .zst implies Zstd.
+	Compress string
+	Stdout   io.Writer
+	// Version is olimage's version, recorded in the manifest.
+	Version string
+	// Progress, if set, is called as bytes of the raw image are produced.
+	Progress func(done, total int64)
+}
+
+// Result describes a built image.
+type Result struct {
+	Role       string  `json:"role"`
+	Image      string  `json:"image"`              // path, or "-" for stdout
+	Manifest   string  `json:"manifest,omitempty"` // sidecar path
+	Compressed bool    `json:"compressed"`
+	Size       int64   `json:"size"`      // bytes of the raw image
+	FileSize   int64   `json:"file_size"` // bytes the file takes on disk
+	SHA256     string  `json:"sha256"`    // of the raw image
+	UUID       string  `json:"uuid"`      // file system UUID
+	TreeDigest string  `json:"tree"`      // manifest.TreeDigest of the role's tree
+	Entries    int     `json:"entries"`   // paths in the image, manifest included
+	Content    int64   `json:"content"`   // bytes of file content
+	FreeBlocks uint64  `json:"free_blocks"`
+	Inodes     uint64  `json:"inodes"`
+	UsedInodes uint64  `json:"used_inodes"`
+	Seconds    float64 `json:"seconds"`
+}
+
+// ErrOutput marks a problem with the output path rather than the input.
+var ErrOutput = errors.New("output")
+
+// Build builds role r of fleet f.
+func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
+	start := time.Now()
+	merged, err := overlays.Merge(f, r)
+	if err != nil {
+		return nil, err
+	}
+	defer merged.Close()
+	digest := manifest.TreeDigest(merged.Tree)
+	uuid, seed := derive("uuid", r.Name, digest), derive("hash seed", r.Name, digest)
+	uuid[6] = uuid[6]&0x0f | 0x50 // RFC 9562 version 5 (name-based) ...
+	uuid[8] = uuid[8]&0x3f | 0x80 // ... and variant, so tools print it as a UUID
+
+	doc := manifest.Image{
+		Schema: manifest.ImageSchema, Olimage: opts.Version, Fleet: f.Name, FleetVersion: f.Version,
+		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
+		TreeDigest: digest, Inputs: merged.Inputs,
+	}
+	mf, err := manifest.Spool(doc, merged.Tree)
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	t, err := withManifest(merged.Tree, mf, f, merged.Epoch)
+	if err != nil {
+		return nil, err
+	}
+
+	eo := ext4.Options{
+		Label: r.Image.Label, UUID: uuid, HashSeed: seed, Time: merged.Epoch,
+		Size: r.Image.Size, Journal: r.Image.Journal,
+		RootMode: f.Defaults.DirMode, RootUID: f.Owners["root"], RootGID: f.Groups["root"],
+	}
+	if r.Image.Headroom.Percent != 0 {
+		eo.HeadroomPercent = r.Image.Headroom.Percent
+	} else {
+		eo.Headroom = r.Image.Headroom.Value
+	}
+	if p := r.Image.InodeHeadroom.Percent; p != 0 {
+		eo.InodeHeadroom = int64(float64(t.Len()) * p / 100)
+	} else {
+		eo.InodeHeadroom = r.Image.InodeHeadroom.Value
+	}
+	layout, err := ext4.Plan(t, eo)
+	if err != nil {
+		var ns *ext4.NoSpaceError
+		if errors.As(err, &ns) {
+			return nil, fmt.Errorf("%s: %w (set image: {size: %dMiB} or more, or size: auto, in %s)", r.Name, err, (ns.Need+(1<<20)-1)>>20, r.File)
+		}
+		return nil, fmt.Errorf("%s: %w", r.Name, err)
+	}
+
+	res := &Result{Role: r.Name, UUID: doc.UUID, TreeDigest: digest, Entries: t.Len(), Size: layout.Size(), FreeBlocks: layout.FreeBlocks()}
+	res.Inodes, res.UsedInodes = layout.Inodes()
+	for _, e := range t.Entries {
+		if e.Type == tree.File {
+			res.Content += e.Size
+		}
+	}
+	if err := write(ctx, layout, f, r, digest, mf, opts, res); err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// derive makes a 16-byte value from the role and its tree digest, so the
+// same inputs give the same UUID and hash seed on every machine.
+func derive(what, role, digest string) [16]byte {
+	var out [16]byte
+	sum := sha256.Sum256([]byte("olimage " + what + "\x00" + role + "\x00" + digest))
+	copy(out[:], sum[:])
+	return out
+}
+
+func formatUUID(u [16]byte) string {
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// withManifest returns t with .olimage/manifest.json added.
+func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch int64) (*tree.Tree, error) {
+	root := func(p string, typ tree.Type, mode uint32) *tree.Entry {
+		return &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
+			Owner: "root", Group: "root", ModTime: epoch, Overlay: "olimage"}
+	}
+	if t.Get(manifest.Dir) != nil {
+		return nil, fmt.Errorf("%s: reserved for olimage's manifest; no overlay may supply it", manifest.Dir)
+	}
+	entries := append([]*tree.Entry(nil), t.Entries...)
+	d := root(manifest.Dir, tree.Dir, 0o755)
+	m := root(manifest.Path, tree.File, 0o644)
+	m.Size, m.Digest, m.Content = mf.Size, mf.SHA256, mf
+	entries = append(entries, d, m)
+	return tree.New(entries)
+}
+
+// FileName is the versioned name of a role's image: role, fleet version (or
+// the epoch's date), and the first 12 hex digits of the tree digest.
+func FileName(f *roles.Fleet, role, digest, compress string) string {
+	v := f.Version
+	if v == "" {
+		v = time.Unix(f.Epoch, 0).UTC().Format("20060102")
+	}
+	name := fmt.Sprintf("%s-%s-%s.img", role, v, digest[:12])
+	if compress == Zstd {
+		name += ".zst"
+	}
+	return name
+}
+
+// target decides the output path and compression.
+func target(f *roles.Fleet, role, digest string, opts Options) (path, compress string, err error) {
+	compress = opts.Compress
+	if compress == "" {
+		compress = Raw
+	}
+	if compress != Raw && compress != Zstd {
+		return "", "", fmt.Errorf("%w: compression %q: want raw or zstd", ErrOutput, compress)
+	}
+	out := opts.Output
+	if out == "" {
+		out = "."
+	}
+	if out == "-" {
+		return "-", compress, nil
+	}
+	if fi, err := os.Stat(out); err == nil && fi.IsDir() || strings.HasSuffix(out, string(filepath.Separator)) {
+		return filepath.Join(out, FileName(f, role, digest, compress)), compress, nil
+	}
+	switch {
+	case strings.HasSuffix(out, ".img.zst"):
+		return out, Zstd, nil
+	case strings.HasSuffix(out, ".img"):
+		return out, Raw, nil
+	}
+	return "", "", fmt.Errorf("%w: %s: not a directory, and not a file name ending in .img or .img.zst", ErrOutput, out)
+}

@@ -1,0 +1,282 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/ext4"
+	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/roles"
+)
+
+const exampleFleet = "../examples/openlibrary"
+
+// need returns the path of tool, or skips (fails under
+// OLIMAGE_TEST_DISALLOW_SKIP) when it is missing.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		skip(t, tool+" not installed")
+	}
+	return p
+}
+
+func skip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
+		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
+	}
+	t.Skip(why)
+}
+
+// fsck runs e2fsck -fn on img and fails the test on any finding.
+func fsck(t *testing.T, img string) {
+	t.Helper()
+	out, err := exec.Command(need(t, "e2fsck"), "-fn", img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
+	}
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func loadRole(t *testing.T, dir, role string) (*roles.Fleet, *roles.Role) {
+	t.Helper()
+	f, err := roles.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.Role(role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, r
+}
+
+type sidecar struct {
+	Schema   string             `json:"schema"`
+	Image    manifest.ImageFile `json:"image"`
+	Manifest json.RawMessage    `json:"manifest"`
+}
+
+func readSidecar(t *testing.T, p string) sidecar {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s sidecar
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return s
+}
+
+func TestBuildExampleRoles(t *testing.T) {
+	for _, role := range []string{"ol-web", "ol-covers", "ol-db"} {
+		t.Run(role, func(t *testing.T) {
+			f, r := loadRole(t, exampleFleet, role)
+			out := t.TempDir()
+			res, err := Build(context.Background(), f, r, Options{Output: out, Version: "test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fsck(t, res.Image)
+			if got := fileSHA256(t, res.Image); got != res.SHA256 {
+				t.Errorf("sha256 of the file %s, result says %s", got, res.SHA256)
+			}
+			if res.FileSize >= res.Size/2 {
+				t.Errorf("image takes %d bytes on disk of %d: not sparse", res.FileSize, res.Size)
+			}
+			sc := readSidecar(t, res.Manifest)
+			if sc.Schema != manifest.SidecarSchema || sc.Image.SHA256 != res.SHA256 || sc.Image.Size != res.Size {
+				t.Errorf("sidecar %+v does not describe %+v", sc.Image, res)
+			}
+			// The manifest inside the image is the sidecar's, byte for byte.
+			inside, err := exec.Command(need(t, "debugfs"), "-R", "cat /"+manifest.Path, res.Image).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(bytes.TrimSpace(inside), bytes.TrimSpace(sc.Manifest)) {
+				t.Errorf("manifest in the image differs from the sidecar's")
+			}
+			var m manifest.Image
+			if err := json.Unmarshal(inside, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Role != role || m.UUID != res.UUID || len(m.Entries) != res.Entries-2 || m.Olimage != "test" {
+				t.Errorf("manifest role %s uuid %s entries %d; want %s %s %d", m.Role, m.UUID, len(m.Entries), role, res.UUID, res.Entries-2)
+			}
+			want := FileName(f, role, res.TreeDigest, Raw)
+			if filepath.Base(res.Image) != want {
+				t.Errorf("image named %s, want %s", filepath.Base(res.Image), want)
+			}
+			dumpe2fs, err := exec.Command(need(t, "dumpe2fs"), "-h", res.Image).CombinedOutput()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"Filesystem UUID:          " + res.UUID, "Filesystem volume name:   " + r.Image.Label} {
+				if !strings.Contains(string(dumpe2fs), want) {
+					t.Errorf("dumpe2fs -h lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+func TestBuildZstdAndStdout(t *testing.T) {
+	f, r := loadRole(t, exampleFleet, "ol-mem")
+	dir := t.TempDir()
+	raw, err := Build(context.Background(), f, r, Options{Output: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zs, err := Build(context.Background(), f, r, Options{Output: filepath.Join(dir, "x.img.zst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !zs.Compressed || zs.SHA256 != raw.SHA256 {
+		t.Fatalf("zstd build: compressed %v, sha256 %s; raw build sha256 %s", zs.Compressed, zs.SHA256, raw.SHA256)
+	}
+	zf, _ := os.Open(zs.Image)
+	defer zf.Close()
+	zr, err := zstd.NewReader(zf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, zr); err != nil {
+		t.Fatal(err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != raw.SHA256 {
+		t.Errorf("decompressed sha256 %s, want %s", got, raw.SHA256)
+	}
+	var stdout bytes.Buffer
+	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stdout.Bytes())
+	if hex.EncodeToString(sum[:]) != raw.SHA256 || st.SHA256 != raw.SHA256 {
+		t.Errorf("stdout image sha256 %x (result %s), want %s", sum, st.SHA256, raw.SHA256)
+	}
+}
+
+// entries lists a directory's names.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, d := range des {
+		names = append(names, d.Name())
+	}
+	return names
+}
+
+func TestBuildFailuresLeaveNothing(t *testing.T) {
+	f, r := loadRole(t, exampleFleet, "ol-web")
+
+	t.Run("too small", func(t *testing.T) {
+		out := t.TempDir()
+		small := *r
+		small.Image.Size = 4 << 20
+		_, err := Build(context.Background(), f, &small, Options{Output: out})
+		if !errors.Is(err, ext4.ErrNoSpace) {
+			t.Fatalf("got %v, want ErrNoSpace", err)
+		}
+		if !strings.Contains(err.Error(), "needs an image of at least") || !strings.Contains(err.Error(), "ol-web.yaml") {
+			t.Errorf("error %q does not say what is needed and where to set it", err)
+		}
+		if n := entries(t, out); len(n) != 0 {
+			t.Errorf("output directory holds %v after a failed build", n)
+		}
+	})
+
+	t.Run("cancelled", func(t *testing.T) {
+		out := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := Build(ctx, f, r, Options{Output: out})
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+		if n := entries(t, out); len(n) != 0 {
+			t.Errorf("output directory holds %v after an interrupted build", n)
+		}
+	})
+
+	t.Run("output is not a directory or image name", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), "notes.txt")
+		_, err := Build(context.Background(), f, r, Options{Output: p})
+		if !errors.Is(err, ErrOutput) || !strings.Contains(err.Error(), p) {
+			t.Fatalf("got %v, want ErrOutput naming %s", err, p)
+		}
+	})
+
+	t.Run("unwritable directory", func(t *testing.T) {
+		// root writes anywhere, so make the directory a path below a file.
+		file := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(file, nil, 0o644)
+		_, err := Build(context.Background(), f, r, Options{Output: filepath.Join(file, "x.img")})
+		if !errors.Is(err, ErrOutput) {
+			t.Fatalf("got %v, want ErrOutput", err)
+		}
+	})
+
+	t.Run("source changed after merge", func(t *testing.T) {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "roles"), 0o755)
+		os.MkdirAll(filepath.Join(dir, "src", "opt"), 0o755)
+		os.WriteFile(filepath.Join(dir, "olimage.yaml"), []byte("fleet: t\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "roles", "r.yaml"), []byte("overlays: [{name: s, dir: src}]\n"), 0o644)
+		victim := filepath.Join(dir, "src", "opt", "data")
+		os.WriteFile(victim, bytes.Repeat([]byte("a"), 100000), 0o644)
+		f, r := loadRole(t, dir, "r")
+		out := t.TempDir()
+		// Change the file while the image is written: the progress
+		// callback runs after the first bytes, before file data.
+		changed := false
+		_, err := Build(context.Background(), f, r, Options{Output: out, Progress: func(done, total int64) {
+			if !changed {
+				changed = true
+				os.WriteFile(victim, bytes.Repeat([]byte("b"), 100000), 0o644)
+			}
+		}})
+		if !errors.Is(err, ext4.ErrContentChanged) || !strings.Contains(err.Error(), "opt/data") {
+			t.Fatalf("got %v, want ErrContentChanged naming opt/data", err)
+		}
+		if n := entries(t, out); len(n) != 0 {
+			t.Errorf("output directory holds %v after a failed build", n)
+		}
+	})
+}

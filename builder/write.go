@@ -1,0 +1,185 @@
+package builder
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/roles"
+)
+
+// write streams layout into the output opts names, with the sidecar
+// manifest beside it, both atomically.
+func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Role, digest string, mf *manifest.SpoolFile, opts Options, res *Result) error {
+	path, compress, err := target(f, r.Name, digest, opts)
+	if err != nil {
+		return err
+	}
+	res.Image, res.Compressed = path, compress == Zstd
+	h := sha256.New()
+	progress := func(int64) {}
+	if opts.Progress != nil {
+		total := layout.Size()
+		var done int64
+		progress = func(n int64) { done += n; opts.Progress(done, total) }
+	}
+	if path == "-" {
+		w := &stream{w: opts.Stdout, h: h, ctx: ctx, progress: progress}
+		var err error
+		if compress == Zstd {
+			err = compressTo(opts.Stdout, func(zw io.Writer) error {
+				w.w = zw
+				_, err := layout.WriteTo(w)
+				return err
+			})
+		} else {
+			_, err = layout.WriteTo(w)
+		}
+		if err != nil {
+			return fmt.Errorf("writing image to stdout: %w", err)
+		}
+		res.SHA256 = hex.EncodeToString(h.Sum(nil))
+		return nil
+	}
+
+	err = atomicWrite(path, func(file *os.File) error {
+		w := &stream{w: file, h: h, ctx: ctx, progress: progress}
+		if compress == Zstd {
+			return compressTo(file, func(zw io.Writer) error {
+				w.w = zw
+				_, err := layout.WriteTo(w)
+				return err
+			})
+		}
+		w.file = file // raw images keep unwritten space as holes
+		if _, err := layout.WriteTo(w); err != nil {
+			return err
+		}
+		return file.Truncate(layout.Size())
+	})
+	if err != nil {
+		return err
+	}
+	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	if fi, err := os.Stat(path); err == nil {
+		res.FileSize = fileBytes(fi)
+	}
+	res.Manifest = path + ".manifest.json"
+	err = atomicWrite(res.Manifest, func(file *os.File) error {
+		return manifest.WriteSidecar(file, manifest.ImageFile{
+			File: filepath.Base(path), Size: layout.Size(), SHA256: res.SHA256, Compressed: compress,
+		}, mf)
+	})
+	if err != nil {
+		os.Remove(path) // an image without its sidecar is not a finished build
+		return err
+	}
+	return nil
+}
+
+// compressTo runs fn with a zstd writer on w using every core.
+func compressTo(w io.Writer, fn func(io.Writer) error) error {
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	if err != nil {
+		return err
+	}
+	if err := fn(zw); err != nil {
+		zw.Close()
+		return err
+	}
+	return zw.Close()
+}
+
+// atomicWrite writes path through a temporary file beside it, renamed
+// into place only when fn and the sync succeed; on any failure, including
+// cancellation, the temporary file is removed and path is untouched.
+func atomicWrite(path string, fn func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrOutput, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = fn(tmp); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("%w: %v", ErrOutput, err)
+	}
+	return nil
+}
+
+// stream is the sink the ext4 writer writes into: it hashes the raw image,
+// reports progress, stops on cancellation, and on a raw image file turns
+// zero runs into holes.
+type stream struct {
+	w        io.Writer
+	file     *os.File // set for raw image files: zeros become holes
+	h        hash.Hash
+	ctx      context.Context
+	progress func(int64)
+	zeros    []byte
+}
+
+func (s *stream) Write(p []byte) (int, error) {
+	if err := s.ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.h.Write(p)
+	n, err := s.w.Write(p)
+	s.progress(int64(n))
+	return n, err
+}
+
+// Skip passes over n zero bytes. The digest still covers them, so the
+// image's sha256 is what sha256sum says of the file.
+func (s *stream) Skip(n int64) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if s.zeros == nil {
+		s.zeros = make([]byte, 1<<20)
+	}
+	for left := n; left > 0; {
+		k := min(left, int64(len(s.zeros)))
+		s.h.Write(s.zeros[:k])
+		left -= k
+	}
+	s.progress(n)
+	if s.file != nil {
+		_, err := s.file.Seek(n, io.SeekCurrent)
+		return err
+	}
+	for left := n; left > 0; {
+		k := min(left, int64(len(s.zeros)))
+		if _, err := s.w.Write(s.zeros[:k]); err != nil {
+			return err
+		}
+		left -= k
+	}
+	return nil
+}
