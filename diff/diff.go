@@ -1,0 +1,335 @@
+// Package diff compares two trees, whatever they were read from (an image,
+// a manifest, a role), and renders the changes for people and for
+// machines. It compares what the trees say; it does not read images or
+// fleets itself, and it reads file content only when an entry has no digest.
+package diff
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Kind is one way an entry changed.
+type Kind string
+
+// The kinds of change, with the letter each shows as in text output.
+const (
+	Added   Kind = "added"   // +
+	Removed Kind = "removed" // -
+	Type    Kind = "type"    // T
+	Content Kind = "content" // M
+	Target  Kind = "target"  // L
+	Mode    Kind = "mode"    // m
+	Owner   Kind = "owner"   // o
+	Xattrs  Kind = "xattrs"  // x
+	Time    Kind = "mtime"   // t, only with Options.Times
+)
+
+var letters = map[Kind]string{Added: "+", Removed: "-", Type: "T", Content: "M", Target: "L", Mode: "m", Owner: "o", Xattrs: "x", Time: "t"}
+
+// order is the order kinds are listed in.
+var order = []Kind{Added, Removed, Type, Content, Target, Mode, Owner, Xattrs, Time}
+
+// Legend explains the letters of text output; help text prints it.
+const Legend = `  +  added                    -  removed
+  T  type changed              M  content modified
+  L  link target changed       m  mode changed
+  o  owner or group changed    x  extended attributes changed
+  t  mtime changed (with --times)`
+
+// Change is one path that differs.
+type Change struct {
+	Path  string
+	Kinds []Kind
+	A, B  *tree.Entry // nil when absent on that side
+}
+
+// Has reports whether c includes kind k.
+func (c *Change) Has(k Kind) bool {
+	for _, x := range c.Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Options narrow a comparison.
+type Options struct {
+	// Paths keeps only changes at or below these paths, or matching these
+	// globs (** matches any number of elements). Empty keeps everything.
+	Paths []string
+	// Times reports mtime changes too; by default they are ignored, as
+	// every release has its own epoch.
+	Times bool
+}
+
+func (o Options) keep(p string) bool {
+	if len(o.Paths) == 0 {
+		return true
+	}
+	for _, f := range o.Paths {
+		f = strings.Trim(f, "/")
+		if f == "" || p == f || strings.HasPrefix(p, f+"/") || roles.Match(f, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Trees compares a and b. Entries without a digest have their content read
+// and hashed; ctx stops that.
+func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error) {
+	var out []Change
+	i, j := 0, 0
+	for i < len(a.Entries) || j < len(b.Entries) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var ea, eb *tree.Entry
+		switch {
+		case j == len(b.Entries) || i < len(a.Entries) && tree.Less(a.Entries[i].Path, b.Entries[j].Path):
+			ea = a.Entries[i]
+			i++
+		case i == len(a.Entries) || tree.Less(b.Entries[j].Path, a.Entries[i].Path):
+			eb = b.Entries[j]
+			j++
+		default:
+			ea, eb = a.Entries[i], b.Entries[j]
+			i++
+			j++
+		}
+		p := pathOf(ea, eb)
+		if !opts.keep(p) {
+			continue
+		}
+		kinds, err := compare(ea, eb, opts)
+		if err != nil {
+			return nil, err
+		}
+		if len(kinds) > 0 {
+			out = append(out, Change{Path: p, Kinds: kinds, A: ea, B: eb})
+		}
+	}
+	return out, nil
+}
+
+func pathOf(a, b *tree.Entry) string {
+	if a != nil {
+		return a.Path
+	}
+	return b.Path
+}
+
+func compare(a, b *tree.Entry, opts Options) ([]Kind, error) {
+	switch {
+	case a == nil:
+		return []Kind{Added}, nil
+	case b == nil:
+		return []Kind{Removed}, nil
+	}
+	var k []Kind
+	if a.Type != b.Type {
+		k = append(k, Type)
+	} else {
+		switch a.Type {
+		case tree.File:
+			same, err := sameContent(a, b)
+			if err != nil {
+				return nil, err
+			}
+			if !same {
+				k = append(k, Content)
+			}
+		case tree.Symlink, tree.Hardlink:
+			if a.Target != b.Target {
+				k = append(k, Target)
+			}
+		}
+	}
+	if a.Mode != b.Mode && a.Type != tree.Symlink {
+		k = append(k, Mode)
+	}
+	if a.UID != b.UID || a.GID != b.GID {
+		k = append(k, Owner)
+	}
+	if !sameXattrs(a.Xattrs, b.Xattrs) {
+		k = append(k, Xattrs)
+	}
+	if opts.Times && a.ModTime != b.ModTime {
+		k = append(k, Time)
+	}
+	return k, nil
+}
+
+func sameContent(a, b *tree.Entry) (bool, error) {
+	if a.Size != b.Size {
+		return false, nil
+	}
+	da, err := digest(a)
+	if err != nil {
+		return false, err
+	}
+	db, err := digest(b)
+	if err != nil {
+		return false, err
+	}
+	return da == db, nil
+}
+
+// digest returns e's content digest, computing it when the tree lacks one.
+func digest(e *tree.Entry) (string, error) {
+	if e.Digest != "" {
+		return e.Digest, nil
+	}
+	if e.Content == nil {
+		return "", fmt.Errorf("%s: no digest and no content to compare", e.Path)
+	}
+	rc, err := e.Content.Open()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer rc.Close()
+	d, err := sha256Reader(rc)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", e.Path, err)
+	}
+	e.Digest = d
+	return d, nil
+}
+
+func sameXattrs(a, b []tree.Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// Summary counts changes.
+type Summary struct {
+	Added    int `json:"added"`
+	Removed  int `json:"removed"`
+	Modified int `json:"modified"`
+}
+
+// Summarize counts changes by whether the path was added, removed or
+// changed in place.
+func Summarize(changes []Change) Summary {
+	var s Summary
+	for i := range changes {
+		switch {
+		case changes[i].Has(Added):
+			s.Added++
+		case changes[i].Has(Removed):
+			s.Removed++
+		default:
+			s.Modified++
+		}
+	}
+	return s
+}
+
+// top is the group a path is listed under: its first element.
+func top(p string) string {
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i] + "/"
+	}
+	return p
+}
+
+// WriteText writes changes for people, grouped by top directory: one line
+// per path with its change letters and what changed.
+func WriteText(w io.Writer, changes []Change) error {
+	group := ""
+	for i := range changes {
+		c := &changes[i]
+		if g := top(c.Path); g != group {
+			if group != "" {
+				fmt.Fprintln(w)
+			}
+			group = g
+			fmt.Fprintln(w, g)
+		}
+		var flags strings.Builder
+		for _, k := range order {
+			if c.Has(k) {
+				flags.WriteString(letters[k])
+			}
+		}
+		if _, err := fmt.Fprintf(w, "  %-4s %s%s\n", flags.String(), c.Path, detail(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func detail(c *Change) string {
+	a, b := c.A, c.B
+	switch {
+	case c.Has(Added):
+		return describe(b)
+	case c.Has(Removed):
+		return describe(a)
+	}
+	var d []string
+	if c.Has(Type) {
+		d = append(d, fmt.Sprintf("%s -> %s", a.Type, b.Type))
+	}
+	if c.Has(Content) {
+		d = append(d, fmt.Sprintf("%d -> %d bytes", a.Size, b.Size))
+	}
+	if c.Has(Target) {
+		d = append(d, fmt.Sprintf("-> %s (was %s)", b.Target, a.Target))
+	}
+	if c.Has(Mode) {
+		d = append(d, fmt.Sprintf("mode %04o -> %04o", a.Mode, b.Mode))
+	}
+	if c.Has(Owner) {
+		d = append(d, fmt.Sprintf("owner %d:%d -> %d:%d", a.UID, a.GID, b.UID, b.GID))
+	}
+	if c.Has(Xattrs) {
+		d = append(d, "xattrs "+xattrNames(a)+" -> "+xattrNames(b))
+	}
+	if c.Has(Time) {
+		d = append(d, fmt.Sprintf("mtime %d -> %d", a.ModTime, b.ModTime))
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return "  (" + strings.Join(d, ", ") + ")"
+}
+
+func describe(e *tree.Entry) string {
+	switch e.Type {
+	case tree.Symlink:
+		return " -> " + e.Target
+	case tree.Hardlink:
+		return " => " + e.Target
+	case tree.Dir:
+		return "/"
+	}
+	return fmt.Sprintf("  (%d bytes)", e.Size)
+}
+
+func xattrNames(e *tree.Entry) string {
+	if len(e.Xattrs) == 0 {
+		return "none"
+	}
+	var n []string
+	for _, x := range e.Xattrs {
+		n = append(n, x.Name)
+	}
+	return strings.Join(n, ",")
+}
+

@@ -1,0 +1,138 @@
+package diff
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/tree"
+)
+
+func mk(entries ...*tree.Entry) *tree.Tree {
+	t, err := tree.New(entries)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func file(p, digest string, mode uint32) *tree.Entry {
+	return &tree.Entry{Path: p, Type: tree.File, Mode: mode, Size: int64(len(digest)), Digest: digest}
+}
+
+func TestTrees(t *testing.T) {
+	a := mk(
+		&tree.Entry{Path: "etc", Type: tree.Dir, Mode: 0o755},
+		file("etc/a", "aaaa", 0o644),
+		file("etc/gone", "g", 0o644),
+		&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755},
+		&tree.Entry{Path: "opt/link", Type: tree.Symlink, Mode: 0o777, Target: "v1"},
+		file("opt/mode", "m", 0o644),
+		file("opt/owner", "o", 0o644),
+		file("opt/type", "t", 0o644),
+		&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x", Xattrs: []tree.Xattr{{Name: "user.a", Value: []byte("1")}}},
+	)
+	owner := file("opt/owner", "o", 0o644)
+	owner.UID = 999
+	b := mk(
+		&tree.Entry{Path: "etc", Type: tree.Dir, Mode: 0o755, ModTime: 5},
+		file("etc/a", "bbbb", 0o644),
+		file("etc/new", "n", 0o644),
+		&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755},
+		&tree.Entry{Path: "opt/link", Type: tree.Symlink, Mode: 0o777, Target: "v2"},
+		file("opt/mode", "m", 0o755),
+		owner,
+		&tree.Entry{Path: "opt/type", Type: tree.Dir, Mode: 0o755},
+		&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x", Xattrs: []tree.Xattr{{Name: "user.a", Value: []byte("2")}}},
+	)
+	changes, err := Trees(context.Background(), a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	WriteText(&buf, changes)
+	want := `etc/
+  M    etc/a  (4 -> 4 bytes)
+  -    etc/gone  (1 bytes)
+  +    etc/new  (1 bytes)
+
+opt/
+  L    opt/link  (-> v2 (was v1))
+  m    opt/mode  (mode 0644 -> 0755)
+  o    opt/owner  (owner 0:0 -> 999:0)
+  Tm   opt/type  (file -> dir, mode 0644 -> 0755)
+  x    opt/x  (xattrs user.a -> user.a)
+`
+	if d := cmp.Diff(want, buf.String()); d != "" {
+		t.Errorf("text (-want +got):\n%s", d)
+	}
+	if s := Summarize(changes); s != (Summary{Added: 1, Removed: 1, Modified: 6}) {
+		t.Errorf("summary %+v", s)
+	}
+
+	timed, _ := Trees(context.Background(), a, b, Options{Times: true})
+	if len(timed) != len(changes)+1 || timed[0].Path != "etc" || !timed[0].Has(Time) {
+		t.Errorf("with Times: %d changes, first %v", len(timed), timed[0])
+	}
+	only, _ := Trees(context.Background(), a, b, Options{Paths: []string{"/etc", "opt/l*"}})
+	var paths []string
+	for _, c := range only {
+		paths = append(paths, c.Path)
+	}
+	if d := cmp.Diff([]string{"etc/a", "etc/gone", "etc/new", "opt/link"}, paths); d != "" {
+		t.Errorf("filtered (-want +got):\n%s", d)
+	}
+	same, _ := Trees(context.Background(), a, a, Options{})
+	if len(same) != 0 {
+		t.Errorf("a tree differs from itself: %v", same)
+	}
+}
+
+// TestUnifiedMatchesDiff checks our unified diff against GNU diff -u.
+func TestUnifiedMatchesDiff(t *testing.T) {
+	gnu, err := exec.LookPath("diff")
+	if err != nil {
+		t.Skip("diff not installed")
+	}
+	cases := []struct{ a, b string }{
+		{"a\nb\nc\n", "a\nB\nc\n"},
+		{"", "new\n"},
+		{"old\n", ""},
+		{"1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n", "1\n2\nx\n4\n5\n6\n7\n8\n9\n10\n11\n12\ny\n14\n15\n16\n"},
+		{"listen 80;\nserver_name a;\n", "listen 8080;\nserver_name a;\nroot /srv;\n"},
+		{"no newline", "no newline at all"},
+		{strings.Repeat("same\n", 50) + "tail\n", "head\n" + strings.Repeat("same\n", 50)},
+	}
+	dir := t.TempDir()
+	for i, tc := range cases {
+		pa, pb := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+		os.WriteFile(pa, []byte(tc.a), 0o644)
+		os.WriteFile(pb, []byte(tc.b), 0o644)
+		out, _ := exec.Command(gnu, "-u", "--label", "a", "--label", "b", pa, pb).Output()
+		var got bytes.Buffer
+		if err := Unified(&got, "a", "b", []byte(tc.a), []byte(tc.b)); err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(string(out), got.String()); d != "" {
+			t.Errorf("case %d (-diff -u +ours):\n%s", i, d)
+		}
+	}
+}
+
+func FuzzUnified(f *testing.F) {
+	f.Add("a\nb\n", "b\nc\n")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		var out bytes.Buffer
+		Unified(&out, "a", "b", []byte(a), []byte(b))
+		if a == b && out.Len() != 0 {
+			t.Fatalf("equal inputs gave a diff")
+		}
+	})
+}

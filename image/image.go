@@ -1,0 +1,225 @@
+// Package image opens image files for reading as one random-access file
+// system: a raw ext4 image, the same compressed with zstd or gzip, or a
+// GPT disk holding one ext4 partition. It finds the bytes; it does not
+// interpret ext4 (package ext4/reader does).
+package image
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/diskfs/go-diskfs/partition/gpt"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Formats of an image file.
+const (
+	Raw  = "raw"
+	Zstd = "zstd"
+	Gzip = "gzip"
+)
+
+// ErrNoFS is returned when a file holds no ext4 file system olimage can
+// find: not raw ext4, not compressed ext4, not a GPT disk with one ext4
+// partition.
+var ErrNoFS = errors.New("no ext4 file system found")
+
+// File is an opened image: a file system of Size bytes readable at any
+// offset.
+type File struct {
+	Path      string
+	Format    string // Raw, Zstd or Gzip: how the file is stored
+	Partition int    // GPT partition number, 0 for a bare file system
+	Size      int64  // bytes of the file system
+	r         io.ReaderAt
+	off       int64
+	f         *os.File
+	tmp       *os.File
+}
+
+// ReadAt reads the file system's bytes.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if off >= f.Size {
+		return 0, io.EOF
+	}
+	if max := f.Size - off; int64(len(p)) > max {
+		n, err := f.r.ReadAt(p[:max], f.off+off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return f.r.ReadAt(p, f.off+off)
+}
+
+// Close releases the file and any decompressed copy.
+func (f *File) Close() error {
+	if f.tmp != nil {
+		f.tmp.Close()
+	}
+	return f.f.Close()
+}
+
+// ext4 magic, at byte 1080 of a file system (superblock at 1024, s_magic at 56).
+const (
+	magicOffset = 1024 + 56
+	ext4Magic   = 0xEF53
+)
+
+// Open opens the image at path.
+func Open(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	img := &File{Path: path, Format: Raw, f: f, r: f}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: is a directory, not an image", path)
+	}
+	img.Size = fi.Size()
+	var head [4]byte
+	n, _ := f.ReadAt(head[:], 0)
+	switch {
+	case n >= 4 && bytes.Equal(head[:], []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		img.Format = Zstd
+	case n >= 2 && head[0] == 0x1f && head[1] == 0x8b:
+		img.Format = Gzip
+	}
+	if img.Format != Raw {
+		if err := img.decompress(); err != nil {
+			img.Close()
+			return nil, fmt.Errorf("%s: %s: %w", path, img.Format, err)
+		}
+	}
+	if isExt4(img.r, 0) {
+		return img, nil
+	}
+	if err := img.findPartition(); err != nil {
+		img.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return img, nil
+}
+
+func isExt4(r io.ReaderAt, off int64) bool {
+	var m [2]byte
+	if n, _ := r.ReadAt(m[:], off+magicOffset); n != 2 {
+		return false
+	}
+	return binary.LittleEndian.Uint16(m[:]) == ext4Magic
+}
+
+// decompress expands the image into an unlinked temporary file, leaving
+// runs of zeros as holes so a mostly empty image costs little disk.
+func (img *File) decompress() error {
+	var zr io.Reader
+	switch img.Format {
+	case Zstd:
+		d, err := zstd.NewReader(img.f, zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		zr = d
+	case Gzip:
+		d, err := gzip.NewReader(img.f)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		zr = d
+	}
+	tmp, err := os.CreateTemp("", "olimage-image-*")
+	if err != nil {
+		return err
+	}
+	os.Remove(tmp.Name())
+	img.tmp = tmp
+	buf := make([]byte, 1<<20)
+	var size int64
+	for {
+		// Fill the buffer; io.ReadFull would blur a truncated stream's
+		// io.ErrUnexpectedEOF with a short last read.
+		n := 0
+		var err error
+		for n < len(buf) && err == nil {
+			var k int
+			k, err = zr.Read(buf[n:])
+			n += k
+		}
+		for off := 0; off < n; off += 4096 {
+			chunk := buf[off:min(off+4096, n)]
+			if !allZero(chunk) {
+				if _, werr := tmp.WriteAt(chunk, size+int64(off)); werr != nil {
+					return werr
+				}
+			}
+		}
+		size += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := tmp.Truncate(size); err != nil {
+		return err
+	}
+	img.r, img.Size = tmp, size
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// findPartition looks for a GPT and, in it, the one ext4 partition.
+func (img *File) findPartition() error {
+	var sig [8]byte
+	if n, _ := img.r.ReadAt(sig[:], 512); n != 8 || string(sig[:]) != "EFI PART" {
+		return fmt.Errorf("%w (no ext4 superblock, and no GPT)", ErrNoFS)
+	}
+	table, err := gpt.Read(newReaderFile(img), 512, 512)
+	if err != nil {
+		return fmt.Errorf("GPT: %w", err)
+	}
+	var found []*gpt.Partition
+	for _, p := range table.Partitions {
+		if p.Start == 0 || p.Size == 0 {
+			continue
+		}
+		start := int64(p.Start) * 512
+		if start+int64(p.Size) > img.Size {
+			return fmt.Errorf("GPT partition %d ends at byte %d, past the end of the disk (%d bytes)", p.Index, start+int64(p.Size), img.Size)
+		}
+		if isExt4(img.r, start) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return fmt.Errorf("%w: GPT disk with %d partitions, none ext4", ErrNoFS, len(table.Partitions))
+	case 1:
+		p := found[0]
+		img.off, img.Size, img.Partition = int64(p.Start)*512, int64(p.Size), p.Index
+		return nil
+	}
+	return fmt.Errorf("GPT disk with %d ext4 partitions; olimage reads disks with one", len(found))
+}
