@@ -332,4 +332,3 @@ func xattrNames(e *tree.Entry) string {
 	}
 	return strings.Join(n, ",")
 }
-
