@@ -84,7 +84,7 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 	doc := manifest.Image{
 		Schema: manifest.ImageSchema, Olimage: opts.Version, Fleet: f.Name, FleetVersion: f.Version,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
-		TreeDigest: digest, Inputs: merged.Inputs,
+		TreeDigest: digest, Activation: manifest.ActivationFor(merged.Tree), Inputs: merged.Inputs,
 	}
 	mf, err := manifest.Spool(doc, merged.Tree)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/internetarchive/olimage/tree"
 )
@@ -27,17 +28,54 @@ const SidecarSchema = "olimage.sidecar/v1"
 // Image is the manifest inside an image: what it was built from and every
 // entry it holds, except the manifest itself.
 type Image struct {
-	Schema       string  `json:"schema"`
-	Olimage      string  `json:"olimage"` // version of the olimage that built it
-	Fleet        string  `json:"fleet"`
-	FleetVersion string  `json:"fleet_version,omitempty"`
-	Role         string  `json:"role"`
-	Label        string  `json:"label"`
-	UUID         string  `json:"uuid"`
-	Epoch        int64   `json:"epoch"`
-	TreeDigest   string  `json:"tree"` // TreeDigest of the entries
-	Inputs       []Input `json:"inputs"`
-	Entries      []Entry `json:"entries"`
+	Schema       string      `json:"schema"`
+	Olimage      string      `json:"olimage"` // version of the olimage that built it
+	Fleet        string      `json:"fleet"`
+	FleetVersion string      `json:"fleet_version,omitempty"`
+	Role         string      `json:"role"`
+	Label        string      `json:"label"`
+	UUID         string      `json:"uuid"`
+	Epoch        int64       `json:"epoch"`
+	TreeDigest   string      `json:"tree"` // TreeDigest of the entries
+	Activation   *Activation `json:"activation"`
+	Inputs       []Input     `json:"inputs"`
+	Entries      []Entry     `json:"entries"`
+}
+
+// Activation says how a VM uses the volume once it is mounted: which paths
+// of the root file system become symlinks into it.
+type Activation struct {
+	// Mount is where the volume is mounted on the VM.
+	Mount string `json:"mount"`
+	// Links are made on the root file system, in this order.
+	Links []Link `json:"links"`
+}
+
+// Link is one symlink activation makes.
+type Link struct {
+	Path   string `json:"path"`   // on the root file system, relative to /: opt/openlibrary
+	Target string `json:"target"` // in the volume, relative to its root: opt/openlibrary
+}
+
+// DefaultMount is where the /1 data volume is mounted.
+const DefaultMount = "/1"
+
+// ActivationFor derives the activation plan of a tree: every top-level
+// entry of opt/ is served from the volume as a whole (/opt/openlibrary ->
+// /1/opt/openlibrary), and every non-directory entry of etc/ is linked
+// one by one (/etc/nginx/nginx.conf -> /1/etc/nginx/nginx.conf), so the
+// root disk's own /etc directories stay and only the named files change.
+func ActivationFor(t *tree.Tree) *Activation {
+	a := &Activation{Mount: DefaultMount, Links: []Link{}}
+	for _, e := range t.Entries {
+		switch {
+		case strings.HasPrefix(e.Path, "opt/") && strings.Count(e.Path, "/") == 1:
+			a.Links = append(a.Links, Link{Path: e.Path, Target: e.Path})
+		case strings.HasPrefix(e.Path, "etc/") && e.Type != tree.Dir:
+			a.Links = append(a.Links, Link{Path: e.Path, Target: e.Path})
+		}
+	}
+	return a
 }
 
 // ImageFile describes an image file in its sidecar manifest.
