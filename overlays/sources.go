@@ -150,6 +150,29 @@ func checkName(p string) error {
 	return nil
 }
 
+// tailReader counts the bytes read through it and how many of the last
+// ones were zeros.
+type tailReader struct {
+	r     io.Reader
+	n     int64
+	zeros int64
+}
+
+func (t *tailReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.n += int64(n)
+	i := n - 1
+	for i >= 0 && p[i] == 0 {
+		i--
+	}
+	if i >= 0 {
+		t.zeros = int64(n - 1 - i)
+	} else {
+		t.zeros += int64(n)
+	}
+	return n, err
+}
+
 // decompress sniffs the compression of an archive from its first bytes
 // rather than trusting its name.
 func decompress(f io.Reader) (io.Reader, func(), error) {
@@ -192,10 +215,17 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 	}
 	l := newLayer()
 	symlinks := map[string]bool{}
-	tr := tar.NewReader(zr)
+	// archive/tar also reports a quiet EOF where an archive was cut off
+	// at a block boundary; the end-of-archive marker tells the two apart.
+	tail := &tailReader{r: zr}
+	tr := tar.NewReader(tail)
+	var end int64 // where the last member's data ends, padded to a block
 	for i := 0; ; i++ {
 		hdr, err := tr.Next()
 		if err == io.EOF {
+			if tail.n < end+512 || tail.zeros < 512 {
+				return nil, fmt.Errorf("%s: entry %d: archive truncated (no end-of-archive marker)", name, i)
+			}
 			break
 		}
 		if err != nil {
@@ -205,6 +235,10 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 			// A detail from checkName says "unsafe entry" already; say it once.
 			msg := strings.Replace(fmt.Sprintf(format, args...), ErrUnsafe.Error()+": ", "", 1)
 			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, msg)
+		}
+		end = tail.n
+		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+			end += (hdr.Size + 511) &^ 511
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue

@@ -34,6 +34,9 @@ tree is an error, which says what removed it if an overlay did.`,
 }
 
 func runExplain(e *env, role, p string, out io.Writer) error {
+	if strings.TrimPrefix(path.Clean("/"+p), "/") == "" {
+		return usageError{fmt.Errorf("explain: %q is the volume root, which is not an entry; name a path in it, such as etc", p)}
+	}
 	f, r, err := e.role(role)
 	if err != nil {
 		return err

@@ -51,7 +51,7 @@ func TestScripts(t *testing.T) {
 // OUT ending in .gz or .tgz is gzip-compressed, in .zst zstd-compressed.
 // Each MEMBER is TYPE:NAME followed by ;KEY=VALUE options:
 //
-//	file:NAME      a regular file; content=TEXT, or from=FILE (relative to $WORK's cwd)
+//	file:NAME      a regular file; content=TEXT, or from=FILE (a script file)
 //	dir:NAME       a directory
 //	symlink:NAME   target=TARGET
 //	link:NAME      a hard link; target=MEMBER
@@ -60,8 +60,11 @@ func TestScripts(t *testing.T) {
 //	fifo:NAME      a named pipe
 //
 // Every type takes mode=OCTAL (default 0644, 0755 for directories, 0777
-// for symlinks). In NAME and values, \xHH is the byte HH and <N*S> is S
-// repeated N times, for names too long to write out.
+// for symlinks), mtime=UNIXSECONDS (default 2030-01-01, later than any
+// fleet epoch, so that clamping shows), uid=N (uid and gid N, user and
+// group "user") and xattr=NAME:VALUE. In NAME and values, \xHH is the
+// byte HH and <N*S> is S repeated N times, for names too long to write out.
+// archive/tar refuses to write a NUL in a name, so mktar cannot either.
 func cmdMktar(ts *testscript.TestScript, neg bool, args []string) {
 	if neg {
 		ts.Fatalf("unsupported: ! mktar")
@@ -71,13 +74,15 @@ func cmdMktar(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC) // after any fleet epoch, so clamping shows
+	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, spec := range args[1:] {
 		hdr, content, err := parseMember(ts, spec)
 		if err != nil {
 			ts.Fatalf("mktar: %s: %v", spec, err)
 		}
-		hdr.ModTime = mtime
+		if hdr.ModTime.IsZero() {
+			hdr.ModTime = mtime
+		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			ts.Fatalf("mktar: %s: %v", spec, err)
 		}
@@ -149,6 +154,24 @@ func parseMember(ts *testscript.TestScript, spec string) (*tar.Header, []byte, e
 		hdr.Typeflag = tar.TypeFifo
 	default:
 		return nil, nil, fmt.Errorf("unknown member type %q", typ)
+	}
+	if u, ok := opts["uid"]; ok {
+		id, err := strconv.Atoi(u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("uid %q: %v", u, err)
+		}
+		hdr.Uid, hdr.Gid, hdr.Uname, hdr.Gname = id, id, "user", "user"
+	}
+	if x, ok := opts["xattr"]; ok {
+		name, value, _ := strings.Cut(x, ":")
+		hdr.PAXRecords = map[string]string{"SCHILY.xattr." + name: value}
+	}
+	if t, ok := opts["mtime"]; ok {
+		sec, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("mtime %q: %v", t, err)
+		}
+		hdr.ModTime = time.Unix(sec, 0)
 	}
 	if m, ok := opts["mode"]; ok {
 		v, err := strconv.ParseInt(m, 8, 64)
