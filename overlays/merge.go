@@ -218,7 +218,7 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 		return fmt.Errorf("%s: supplied by overlay %q and again by overlay %q, whose conflict policy is \"error\": %w",
 			e.Path, old.e.Overlay, o.Name, ErrConflict)
 	case roles.Identical:
-		if d := entryDiff(old.e, e); d != "" {
+		if d := entryDiff(e, old.e); d != "" { // the upper overlay's values first
 			return fmt.Errorf("%s: overlay %q differs from overlay %q (%s) and the policy is \"identical\": %w",
 				e.Path, o.Name, old.e.Overlay, d, ErrConflict)
 		}

@@ -265,7 +265,7 @@ func TestMerge(t *testing.T) {
   - {name: b, dir: b, conflict: identical}
 `,
 			files:   map[string]any{"a/x": "same", "b/x": "+x same"},
-			wantErr: `mode 0644 vs 0755`,
+			wantErr: `x: overlay "b" differs from overlay "a" (mode 0755 vs 0644)`,
 			errIs:   ErrConflict,
 		},
 		{

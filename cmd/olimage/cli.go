@@ -139,11 +139,7 @@ func newRoot(e *env) *cobra.Command {
 files and deploys, declared in a fleet's YAML) into the /opt and /etc tree of
 the role's data volume, and shows, builds, reads and compares it.
 
-EXIT STATUS
-  0    success
-  1    differences or verification findings (diff, verify)
-  2    usage or input error
-  130  interrupted`,
+` + exitStatusHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          noArgs,
@@ -162,8 +158,22 @@ EXIT STATUS
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e))
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Example = `  olimage -f examples/openlibrary validate
+  olimage -f examples/openlibrary plan ol-web
+  olimage -f examples/openlibrary build --all -o out/`
+	for _, c := range root.Commands() {
+		if !strings.Contains(c.Long, "EXIT STATUS") {
+			c.Long += "\n\n" + exitStatusHelp
+		}
+	}
 	return root
 }
+
+const exitStatusHelp = `EXIT STATUS
+  0    success
+  1    differences or verification findings (diff, verify, status)
+  2    usage or input error
+  130  interrupted`
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {

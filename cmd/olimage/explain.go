@@ -75,17 +75,26 @@ func runExplain(e *env, role, p string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "%-10s overlay %q (%s)\n", label, s, declared[s])
 	}
-	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule))
-	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule))
+	inline := map[string]bool{}
+	for _, o := range r.Overlays {
+		for _, fe := range o.Files {
+			inline[f.Where(fe.Pos)] = true
+		}
+	}
+	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule, inline))
+	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule, inline))
 	if en.Digest != "" {
 		fmt.Fprintf(out, "content:   %d bytes, sha256 %s\n", en.Size, en.Digest)
 	}
 	return nil
 }
 
-func origin(rule string) string {
-	if rule == "" {
+func origin(rule string, inline map[string]bool) string {
+	switch {
+	case rule == "":
 		return "the source or the fleet defaults"
+	case inline[rule]:
+		return "the inline entry at " + rule
 	}
 	return "rule at " + rule
 }

@@ -48,10 +48,20 @@ type roleJSON struct {
 }
 
 type overlayJSON struct {
-	Name   string `json:"name"`
-	Kind   string `json:"kind"`
-	Source string `json:"source,omitempty"`
-	Pos    string `json:"declared"`
+	Name    string      `json:"name"`
+	Kind    string      `json:"kind"`
+	Source  string      `json:"source,omitempty"` // relative to the fleet directory
+	Files   int         `json:"files,omitempty"`  // inline entries
+	Deploy  *deployJSON `json:"deploy,omitempty"`
+	Pos     string      `json:"declared"`
+	summary string
+}
+
+type deployJSON struct {
+	Service  string `json:"service"`
+	Revision string `json:"revision,omitempty"`
+	Link     string `json:"link"`
+	Active   bool   `json:"active"`
 }
 
 func runRoles(e *env, opts rolesOptions, out io.Writer) error {
@@ -64,7 +74,14 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 		r := f.Roles[name]
 		rj := roleJSON{Name: name, Description: r.Description, Extends: r.Extends, Abstract: r.Abstract, File: rel(f.Dir, r.File)}
 		for _, o := range r.Overlays {
-			rj.Overlays = append(rj.Overlays, overlayJSON{Name: o.Name, Kind: o.Kind, Source: describeSource(f, o), Pos: relPos(f.Dir, o.Pos)})
+			oj := overlayJSON{Name: o.Name, Kind: o.Kind, Files: len(o.Files), Pos: relPos(f.Dir, o.Pos), summary: describeSource(f, o)}
+			if o.Source != "" {
+				oj.Source = rel(f.Dir, o.Source)
+			}
+			if d := o.Deploy; d != nil {
+				oj.Deploy = &deployJSON{Service: d.Service, Revision: d.Revision, Link: d.Link, Active: d.Active}
+			}
+			rj.Overlays = append(rj.Overlays, oj)
 		}
 		list = append(list, rj)
 	}
@@ -94,7 +111,7 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 		fmt.Fprintln(out, head)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for j, o := range r.Overlays {
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", j+1, o.Name, o.Kind, o.Source)
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", j+1, o.Name, o.Kind, o.summary)
 		}
 		tw.Flush()
 	}
@@ -105,6 +122,9 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 func describeSource(f *roles.Fleet, o *roles.Overlay) string {
 	switch o.Kind {
 	case "files":
+		if len(o.Files) == 1 {
+			return "1 inline entry"
+		}
 		return fmt.Sprintf("%d inline entries", len(o.Files))
 	case "deploy":
 		return fmt.Sprintf("%s -> opt/openlibrary/deploys/%s/ (link %s)", rel(f.Dir, o.Source), o.Deploy.Service, o.Deploy.Link)
