@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/internetarchive/olimage/tree"
 )
@@ -59,38 +58,38 @@ func treeFromDir(b testing.TB, src string) *tree.Tree {
 	return newTree(b, es...)
 }
 
-// TestSpeedVsMkfs compares WriteTo with mkfs.ext4 -d on the same tree.
-// It only runs with OLIMAGE_TEST_SPEED=1, as timing is noisy.
-func TestSpeedVsMkfs(t *testing.T) {
-	if os.Getenv("OLIMAGE_TEST_SPEED") != "1" {
-		t.Skip("set OLIMAGE_TEST_SPEED=1 to compare speed with mkfs.ext4 -d")
+// BenchmarkMkfs is mkfs.ext4 -d on BenchmarkWrite's tree, to compare:
+// go test ./ext4 -run - -bench . -benchtime 5x
+func BenchmarkMkfs(b *testing.B) {
+	mkfs := needTool(b, "mkfs.ext4")
+	src := benchSource(b)
+	l, err := Plan(treeFromDir(b, src), benchOptions())
+	if err != nil {
+		b.Fatal(err)
 	}
-	src := benchSource(t)
-	tr := treeFromDir(t, src)
+	out := filepath.Join(b.TempDir(), "mkfs.img")
+	b.ResetTimer()
+	for range b.N {
+		os.Remove(out)
+		cmd := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-d", src, out, fmt.Sprintf("%dK", l.Size()>>10))
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("mkfs.ext4: %v %s", err, o)
+		}
+	}
+}
+
+func benchOptions() Options {
 	o := testOptions()
 	o.Headroom = 64 << 20
 	o.InodeHeadroom = 10000
-
-	start := time.Now()
-	img, l := writeImage(t, tr, o)
-	ours := time.Since(start)
-
-	mkImg := filepath.Join(t.TempDir(), "mkfs.img")
-	start = time.Now()
-	out, err := exec.Command(needTool(t, "mkfs.ext4"), "-q", "-F", "-b", "4096", "-d", src, mkImg, fmt.Sprintf("%dK", l.Size()>>10)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("mkfs.ext4: %v %s", err, out)
-	}
-	theirs := time.Since(start)
-	t.Logf("olimage %v, mkfs.ext4 -d %v, image %d MiB", ours, theirs, l.Size()>>20)
-	fsck(t, img)
+	return o
 }
 
+// BenchmarkWrite plans and writes the tree of an Open Library deploy.
 func BenchmarkWrite(b *testing.B) {
 	src := benchSource(b)
 	tr := treeFromDir(b, src)
-	o := testOptions()
-	o.Headroom = 64 << 20
+	o := benchOptions()
 	out := filepath.Join(b.TempDir(), "bench.img")
 	b.ResetTimer()
 	for range b.N {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -207,3 +208,76 @@ type fileContent string
 func (f fileContent) Open() (io.ReadCloser, error) { return os.Open(string(f)) }
 
 var _ = filepath.Join
+
+// skipHasher is a Skipper that hashes skipped runs as zeros.
+type skipHasher struct {
+	h       io.Writer
+	skipped int64
+}
+
+func (s *skipHasher) Write(p []byte) (int, error) { return s.h.Write(p) }
+
+func (s *skipHasher) Skip(n int64) error {
+	s.skipped += n
+	_, err := io.CopyN(s.h, zeroReader{}, n)
+	return err
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func TestSkipper(t *testing.T) {
+	o := testOptions()
+	o.Size = 128 << 20
+	l, err := Plan(sampleTree(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, skipping := sha256.New(), &skipHasher{h: sha256.New()}
+	if _, err := l.WriteTo(struct{ io.Writer }{plain}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.WriteTo(skipping)
+	if err != nil || n != o.Size {
+		t.Fatalf("WriteTo(Skipper): %d, %v", n, err)
+	}
+	if !bytes.Equal(plain.Sum(nil), skipping.h.(hash.Hash).Sum(nil)) {
+		t.Fatal("Skipper output differs from plain output")
+	}
+	if skipping.skipped < o.Size/4 {
+		t.Fatalf("skipped %d of %d bytes, want most of the empty image skipped", skipping.skipped, o.Size)
+	}
+}
+
+func TestAutoSize(t *testing.T) {
+	tr := newTree(t, file(t, "f", 0o644, &genContent{size: 10 << 20}))
+	for _, tc := range []struct {
+		name     string
+		headroom int64
+		percent  float64
+		reserved float64
+	}{
+		{"bytes", 50 << 20, 0, 0},
+		{"percent", 0, 300, 0},
+		{"reserved", 8 << 20, 0, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testOptions()
+			o.Headroom, o.HeadroomPercent, o.ReservedPercent = tc.headroom, tc.percent, tc.reserved
+			img, l := writeImage(t, tr, o)
+			fsck(t, img)
+			want := max(tc.headroom, int64(float64(10<<20)*tc.percent/100)) + int64(float64(l.Size())*tc.reserved/100)
+			free := int64(l.FreeBlocks()) * BlockSize
+			if free < want || free > want+8<<20 {
+				t.Errorf("free %d bytes, want %d to %d more", free, want, 8<<20)
+			}
+			if l.Size()%(1<<20) != 0 {
+				t.Errorf("size %d is not a whole MiB", l.Size())
+			}
+			if tc.reserved > 0 && !strings.Contains(debugfs(t, img, "stats"), fmt.Sprintf("Reserved block count:     %d", uint64(float64(l.Blocks())*tc.reserved/100))) {
+				t.Errorf("reserved block count wrong")
+			}
+		})
+	}
+}

@@ -14,8 +14,24 @@
 // metadata_csum), 4 KiB blocks and 256-byte inodes. Every timestamp is
 // Options.Time, so the same tree and options give the same bytes.
 //
-// The package does not read images (see the reader) and does not decide
-// the image's label, UUID, seed or size policy: callers pass them in.
+// Layout, in block order: group 0's superblock, descriptors and reserved
+// descriptor blocks, then each flex group's bitmaps and inode tables in
+// its first group (as mke2fs packs them), then the resize inode's
+// indirect block, the journal, and every inode's blocks in inode order
+// (xattr block, data, extent tree blocks), skipping the superblock
+// backups of groups 1, 3^n, 5^n and 7^n. Inode 11 is lost+found (four
+// empty blocks, as mke2fs makes it); tree entries follow from 12. A
+// directory that fits in one block is linear; a bigger one gets an htree
+// (half_md4, the superblock's hash seed, one dx_node level when the root
+// cannot point at every leaf), with leaves filled completely.
+//
+// Holes: Plan reads regular files of at least Options.SparseMin bytes and
+// leaves their all-zero blocks unallocated; smaller files are stored
+// dense. WriteTo checks that every hole still reads as zero and that the
+// digest matches, so content that changes in between is an error.
+//
+// The package does not read images and does not decide the image's
+// label, UUID, seed or size policy: callers pass them in.
 package ext4
 
 import (

@@ -138,6 +138,11 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 	}
 	inos := map[string]uint64{}
 	for _, e := range tr.Entries {
+		if err := syscall.Lstat(filepath.Join(mnt, filepath.FromSlash(e.Path)), &st); err == nil {
+			inos[e.Path] = st.Ino
+		}
+	}
+	for _, e := range tr.Entries {
 		p := filepath.Join(mnt, filepath.FromSlash(e.Path))
 		if err := syscall.Lstat(p, &st); err != nil {
 			t.Errorf("%s: %v", e.Path, err)
@@ -150,7 +155,6 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 				t.Errorf("%s: inode %d, want %d", e.Path, st.Ino, inos[e.Target])
 			}
 		}
-		inos[e.Path] = st.Ino
 		if st.Mode&0o7777 != pe.Mode || st.Uid != pe.UID || st.Gid != pe.GID {
 			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path, st.Mode&0o7777, st.Uid, st.Gid, pe.Mode, pe.UID, pe.GID)
 		}
@@ -233,6 +237,13 @@ func TestMount(t *testing.T) {
 			}
 			fsck(t, img2)
 			mnt = mount(t, img2, "ro")
+			var fs syscall.Statfs_t
+			if err := syscall.Statfs(mnt, &fs); err != nil {
+				t.Fatal(err)
+			}
+			if got := int64(fs.Blocks) * fs.Bsize; got < grow*9/10 {
+				t.Errorf("grown file system has %d bytes, want about %d", got, grow)
+			}
 			compareMounted(t, mnt, tr, o)
 			umount(t, mnt)
 		})

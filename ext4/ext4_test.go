@@ -68,6 +68,8 @@ var imageCases = []imageCase{
 			hardlink("b/third", "a/primary"),
 			file(t, "empty", 0o644, memContent("")),
 			hardlink("empty-too", "empty"),
+			hardlink("a/0-before", "b/later"),
+			file(t, "b/later", 0o600, memContent("linked before it appears")),
 		}
 	}},
 	{name: "xattrs", entries: func(t testing.TB) []*tree.Entry {
@@ -108,6 +110,8 @@ var imageCases = []imageCase{
 			file(t, "allzero", 0o644, &genContent{size: 1 << 20, zeros: [][2]int64{{0, 1 << 20}}}),
 			file(t, "smallzero", 0o644, &genContent{size: 8192, zeros: [][2]int64{{0, 8192}}}),
 			file(t, "fragmented", 0o644, &genContent{size: 8 << 20, zeros: everyOther(8<<20, 2*BlockSize)}),
+			// 3072 extents: an extent tree of depth 2.
+			file(t, "very-fragmented", 0o644, &genContent{size: 24 << 20, zeros: everyOther(24<<20, BlockSize)}),
 		}
 	}},
 	{name: "no journal", entries: func(t testing.TB) []*tree.Entry {
@@ -117,6 +121,30 @@ var imageCases = []imageCase{
 		l := dir("lost+found", 0o700)
 		return []*tree.Entry{l, file(t, "lost+found/#12", 0o644, memContent("found"))}
 	}},
+	{name: "short last group dropped", entries: func(t testing.TB) []*tree.Entry {
+		return []*tree.Entry{file(t, "f", 0o644, &genContent{size: 3 << 20})}
+	}, opts: func(o *Options) { o.Size = (3*32768 + 500) * BlockSize }},
+	{name: "short last backup group", entries: func(t testing.TB) []*tree.Entry {
+		return []*tree.Entry{file(t, "f", 0o644, &genContent{size: 3 << 20})}
+	}, opts: func(o *Options) { o.Size = (32768 + 2000) * BlockSize }},
+	{name: "htree utf-8", entries: func(t testing.TB) []*tree.Entry {
+		es := []*tree.Entry{dir("ünïcødé", 0o755)}
+		for i := range 3000 {
+			es = append(es, symlink(fmt.Sprintf("ünïcødé/файл-%d-\xff\x80", i), "t"))
+		}
+		return es
+	}},
+	{name: "journal across groups", entries: func(t testing.TB) []*tree.Entry {
+		return []*tree.Entry{file(t, "f", 0o644, memContent("x"))}
+	}, opts: func(o *Options) { o.Size = 17 << 30 }},
+	{name: "inodes in three groups", entries: func(t testing.TB) []*tree.Entry {
+		var es []*tree.Entry
+		for i := range 3000 {
+			d := fmt.Sprintf("d%04d", i)
+			es = append(es, dir(d, 0o755), dir(d+"/sub", 0o700), file(t, d+"/sub/f", 0o644, memContent(d)), symlink(d+"/l", "sub/f"))
+		}
+		return es
+	}, opts: func(o *Options) { o.Size = 300 << 20 }},
 	{name: "300 MiB", entries: func(t testing.TB) []*tree.Entry {
 		return []*tree.Entry{
 			dir("big", 0o755),

@@ -26,7 +26,7 @@ type geometry struct {
 	ipg     uint32 // inodes per group
 	itb     uint32 // inode table blocks per group
 	gdt     uint32 // group descriptor blocks
-	rsv     uint32 // reserved GDT blocks (resize_inode); 0 drops the feature
+	rsv     uint32 // reserved GDT blocks (resize_inode), 0 on small file systems
 	journal uint32 // journal blocks; 0 for none
 
 	bbm, ibm, itab []uint64 // per group: block bitmap, inode bitmap, inode table

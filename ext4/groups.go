@@ -114,7 +114,7 @@ func (l *Layout) superblock(grp uint32) *format.Superblock {
 		FirstIno:          format.FirstIno,
 		InodeSize:         format.InodeSize,
 		BlockGroupNr:      uint16(grp),
-		FeatureCompat:     format.CompatExtAttr | format.CompatDirIndex,
+		FeatureCompat:     format.CompatExtAttr | format.CompatDirIndex | format.CompatResizeInode,
 		FeatureIncompat:   format.IncompatFiletype | format.IncompatExtents | format.Incompat64bit | format.IncompatFlexBG,
 		FeatureRoCompat: format.RoCompatSparseSuper | format.RoCompatLargeFile | format.RoCompatHugeFile |
 			format.RoCompatDirNlink | format.RoCompatExtraIsize | format.RoCompatMetadataCsum,
@@ -130,10 +130,7 @@ func (l *Layout) superblock(grp uint32) *format.Superblock {
 		ChecksumType:     format.ChecksumCrc32c,
 	}
 	copy(s.VolumeName[:], o.Label)
-	if g.rsv > 0 {
-		s.FeatureCompat |= format.CompatResizeInode
-		s.ReservedGdtBlocks = uint16(g.rsv)
-	}
+	s.ReservedGdtBlocks = uint16(g.rsv) // may be 0 on small file systems, as with mke2fs
 	if jn := l.nodes[format.JournalIno]; jn != nil {
 		s.FeatureCompat |= format.CompatHasJournal
 		s.JournalInum = format.JournalIno

@@ -257,8 +257,26 @@ var eaRE = regexp.MustCompile(`(?m)^\s*(\S+) \((\d+)\)(?: = (.*))?$`)
 func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	t.Helper()
 	fsck(t, img)
-	hdr := debugfs(t, img, "stats")
-	want := "ext_attr dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
+	out, err := exec.Command(needTool(t, "dumpe2fs"), "-h", img).Output()
+	if err != nil {
+		t.Fatalf("dumpe2fs -h: %v", err)
+	}
+	hdr := string(out)
+	for _, line := range []string{
+		"Filesystem volume name:   " + o.Label,
+		"Filesystem UUID:          " + uuidString(o.UUID),
+		"Directory Hash Seed:      " + uuidString(o.HashSeed),
+		"Filesystem state:         clean",
+		"Default directory hash:   half_md4",
+		"Filesystem flags:         signed_directory_hash",
+		"Inode size:\t          256",
+		"Block size:               4096",
+	} {
+		if !strings.Contains(hdr, strings.ReplaceAll(line, "\\t", "\t")) {
+			t.Errorf("dumpe2fs -h lacks %q:\n%s", line, hdr)
+		}
+	}
+	want := "resize_inode ext_attr dir_index filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
 	for _, f := range strings.Fields(want) {
 		if !regexp.MustCompile(`Filesystem features:.*\b` + f + `\b`).MatchString(hdr) {
 			t.Errorf("feature %s missing:\n%s", f, hdr)
@@ -291,6 +309,14 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	}
 	outs = outs[2:]
 	inos := map[string]uint64{}
+	k := 0
+	for _, e := range tr.Entries {
+		inos[e.Path] = parseStat(t, outs[k]).ino
+		k++
+		if len(e.Xattrs) > 0 {
+			k++
+		}
+	}
 	links := tr.Links()
 	subdirs := map[string]uint64{}
 	for _, e := range tr.Entries {
@@ -313,7 +339,6 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 				t.Errorf("%s: inode %d, want %d (hard link to %s)", e.Path, si.ino, inos[e.Target], e.Target)
 			}
 		}
-		inos[e.Path] = si.ino
 		if si.mode != uint64(p.Mode) || si.uid != uint64(p.UID) || si.gid != uint64(p.GID) {
 			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path, si.mode, si.uid, si.gid, p.Mode, p.UID, p.GID)
 		}
@@ -352,13 +377,13 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	}
 
 	// Content and link targets through rdump.
-	out := filepath.Join(t.TempDir(), "rdump")
-	if err := os.Mkdir(out, 0o755); err != nil {
+	dump := filepath.Join(t.TempDir(), "rdump")
+	if err := os.Mkdir(dump, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	debugfs(t, img, "rdump / "+out)
+	debugfs(t, img, "rdump / "+dump)
 	for _, e := range tr.Entries {
-		p := filepath.Join(out, filepath.FromSlash(e.Path))
+		p := filepath.Join(dump, filepath.FromSlash(e.Path))
 		switch e.Type {
 		case tree.File, tree.Hardlink:
 			pe := e
@@ -394,4 +419,9 @@ func keep(t testing.TB, img string) {
 	if out, err := exec.Command("cp", "--sparse=always", img, filepath.Join(d, name)).CombinedOutput(); err != nil {
 		t.Fatalf("keep: %v %s", err, out)
 	}
+}
+
+func uuidString(u [16]byte) string {
+	h := hex.EncodeToString(u[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -92,7 +92,12 @@ func (l *Layout) resizeNode() *node {
 	}
 	// i_size covers every block a double-indirect map can reach.
 	size := uint64(addrPerBlock*addrPerBlock+addrPerBlock+12) * BlockSize
-	n := &node{ino: format.ResizeIno, mode: format.ModeRegular | 0o600, links: 1, size: size}
+	n := &node{
+		ino:   format.ResizeIno,
+		mode:  format.ModeRegular | 0o600, // as mke2fs makes it
+		links: 1,                          // reserved inodes have no name but count one link
+		size:  size,
+	}
 	n.runs = []run{{0, uint32(1 + uint64(g.rsv)*(1+backups))}} // for i_blocks only: never allocated
 	return n
 }
@@ -105,7 +110,7 @@ func (l *Layout) inode(b []byte, ino uint32) {
 	if int(ino) < len(l.nodes) {
 		n = l.nodes[ino]
 	}
-	if ino == format.ResizeIno && l.geo.rsv > 0 {
+	if ino == format.ResizeIno {
 		n = l.resizeNode()
 	}
 	if n == nil {

@@ -87,10 +87,24 @@ func (l *Layout) build(t *tree.Tree) error {
 		rootMode = defaultRootMode
 	}
 	l.nodes = make([]*node, format.FirstIno+1, format.FirstIno+1+len(t.Entries))
-	root := &node{ino: format.RootIno, mode: format.ModeDir | uint16(rootMode), uid: o.RootUID, gid: o.RootGID,
-		links: 2, ftype: format.FtDir, parent: format.RootIno, dir: &dirPlan{}}
-	lpf := &node{ino: format.LostFoundIno, mode: format.ModeDir | 0o700, links: 2, ftype: format.FtDir,
-		parent: format.RootIno, dir: &dirPlan{}}
+	root := &node{
+		ino:    format.RootIno,
+		mode:   format.ModeDir | uint16(rootMode),
+		uid:    o.RootUID,
+		gid:    o.RootGID,
+		links:  2, // "." and its own "..": subdirectories add theirs
+		ftype:  format.FtDir,
+		parent: format.RootIno, // the root is its own parent
+		dir:    &dirPlan{},
+	}
+	lpf := &node{
+		ino:    format.LostFoundIno,
+		mode:   format.ModeDir | 0o700, // as mke2fs makes it
+		links:  2,                      // name in the root and "."
+		ftype:  format.FtDir,
+		parent: format.RootIno,
+		dir:    &dirPlan{},
+	}
 	l.nodes[format.RootIno], l.nodes[format.LostFoundIno] = root, lpf
 	if e := t.Get("lost+found"); e == nil {
 		root.dir.ents = append(root.dir.ents, dent{name: "lost+found", ino: format.LostFoundIno, ftype: format.FtDir})
@@ -98,8 +112,23 @@ func (l *Layout) build(t *tree.Tree) error {
 	}
 
 	dirs := map[string]*node{"": root}
-	files := map[string]*node{}
+	// Inode numbers follow tree order; hard links may name a file that
+	// comes later, so number the files first.
+	fileIno := map[string]uint32{}
 	next := uint32(format.FirstIno + 1)
+	for _, e := range t.Entries {
+		switch {
+		case e.Type == tree.Hardlink, e.Path == "lost+found" && e.Type == tree.Dir:
+		case e.Type == tree.File:
+			fileIno[e.Path] = next
+			next++
+		default:
+			next++
+		}
+	}
+	files := map[string]*node{}
+	extraLinks := map[string]uint32{}
+	next = format.FirstIno + 1
 	for _, e := range t.Entries {
 		name := e.Name()
 		if err := checkName(e.Path, name); err != nil {
@@ -110,18 +139,18 @@ func (l *Layout) build(t *tree.Tree) error {
 			return fmt.Errorf("%s: parent directory %q is not in the tree (or is not a directory)", e.Path, tree.Parent(e.Path))
 		}
 		if e.Type == tree.Hardlink {
-			f := files[e.Target]
-			if f == nil {
-				return fmt.Errorf("%s: hard link target %q is not a regular file earlier in the tree", e.Path, e.Target)
+			ino := fileIno[e.Target]
+			if ino == 0 {
+				return fmt.Errorf("%s: hard link target %q is not a regular file in the tree", e.Path, e.Target)
 			}
-			f.links++
-			if f.links > format.LinkMax {
+			extraLinks[e.Target]++
+			if extraLinks[e.Target] >= format.LinkMax {
 				return fmt.Errorf("%s: more than %d hard links to %s", e.Path, format.LinkMax, e.Target)
 			}
-			pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: f.ino, ftype: format.FtRegular})
+			pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: ino, ftype: format.FtRegular})
 			continue
 		}
-		n := &node{entry: e, uid: e.UID, gid: e.GID, links: 1, flags: format.InodeExtentsFl}
+		n := &node{entry: e, uid: e.UID, gid: e.GID, links: 1 /* hard links add theirs */, flags: format.InodeExtentsFl}
 		perm := uint16(e.Mode & tree.ModeMask)
 		if e.Path == "lost+found" {
 			if e.Type != tree.Dir {
@@ -183,6 +212,9 @@ func (l *Layout) build(t *tree.Tree) error {
 			l.nodes = append(l.nodes, n) // index n.ino
 		}
 	}
+	for p, k := range extraLinks {
+		files[p].links += k
+	}
 	l.maxIno = next - 1
 	if uint64(l.maxIno) > maxInodeCount {
 		return &InodesError{Need: uint64(l.maxIno), Max: maxInodeCount}
@@ -218,7 +250,12 @@ func (l *Layout) build(t *tree.Tree) error {
 		n.runs = []run{{0, n.dir.blocks}}
 	}
 	if o.Journal {
-		l.nodes[format.JournalIno] = &node{ino: format.JournalIno, mode: format.ModeRegular | 0o600, links: 1, flags: format.InodeExtentsFl}
+		l.nodes[format.JournalIno] = &node{
+			ino:   format.JournalIno,
+			mode:  format.ModeRegular | 0o600, // as mke2fs makes it
+			links: 1,                          // reserved inodes have no name but count one link
+			flags: format.InodeExtentsFl,
+		}
 	}
 	for _, n := range l.nodes {
 		if n != nil {
@@ -389,9 +426,7 @@ func (l *Layout) allocate(g *geometry) uint64 {
 	l.geo = g
 	a := newAllocator(g)
 	l.dind = 0
-	if g.rsv > 0 {
-		a.alloc(1, func(s, _ uint64) { l.dind = s })
-	}
+	a.alloc(1, func(s, _ uint64) { l.dind = s })
 	if jn := l.nodes[format.JournalIno]; jn != nil {
 		jn.runs = []run{{0, g.journal}}
 		jn.size = uint64(g.journal) * BlockSize

@@ -3,26 +3,45 @@ package ext4
 import (
 	"bytes"
 	"io"
+	"sync"
 )
 
-// sinkBuf is how much output the sink gathers before writing it.
-const sinkBuf = 1 << 20
+// Output is gathered in buffers of sinkBuf bytes; while the writer fills
+// one, a goroutine writes the others out, so reading and hashing content
+// overlaps with writing the image.
+const (
+	sinkBuf  = 1 << 20
+	sinkBufs = 4
+)
 
-// sink buffers the image stream and, when the writer can skip (Skipper or
-// a working io.Seeker), turns all-zero blocks into skips so a raw image
-// file stays sparse. It keeps the first error and does nothing after it.
+// sinkJob is a filled buffer, then a run of zero bytes, to write in order.
+type sinkJob struct {
+	buf   []byte
+	zeros int64
+}
+
+// sink streams the image. When the output can skip (Skipper or a working
+// io.Seeker), all-zero blocks become skips so a raw image file stays
+// sparse. It keeps the first error and does nothing after it.
 type sink struct {
 	w      io.Writer
 	skip   func(int64) error // nil: zeros are written
 	seeker bool              // skip is a Seek; the last byte must be written to set the length
 	buf    []byte
-	zeros  int64 // skipped bytes not yet passed to skip
 	total  int64
-	err    error
+
+	free chan []byte
+	jobs chan sinkJob
+	done chan struct{}
+
+	mu  sync.Mutex
+	err error
+
+	zeros int64 // owned by the output goroutine until done
 }
 
 func newSink(w io.Writer) *sink {
-	s := &sink{w: w, buf: make([]byte, 0, sinkBuf)}
+	s := &sink{w: w, free: make(chan []byte, sinkBufs), jobs: make(chan sinkJob, sinkBufs), done: make(chan struct{})}
 	if sk, ok := w.(Skipper); ok {
 		s.skip = sk.Skip
 	} else if ws, ok := w.(io.Seeker); ok {
@@ -31,14 +50,48 @@ func newSink(w io.Writer) *sink {
 			s.seeker = true
 		}
 	}
+	for range sinkBufs - 1 {
+		s.free <- make([]byte, 0, sinkBuf)
+	}
+	s.buf = make([]byte, 0, sinkBuf)
+	go s.output()
 	return s
+}
+
+// failed returns the output error, if any.
+func (s *sink) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *sink) setErr(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+// output writes jobs in order until jobs is closed.
+func (s *sink) output() {
+	defer close(s.done)
+	for j := range s.jobs {
+		if s.failed() == nil {
+			s.writeBuf(j.buf)
+			s.zeros += j.zeros
+		}
+		if j.buf != nil {
+			s.free <- j.buf[:0]
+		}
+	}
 }
 
 // space returns free buffer space for at least one and at most
 // ceil(n/BlockSize) blocks; the caller fills it and calls commit.
 func (s *sink) space(n int) []byte {
 	if cap(s.buf)-len(s.buf) < BlockSize {
-		s.flush()
+		s.flush(0)
 	}
 	n = min((n+BlockSize-1)&^(BlockSize-1), cap(s.buf)-len(s.buf))
 	return s.buf[len(s.buf) : len(s.buf)+n]
@@ -69,31 +122,45 @@ func (s *sink) zero(n int64) {
 		}
 		return
 	}
-	s.flush()
-	s.zeros += n
 	s.total += n
+	s.flush(n)
 }
 
-// write passes b on, first skipping pending zeros.
-func (s *sink) write(b []byte) {
-	if s.err != nil || len(b) == 0 {
+// flush hands the buffer and then zeros bytes of zeros to the output
+// goroutine, and takes a free buffer.
+func (s *sink) flush(zeros int64) {
+	if len(s.buf) == 0 && zeros == 0 {
+		return
+	}
+	j := sinkJob{zeros: zeros}
+	if len(s.buf) > 0 {
+		j.buf = s.buf
+		s.buf = <-s.free
+	}
+	s.jobs <- j
+}
+
+// put writes b, first skipping pending zeros (output goroutine only).
+func (s *sink) put(b []byte) {
+	if len(b) == 0 || s.failed() != nil {
 		return
 	}
 	if s.zeros > 0 {
-		if s.err = s.skip(s.zeros); s.err != nil {
+		if err := s.skip(s.zeros); err != nil {
+			s.setErr(err)
 			return
 		}
 		s.zeros = 0
 	}
-	_, s.err = s.w.Write(b)
+	if _, err := s.w.Write(b); err != nil {
+		s.setErr(err)
+	}
 }
 
-// flush writes the buffer, turning zero blocks into skips when it can.
-func (s *sink) flush() {
-	b := s.buf
-	s.buf = s.buf[:0]
+// writeBuf writes b, turning zero blocks into skips when it can.
+func (s *sink) writeBuf(b []byte) {
 	if s.skip == nil {
-		s.write(b)
+		s.put(b)
 		return
 	}
 	for len(b) > 0 {
@@ -104,7 +171,7 @@ func (s *sink) flush() {
 		if i == 0 && len(b) < BlockSize {
 			i = len(b)
 		}
-		s.write(b[:i])
+		s.put(b[:i])
 		b = b[i:]
 		j := 0
 		for j+BlockSize <= len(b) && bytes.Equal(b[j:j+BlockSize], zeroBlock[:]) {
@@ -115,18 +182,23 @@ func (s *sink) flush() {
 	}
 }
 
-// finish flushes everything and sets the output's length.
-func (s *sink) finish() error {
-	s.flush()
-	if s.err == nil && s.zeros > 0 {
+// close stops the output goroutine; with finish false it only waits, for
+// a write that failed elsewhere.
+func (s *sink) close(finish bool) error {
+	s.flush(0)
+	close(s.jobs)
+	<-s.done
+	if !finish {
+		return s.failed()
+	}
+	if s.failed() == nil && s.zeros > 0 {
 		if s.seeker {
 			// Seeking past the end does not grow a file; writing its last byte does.
 			s.zeros--
-			s.write([]byte{0})
-		} else {
-			s.err = s.skip(s.zeros)
-			s.zeros = 0
+			s.put([]byte{0})
+		} else if err := s.skip(s.zeros); err != nil {
+			s.setErr(err)
 		}
 	}
-	return s.err
+	return s.failed()
 }

@@ -72,7 +72,7 @@ func (l *Layout) items() []item {
 			}
 		}
 		if len(n.ext) == 0 && n.entry != nil && n.ftype == format.FtRegular && n.entry.Content != nil {
-			its = append(its, item{start: 0, kind: itVerify, a: n.ino})
+			its = append(its, item{start: 0 /* no blocks: anywhere will do */, kind: itVerify, a: n.ino})
 		}
 	}
 	sort.SliceStable(its, func(i, j int) bool { return its[i].start < its[j].start })
@@ -96,19 +96,18 @@ type writer struct {
 // order. When w is a Skipper, or an io.Seeker that can seek, zero blocks
 // are skipped rather than written, so w must read as zeros where nothing
 // was written (a new or truncated file). File content is read through
-// Entry.Content and must still have the tree entry's size and sha256;
-// otherwise WriteTo fails with an error that names the path and wraps
-// ErrContentChanged.
+// Entry.Content and must still have the tree entry's size and sha256 (an
+// entry without a Digest is checked for size only); otherwise WriteTo
+// fails with an error that names the path and wraps ErrContentChanged.
 func (l *Layout) WriteTo(w io.Writer) (int64, error) {
 	wr := &writer{l: l, s: newSink(w), scratch: make([]byte, 256<<10), h: sha256.New()}
 	err := wr.run()
 	if wr.r != nil {
 		wr.r.Close()
 	}
-	if err != nil {
-		return wr.s.total, err
+	if cerr := wr.s.close(err == nil); err == nil {
+		err = cerr
 	}
-	err = wr.s.finish()
 	return wr.s.total, err
 }
 
@@ -124,12 +123,12 @@ func (wr *writer) run() error {
 			return err
 		}
 		pos = max(pos, it.start+it.n)
-		if s.err != nil {
-			return s.err
+		if err := s.failed(); err != nil {
+			return err
 		}
 	}
 	s.zero(l.size - int64(pos)*BlockSize)
-	return s.err
+	return nil
 }
 
 func (wr *writer) emit(it *item) error {
@@ -284,8 +283,10 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 	if err := wr.skipZeros(start); err != nil {
 		return err
 	}
-	want := min(uint64(e.n)*BlockSize, n.size-start)
-	pad := uint64(e.n)*BlockSize - want
+	want := min(uint64(e.n)*BlockSize, n.size-start) // the last block may be partial
+	if (want+BlockSize-1)/BlockSize != uint64(e.n) {
+		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
+	}
 	for want > 0 {
 		b := wr.s.space(int(min(want, sinkBuf)))
 		k := min(uint64(len(b)), want)
@@ -293,17 +294,11 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 			return wr.readErr(err)
 		}
 		wr.h.Write(b[:k])
-		if rem := k % BlockSize; rem != 0 {
-			clear(b[k : k+BlockSize-rem])
-			k += BlockSize - rem
-			pad -= BlockSize - rem
-		}
-		wr.s.commit(int(k))
-		want -= min(want, k)
-		wr.off += min(k, n.size-wr.off)
-	}
-	if pad > 0 {
-		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
+		wr.off += k
+		want -= k
+		used := (k + BlockSize - 1) &^ (BlockSize - 1)
+		clear(b[k:used]) // zero the tail of the file's last block
+		wr.s.commit(int(used))
 	}
 	if last {
 		return wr.finishFile()

@@ -1,0 +1,222 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// mount loop-mounts img at a new directory, unmounted at cleanup. Without
+// root or loop devices it skips, or fails under OLIMAGE_TEST_DISALLOW_SKIP.
+func mount(t *testing.T, img string, opts string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		skip(t, "loop mounts need root")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,"+opts, img, dir).CombinedOutput()
+	if err != nil {
+		skip(t, "mount -o loop failed (no loop devices?): "+strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { umount(t, dir) })
+	return dir
+}
+
+func umount(t *testing.T, dir string) {
+	t.Helper()
+	if err := exec.Command("mountpoint", "-q", dir).Run(); err != nil {
+		return // already unmounted
+	}
+	if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+		t.Errorf("umount %s: %v: %s", dir, err, out)
+	}
+}
+
+func xattrs(t *testing.T, p string) []tree.Xattr {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	n, err := syscall.Listxattr(p, buf)
+	if err != nil {
+		if err == syscall.ENOTSUP {
+			return nil
+		}
+		t.Fatalf("listxattr %s: %v", p, err)
+	}
+	var out []tree.Xattr
+	for _, name := range strings.Split(strings.TrimRight(string(buf[:n]), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		v := make([]byte, 64<<10)
+		m, err := syscall.Getxattr(p, name, v)
+		if err != nil {
+			t.Fatalf("getxattr %s %s: %v", p, name, err)
+		}
+		out = append(out, tree.Xattr{Name: name, Value: v[:m]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// compareMounted walks the mounted image and compares every path and its
+// metadata with the tree the image was built from.
+func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
+	t.Helper()
+	seen := map[string]bool{}
+	inodes := map[string]uint64{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." || rel == "lost+found" || rel == manifest.Dir || rel == manifest.Path {
+			if rel == "lost+found" {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		seen[rel] = true
+		e := tr.Get(rel)
+		if e == nil {
+			t.Errorf("%s: in the image, not in the tree", rel)
+			return nil
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return err
+		}
+		wantType := map[tree.Type]uint32{tree.File: syscall.S_IFREG, tree.Hardlink: syscall.S_IFREG, tree.Dir: syscall.S_IFDIR, tree.Symlink: syscall.S_IFLNK}[e.Type]
+		if st.Mode&syscall.S_IFMT != wantType {
+			t.Errorf("%s: type %o, want %s", rel, st.Mode&syscall.S_IFMT, e.Type)
+		}
+		if st.Mode&0o7777 != e.Mode {
+			t.Errorf("%s: mode %04o, want %04o", rel, st.Mode&0o7777, e.Mode)
+		}
+		if st.Uid != e.UID || st.Gid != e.GID {
+			t.Errorf("%s: owner %d:%d, want %d:%d", rel, st.Uid, st.Gid, e.UID, e.GID)
+		}
+		if st.Mtim.Sec != e.ModTime {
+			t.Errorf("%s: mtime %d, want %d", rel, st.Mtim.Sec, e.ModTime)
+		}
+		switch e.Type {
+		case tree.File, tree.Hardlink:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(data)
+			if int64(len(data)) != e.Size || hex.EncodeToString(sum[:]) != e.Digest {
+				t.Errorf("%s: %d bytes sha256 %x, want %d bytes %s", rel, len(data), sum, e.Size, e.Digest)
+			}
+			key := rel
+			if e.Type == tree.Hardlink {
+				key = e.Target
+			}
+			if ino, ok := inodes[key]; ok && ino != st.Ino {
+				t.Errorf("%s: inode %d, want %d (hard link of %s)", rel, st.Ino, ino, key)
+			}
+			inodes[key] = st.Ino
+		case tree.Symlink:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if target != e.Target {
+				t.Errorf("%s: target %q, want %q", rel, target, e.Target)
+			}
+		}
+		if e.Type != tree.Symlink {
+			if got := xattrs(t, p); !equalXattrs(got, e.Xattrs) {
+				t.Errorf("%s: xattrs %v, want %v", rel, got, e.Xattrs)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tr.Entries {
+		if !seen[e.Path] {
+			t.Errorf("%s: in the tree, not in the image", e.Path)
+		}
+	}
+}
+
+func equalXattrs(a, b []tree.Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(need(t, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestMountedImageMatchesTree(t *testing.T) {
+	for _, role := range []string{"ol-web", "ol-covers", "ol-db"} {
+		t.Run(role, func(t *testing.T) {
+			f, r := loadRole(t, exampleFleet, role)
+			res, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err := overlays.Merge(f, r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer merged.Close()
+
+			features := run(t, "tune2fs", "-l", res.Image)
+			for _, feat := range []string{"has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "64bit", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"} {
+				if !strings.Contains(features, " "+feat) {
+					t.Errorf("tune2fs -l: feature %s missing", feat)
+				}
+			}
+
+			dir := mount(t, res.Image, "ro")
+			compareMounted(t, dir, merged.Tree, merged.Epoch)
+			umount(t, dir)
+
+			// Read-write use keeps the file system consistent.
+			dir = mount(t, res.Image, "rw")
+			os.WriteFile(filepath.Join(dir, "opt", "new-file"), bytes.Repeat([]byte("x"), 1<<20), 0o644)
+			os.MkdirAll(filepath.Join(dir, "opt", "new-dir", "sub"), 0o755)
+			if err := os.RemoveAll(filepath.Join(dir, "opt", "openlibrary", "venv")); err != nil {
+				t.Fatal(err)
+			}
+			umount(t, dir)
+			fsck(t, res.Image)
+
+			// resize2fs grows it and it stays clean.
+			if err := os.Truncate(res.Image, res.Size+256<<20); err != nil {
+				t.Fatal(err)
+			}
+			run(t, "resize2fs", "-f", res.Image)
+			fsck(t, res.Image)
+		})
+	}
+}
