@@ -29,23 +29,28 @@ const (
 	Owner   Kind = "owner"   // o
 	Xattrs  Kind = "xattrs"  // x
 	Time    Kind = "mtime"   // t, only with Options.Times
+	Renamed Kind = "renamed" // R, a deploy bin of a service replaced by another
 )
 
-var letters = map[Kind]string{Added: "+", Removed: "-", Type: "T", Content: "M", Target: "L", Mode: "m", Owner: "o", Xattrs: "x", Time: "t"}
+var letters = map[Kind]string{Added: "+", Removed: "-", Renamed: "R", Type: "T", Content: "M", Target: "L", Mode: "m", Owner: "o", Xattrs: "x", Time: "t"}
 
 // order is the order kinds are listed in.
-var order = []Kind{Added, Removed, Type, Content, Target, Mode, Owner, Xattrs, Time}
+var order = []Kind{Added, Removed, Renamed, Type, Content, Target, Mode, Owner, Xattrs, Time}
 
 // Legend explains the letters of text output; help text prints it.
 const Legend = `  +  added                    -  removed
   T  type changed              M  content modified
   L  link target changed       m  mode changed
   o  owner or group changed    x  extended attributes changed
-  t  mtime changed (with --times)`
+  t  mtime changed (with --times)
+  R  deploy renamed: a service's one removed deploy bin replaced by one
+     new bin; paths inside it are compared with the old bin's, so only
+     what changed in the deploy is listed`
 
 // Change is one path that differs.
 type Change struct {
-	Path  string
+	Path  string // in B when present there, else in A
+	From  string // the path in A, when it differs (inside a renamed deploy)
 	Kinds []Kind
 	A, B  *tree.Entry // nil when absent on that side
 }
@@ -86,6 +91,10 @@ func (o Options) keep(p string) bool {
 // Trees compares a and b. Entries without a digest have their content read
 // and hashed; ctx stops that.
 func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error) {
+	b, renamed, err := pairDeploys(a, b)
+	if err != nil {
+		return nil, err
+	}
 	var out []Change
 	i, j := 0, 0
 	for i < len(a.Entries) || j < len(b.Entries) {
@@ -106,18 +115,102 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 			j++
 		}
 		p := pathOf(ea, eb)
-		if !opts.keep(p) {
+		c := Change{Path: p, A: ea, B: eb}
+		if orig, ok := renamed[p]; ok {
+			// Report B's own path and entry, not the one mapped onto A's.
+			c.Path, c.From = orig.Path, p
+			if eb != nil {
+				c.B = orig
+			}
+		}
+		if !opts.keep(c.Path) && (c.From == "" || !opts.keep(c.From)) {
 			continue
 		}
 		kinds, err := compare(ea, eb, opts)
 		if err != nil {
 			return nil, err
 		}
+		if c.From != "" && ea != nil && eb != nil && tree.Parent(strings.TrimPrefix(p, deploysDir)) != "" && strings.Count(strings.TrimPrefix(p, deploysDir), "/") == 1 {
+			kinds = append([]Kind{Renamed}, kinds...) // the bin directory itself
+		}
 		if len(kinds) > 0 {
-			out = append(out, Change{Path: p, Kinds: kinds, A: ea, B: eb})
+			c.Kinds = kinds
+			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// deploysDir holds every service's deploy history: deploysDir/SERVICE/BIN.
+const deploysDir = "opt/openlibrary/deploys/"
+
+// pairDeploys finds services whose one deploy bin in a was replaced by one
+// new bin in b, and returns b with those bins' entries moved onto a's bin
+// paths, so their contents compare path by path, and a map from each moved
+// path to b's original entry.
+func pairDeploys(a, b *tree.Tree) (*tree.Tree, map[string]*tree.Entry, error) {
+	bins := func(t *tree.Tree) map[string]map[string]bool {
+		m := map[string]map[string]bool{}
+		for _, e := range t.Entries {
+			rest, ok := strings.CutPrefix(e.Path, deploysDir)
+			if !ok || e.Type != tree.Dir || strings.Count(rest, "/") != 1 {
+				continue
+			}
+			svc, bin, _ := strings.Cut(rest, "/")
+			if m[svc] == nil {
+				m[svc] = map[string]bool{}
+			}
+			m[svc][bin] = true
+		}
+		return m
+	}
+	ba, bb := bins(a), bins(b)
+	moves := map[string]string{} // b prefix -> a prefix
+	for svc, inB := range bb {
+		var gone, added []string
+		for bin := range ba[svc] {
+			if !inB[bin] {
+				gone = append(gone, bin)
+			}
+		}
+		for bin := range inB {
+			if !ba[svc][bin] {
+				added = append(added, bin)
+			}
+		}
+		if len(gone) == 1 && len(added) == 1 {
+			moves[deploysDir+svc+"/"+added[0]] = deploysDir + svc + "/" + gone[0]
+		}
+	}
+	if len(moves) == 0 {
+		return b, nil, nil
+	}
+	move := func(p string) (string, bool) {
+		for from, to := range moves {
+			if p == from || strings.HasPrefix(p, from+"/") {
+				return to + p[len(from):], true
+			}
+		}
+		return p, false
+	}
+	renamed := map[string]*tree.Entry{}
+	entries := make([]*tree.Entry, 0, len(b.Entries))
+	for _, e := range b.Entries {
+		np, ok := move(e.Path)
+		if !ok {
+			entries = append(entries, e)
+			continue
+		}
+		c := *e
+		c.Path = np
+		if c.Type == tree.Hardlink {
+			c.Target, _ = move(c.Target)
+		}
+		renamed[np] = e
+		entries = append(entries, &c)
+	}
+	t, err := tree.New(entries)
+	return t, renamed, err
 }
 
 func pathOf(a, b *tree.Entry) string {
@@ -283,6 +376,9 @@ func detail(c *Change) string {
 		return describe(a)
 	}
 	var d []string
+	if c.Has(Renamed) {
+		d = append(d, "was "+c.From)
+	}
 	if c.Has(Type) {
 		d = append(d, fmt.Sprintf("%s -> %s", a.Type, b.Type))
 	}

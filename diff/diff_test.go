@@ -136,3 +136,37 @@ func FuzzUnified(f *testing.F) {
 		}
 	})
 }
+
+func TestDeployRename(t *testing.T) {
+	dir := func(p string) *tree.Entry { return &tree.Entry{Path: p, Type: tree.Dir, Mode: 0o755} }
+	link := func(target string) *tree.Entry {
+		return &tree.Entry{Path: "opt/openlibrary/olsystem", Type: tree.Symlink, Mode: 0o777, Target: target}
+	}
+	base := []*tree.Entry{dir("opt"), dir("opt/openlibrary"), dir("opt/openlibrary/deploys"), dir("opt/openlibrary/deploys/olsystem")}
+	a := mk(append(base[:4:4],
+		dir("opt/openlibrary/deploys/olsystem/aaa"),
+		file("opt/openlibrary/deploys/olsystem/aaa/same", "s", 0o644),
+		file("opt/openlibrary/deploys/olsystem/aaa/nginx.conf", "old", 0o644),
+		link("deploys/olsystem/aaa"))...)
+	b := mk(append(base[:4:4],
+		dir("opt/openlibrary/deploys/olsystem/bbb"),
+		file("opt/openlibrary/deploys/olsystem/bbb/same", "s", 0o644),
+		file("opt/openlibrary/deploys/olsystem/bbb/nginx.conf", "new", 0o644),
+		file("opt/openlibrary/deploys/olsystem/bbb/added", "a", 0o644),
+		link("deploys/olsystem/bbb"))...)
+	changes, err := Trees(context.Background(), a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	WriteText(&buf, changes)
+	want := `opt/
+  R    opt/openlibrary/deploys/olsystem/bbb  (was opt/openlibrary/deploys/olsystem/aaa)
+  +    opt/openlibrary/deploys/olsystem/bbb/added  (1 bytes)
+  M    opt/openlibrary/deploys/olsystem/bbb/nginx.conf  (3 -> 3 bytes)
+  L    opt/openlibrary/olsystem  (-> deploys/olsystem/bbb (was deploys/olsystem/aaa))
+`
+	if d := cmp.Diff(want, buf.String()); d != "" {
+		t.Errorf("text (-want +got):\n%s", d)
+	}
+}

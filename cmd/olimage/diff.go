@@ -1,0 +1,227 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/diff"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/tree"
+)
+
+type diffOptions struct {
+	json    bool
+	content bool
+	times   bool
+	paths   []string
+}
+
+func newDiffCmd(e *env) *cobra.Command {
+	var opts diffOptions
+	cmd := &cobra.Command{
+		Use:   "diff A B",
+		Short: "Compare two images, manifests or roles",
+		Long: `Compare A and B, each an image file (raw, .zst, .gz, GPT disk), a manifest
+JSON (plan --json output, a sidecar IMAGE.manifest.json, or an image's
+.olimage/manifest.json), or a ROLE of the fleet (what build would write), and
+list every path that differs, grouped by top directory:
+
+` + diff.Legend + `
+
+When both sides carry manifests (images built by olimage, manifests), they
+are compared without reading file contents; otherwise content is hashed
+from the images. --content adds unified diffs of text files (binary files
+say so), read from images and roles. mtimes are ignored unless --times.
+
+EXIT STATUS
+  0    A and B are the same
+  1    they differ
+  2    usage or input error
+  130  interrupted`,
+		Example: `  olimage diff out/ol-web-2024.01-aaaa.img out/ol-web-2024.02-bbbb.img
+  olimage diff -f examples/openlibrary released.img ol-web     # preview the next release
+  olimage diff --content --path etc A.img B.img
+  olimage diff --json A.img.manifest.json B.img.manifest.json`,
+		Args: exactArgs(2, "A B"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDiff(e, opts, args[0], args[1], e.stdout)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.diff/v1)")
+	cmd.Flags().BoolVar(&opts.content, "content", false, "show unified diffs of changed text files")
+	cmd.Flags().BoolVar(&opts.times, "times", false, "report mtime changes too")
+	cmd.Flags().StringArrayVar(&opts.paths, "path", nil, "only paths at or below this path or matching this glob (repeatable)")
+	return cmd
+}
+
+func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
+	sa, sb, err := openPair(e, a, b, !opts.content)
+	if err != nil {
+		return err
+	}
+	defer sa.Close()
+	defer sb.Close()
+	changes, err := diff.Trees(e.ctx, sa.Tree, sb.Tree, diff.Options{Paths: opts.paths, Times: opts.times})
+	if err != nil {
+		return err
+	}
+	if opts.json {
+		if err := writeDiffJSON(out, sa, sb, changes); err != nil {
+			return err
+		}
+	} else {
+		if err := diff.WriteText(out, changes); err != nil {
+			return err
+		}
+		if opts.content {
+			if err := writeContentDiffs(out, changes); err != nil {
+				return err
+			}
+		}
+		if len(changes) > 0 {
+			s := diff.Summarize(changes)
+			fmt.Fprintf(out, "\n%d added, %d removed, %d modified\n", s.Added, s.Removed, s.Modified)
+		}
+	}
+	if len(changes) > 0 {
+		return errFindings
+	}
+	return nil
+}
+
+// openPair opens both sides. Manifests are used only if both sides have
+// one; comparing a manifest with hashed content would be comparing
+// different things.
+func openPair(e *env, a, b string, manifests bool) (*source.Source, *source.Source, error) {
+	o := source.Options{Fleet: e.fleet, Manifests: manifests}
+	sa, err := source.Open(e.ctx, a, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	sb, err := source.Open(e.ctx, b, o)
+	if err != nil {
+		sa.Close()
+		return nil, nil, err
+	}
+	if manifests && (sa.Manifest == nil) != (sb.Manifest == nil) {
+		// Re-read the image side that used its manifest from its content.
+		for _, s := range []**source.Source{&sa, &sb} {
+			if (*s).Kind == source.Image && (*s).Manifest != nil {
+				name := (*s).Name
+				(*s).Close()
+				if *s, err = source.OpenImage(e.ctx, name, false); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	return sa, sb, nil
+}
+
+func writeContentDiffs(out io.Writer, changes []diff.Change) error {
+	for _, c := range changes {
+		if !c.Has(diff.Content) && !c.Has(diff.Added) && !c.Has(diff.Removed) && !c.Has(diff.Type) {
+			continue
+		}
+		da, oka, err := textOf(c.A)
+		if err != nil {
+			return err
+		}
+		db, okb, err := textOf(c.B)
+		if err != nil {
+			return err
+		}
+		if c.A != nil && c.A.Type == tree.File && c.A.Content == nil || c.B != nil && c.B.Type == tree.File && c.B.Content == nil {
+			fmt.Fprintf(out, "\n%s: content not available from a manifest\n", c.Path)
+			continue
+		}
+		if !oka || !okb {
+			fmt.Fprintf(out, "\nBinary files a/%s and b/%s differ\n", c.Path, c.Path)
+			continue
+		}
+		if da == nil && db == nil {
+			continue
+		}
+		fmt.Fprintln(out)
+		from := c.Path
+		if c.From != "" {
+			from = c.From
+		}
+		if err := diff.Unified(out, "a/"+from, "b/"+c.Path, da, db); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// textOf reads a file entry's content; ok is false for binary or too large.
+func textOf(e *tree.Entry) ([]byte, bool, error) {
+	if e == nil || e.Type != tree.File || e.Content == nil {
+		return nil, true, nil
+	}
+	if e.Size > diff.MaxText {
+		return nil, false, nil
+	}
+	rc, err := e.Content.Open()
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, io.LimitReader(rc, diff.MaxText+1)); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", e.Path, err)
+	}
+	return buf.Bytes(), diff.IsText(buf.Bytes()), nil
+}
+
+type diffJSON struct {
+	Schema  string       `json:"schema"`
+	A       sideJSON     `json:"a"`
+	B       sideJSON     `json:"b"`
+	Summary diff.Summary `json:"summary"`
+	Changes []changeJSON `json:"changes"`
+}
+
+type sideJSON struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	Role string `json:"role,omitempty"`
+	Tree string `json:"tree"`
+}
+
+type changeJSON struct {
+	Path    string          `json:"path"`
+	From    string          `json:"from,omitempty"` // path in A, inside a renamed deploy
+	Changes []diff.Kind     `json:"changes"`
+	A       *manifest.Entry `json:"a,omitempty"`
+	B       *manifest.Entry `json:"b,omitempty"`
+}
+
+func side(s *source.Source) sideJSON {
+	j := sideJSON{Name: s.Name, Kind: s.Kind, Tree: manifest.TreeDigest(s.Tree)}
+	if s.Manifest != nil {
+		j.Role = s.Manifest.Role
+	}
+	return j
+}
+
+func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change) error {
+	doc := diffJSON{Schema: "olimage.diff/v1", A: side(sa), B: side(sb), Summary: diff.Summarize(changes), Changes: []changeJSON{}}
+	for _, c := range changes {
+		cj := changeJSON{Path: c.Path, From: c.From, Changes: c.Kinds}
+		if c.A != nil {
+			m := manifest.FromEntry(c.A)
+			cj.A = &m
+		}
+		if c.B != nil {
+			m := manifest.FromEntry(c.B)
+			cj.B = &m
+		}
+		doc.Changes = append(doc.Changes, cj)
+	}
+	return manifest.WriteJSON(out, doc)
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/extract"
+	"github.com/internetarchive/olimage/source"
+)
+
+func newExtractCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "extract IMAGE DIR [PATH]",
+		Short: "Copy an image's files into a directory, without root",
+		Long: `Write the files of IMAGE (or only PATH and what is below it) into DIR,
+which must be new or empty: content, directories, symlinks, hard links,
+modes, mtimes and user.* xattrs. Owners and other xattrs are set only when
+run as root; otherwise the files belong to whoever runs it. Nothing is
+written outside DIR.`,
+		Example: `  olimage extract out/ol-web.img /tmp/ol-web
+  olimage extract out/ol-web.img /tmp/etc etc`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 || len(args) > 3 {
+				return usageError{fmt.Errorf("extract: want IMAGE DIR [PATH], got %d argument(s)", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := ""
+			if len(args) == 3 {
+				p = args[2]
+			}
+			return runExtract(e, args[0], args[1], p, e.stdout)
+		},
+	}
+}
+
+func runExtract(e *env, img, dir, p string, out io.Writer) error {
+	src, err := source.OpenImage(e.ctx, img, false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	p = cleanVolumePath(p)
+	if p != "" && src.Tree.Get(p) == nil {
+		return fmt.Errorf("%s: %s: not in the image", img, p)
+	}
+	res, err := extract.Tree(e.ctx, src.Tree, p, dir)
+	if err != nil {
+		return fmt.Errorf("extracting %s into %s: %w", img, dir, err)
+	}
+	note := ""
+	if !res.Owners {
+		note = " (not root: owners not set)"
+	}
+	_, err = fmt.Fprintf(out, "%s: %d entries, %s into %s%s\n", img, res.Entries, mib(res.Bytes), dir, note)
+	return err
+}

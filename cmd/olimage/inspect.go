@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/ext4/reader"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/source"
+)
+
+type inspectOptions struct{ json bool }
+
+func newInspectCmd(e *env) *cobra.Command {
+	var opts inspectOptions
+	cmd := &cobra.Command{
+		Use:   "inspect IMAGE",
+		Short: "Describe an image: file system, use and manifest",
+		Long: `Read IMAGE (raw, .zst, .gz, or a GPT disk with one ext4 partition) without
+mounting it and print its label, UUID, size, features, block and inode use,
+and the summary of the manifest it carries (role, fleet, olimage version,
+tree digest, inputs). Needs no root.`,
+		Example: `  olimage inspect out/ol-web-2024.01-979dab02b02f.img
+  olimage inspect /dev/vdb --json`,
+		Args: exactArgs(1, "IMAGE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInspect(e, opts, args[0], e.stdout)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.inspect/v1)")
+	return cmd
+}
+
+type inspectJSON struct {
+	Schema     string          `json:"schema"`
+	Image      string          `json:"image"`
+	Format     string          `json:"format"`
+	Partition  int             `json:"partition,omitempty"`
+	Size       int64           `json:"size"`
+	Label      string          `json:"label"`
+	UUID       string          `json:"uuid"`
+	BlockSize  int             `json:"block_size"`
+	Blocks     uint64          `json:"blocks"`
+	FreeBlocks uint64          `json:"free_blocks"`
+	Inodes     uint32          `json:"inodes"`
+	FreeInodes uint32          `json:"free_inodes"`
+	Features   []string        `json:"features"`
+	Clean      bool            `json:"clean"`
+	Manifest   *manifestHeadJS `json:"manifest,omitempty"`
+}
+
+type manifestHeadJS struct {
+	Role         string           `json:"role"`
+	Fleet        string           `json:"fleet"`
+	FleetVersion string           `json:"fleet_version,omitempty"`
+	Olimage      string           `json:"olimage"`
+	Epoch        int64            `json:"epoch"`
+	Tree         string           `json:"tree"`
+	Inputs       []manifest.Input `json:"inputs"`
+}
+
+func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
+	src, err := source.OpenImage(e.ctx, name, true)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	info := src.FS.Info()
+	doc := inspectJSON{
+		Schema: "olimage.inspect/v1", Image: name, Format: src.File.Format, Partition: src.File.Partition, Size: src.File.Size,
+		Label: info.Label, UUID: info.UUID, BlockSize: info.BlockSize, Blocks: info.Blocks, FreeBlocks: info.FreeBlocks,
+		Inodes: info.Inodes, FreeInodes: info.FreeInodes, Features: info.Features, Clean: info.Clean,
+	}
+	if m := src.Manifest; m != nil {
+		doc.Manifest = &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs}
+	}
+	if opts.json {
+		return manifest.WriteJSON(out, doc)
+	}
+	printInspect(out, doc, info)
+	return nil
+}
+
+func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
+	where := d.Format
+	if d.Partition > 0 {
+		where += fmt.Sprintf(", GPT partition %d", d.Partition)
+	}
+	used := d.Blocks - d.FreeBlocks
+	fmt.Fprintf(out, "image:     %s (%s)\n", d.Image, where)
+	fmt.Fprintf(out, "label:     %s\n", d.Label)
+	fmt.Fprintf(out, "uuid:      %s\n", d.UUID)
+	fmt.Fprintf(out, "size:      %s, %d blocks of %d bytes\n", mib(d.Size), d.Blocks, d.BlockSize)
+	fmt.Fprintf(out, "used:      %s of blocks (%d%%), %d of %d inodes\n", mib(int64(used)*int64(d.BlockSize)), pct(used, d.Blocks), d.Inodes-d.FreeInodes, d.Inodes)
+	fmt.Fprintf(out, "features:  %s\n", strings.Join(d.Features, " "))
+	state := "clean"
+	if !d.Clean {
+		state = "not clean"
+	}
+	if info.NeedsRecovery {
+		state += ", journal needs recovery"
+	}
+	fmt.Fprintf(out, "state:     %s\n", state)
+	m := d.Manifest
+	if m == nil {
+		fmt.Fprintln(out, "manifest:  none (not built by olimage)")
+		return
+	}
+	v := m.Fleet
+	if m.FleetVersion != "" {
+		v += " " + m.FleetVersion
+	}
+	fmt.Fprintf(out, "manifest:  role %s of fleet %s, built by olimage %s\n", m.Role, v, m.Olimage)
+	fmt.Fprintf(out, "tree:      %s\n", m.Tree)
+	fmt.Fprintf(out, "epoch:     %d\n", m.Epoch)
+	for i, in := range m.Inputs {
+		label := "inputs:"
+		if i > 0 {
+			label = ""
+		}
+		fmt.Fprintf(out, "%-10s %-20s %-7s %s\n", label, in.Name, in.Kind, short(in.Digest))
+	}
+}
+
+func pct(a, b uint64) uint64 {
+	if b == 0 {
+		return 0
+	}
+	return a * 100 / b
+}

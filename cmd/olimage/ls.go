@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/tree"
+)
+
+type lsOptions struct{ recursive bool }
+
+func newLsCmd(e *env) *cobra.Command {
+	var opts lsOptions
+	cmd := &cobra.Command{
+		Use:   "ls IMAGE [PATH]",
+		Short: "List a directory of an image",
+		Long: `List PATH (default the volume root) of IMAGE without mounting it, one line
+per entry: type and mode, owner, size, mtime (UTC) and name; symlinks show
+their target. -R lists the whole subtree, with full paths.`,
+		Example: `  olimage ls out/ol-web.img opt/openlibrary
+  olimage ls -R out/ol-web.img etc`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageError{fmt.Errorf("ls: want IMAGE [PATH], got %d argument(s)", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := ""
+			if len(args) == 2 {
+				p = args[1]
+			}
+			return runLs(e, opts, args[0], p, e.stdout)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "R", false, "list the whole subtree")
+	return cmd
+}
+
+func cleanVolumePath(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+p), "/")
+}
+
+func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
+	src, err := source.OpenImage(e.ctx, img, false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	p = cleanVolumePath(p)
+	var list []*tree.Entry
+	if p == "" {
+		list, err = src.FS.ReadDir("")
+	} else {
+		var st *tree.Entry
+		if st, err = src.FS.Stat(p); err == nil && st.Type == tree.Dir {
+			list, err = src.FS.ReadDir(p)
+		} else if err == nil {
+			list = []*tree.Entry{st}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", img, err)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
+	var walk func(list []*tree.Entry) error
+	walk = func(list []*tree.Entry) error {
+		for _, en := range list {
+			name := en.Name()
+			if opts.recursive {
+				name = en.Path
+			}
+			if en.Type == tree.Symlink {
+				name += " -> " + en.Target
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), owner(en), en.Size, utc(en.ModTime), name)
+			if opts.recursive && en.Type == tree.Dir {
+				kids, err := src.FS.ReadDir(en.Path)
+				if err != nil {
+					return fmt.Errorf("%s: %w", img, err)
+				}
+				if err := walk(kids); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(list); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// modeString renders type and mode as ls -l does.
+func modeString(e *tree.Entry) string {
+	t := map[tree.Type]byte{tree.File: '-', tree.Hardlink: '-', tree.Dir: 'd', tree.Symlink: 'l'}[e.Type]
+	b := []byte{t}
+	const rwx = "rwxrwxrwx"
+	for i := 0; i < 9; i++ {
+		if e.Mode&(1<<(8-i)) != 0 {
+			b = append(b, rwx[i])
+		} else {
+			b = append(b, '-')
+		}
+	}
+	special := func(bit uint32, pos int, set, unset byte) {
+		if e.Mode&bit != 0 {
+			if b[pos] == 'x' || b[pos] == 't' || b[pos] == 's' {
+				b[pos] = set
+			} else {
+				b[pos] = unset
+			}
+		}
+	}
+	special(tree.ModeSetuid, 3, 's', 'S')
+	special(tree.ModeSetgid, 6, 's', 'S')
+	special(tree.ModeSticky, 9, 't', 'T')
+	return string(b)
+}
+
+func utc(sec int64) string {
+	return timeUTC(sec).Format("2006-01-02 15:04")
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/internetarchive/olimage/internal/golden"
+)
+
+// release builds ol-web from a copy of the example fleet changed by edit,
+// and returns the image path.
+func release(t *testing.T, name string, edit func(fleet string)) string {
+	t.Helper()
+	dir := t.TempDir()
+	fleet := filepath.Join(dir, "fleet")
+	copyTree(t, exampleFleet, fleet, false, -1, time.Now())
+	if edit != nil {
+		edit(fleet)
+	}
+	out := filepath.Join(dir, name)
+	if o, e, code := olimage(t, "-f", fleet, "build", "ol-web", "-o", out+".img"); code != 0 {
+		t.Fatalf("build %s: exit %d\n%s%s", name, code, o, e)
+	}
+	return out + ".img"
+}
+
+// secondRelease changes the example the way a release does: a config
+// edited in olsystem, a mode changed, a file gone, one added.
+func secondRelease(fleet string) {
+	nginx := filepath.Join(fleet, "sources/olsystem/etc/nginx/nginx.conf")
+	data, _ := os.ReadFile(nginx)
+	os.WriteFile(nginx, []byte(strings.Replace(string(data), "worker_processes auto;", "worker_processes 8;", 1)), 0o644)
+	os.Chmod(filepath.Join(fleet, "sources/olsystem/bin/ol-deploy-status"), 0o644)
+	os.Remove(filepath.Join(fleet, "sources/petabox/opt/petabox/README"))
+	os.WriteFile(filepath.Join(fleet, "overlays/base/opt/openlibrary/RELEASE"), []byte("2024.02\n"), 0o644)
+}
+
+// scrub replaces the test's temporary directory in output with $TMP.
+func scrub(s, img string) string {
+	return strings.ReplaceAll(s, filepath.Dir(img), "$TMP")
+}
+
+func TestReadCommandsGolden(t *testing.T) {
+	a := release(t, "a", nil)
+	b := release(t, "b", secondRelease)
+	cases := []struct {
+		file string
+		code int
+		args []string
+	}{
+		{"inspect.txt", 0, []string{"inspect", a}},
+		{"inspect.json", 0, []string{"inspect", "--json", a}},
+		{"ls.txt", 0, []string{"ls", a, "opt/openlibrary"}},
+		{"ls-R-etc.txt", 0, []string{"ls", "-R", a, "etc"}},
+		{"cat-readme.txt", 0, []string{"cat", a, "opt/openlibrary/README"}},
+		{"diff.txt", 1, []string{"diff", a, b}},
+		{"diff.json", 1, []string{"diff", "--json", a, b}},
+		{"diff-content.txt", 1, []string{"diff", "--content", "--path", "opt/openlibrary/deploys/olsystem/**/nginx.conf", "--path", "opt/openlibrary/RELEASE", a, b}},
+		{"diff-same.txt", 0, []string{"diff", a, a}},
+		{"verify.txt", 0, []string{"verify", a}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file, func(t *testing.T) {
+			out, errOut, code := olimage(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("olimage %s: exit %d, want %d\n%s", strings.Join(tc.args, " "), code, tc.code, errOut)
+			}
+			out = strings.ReplaceAll(scrub(out, a), filepath.Dir(b), "$TMP")
+			golden.Check(t, filepath.Join("testdata", "golden", "read", tc.file), []byte(out))
+		})
+	}
+}
+
+// TestCatSymlinkAndMissing covers cat's refusals.
+func TestCatSymlinkAndMissing(t *testing.T) {
+	a := release(t, "a", nil)
+	if _, e, code := olimage(t, "cat", a, "etc/nginx/nginx.conf"); code != 2 || !strings.Contains(e, "is a symlink to /opt/openlibrary/olsystem/etc/nginx/nginx.conf") {
+		t.Errorf("cat of a symlink: exit %d, %s", code, e)
+	}
+	if _, e, code := olimage(t, "cat", a, "etc/nope"); code != 2 || !strings.Contains(e, "etc/nope") {
+		t.Errorf("cat of a missing path: exit %d, %s", code, e)
+	}
+}
+
+// TestDiffViaManifestsAndContent checks that two olimage images compare by
+// manifest, an image and a role by content, and both agree.
+func TestDiffSources(t *testing.T) {
+	a := release(t, "a", nil)
+	b := release(t, "b", secondRelease)
+	kinds := func(args ...string) (string, string) {
+		out, e, code := olimage(t, append([]string{"diff", "--json"}, args...)...)
+		if code != 1 {
+			t.Fatalf("diff %v: exit %d: %s", args, code, e)
+		}
+		var d struct {
+			A, B    struct{ Kind string }
+			Summary struct{ Added, Removed, Modified int }
+		}
+		if err := json.Unmarshal([]byte(out), &d); err != nil {
+			t.Fatal(err)
+		}
+		return d.A.Kind + "/" + d.B.Kind, strconv.Itoa(d.Summary.Added) + "+" + strconv.Itoa(d.Summary.Removed) + "-" + strconv.Itoa(d.Summary.Modified)
+	}
+	_, want := kinds(a, b)
+	for _, args := range [][]string{
+		{a + ".manifest.json", b},
+		{a, b + ".manifest.json"},
+		{"-f", exampleFleet, "ol-web", b},
+	} {
+		if _, got := kinds(args...); got != want {
+			t.Errorf("diff %v: summary %s, want %s", args, got, want)
+		}
+	}
+	// A released image against the fleet it came from: nothing to say.
+	if out, e, code := olimage(t, "-f", exampleFleet, "diff", a, "ol-web"); code != 0 {
+		t.Errorf("diff image role: exit %d\n%s%s", code, out, e)
+	}
+}
+
+func TestExtract(t *testing.T) {
+	a := release(t, "a", nil)
+	dir := filepath.Join(t.TempDir(), "x")
+	if out, e, code := olimage(t, "extract", a, dir); code != 0 {
+		t.Fatalf("extract: exit %d\n%s%s", code, out, e)
+	}
+	// The extracted tree, read as a directory source, must be the image's.
+	ls := func(args ...string) string {
+		out, _ := exec.Command("find", append(args, "-mindepth", "1", "-printf", "%P %y %m %U:%G %s %l\n")...).Output()
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		var keep []string
+		for _, l := range lines {
+			l = strings.TrimSpace(l)
+			if !strings.HasPrefix(l, "lost+found") && !strings.HasPrefix(l, ".olimage") {
+				keep = append(keep, l)
+			}
+		}
+		sort.Strings(keep) // directory order differs between file systems
+		return strings.Join(keep, "\n")
+	}
+	mnt := t.TempDir()
+	if os.Geteuid() != 0 {
+		skip(t, "comparing with a loop mount needs root")
+	}
+	if out, err := exec.Command("mount", "-o", "loop,ro", a, mnt).CombinedOutput(); err != nil {
+		skip(t, "mount -o loop: "+err.Error()+" "+string(out))
+	}
+	defer exec.Command("umount", mnt).Run()
+	want, got := ls(mnt), ls(dir)
+	if want != got {
+		t.Errorf("extracted tree differs from the mounted image:\nmounted:\n%s\nextracted:\n%s", want, got)
+	}
+	if _, e, code := olimage(t, "extract", a, dir); code != 2 || !strings.Contains(e, "not empty") {
+		t.Errorf("extract into a non-empty directory: exit %d, %s", code, e)
+	}
+	sub := filepath.Join(t.TempDir(), "etc")
+	if out, e, code := olimage(t, "extract", a, sub, "etc/nginx"); code != 0 || !strings.Contains(out, "4 entries") {
+		t.Errorf("extract of a subtree: exit %d\n%s%s", code, out, e)
+	}
+}
+
+// skip skips, or fails when OLIMAGE_TEST_DISALLOW_SKIP is set (as in CI).
+func skip(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
+		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
+	}
+	t.Skip(why)
+}

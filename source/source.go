@@ -1,0 +1,244 @@
+// Package source opens anything olimage can list or compare as a tree: an
+// image file (raw, compressed or a GPT disk), a manifest JSON (a plan, an
+// image manifest or a sidecar), or a role of a fleet (what would be
+// built). It chooses how to read each; it does not compare trees (package
+// diff) or parse ext4 (package ext4/reader).
+package source
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/internetarchive/olimage/ext4/reader"
+	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Kinds of source.
+const (
+	Image    = "image"
+	Manifest = "manifest"
+	Role     = "role"
+)
+
+// Source is an opened tree source.
+type Source struct {
+	Kind string
+	Name string // as the user gave it
+	// Tree holds the entries, without lost+found and .olimage/ for images.
+	Tree *tree.Tree
+	// Manifest is the image manifest the source carries, if any: inside an
+	// image, or the document itself for a manifest or sidecar file.
+	Manifest *manifest.Image
+	// FS and File are set for images.
+	FS   *reader.FS
+	File *image.File
+
+	closers []func() error
+}
+
+// Close releases what the source holds open.
+func (s *Source) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// Options say how much to read.
+type Options struct {
+	// Fleet is the fleet directory for role sources.
+	Fleet string
+	// Manifests makes an image's tree come from its embedded manifest
+	// when it has one, reading no file content: fast, and trusting the
+	// manifest (olimage verify checks that it holds).
+	Manifests bool
+}
+
+// ErrUnknown is returned for an argument that is no file and no role.
+var ErrUnknown = errors.New("not an image, a manifest or a role")
+
+// Open opens name: an existing file is an image or a manifest (told apart
+// by content), anything else a role of opts.Fleet.
+func Open(ctx context.Context, name string, opts Options) (*Source, error) {
+	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
+		if isJSON(name) {
+			return openManifest(name)
+		}
+		return OpenImage(ctx, name, opts.Manifests)
+	}
+	f, err := roles.Load(opts.Fleet)
+	if f == nil {
+		return nil, fmt.Errorf("%s: %w (and the fleet does not load: %v)", name, ErrUnknown, err)
+	}
+	r, rerr := f.Role(name)
+	if rerr != nil {
+		if errors.Is(rerr, roles.ErrNoRole) {
+			return nil, fmt.Errorf("%s: %w: no such file, and the fleet in %s has no such role", name, ErrUnknown, opts.Fleet)
+		}
+		return nil, rerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := overlays.Merge(f, r)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
+}
+
+func isJSON(name string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	br := bufio.NewReader(f)
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return false
+		}
+		if !strings.ContainsRune(" \t\r\n", rune(c)) {
+			return c == '{'
+		}
+	}
+}
+
+// doc is any of the JSON documents olimage writes that carry entries.
+type doc struct {
+	Schema   string           `json:"schema"`
+	Manifest *json.RawMessage `json:"manifest"`
+}
+
+func openManifest(name string) (*Source, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var d doc
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("%s: not a manifest: %w", name, err)
+	}
+	body := data
+	switch d.Schema {
+	case manifest.SidecarSchema:
+		if d.Manifest == nil {
+			return nil, fmt.Errorf("%s: sidecar without a manifest", name)
+		}
+		body = *d.Manifest
+	case manifest.ImageSchema, manifest.PlanSchema:
+	default:
+		return nil, fmt.Errorf("%s: schema %q: want %s, %s or %s", name, d.Schema, manifest.ImageSchema, manifest.SidecarSchema, manifest.PlanSchema)
+	}
+	m, t, err := parseManifest(body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &Source{Kind: Manifest, Name: name, Tree: t, Manifest: m}, nil
+}
+
+// parseManifest reads an image manifest or a plan into a tree.
+func parseManifest(data []byte) (*manifest.Image, *tree.Tree, error) {
+	var m manifest.Image
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, nil, err
+	}
+	entries := make([]*tree.Entry, 0, len(m.Entries))
+	for _, me := range m.Entries {
+		e, err := manifest.ToEntry(me)
+		if err != nil {
+			return nil, nil, err
+		}
+		entries = append(entries, e)
+	}
+	t, err := tree.New(entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.Entries = nil
+	return &m, t, nil
+}
+
+// OpenImage opens an image file. With manifests, its tree comes from the
+// embedded manifest when there is one.
+func OpenImage(ctx context.Context, name string, manifests bool) (*Source, error) {
+	img, err := image.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	fs, err := reader.Open(img, img.Size)
+	if err != nil {
+		img.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s := &Source{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
+	m, mt, merr := s.embedded()
+	if merr == nil {
+		s.Manifest = m
+	}
+	if manifests && merr == nil {
+		s.Tree = mt
+		return s, nil
+	}
+	t, err := fs.Tree(ctx, false)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	s.Tree, err = volumeOnly(t)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// embedded reads the manifest inside an image.
+func (s *Source) embedded() (*manifest.Image, *tree.Tree, error) {
+	rc, err := s.FS.Open(manifest.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	if err != nil {
+		return nil, nil, err
+	}
+	return parseManifest(data)
+}
+
+// EmbeddedManifest returns the manifest inside an image source with its
+// entries as a tree, for verification.
+func (s *Source) EmbeddedManifest() (*manifest.Image, *tree.Tree, error) {
+	if s.FS == nil {
+		return nil, nil, errors.New("not an image")
+	}
+	return s.embedded()
+}
+
+// volumeOnly drops what ext4 and olimage add to every volume and no
+// overlay supplies: lost+found and the manifest.
+func volumeOnly(t *tree.Tree) (*tree.Tree, error) {
+	var keep []*tree.Entry
+	for _, e := range t.Entries {
+		switch {
+		case e.Path == "lost+found" || strings.HasPrefix(e.Path, "lost+found/"):
+		case e.Path == manifest.Dir || strings.HasPrefix(e.Path, manifest.Dir+"/"):
+		default:
+			keep = append(keep, e)
+		}
+	}
+	return tree.New(keep)
+}
