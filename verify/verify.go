@@ -56,7 +56,11 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 	// The image's own tree, every file hashed, against the manifest.
 	have, err := source.OpenImage(ctx, s.Name, false)
 	if err != nil {
-		rep.Findings = append(rep.Findings, Finding{Where: s.Name, Msg: err.Error()})
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		msg := strings.TrimPrefix(err.Error(), s.Name+": ")
+		rep.Findings = append(rep.Findings, Finding{Where: "file tree", Msg: "cannot be read: " + msg})
 		return rep, nil
 	}
 	defer have.Close()
@@ -65,7 +69,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		rep.Findings = append(rep.Findings, Finding{Where: s.Name, Msg: err.Error()})
+		rep.Findings = append(rep.Findings, Finding{Where: "file tree", Msg: err.Error()})
 		return rep, nil
 	}
 	for _, c := range changes {
