@@ -4,7 +4,9 @@ BIN     := bin/olimage
 FLEET   := examples/openlibrary
 OUT     := out
 
-.PHONY: build test demo lint bench fuzz clean
+FUZZTIME ?= 30s
+
+.PHONY: build test e2e demo lint bench fuzz clean
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/olimage
@@ -12,6 +14,10 @@ build:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
+
+# The VM test (e2e/): boots the ol-web image under qemu and activates it.
+e2e:
+	OLIMAGE_E2E=1 $(GO) test -count=1 -v -run TestVM ./e2e
 
 demo: build
 	$(BIN) -f $(FLEET) validate
@@ -25,6 +31,16 @@ lint:
 
 bench: build
 	bash bench/run.sh
+
+# Every fuzz target of every package, FUZZTIME each. go test runs their
+# seed corpora as ordinary tests, so CI covers the seeds.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s || exit 1; \
+		done; \
+	done
 
 clean:
 	rm -rf bin $(OUT)
