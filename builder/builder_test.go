@@ -272,8 +272,8 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 				os.WriteFile(victim, bytes.Repeat([]byte("b"), 100000), 0o644)
 			}
 		}})
-		if !errors.Is(err, ext4.ErrContentChanged) || !strings.Contains(err.Error(), "opt/data") {
-			t.Fatalf("got %v, want ErrContentChanged naming opt/data", err)
+		if !errors.Is(err, ext4.ErrContentChanged) || !strings.Contains(err.Error(), "opt/data (from "+victim+")") {
+			t.Fatalf("got %v, want ErrContentChanged naming opt/data and %s", err, victim)
 		}
 		if n := entries(t, out); len(n) != 0 {
 			t.Errorf("output directory holds %v after a failed build", n)

@@ -233,7 +233,12 @@ func (wr *writer) open(n *node) error {
 
 // changed is the error for content that no longer matches its entry.
 func (wr *writer) changed(msg string, args ...any) error {
-	return fmt.Errorf("%s: %s: %w", wr.cur.entry.Path, fmt.Sprintf(msg, args...), ErrContentChanged)
+	where := wr.cur.entry.Path
+	// Name the source too when the content can say what it is (a file).
+	if s, ok := wr.cur.entry.Content.(fmt.Stringer); ok {
+		where += " (from " + s.String() + ")"
+	}
+	return fmt.Errorf("%s: %s: %w", where, fmt.Sprintf(msg, args...), ErrContentChanged)
 }
 
 // readErr turns a short read into a content-changed error.

@@ -94,6 +94,9 @@ type fileContent string
 
 func (f fileContent) Open() (io.ReadCloser, error) { return os.Open(string(f)) }
 
+// String names the source file, for errors about its content.
+func (f fileContent) String() string { return string(f) }
+
 // bytesContent is inline content from YAML.
 type bytesContent []byte
 
