@@ -44,6 +44,9 @@ type Options struct {
 	Version string
 	// Progress, if set, is called as bytes of the raw image are produced.
 	Progress func(done, total int64)
+
+	// afterPlan runs between planning and writing; tests change sources there.
+	afterPlan func()
 }
 
 // Result describes a built image.
@@ -120,6 +123,9 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 		return nil, fmt.Errorf("%s: %w", r.Name, err)
 	}
 
+	if opts.afterPlan != nil {
+		opts.afterPlan()
+	}
 	res := &Result{Role: r.Name, UUID: doc.UUID, TreeDigest: digest, Entries: t.Len(), Size: layout.Size(), FreeBlocks: layout.FreeBlocks()}
 	res.Inodes, res.UsedInodes = layout.Inodes()
 	for _, e := range t.Entries {

@@ -263,14 +263,9 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		os.WriteFile(victim, bytes.Repeat([]byte("a"), 100000), 0o644)
 		f, r := loadRole(t, dir, "r")
 		out := t.TempDir()
-		// Change the file while the image is written: the progress
-		// callback runs after the first bytes, before file data.
-		changed := false
-		_, err := Build(context.Background(), f, r, Options{Output: out, Progress: func(done, total int64) {
-			if !changed {
-				changed = true
-				os.WriteFile(victim, bytes.Repeat([]byte("b"), 100000), 0o644)
-			}
+		// Change the file after it was read into the tree and planned.
+		_, err := Build(context.Background(), f, r, Options{Output: out, afterPlan: func() {
+			os.WriteFile(victim, bytes.Repeat([]byte("b"), 100000), 0o644)
 		}})
 		if !errors.Is(err, ext4.ErrContentChanged) || !strings.Contains(err.Error(), "opt/data (from "+victim+")") {
 			t.Fatalf("got %v, want ErrContentChanged naming opt/data and %s", err, victim)
