@@ -88,6 +88,13 @@ func Open(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: is a directory, not an image", path)
 	}
 	img.Size = fi.Size()
+	if fi.Mode()&os.ModeDevice != 0 {
+		// A block device's size is not in its inode; seek to its end.
+		if img.Size, err = f.Seek(0, io.SeekEnd); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: size: %w", path, err)
+		}
+	}
 	var head [4]byte
 	n, _ := f.ReadAt(head[:], 0)
 	switch {

@@ -1,0 +1,596 @@
+// Package activate attaches a mounted olimage volume to a VM's root file
+// system: it makes the symlinks of the volume's activation plan (/opt and
+// /etc paths into /1), moving aside what they replace, and records every
+// step in a journal on the root disk so that it can be undone exactly,
+// switched to another image, and completed after an interruption. It also
+// derives the fstab line and systemd mount unit that mount a volume. It
+// does not build, read or verify the content of images.
+package activate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/internetarchive/olimage/manifest"
+)
+
+// PlanSchema identifies the document activate and deactivate print with
+// --json.
+const PlanSchema = "olimage.activate/v1"
+
+// Options control Activate and Deactivate.
+type Options struct {
+	// Root is the root file system to change, "/" on the VM itself.
+	Root string
+	// Volume is where the volume is mounted, as seen from Root: "/1". The
+	// manifest is read at Root/Volume, and links point to Volume/target.
+	Volume string
+	// Force activates a volume whose manifest fails verification.
+	Force bool
+	// DryRun plans and reports the changes, and makes none.
+	DryRun bool
+
+	// hook, in tests, is called at every point where an interruption
+	// could happen; an error from it stops the run there.
+	hook func() error
+}
+
+// Change is one step of activation or deactivation. Ops: mkdir (a
+// missing parent directory of a link), move (what is at Path, aside to
+// Backup), link (Path becomes a symlink to Target), keep (the link is
+// already in place), unlink (remove a link olimage made), restore (move
+// Backup back to Path), rmdir (remove a directory olimage made, if empty).
+type Change struct {
+	Op     string `json:"op"`
+	Path   string `json:"path"` // relative to the root
+	Target string `json:"target,omitempty"`
+	Backup string `json:"backup,omitempty"` // relative to the root
+	// Resume is true for a step an interrupted run had started.
+	Resume bool `json:"resume,omitempty"`
+}
+
+// Change ops that only undo or report.
+const (
+	OpKeep    = "keep"
+	OpUnlink  = "unlink"
+	OpRestore = "restore"
+	OpRmdir   = "rmdir"
+)
+
+// Report is what Activate and Deactivate did, or with DryRun would do.
+type Report struct {
+	Schema   string    `json:"schema"`
+	DryRun   bool      `json:"dry_run"`
+	Root     string    `json:"root"`
+	Volume   string    `json:"volume,omitempty"`
+	Image    *ImageRef `json:"image"`    // active after the run; nil after deactivate
+	Previous *ImageRef `json:"previous"` // active before the run, nil if none
+	Changes  []Change  `json:"changes"`
+}
+
+// Changed reports whether the run changes anything.
+func (r *Report) Changed() bool {
+	for _, c := range r.Changes {
+		if c.Op != OpKeep {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *Options) normalize(needVolume bool) error {
+	if o.Root == "" {
+		o.Root = "/"
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return err
+	}
+	o.Root = root
+	if needVolume {
+		if o.Volume == "" {
+			o.Volume = manifest.DefaultMount
+		}
+		if !path.IsAbs(o.Volume) || path.Clean(o.Volume) != o.Volume || o.Volume == "/" {
+			return fmt.Errorf("volume %q: want the absolute path where the volume is mounted, such as /1", o.Volume)
+		}
+	}
+	return nil
+}
+
+// Activate makes the links of the activation plan of the volume mounted
+// at opts.Volume, completing first any run that was interrupted, and
+// removing the links of a previously activated image that the plan no
+// longer names (restoring what they had replaced).
+func Activate(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.normalize(true); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(opts.Root, opts.Volume)
+	m, err := ReadManifest(dir)
+	if err != nil {
+		return nil, fmt.Errorf("volume %s: %w", opts.Volume, err)
+	}
+	if m.Activation != nil {
+		if err := checkPlan(m.Activation, opts.Volume); err != nil {
+			return nil, err
+		}
+	}
+	if err := Verify(dir, m); err != nil && (!opts.Force || m.Activation == nil) {
+		return nil, err
+	}
+	img := &ImageRef{Fleet: m.Fleet, FleetVersion: m.FleetVersion, Role: m.Role, Label: m.Label, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
+	r := &run{opts: opts}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	defer r.close()
+	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Image: img, Previous: r.j.Image, Changes: []Change{}}
+	rep.Changes = append(rep.Changes, r.resume()...)
+	if !opts.DryRun {
+		if err := r.complete(ctx); err != nil {
+			return rep, err
+		}
+	}
+	plan, err := r.planActivate(m.Activation, img)
+	if err != nil {
+		return rep, err
+	}
+	rep.Changes = append(rep.Changes, plan...)
+	if opts.DryRun {
+		return rep, nil
+	}
+	r.j.Image = img
+	if err := r.execute(ctx, "activate", plan); err != nil {
+		return rep, err
+	}
+	return rep, pruneBackups(opts.Root, r.j)
+}
+
+// Deactivate undoes everything the journal records, in reverse order:
+// links removed, originals moved back, directories it made removed if
+// empty; then it clears the journal.
+func Deactivate(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.normalize(false); err != nil {
+		return nil, err
+	}
+	r := &run{opts: opts}
+	if err := r.open(); err != nil {
+		return nil, err
+	}
+	defer r.close()
+	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Previous: r.j.Image, Changes: []Change{}}
+	var plan []Change
+	for i := len(r.j.Actions) - 1; i >= 0; i-- {
+		a := r.j.Actions[i]
+		c := undoChange(a)
+		c.Resume = a.State != StateDone
+		plan = append(plan, c)
+	}
+	rep.Changes = append(rep.Changes, plan...)
+	if opts.DryRun {
+		return rep, nil
+	}
+	if err := r.execute(ctx, "deactivate", plan); err != nil {
+		return rep, err
+	}
+	r.j.Image = nil
+	if err := r.j.save(opts.Root); err != nil {
+		return rep, err
+	}
+	if err := pruneBackups(opts.Root, r.j); err != nil {
+		return rep, err
+	}
+	// The state directory goes too, if nothing else is in it.
+	os.Remove(filepath.Join(opts.Root, BackupDir))
+	os.Remove(filepath.Join(opts.Root, StateDir))
+	return rep, nil
+}
+
+func undoChange(a Action) Change {
+	switch a.Op {
+	case OpLink:
+		return Change{Op: OpUnlink, Path: a.Path, Target: a.Target}
+	case OpMove:
+		return Change{Op: OpRestore, Path: a.Path, Backup: a.Backup}
+	}
+	return Change{Op: OpRmdir, Path: a.Path}
+}
+
+// run is one activation or deactivation: the journal, held under a lock,
+// and a view of the root file system as the planned changes leave it.
+type run struct {
+	opts   Options
+	j      *Journal
+	unlock func()
+	v      *view
+}
+
+func (r *run) open() error {
+	state := filepath.Join(r.opts.Root, StateDir)
+	r.unlock = func() {}
+	if !r.opts.DryRun {
+		if err := os.MkdirAll(state, 0o755); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(state); err == nil {
+		unlock, err := lock(state)
+		if err != nil {
+			return err
+		}
+		r.unlock = unlock
+	}
+	j, err := readJournal(r.opts.Root)
+	if err != nil {
+		return err
+	}
+	r.j = j
+	r.v = &view{root: r.opts.Root, over: map[string]override{}}
+	return nil
+}
+
+// close releases the lock and removes the state directory if the run
+// left nothing in it (a refused first activation).
+func (r *run) close() {
+	r.unlock()
+	if !r.opts.DryRun && r.j != nil && r.j.Image == nil && len(r.j.Actions) == 0 {
+		os.Remove(filepath.Join(r.opts.Root, StateDir))
+	}
+}
+
+// resume lists the steps an interrupted run left unfinished, and in the
+// view assumes they are finished; so does the journal in a dry run (which
+// never writes it), as complete would leave it.
+func (r *run) resume() []Change {
+	var out []Change
+	var after []Action
+	for _, a := range r.j.Actions {
+		var c Change
+		switch a.State {
+		case StateDone:
+			after = append(after, a)
+			continue
+		case StatePending:
+			c = Change{Op: a.Op, Path: a.Path, Target: a.Target, Backup: a.Backup, Resume: true}
+			a.State = StateDone
+			after = append(after, a)
+		case StateUndoing:
+			c = undoChange(a)
+			c.Resume = true
+		}
+		r.v.apply(c)
+		out = append(out, c)
+	}
+	if r.opts.DryRun {
+		r.j.Actions = after
+	}
+	return out
+}
+
+// complete finishes the steps an interrupted run left unfinished.
+func (r *run) complete(ctx context.Context) error {
+	for i := 0; i < len(r.j.Actions); i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a := r.j.Actions[i]
+		switch a.State {
+		case StatePending:
+			if err := do(r.opts.Root, a); err != nil {
+				return err
+			}
+			r.j.Actions[i].State = StateDone
+		case StateUndoing:
+			if err := undo(r.opts.Root, a); err != nil {
+				return err
+			}
+			r.j.Actions = slices.Delete(r.j.Actions, i, i+1)
+			i--
+		default:
+			continue
+		}
+		if err := r.j.save(r.opts.Root); err != nil {
+			return err
+		}
+	}
+	r.v = &view{root: r.opts.Root, over: map[string]override{}}
+	return nil
+}
+
+// planActivate works out the steps from the journal's links to the plan's.
+func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, error) {
+	want := map[string]string{}
+	for _, l := range a.Links {
+		want[l.Path] = path.Join(img.Volume, l.Target)
+	}
+	v := r.v
+	var plan []Change
+	add := func(c Change) {
+		v.apply(c)
+		plan = append(plan, c)
+	}
+	// Our links that are gone, wrong or no longer wanted go first, with
+	// the originals they replaced.
+	linked := map[string]string{}
+	for i := len(r.j.Actions) - 1; i >= 0; i-- {
+		act := r.j.Actions[i]
+		if act.Op != OpLink {
+			continue
+		}
+		n, err := v.lstat(act.Path)
+		if err != nil {
+			return nil, err
+		}
+		inPlace := n.kind == kindSymlink && n.text == act.Target
+		if inPlace && want[act.Path] == act.Target {
+			linked[act.Path] = act.Target
+			continue
+		}
+		if !inPlace && n.kind != kindAbsent {
+			return nil, fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", act.Path, ErrConflict, act.Target, n.describe())
+		}
+		add(Change{Op: OpUnlink, Path: act.Path, Target: act.Target})
+		if k := r.j.find(OpMove, act.Path); k >= 0 {
+			add(Change{Op: OpRestore, Path: act.Path, Backup: r.j.Actions[k].Backup})
+		}
+	}
+	// Originals whose link is gone (an interruption between the two
+	// steps) go back if the plan no longer links their path.
+	for i := len(r.j.Actions) - 1; i >= 0; i-- {
+		act := r.j.Actions[i]
+		if act.Op == OpMove && r.j.find(OpLink, act.Path) < 0 && want[act.Path] == "" {
+			add(Change{Op: OpRestore, Path: act.Path, Backup: act.Backup})
+		}
+	}
+	// Then the plan's links, in order.
+	backups := map[string]bool{}
+	for _, act := range r.j.Actions {
+		if act.Op == OpMove {
+			backups[act.Backup] = true
+		}
+	}
+	var errs []error
+	for _, l := range a.Links {
+		target := want[l.Path]
+		if linked[l.Path] == target {
+			plan = append(plan, Change{Op: OpKeep, Path: l.Path, Target: target})
+			continue
+		}
+		var steps []Change
+		ok := true
+		parts := splitPath(l.Path)
+		for i := 1; i < len(parts); i++ {
+			p := strings.Join(parts[:i], "/")
+			n, err := v.lstat(p)
+			if err != nil {
+				return nil, err
+			}
+			switch n.kind {
+			case kindDir:
+				continue
+			case kindAbsent:
+				c := Change{Op: OpMkdir, Path: p}
+				v.apply(c)
+				steps = append(steps, c)
+				continue
+			case kindSymlink:
+				who := "olimage did not make it"
+				if _, ours := linked[p]; ours {
+					who = "olimage made it for another link"
+				}
+				errs = append(errs, fmt.Errorf("/%s: %w: /%s is a symlink to %s (%s); olimage never links through a symlink", l.Path, ErrUnsafe, p, n.text, who))
+			default:
+				errs = append(errs, fmt.Errorf("/%s: %w: /%s is %s, not a directory", l.Path, ErrUnsafe, p, n.describe()))
+			}
+			ok = false
+			break
+		}
+		if !ok {
+			continue
+		}
+		n, err := v.lstat(l.Path)
+		if err != nil {
+			return nil, err
+		}
+		if n.kind != kindAbsent && r.j.find(OpMove, l.Path) >= 0 && r.j.find(OpLink, l.Path) < 0 {
+			k := r.j.find(OpMove, l.Path)
+			errs = append(errs, fmt.Errorf("/%s: %w: its original is kept at /%s, and the path is taken again by %s; move it away and run again", l.Path, ErrConflict, r.j.Actions[k].Backup, n.describe()))
+			continue
+		}
+		if n.kind != kindAbsent {
+			b := path.Join(BackupDir, img.ID(), l.Path)
+			for k := 1; backups[b] || exists(filepath.Join(r.opts.Root, b)); k++ {
+				b = fmt.Sprintf("%s.%d", path.Join(BackupDir, img.ID(), l.Path), k)
+			}
+			backups[b] = true
+			c := Change{Op: OpMove, Path: l.Path, Backup: b}
+			v.apply(c)
+			steps = append(steps, c)
+		}
+		c := Change{Op: OpLink, Path: l.Path, Target: target}
+		v.apply(c)
+		steps = append(steps, c)
+		plan = append(plan, steps...)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	// Last, directories olimage made that no link needs any more.
+	for i := len(r.j.Actions) - 1; i >= 0; i-- {
+		act := r.j.Actions[i]
+		if act.Op != OpMkdir {
+			continue
+		}
+		needed := false
+		for p := range want {
+			if under(p, act.Path) {
+				needed = true
+				break
+			}
+		}
+		if !needed {
+			add(Change{Op: OpRmdir, Path: act.Path})
+		}
+	}
+	return plan, nil
+}
+
+// execute carries out the plan, journaling each step before and after.
+func (r *run) execute(ctx context.Context, name string, plan []Change) error {
+	root := r.opts.Root
+	r.j.Running = name
+	if err := r.j.save(root); err != nil {
+		return err
+	}
+	for _, c := range plan {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.hook(); err != nil {
+			return err
+		}
+		switch c.Op {
+		case OpKeep:
+			continue
+		case OpMkdir, OpMove, OpLink:
+			a := Action{Op: c.Op, Path: c.Path, Target: c.Target, Backup: c.Backup, State: StatePending}
+			i := r.j.find(c.Op, c.Path)
+			if i < 0 {
+				r.j.Actions = append(r.j.Actions, a)
+				i = len(r.j.Actions) - 1
+			} else {
+				r.j.Actions[i] = a
+			}
+			if err := r.j.save(root); err != nil {
+				return err
+			}
+			if err := r.hook(); err != nil {
+				return err
+			}
+			if err := do(root, a); err != nil {
+				return err
+			}
+			if err := r.hook(); err != nil {
+				return err
+			}
+			r.j.Actions[i].State = StateDone
+		case OpUnlink, OpRestore, OpRmdir:
+			op := map[string]string{OpUnlink: OpLink, OpRestore: OpMove, OpRmdir: OpMkdir}[c.Op]
+			i := r.j.find(op, c.Path)
+			if i < 0 {
+				return fmt.Errorf("/%s: no %s action in the journal to undo", c.Path, op)
+			}
+			r.j.Actions[i].State = StateUndoing
+			if err := r.j.save(root); err != nil {
+				return err
+			}
+			if err := r.hook(); err != nil {
+				return err
+			}
+			if err := undo(root, r.j.Actions[i]); err != nil {
+				return err
+			}
+			if err := r.hook(); err != nil {
+				return err
+			}
+			r.j.Actions = slices.Delete(r.j.Actions, i, i+1)
+		}
+		if err := r.j.save(root); err != nil {
+			return err
+		}
+	}
+	r.j.Running = ""
+	return r.j.save(root)
+}
+
+func (r *run) hook() error {
+	if r.opts.hook != nil {
+		return r.opts.hook()
+	}
+	return nil
+}
+
+func do(root string, a Action) error {
+	switch a.Op {
+	case OpMkdir:
+		return doMkdir(root, a.Path)
+	case OpMove:
+		return doMove(root, a.Path, a.Backup)
+	case OpLink:
+		return doLink(root, a.Path, a.Target)
+	}
+	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+func undo(root string, a Action) error {
+	switch a.Op {
+	case OpMkdir:
+		return undoMkdir(root, a.Path)
+	case OpMove:
+		return undoMove(root, a.Path, a.Backup)
+	case OpLink:
+		return undoLink(root, a.Path, a.Target)
+	}
+	return fmt.Errorf("unknown action %q", a.Op)
+}
+
+// pruneBackups removes the empty directories left under the backup
+// directory once originals went back; it never enters or removes a
+// backup the journal still records.
+func pruneBackups(root string, j *Journal) error {
+	base := filepath.Join(root, BackupDir)
+	kept := map[string]bool{}
+	for _, a := range j.Actions {
+		if a.Op == OpMove {
+			kept[filepath.Join(root, a.Backup)] = true
+		}
+	}
+	var dirs []string
+	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if kept[p] {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() && p != base {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i]) // fails, as it should, when not empty
+	}
+	return nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+func splitPath(p string) []string { return strings.Split(p, "/") }
+
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}

@@ -1,0 +1,201 @@
+package activate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Where activation keeps its state, relative to the root.
+const (
+	StateDir    = "var/lib/olimage"
+	JournalFile = StateDir + "/journal.json"
+	BackupDir   = StateDir + "/backup"
+)
+
+// JournalSchema identifies the journal document.
+const JournalSchema = "olimage.journal/v1"
+
+// Ops of journal actions: what activation did to the root file system.
+const (
+	OpMkdir = "mkdir" // created a missing parent directory of a link
+	OpMove  = "move"  // moved what was at Path aside to Backup
+	OpLink  = "link"  // made Path a symlink to Target
+)
+
+// States of a journal action.
+const (
+	StatePending = "pending" // about to be done; may or may not have happened
+	StateDone    = "done"    // done
+	StateUndoing = "undoing" // being undone; may or may not have happened
+)
+
+// Journal is what activation has done to a root file system, in order,
+// so that it can be undone exactly, and so that an interrupted run can be
+// completed: every action is written as pending before the file system
+// changes and marked done after.
+type Journal struct {
+	Schema string    `json:"schema"`
+	Image  *ImageRef `json:"image"` // the image last activated, nil if none
+	// Running is "activate" or "deactivate" while a run is under way,
+	// and stays so when it is interrupted, until a run completes.
+	Running string   `json:"running,omitempty"`
+	Actions []Action `json:"actions"`
+}
+
+// ImageRef names an activated image.
+type ImageRef struct {
+	Fleet        string `json:"fleet,omitempty"`
+	FleetVersion string `json:"fleet_version,omitempty"`
+	Role         string `json:"role"`
+	Label        string `json:"label,omitempty"`
+	UUID         string `json:"uuid"`
+	Tree         string `json:"tree"`
+	Volume       string `json:"volume"` // where the volume is mounted, as seen from the root
+}
+
+// ID names the image in backup paths: its UUID, or role and tree digest.
+func (r *ImageRef) ID() string {
+	if r.UUID != "" {
+		return safeName(r.UUID)
+	}
+	t := r.Tree
+	if len(t) > 12 {
+		t = t[:12]
+	}
+	return safeName(r.Role + "-" + t)
+}
+
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] == '.' {
+		return "image" + string(b)
+	}
+	return string(b)
+}
+
+// Action is one change activation made, or is making.
+type Action struct {
+	Op     string `json:"op"`               // mkdir, move or link
+	Path   string `json:"path"`             // relative to the root: etc/nginx/nginx.conf
+	Target string `json:"target,omitempty"` // link: the symlink's text
+	Backup string `json:"backup,omitempty"` // move: where the original went, relative to the root
+	State  string `json:"state"`            // pending, done or undoing
+}
+
+// readJournal reads the journal under root; a missing journal is empty.
+func readJournal(root string) (*Journal, error) {
+	p := filepath.Join(root, JournalFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Journal{Schema: JournalSchema}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var j Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	if j.Schema != JournalSchema {
+		return nil, fmt.Errorf("%s: schema %q, want %q", p, j.Schema, JournalSchema)
+	}
+	for _, a := range j.Actions {
+		if err := checkRel(a.Path); err != nil {
+			return nil, fmt.Errorf("%s: action %s: %w", p, a.Op, err)
+		}
+		switch a.Op {
+		case OpMkdir, OpLink:
+		case OpMove:
+			if err := checkRel(a.Backup); err != nil || !under(a.Backup, BackupDir) {
+				return nil, fmt.Errorf("%s: move %s: backup %q is not under %s", p, a.Path, a.Backup, BackupDir)
+			}
+		default:
+			return nil, fmt.Errorf("%s: unknown action %q", p, a.Op)
+		}
+		switch a.State {
+		case StatePending, StateDone, StateUndoing:
+		default:
+			return nil, fmt.Errorf("%s: %s %s: unknown state %q", p, a.Op, a.Path, a.State)
+		}
+	}
+	return &j, nil
+}
+
+// save writes the journal atomically and durably: a temporary file,
+// fsync, rename over the journal, fsync of the directory. An empty
+// journal with no image removes the file.
+func (j *Journal) save(root string) error {
+	dir := filepath.Join(root, StateDir)
+	p := filepath.Join(root, JournalFile)
+	if j.Image == nil && len(j.Actions) == 0 {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return syncDir(dir)
+	}
+	if j.Actions == nil {
+		j.Actions = []Action{}
+	}
+	b, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := p + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("journal: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// find returns the index of the action op on path, or -1.
+func (j *Journal) find(op, path string) int {
+	for i, a := range j.Actions {
+		if a.Op == op && a.Path == path {
+			return i
+		}
+	}
+	return -1
+}
+
+// fsync is false only in tests that crash a run hundreds of times.
+var fsync = true
+
+// syncDir makes a directory's entries durable.
+func syncDir(dir string) error {
+	if !fsync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
+		return fmt.Errorf("%s: fsync: %w", dir, err)
+	}
+	return nil
+}

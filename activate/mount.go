@@ -1,0 +1,181 @@
+package activate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/internetarchive/olimage/image"
+)
+
+// The few superblock fields mounting needs (the superblock is 1024 bytes
+// at byte 1024 of the file system).
+const (
+	superblockOffset = 1024
+	superblockSize   = 1024
+	sMagic           = 0x38 // __le16 s_magic
+	sUUID            = 0x68 // __u8 s_uuid[16]
+	sVolumeName      = 0x78 // char s_volume_name[16]
+	ext4Magic        = 0xEF53
+)
+
+// ErrNotExt4 is returned for a file or device with no ext4 superblock.
+var ErrNotExt4 = errors.New("no ext4 superblock")
+
+// FS names a file system the way mounting finds it.
+type FS struct {
+	UUID  string // 8-4-4-4-12 lower-case hex
+	Label string // may be empty
+}
+
+// ReadFS reads the UUID and label of the ext4 file system in an image
+// file (raw, compressed or a GPT disk) or on a block device.
+func ReadFS(path string) (FS, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return FS{}, err
+	}
+	var r io.ReaderAt
+	if fi.Mode()&fs.ModeDevice != 0 {
+		f, err := os.Open(path)
+		if err != nil {
+			return FS{}, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		img, err := image.Open(path)
+		if err != nil {
+			return FS{}, err
+		}
+		defer img.Close()
+		r = img
+	}
+	sb := make([]byte, superblockSize)
+	if _, err := r.ReadAt(sb, superblockOffset); err != nil && err != io.EOF {
+		return FS{}, fmt.Errorf("%s: superblock: %w", path, err)
+	}
+	if binary.LittleEndian.Uint16(sb[sMagic:]) != ext4Magic {
+		return FS{}, fmt.Errorf("%s: %w", path, ErrNotExt4)
+	}
+	u := sb[sUUID : sUUID+16]
+	label := sb[sVolumeName : sVolumeName+16]
+	if i := bytes.IndexByte(label, 0); i >= 0 {
+		label = label[:i]
+	}
+	return FS{
+		UUID:  fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]),
+		Label: string(label),
+	}, nil
+}
+
+// MountOptions are those of a data volume: mounted read-write, and a
+// missing volume neither blocks nor fails the boot (with nofail systemd
+// does not wait for the device). No x-systemd.* options: busybox mount
+// passes them to the kernel, which refuses them.
+const MountOptions = "defaults,nofail"
+
+// FstabLine is the /etc/fstab line that mounts the file system at mount,
+// by UUID, or by label if byLabel.
+func FstabLine(f FS, mount string, byLabel bool) (string, error) {
+	spec, err := f.spec(byLabel)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %s ext4 %s 0 2", spec, fstabEscape(mount), MountOptions), nil
+}
+
+func (f FS) spec(byLabel bool) (string, error) {
+	if !byLabel {
+		return "UUID=" + f.UUID, nil
+	}
+	if f.Label == "" {
+		return "", errors.New("the file system has no label; mount it by UUID")
+	}
+	return "LABEL=" + fstabEscape(f.Label), nil
+}
+
+// fstabEscape writes space, tab, newline and backslash as octal escapes,
+// as fstab(5) reads them.
+func fstabEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c == ' ' || c == '\t' || c == '\n' || c == '\\' {
+			fmt.Fprintf(&b, "\\%03o", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// UnitName is the name systemd requires for the .mount unit of a mount
+// point: its path escaped as systemd-escape --path does, plus ".mount".
+func UnitName(mount string) string {
+	p := strings.Trim(mount, "/")
+	if p == "" {
+		return "-.mount"
+	}
+	var b strings.Builder
+	for i, c := range []byte(p) {
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '.' && i > 0:
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, `\x%02x`, c)
+		}
+	}
+	return b.String() + ".mount"
+}
+
+// MountUnit is the systemd .mount unit (to be installed as
+// /etc/systemd/system/UnitName(mount)) that mounts the file system at
+// mount, by UUID, or by label if byLabel.
+func MountUnit(f FS, mount string, byLabel bool) (string, error) {
+	what := "/dev/disk/by-uuid/" + f.UUID
+	if byLabel {
+		if f.Label == "" {
+			return "", errors.New("the file system has no label; mount it by UUID")
+		}
+		what = "/dev/disk/by-label/" + udevEscape(f.Label)
+	}
+	name := f.Label
+	if name == "" {
+		name = f.UUID
+	}
+	return fmt.Sprintf(`# /etc/systemd/system/%s
+[Unit]
+Description=olimage data volume %s at %s
+Documentation=https://github.com/internetarchive/olimage
+
+[Mount]
+What=%s
+Where=%s
+Type=ext4
+Options=defaults
+TimeoutSec=30s
+
+[Install]
+WantedBy=local-fs.target
+`, UnitName(mount), name, mount, what, mount), nil
+}
+
+// udevEscape encodes a label as udev names it under /dev/disk/by-label.
+func udevEscape(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("#+-.:=@_", c) >= 0 {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, `\x%02x`, c)
+	}
+	return b.String()
+}

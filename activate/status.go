@@ -1,0 +1,137 @@
+package activate
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+)
+
+// StatusSchema identifies the document `olimage status --json` prints.
+const StatusSchema = "olimage.status/v1"
+
+// States of a link in a status.
+const (
+	LinkOK       = "ok"       // the symlink olimage made is in place
+	LinkMissing  = "missing"  // nothing at the path
+	LinkWrong    = "wrong"    // something else at the path
+	LinkInactive = "inactive" // the volume's plan names it, the journal does not
+)
+
+// Status is which image is active on a root, and whether its links are
+// in place.
+type Status struct {
+	Schema   string       `json:"schema"`
+	Root     string       `json:"root"`
+	Image    *ImageRef    `json:"image"`  // the active image, nil if none
+	Volume   *ImageRef    `json:"volume"` // the image on the volume asked about, nil if none
+	Links    []LinkStatus `json:"links"`
+	Pending  int          `json:"pending"` // steps an interrupted run left unfinished
+	Findings []string     `json:"findings"`
+}
+
+// LinkStatus is one link of a status.
+type LinkStatus struct {
+	Path   string `json:"path"`   // relative to the root
+	Target string `json:"target"` // the symlink's text it should have
+	State  string `json:"state"`  // ok, missing, wrong or inactive
+	Found  string `json:"found,omitempty"`
+}
+
+// OK reports whether the status has no findings.
+func (s *Status) OK() bool { return len(s.Findings) == 0 }
+
+// ReadStatus reads the journal under opts.Root and checks every link it
+// records. With opts.Volume set, it also checks that the volume mounted
+// there is the active image and that every link of its plan is made.
+func ReadStatus(opts Options) (*Status, error) {
+	if err := opts.normalize(opts.Volume != ""); err != nil {
+		return nil, err
+	}
+	j, err := readJournal(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	s := &Status{Schema: StatusSchema, Root: opts.Root, Image: j.Image, Links: []LinkStatus{}, Findings: []string{}}
+	if j.Image == nil {
+		s.Findings = append(s.Findings, "no image is active")
+	}
+	journaled := map[string]string{}
+	for _, a := range j.Actions {
+		if a.State != StateDone {
+			s.Pending++
+		}
+		if a.Op != OpLink {
+			continue
+		}
+		journaled[a.Path] = a.Target
+		ls := LinkStatus{Path: a.Path, Target: a.Target}
+		ls.State, ls.Found = checkLink(opts.Root, a.Path, a.Target)
+		s.Links = append(s.Links, ls)
+	}
+	if s.Pending > 0 || j.Running != "" {
+		s.Findings = append(s.Findings, fmt.Sprintf("an interrupted %s left %d step(s) unfinished: run olimage activate or deactivate", orRun(j.Running), s.Pending))
+	}
+	if opts.Volume != "" {
+		m, err := ReadManifest(filepath.Join(opts.Root, opts.Volume))
+		if err != nil {
+			return nil, fmt.Errorf("volume %s: %w", opts.Volume, err)
+		}
+		s.Volume = &ImageRef{Fleet: m.Fleet, FleetVersion: m.FleetVersion, Role: m.Role, Label: m.Label, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
+		if j.Image != nil && (j.Image.UUID != m.UUID || j.Image.Tree != m.TreeDigest || j.Image.Volume != opts.Volume) {
+			s.Findings = append(s.Findings, fmt.Sprintf("the active image is %s %s at %s, the volume at %s holds %s %s", j.Image.Role, j.Image.UUID, j.Image.Volume, opts.Volume, m.Role, m.UUID))
+		}
+		if m.Activation != nil {
+			for _, l := range m.Activation.Links {
+				want := path.Join(opts.Volume, l.Target)
+				if t, ok := journaled[l.Path]; ok && t == want {
+					continue
+				}
+				ls := LinkStatus{Path: l.Path, Target: want, State: LinkInactive}
+				if st, found := checkLink(opts.Root, l.Path, want); st == LinkOK {
+					ls.State = LinkOK // linked by hand, or the journal was lost
+				} else {
+					ls.Found = found
+				}
+				s.Links = append(s.Links, ls)
+			}
+		}
+	}
+	for _, l := range s.Links {
+		switch l.State {
+		case LinkMissing:
+			s.Findings = append(s.Findings, fmt.Sprintf("/%s: missing, want a symlink to %s", l.Path, l.Target))
+		case LinkWrong:
+			s.Findings = append(s.Findings, fmt.Sprintf("/%s: %s, want a symlink to %s", l.Path, l.Found, l.Target))
+		case LinkInactive:
+			s.Findings = append(s.Findings, fmt.Sprintf("/%s: not activated (%s), the volume's plan links it to %s", l.Path, l.Found, l.Target))
+		}
+	}
+	return s, nil
+}
+
+func checkLink(root, rel, target string) (state, found string) {
+	p := filepath.Join(root, rel)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return LinkMissing, "missing"
+	}
+	if err != nil {
+		return LinkWrong, err.Error()
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		if t, err := os.Readlink(p); err == nil && t == target {
+			return LinkOK, ""
+		}
+	}
+	return LinkWrong, describe(p, fi)
+}
+
+func orRun(s string) string {
+	if s == "" {
+		return "run"
+	}
+	return s
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/activate"
+	"github.com/internetarchive/olimage/manifest"
+)
+
+type activateOptions struct {
+	volume string
+	root   string
+	dryRun bool
+	json   bool
+	force  bool
+}
+
+func newActivateCmd(e *env) *cobra.Command {
+	var opts activateOptions
+	cmd := &cobra.Command{
+		Use:   "activate",
+		Short: "Link /opt and /etc paths of the root file system into the mounted volume",
+		Long: `Read the activation plan of the volume mounted at --volume
+(VOLUME/.olimage/manifest.json) and make each of its links: ROOT/PATH
+becomes a symlink to VOLUME/TARGET, the text as seen on the VM
+(/etc/nginx/nginx.conf -> /1/etc/nginx/nginx.conf).
+
+Whatever a link replaces is moved aside, never deleted, to
+ROOT/var/lib/olimage/backup/IMAGE/PATH; missing parent directories are
+created. Every step is recorded in ROOT/var/lib/olimage/journal.json, written
+before the step and after it, so 'olimage deactivate' restores exactly what
+was there, and a run that is interrupted at any point is completed by the
+next activate or deactivate.
+
+Run again with the same volume, activate changes nothing. Run with the
+volume of another image (a new release), it removes the links the new plan
+drops (restoring what they replaced), keeps those that are unchanged and
+makes the new ones.
+
+Before changing anything, activate checks the volume: its manifest has
+schema olimage.manifest/v1 and every link target exists in the volume with
+the type the manifest gives (--force skips this; 'olimage verify DEVICE'
+checks every byte). It refuses, forced or not, a link below a symlink it did
+not make or below a file, and changes nothing then.
+
+Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent
+directory made), move (the original moved aside to DETAIL), link (PATH now
+links to DETAIL), keep (the link is already in place), unlink, restore or
+rmdir (undoing a previous image's links); '(resumed)' marks a step an
+interrupted run had started. --dry-run prints the same steps and changes
+nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
+		Example: `  olimage activate                      # the volume at /1, on this machine
+  olimage activate --dry-run            # show what it would change
+  olimage activate --root /mnt/vm --volume /1 --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runActivate(e, opts, e.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&opts.volume, "volume", manifest.DefaultMount, "where the volume is mounted, as seen from --root")
+	cmd.Flags().StringVar(&opts.root, "root", "/", "the root file system to change")
+	cmd.Flags().BoolVarP(&opts.dryRun, "dry-run", "n", false, "print the steps, change nothing")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.activate/v1)")
+	cmd.Flags().BoolVar(&opts.force, "force", false, "activate a volume whose manifest fails verification")
+	return cmd
+}
+
+func runActivate(e *env, opts activateOptions, out io.Writer) error {
+	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun})
+	if err != nil {
+		// What was done before the error is in the journal: status shows it.
+		return activationError(err)
+	}
+	return printActivation(out, opts.json, rep)
+}
+
+// printActivation prints the steps of an activate or deactivate report.
+func printActivation(out io.Writer, asJSON bool, rep *activate.Report) error {
+	if asJSON {
+		return manifest.WriteJSON(out, rep)
+	}
+	verb := "activate"
+	if rep.Image == nil {
+		verb = "deactivate"
+	}
+	img := rep.Image
+	if img == nil {
+		img = rep.Previous
+	}
+	switch {
+	case img == nil:
+		fmt.Fprintf(out, "%s: no image is active on %s\n", verb, rep.Root)
+		return nil
+	case rep.DryRun:
+		fmt.Fprintf(out, "%s (dry run) %s %s tree %s on %s\n", verb, img.Role, img.UUID, short(img.Tree), rep.Root)
+	default:
+		fmt.Fprintf(out, "%s %s %s tree %s on %s\n", verb, img.Role, img.UUID, short(img.Tree), rep.Root)
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	counts := map[string]int{}
+	for _, c := range rep.Changes {
+		counts[c.Op]++
+		detail := c.Target
+		if c.Op == activate.OpMove || c.Op == activate.OpRestore {
+			detail = "/" + c.Backup
+		}
+		if c.Resume {
+			detail += " (resumed)"
+		}
+		fmt.Fprintf(tw, "  %s\t/%s\t%s\n", c.Op, c.Path, detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var sum []string
+	for _, k := range []struct{ op, what string }{
+		{activate.OpLink, "linked"}, {activate.OpKeep, "kept"}, {activate.OpMove, "moved aside"}, {activate.OpMkdir, "directories made"},
+		{activate.OpUnlink, "unlinked"}, {activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"},
+	} {
+		if counts[k.op] > 0 {
+			sum = append(sum, fmt.Sprintf("%d %s", counts[k.op], k.what))
+		}
+	}
+	if len(sum) == 0 {
+		sum = []string{"nothing to do"}
+	}
+	_, err := fmt.Fprintln(out, strings.Join(sum, ", "))
+	return err
+}
+
+// activationError adds the next step to the errors activation refuses with.
+func activationError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, activate.ErrVerify):
+		return hintError{err, "check the volume with 'olimage verify DEVICE'; --force activates it anyway"}
+	case errors.Is(err, activate.ErrUnsafe):
+		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
+	case errors.Is(err, activate.ErrConflict):
+		return hintError{err, "'olimage status' shows every link; after moving the path away, run the command again"}
+	}
+	return err
+}

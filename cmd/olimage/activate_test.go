@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/internetarchive/olimage/activate"
+	"github.com/internetarchive/olimage/manifest"
+)
+
+// activationRoot makes a root with a distro /etc/nginx/nginx.conf and a
+// volume at /1 whose plan links etc/nginx/nginx.conf and opt/openlibrary.
+func activationRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string]string{
+		"etc/nginx/nginx.conf":     "distro\n",
+		"1/etc/nginx/nginx.conf":   "ol\n",
+		"1/opt/openlibrary/README": "ol\n",
+		"var/lib/dpkg/status":      "dpkg\n",
+		"1/" + manifest.Path:       "",
+	}
+	for p, c := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := manifest.Image{
+		Schema: manifest.ImageSchema, Role: "ol-web", UUID: "5070136c-bd8e-5cda-932f-d88216814664", TreeDigest: strings.Repeat("a", 64),
+		Activation: &manifest.Activation{Mount: "/1", Links: []manifest.Link{
+			{Path: "etc/nginx/nginx.conf", Target: "etc/nginx/nginx.conf"},
+			{Path: "opt/openlibrary", Target: "opt/openlibrary"},
+		}},
+		Entries: []manifest.Entry{{Path: "etc/nginx/nginx.conf", Type: "file"}, {Path: "opt/openlibrary", Type: "dir"}},
+	}
+	b, _ := json.Marshal(m)
+	if err := os.WriteFile(filepath.Join(root, "1", manifest.Path), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var o, e bytes.Buffer
+	code = Main(args, strings.NewReader(""), &o, &e)
+	return code, o.String(), e.String()
+}
+
+// listing is every path under root with its type, link text or content.
+func listing(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		switch {
+		case fi.Mode()&os.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			b.WriteString(rel + " -> " + l + "\n")
+		case fi.Mode().IsRegular():
+			c, _ := os.ReadFile(p)
+			b.WriteString(rel + ": " + string(c) + "\n")
+		default:
+			b.WriteString(rel + "/\n")
+		}
+		return nil
+	})
+	return b.String()
+}
+
+func TestActivateCommands(t *testing.T) {
+	root := activationRoot(t)
+	before := listing(t, root)
+
+	code, _, _ := runMain(t, "status", "--root", root)
+	if code != exitFindings {
+		t.Errorf("status before activate: exit %d, want %d", code, exitFindings)
+	}
+	code, out, errOut := runMain(t, "activate", "--root", root, "--dry-run")
+	if code != exitOK || !strings.Contains(out, "move   /etc/nginx/nginx.conf") || !strings.Contains(out, "link   /opt/openlibrary ") {
+		t.Errorf("activate --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := listing(t, root); got != before {
+		t.Errorf("activate --dry-run changed the root:\n%s", got)
+	}
+
+	code, out, errOut = runMain(t, "activate", "--root", root, "--json")
+	var rep activate.Report
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Schema != activate.PlanSchema || len(rep.Changes) != 4 {
+		t.Fatalf("activate --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "etc/nginx/nginx.conf")); l != "/1/etc/nginx/nginx.conf" {
+		t.Errorf("etc/nginx/nginx.conf links to %q", l)
+	}
+	code, out, _ = runMain(t, "status", "--root", root, "--volume", "/1")
+	if code != exitOK || !strings.Contains(out, "ok: 2 links in place") {
+		t.Errorf("status after activate: exit %d\n%s", code, out)
+	}
+	code, out, _ = runMain(t, "activate", "--root", root)
+	if code != exitOK || !strings.Contains(out, "2 kept\n") {
+		t.Errorf("activate again: exit %d\n%s", code, out)
+	}
+
+	os.Remove(filepath.Join(root, "opt/openlibrary"))
+	code, out, _ = runMain(t, "status", "--root", root, "--json")
+	var st activate.Status
+	if code != exitFindings || json.Unmarshal([]byte(out), &st) != nil || st.Schema != activate.StatusSchema || st.Links[1].State != activate.LinkMissing {
+		t.Errorf("status with a link missing: exit %d\n%s", code, out)
+	}
+
+	code, out, errOut = runMain(t, "deactivate", "--root", root)
+	if code != exitOK {
+		t.Fatalf("deactivate: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := listing(t, root); got != before {
+		t.Errorf("after deactivate (-before +after):\n%s\n%s", before, got)
+	}
+}
+
+func TestActivateRefused(t *testing.T) {
+	root := activationRoot(t)
+	os.RemoveAll(filepath.Join(root, "1/opt/openlibrary"))
+	code, _, errOut := runMain(t, "activate", "--root", root)
+	if code != exitError || !strings.Contains(errOut, "olimage: error: ") || !strings.Contains(errOut, "--force activates it anyway") {
+		t.Errorf("activate of a volume missing a target: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = runMain(t, "activate", "--root", root, "--volume", "1")
+	if code != exitError || !strings.Contains(errOut, `volume "1": want the absolute path`) {
+		t.Errorf("activate --volume 1: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestFstab(t *testing.T) {
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
+			t.Fatal("mkfs.ext4 not found")
+		}
+		t.Skip("mkfs.ext4 not found")
+	}
+	img := filepath.Join(t.TempDir(), "v.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", "-U", "0e5d2c4b-1111-4222-8333-444455556666", "-L", "ol web", img, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"fstab", img}, "UUID=0e5d2c4b-1111-4222-8333-444455556666 /1 ext4 defaults,nofail 0 2\n"},
+		{[]string{"fstab", img, "--label", "--mount", "/srv/data"}, `LABEL=ol\040web /srv/data ext4 defaults,nofail 0 2` + "\n"},
+		{[]string{"mount-unit", img}, "# /etc/systemd/system/1.mount\n"},
+		{[]string{"mount-unit", img, "--mount", "/srv/ol-data"}, `# /etc/systemd/system/srv-ol\x2ddata.mount` + "\n"},
+		{[]string{"mount-unit", img, "--label"}, `What=/dev/disk/by-label/ol\x20web` + "\n"},
+	} {
+		code, out, errOut := runMain(t, tc.args...)
+		if code != exitOK || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, got\n%s%s\nwant it to contain %q", tc.args, code, out, errOut, tc.want)
+		}
+	}
+	code, _, errOut := runMain(t, "fstab", filepath.Join(t.TempDir(), "missing.img"))
+	if code != exitError {
+		t.Errorf("fstab of a missing file: exit %d\n%s", code, errOut)
+	}
+}

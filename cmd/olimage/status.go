@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/activate"
+	"github.com/internetarchive/olimage/manifest"
+)
+
+type statusOptions struct {
+	root   string
+	volume string
+	json   bool
+}
+
+func newStatusCmd(e *env) *cobra.Command {
+	var opts statusOptions
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show which image is active and whether its links are in place",
+		Long: `Read the activation journal (ROOT/var/lib/olimage/journal.json) and print
+the active image (role, UUID, tree digest, volume) and every link activate
+made, with its state: ok (the symlink is in place), missing (nothing is
+there), wrong (something else is there). With --volume, also check that the
+volume mounted there holds the active image and that every link of its plan
+is made (inactive: the plan names it, the journal does not).
+
+Exits 1 when anything is not in place: no image active, a link missing or
+wrong, an interrupted run, or with --volume another image. --json prints the
+document olimage.status/v1 (docs/json.md).`,
+		Example: `  olimage status
+  olimage status --volume /1 --json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(e, opts, e.stdout)
+		},
+	}
+	cmd.Flags().StringVar(&opts.root, "root", "/", "the root file system")
+	cmd.Flags().StringVar(&opts.volume, "volume", "", "also check the volume mounted here ("+manifest.DefaultMount+")")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.status/v1)")
+	return cmd
+}
+
+func runStatus(e *env, opts statusOptions, out io.Writer) error {
+	st, err := activate.ReadStatus(activate.Options{Root: opts.root, Volume: opts.volume})
+	if err != nil {
+		return err
+	}
+	if opts.json {
+		if err := manifest.WriteJSON(out, st); err != nil {
+			return err
+		}
+	} else {
+		if img := st.Image; img != nil {
+			fmt.Fprintf(out, "active: %s %s tree %s from %s\n", img.Role, img.UUID, short(img.Tree), img.Volume)
+		}
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		for _, l := range st.Links {
+			fmt.Fprintf(tw, "%s\t/%s\t-> %s\n", l.State, l.Path, l.Target)
+		}
+		tw.Flush()
+		for _, f := range st.Findings {
+			fmt.Fprintln(out, f)
+		}
+		if st.OK() {
+			fmt.Fprintf(out, "ok: %d links in place\n", len(st.Links))
+		}
+	}
+	if !st.OK() {
+		return errFindings
+	}
+	return nil
+}
