@@ -220,3 +220,24 @@ func TestMountedImageMatchesTree(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildFullDisk writes an image onto a file system too small for it:
+// the error names the output, and nothing is left behind.
+func TestBuildFullDisk(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skip(t, "mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
+		skip(t, "mount -t tmpfs: "+strings.TrimSpace(string(out)))
+	}
+	defer exec.Command("umount", dir).Run()
+	f, r := loadRole(t, exampleFleet, "ol-web")
+	_, err := Build(context.Background(), f, r, Options{Output: dir})
+	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("got %v, want an error naming %s and saying the disk is full", err, dir)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 0 {
+		t.Errorf("full disk holds %d files after the failed build", len(des))
+	}
+}
