@@ -252,3 +252,64 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckFindsIndexCorruption damages an extent tree block and an htree
+// index block and expects their checksum findings.
+func TestCheckFindsIndexCorruption(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	for i := range 500 {
+		writeFile(t, src, "many/file-"+strings.Repeat("x", 20)+itoa(uint32(i)), []byte("x"), 0o644)
+	}
+	img := mkfs(t, src, 8<<10, "-b", "1024", "-O", "^has_journal")
+	indexDirs(t, img)
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big")
+	os.WriteFile(big, randBytes(1, 1000*1024), 0o644)
+	reqs := []string{"write " + big + " big"}
+	for i := 1; i < 1000; i += 2 {
+		reqs = append(reqs, "punch big "+itoa(uint32(i))+" "+itoa(uint32(i)))
+	}
+	os.WriteFile(filepath.Join(dir, "cmds"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
+	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
+	fsck(t, img)
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &corruptFixture{img: b}
+	base.fsys = base.open(t)
+	wantClean(t, base.fsys)
+	fsys := base.fsys
+
+	bigIn := base.inodeOf(t, "big")
+	h, err := parseExtentHeader(bigIn.block)
+	if err != nil || h.depth == 0 {
+		t.Fatalf("big: extent depth %d (%v), want an index root", h.depth, err)
+	}
+	child := uint64(le.Uint16(bigIn.block[12+8:]))<<32 | uint64(le.Uint32(bigIn.block[12+4:]))
+	many := base.inodeOf(t, "many")
+	manyBlock := base.firstBlock(t, "many") // logical block 0: the dx root
+	cases := []struct {
+		name      string
+		off       int64
+		structure string
+		msg       string
+	}{
+		{"extent block", int64(child)*fsys.bs + 12 + 4, "inode " + itoa(bigIn.ino) + " extent block " + itoa(uint32(child)), "checksum mismatch"},
+		{"htree root", manyBlock + 0x20 + 8 + 1, "directory inode " + itoa(many.ino) + " block 0", "htree index checksum mismatch"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			img := bytes.Clone(base.img)
+			img[tc.off] ^= 0x01
+			c := &corruptFixture{img: img}
+			got := c.open(t).Check(context.Background())
+			if !hasFinding(got, tc.structure, tc.msg) {
+				t.Errorf("no finding %q: %q; got:", tc.structure, tc.msg)
+				for _, f := range got {
+					t.Logf("  %s", f)
+				}
+			}
+		})
+	}
+}

@@ -284,4 +284,3 @@ func (fs *FS) fileExtents(in *inode, ck *checker) ([]extent, error) {
 	}
 	return fs.walkBlockMap(in, min(limit, maxLogical), ck)
 }
-

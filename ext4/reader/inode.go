@@ -24,14 +24,13 @@ type inode struct {
 	block      []byte
 }
 
-func (in *inode) typ() uint16    { return in.mode & format.ModeTypeMask }
-func (in *inode) isDir() bool    { return in.typ() == format.ModeDir }
-func (in *inode) isReg() bool    { return in.typ() == format.ModeRegular }
-func (in *inode) isLink() bool   { return in.typ() == format.ModeSymlink }
-func (in *inode) extents() bool  { return in.flags&format.InodeExtentsFl != 0 }
-func (in *inode) inline() bool   { return in.flags&format.InodeInlineFl != 0 }
-func (in *inode) htree() bool    { return in.flags&format.InodeIndexFl != 0 }
-func (in *inode) structure() string { return fmt.Sprintf("inode %d", in.ino) }
+func (in *inode) typ() uint16   { return in.mode & format.ModeTypeMask }
+func (in *inode) isDir() bool   { return in.typ() == format.ModeDir }
+func (in *inode) isReg() bool   { return in.typ() == format.ModeRegular }
+func (in *inode) isLink() bool  { return in.typ() == format.ModeSymlink }
+func (in *inode) extents() bool { return in.flags&format.InodeExtentsFl != 0 }
+func (in *inode) inline() bool  { return in.flags&format.InodeInlineFl != 0 }
+func (in *inode) htree() bool   { return in.flags&format.InodeIndexFl != 0 }
 
 // parseInode decodes the on-disk inode b (the file system's inode size)
 // numbered ino. It checks only what later reads rely on: the extra size
@@ -126,11 +125,10 @@ func (fs *FS) iBlocks(in *inode) uint64 {
 // inodes of a directory, which are usually close together, costs one
 // large read instead of one per inode.
 type itableCache struct {
-	mu     sync.Mutex
-	chunk  int // bytes per chunk, a multiple of the inode size
-	slots  [64]itableSlot
-	blocks bufPool
-	fs     *FS
+	mu    sync.Mutex
+	chunk int // bytes per chunk, a multiple of the inode size
+	slots [64]itableSlot
+	fs    *FS
 }
 
 type itableSlot struct {

@@ -1,14 +1,24 @@
 // Package reader reads ext4 file systems, whoever made them (olimage,
-// mke2fs, the kernel), into the tree model, and checks their structure:
-// checksums, bitmaps against actual use, free counts. It reads through an
-// io.ReaderAt and never trusts the image: every size and block number is
-// checked against the image before it is used, so a corrupt or hostile
-// image gives an error, not a panic, a hang or an allocation bigger than
-// the image.
+// mke2fs -d, the kernel, ext2 and ext3 tools), into the tree model, and
+// checks their structure: checksums, bitmaps against actual use, free and
+// link counts.
 //
-// It does not write or repair images, replay the journal, decrypt
-// encrypted directories or read compressed files; it does not compare
-// content with a manifest (callers digest what it reads).
+// It reads extent-mapped and block-mapped (ext2/ext3) files, holes and
+// unwritten extents (as zeros), inline data, fast and slow symlinks,
+// linear and htree directories, xattrs in the inode, in a block and in
+// their own inode (ea_inode), POSIX ACLs (returned in getxattr's format),
+// 1 to 64 KiB blocks, with or without 64bit, flex_bg, meta_bg and
+// metadata_csum. It refuses, with ErrUnsupported, what would need more
+// (compression, encryption, bigalloc, dirdata, a separate journal
+// device). Reads do not verify checksums (Check does), so a damaged image
+// can still be inspected; the journal is not replayed.
+//
+// It reads through an io.ReaderAt and never trusts the image: every size
+// and block number is checked against the image before it is used, so a
+// corrupt or hostile image gives an error, not a panic, a hang or an
+// allocation bigger than the image. It does not write or repair images
+// and does not compare content with a manifest (callers digest what it
+// reads).
 package reader
 
 import (
@@ -16,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/internetarchive/olimage/ext4/format"
 )
@@ -94,8 +103,8 @@ type FS struct {
 	ipg     uint32 // inodes per group
 	bpg     uint32 // blocks per group
 	inodes  uint32
-	isize   int // inode size
-	dsize   int // group descriptor size
+	isize   int    // inode size
+	dsize   int    // group descriptor size
 	itb     uint64 // inode table blocks per group
 	first   uint64 // first data block
 	csum    bool   // metadata_csum
@@ -363,22 +372,4 @@ func (fs *FS) readBlock(p []byte, b uint64) error {
 		return fmt.Errorf("block %d is outside the file system (%d blocks)", b, fs.blocks)
 	}
 	return fs.readAt(p, int64(b)*fs.bs)
-}
-
-// bufPool holds block-sized buffers for hot paths.
-type bufPool struct {
-	p sync.Pool
-}
-
-func (fs *FS) blockBuf() []byte {
-	if b, ok := fs.cache.blocks.p.Get().(*[]byte); ok {
-		return *b
-	}
-	return make([]byte, fs.bs)
-}
-
-func (fs *FS) putBlockBuf(b []byte) {
-	if int64(len(b)) == fs.bs {
-		fs.cache.blocks.p.Put(&b)
-	}
 }

@@ -216,6 +216,9 @@ func (fs *FS) xattrs(in *inode, ck *checker) ([]tree.Xattr, error) {
 
 // eaInodeValue reads a value stored in its own inode (ea_inode).
 func (fs *FS) eaInodeValue(owner *inode, x rawXattr, ck *checker) ([]byte, error) {
+	if int64(x.size) > fs.size {
+		return nil, inodeCorrupt(owner.ino, "xattr %q: value of %d bytes is larger than the image", x.name, x.size)
+	}
 	if x.inum == owner.ino {
 		return nil, inodeCorrupt(owner.ino, "xattr %q value inode is the inode itself", x.name)
 	}
