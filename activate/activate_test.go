@@ -383,9 +383,9 @@ func TestLifecycle(t *testing.T) {
 // TestSwitchMount activates a second volume mounted elsewhere: every
 // link changes its text, originals stay where they are.
 func TestSwitchMount(t *testing.T) {
-	root, base := newRoot(t, v1)
+	root, _ := newRoot(t, v1)
 	writeVolume(t, filepath.Join(root, "2"), v2)
-	base = snapshot(t, root)
+	base := snapshot(t, root)
 	activate(t, root, Options{})
 	activate(t, root, Options{Volume: "/2"})
 	want := edit(base,

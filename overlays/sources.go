@@ -237,7 +237,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, msg)
 		}
 		end = tail.n
-		if hdr.Typeflag == tar.TypeReg || hdr.Typeflag == tar.TypeRegA {
+		if hdr.Typeflag == tar.TypeReg { // archive/tar reports old-style regular files (RegA) as Reg
 			end += (hdr.Size + 511) &^ 511
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
@@ -278,7 +278,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		sortXattrs(e.Xattrs)
 		delete(symlinks, p)
 		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg:
 			e.Type = tree.File
 			off, n, d, err := r.spool.write(tr)
 			if err != nil {

@@ -1,7 +1,5 @@
 package format
 
-import "fmt"
-
 // DirEntry is the fixed part of struct ext4_dir_entry_2; the name follows
 // it, padded with zeros to a multiple of 4 bytes.
 type DirEntry struct {
@@ -72,7 +70,7 @@ const (
 
 func init() {
 	if DirEntrySize != 8 || DirEntryTailSize != 12 || DxEntrySize != 8 || DxTailSize != 8 || dxRootInfoSize != 8 {
-		panic(fmt.Sprint("format: directory structure sizes are wrong"))
+		panic("format: directory structure sizes are wrong")
 	}
 }
 

@@ -7,13 +7,6 @@ import (
 	"github.com/internetarchive/olimage/ext4/format"
 )
 
-// dirent is one directory entry.
-type dirent struct {
-	ino   uint32
-	name  string
-	ftype uint8
-}
-
 // dirFormatError is a malformed entry found by parseDirBlock, as opposed
 // to an error returned by its callback.
 type dirFormatError struct{ msg string }
