@@ -12,6 +12,7 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/olimage
 
 test:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
