@@ -139,7 +139,7 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 			}
 		}
 		if e.Type != tree.Symlink {
-			if got := xattrs(t, p); !equalXattrs(got, e.Xattrs) {
+			if got := xattrs(t, p); !tree.EqualXattrs(got, e.Xattrs) {
 				t.Errorf("%s: xattrs %v, want %v", rel, got, e.Xattrs)
 			}
 		}
@@ -153,18 +153,6 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 			t.Errorf("%s: in the tree, not in the image", e.Path)
 		}
 	}
-}
-
-func equalXattrs(a, b []tree.Xattr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
-			return false
-		}
-	}
-	return true
 }
 
 func run(t *testing.T, name string, args ...string) string {

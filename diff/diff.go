@@ -5,7 +5,6 @@
 package diff
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -252,7 +251,7 @@ func compare(a, b *tree.Entry, opts Options) ([]Kind, error) {
 	if a.UID != b.UID || a.GID != b.GID {
 		k = append(k, Owner)
 	}
-	if !sameXattrs(a.Xattrs, b.Xattrs) {
+	if !tree.EqualXattrs(a.Xattrs, b.Xattrs) {
 		k = append(k, Xattrs)
 	}
 	if opts.Times && a.ModTime != b.ModTime {
@@ -295,18 +294,6 @@ func digest(e *tree.Entry) (string, error) {
 	}
 	e.Digest = d
 	return d, nil
-}
-
-func sameXattrs(a, b []tree.Xattr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
-			return false
-		}
-	}
-	return true
 }
 
 // Summary counts changes.

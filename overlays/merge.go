@@ -1,7 +1,6 @@
 package overlays
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -260,7 +259,7 @@ func metaDiff(a, b *tree.Entry) string {
 	if a.UID != b.UID || a.GID != b.GID {
 		d = append(d, fmt.Sprintf("owner %d:%d vs %d:%d", a.UID, a.GID, b.UID, b.GID))
 	}
-	if !sameXattrs(a.Xattrs, b.Xattrs) {
+	if !tree.EqualXattrs(a.Xattrs, b.Xattrs) {
 		d = append(d, "xattrs")
 	}
 	return strings.Join(d, ", ")
@@ -281,18 +280,6 @@ func entryDiff(a, b *tree.Entry) string {
 		d = append(d, md)
 	}
 	return strings.Join(d, ", ")
-}
-
-func sameXattrs(a, b []tree.Xattr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].Name != b[i].Name || !bytes.Equal(a[i].Value, b[i].Value) {
-			return false
-		}
-	}
-	return true
 }
 
 // walk visits entries in tree order; fn returns false to skip a subtree.

@@ -191,3 +191,16 @@ func (t *Tree) Links() map[string]int {
 	}
 	return n
 }
+
+// EqualXattrs reports whether two sorted xattr lists are the same.
+func EqualXattrs(a, b []Xattr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Name != b[i].Name || string(a[i].Value) != string(b[i].Value) {
+			return false
+		}
+	}
+	return true
+}
