@@ -2,10 +2,7 @@ package builder
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,7 +23,8 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		return err
 	}
 	res.Image, res.Compressed = path, compress == Zstd
-	h := sha256.New()
+	h := newAsyncHash()
+	defer h.Close()
 	progress := func(int64) {}
 	if opts.Progress != nil {
 		total := layout.Size()
@@ -48,7 +46,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		if err != nil {
 			return fmt.Errorf("writing image to stdout: %w", err)
 		}
-		res.SHA256 = hex.EncodeToString(h.Sum(nil))
+		res.SHA256 = h.Sum()
 		return nil
 	}
 
@@ -70,7 +68,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	if err != nil {
 		return err
 	}
-	res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	res.SHA256 = h.Sum()
 	if fi, err := os.Stat(path); err == nil {
 		res.FileSize = fileBytes(fi)
 	}
@@ -139,7 +137,7 @@ func atomicWrite(path string, fn func(*os.File) error) (err error) {
 type stream struct {
 	w        io.Writer
 	file     *os.File // set for raw image files: zeros become holes
-	h        hash.Hash
+	h        *asyncHash
 	ctx      context.Context
 	progress func(int64)
 	zeros    []byte
@@ -161,18 +159,14 @@ func (s *stream) Skip(n int64) error {
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
-	if s.zeros == nil {
-		s.zeros = make([]byte, 1<<20)
-	}
-	for left := n; left > 0; {
-		k := min(left, int64(len(s.zeros)))
-		s.h.Write(s.zeros[:k])
-		left -= k
-	}
+	s.h.Zeros(n)
 	s.progress(n)
 	if s.file != nil {
 		_, err := s.file.Seek(n, io.SeekCurrent)
 		return err
+	}
+	if s.zeros == nil {
+		s.zeros = make([]byte, 1<<20)
 	}
 	for left := n; left > 0; {
 		k := min(left, int64(len(s.zeros)))
