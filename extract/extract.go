@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,13 +30,27 @@ type Result struct {
 }
 
 // Tree writes the entries of t at or below prefix ("" for all) into dir,
-// which must not exist or be empty.
-func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (*Result, error) {
-	if err := emptyDir(dir); err != nil {
+// which must not exist or be empty. On failure it removes what it wrote,
+// and dir too if it made it, so no half extraction is left behind.
+func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, err error) {
+	made, err := emptyDir(dir)
+	if err != nil {
 		return nil, err
 	}
-	res := &Result{Owners: os.Geteuid() == 0}
-	var dirs []*tree.Entry
+	defer func() {
+		if err != nil {
+			cleanUp(dir, made)
+		}
+	}()
+	res = &Result{Owners: os.Geteuid() == 0}
+	// dirs are the tree paths of the directories written so far: an entry
+	// goes only below one of them, never through anything else that may
+	// be there (a symlink of the tree, or one put there meanwhile).
+	dirs := map[string]bool{"": true}
+	// files maps the path of each File to where its content landed, for
+	// its hard links.
+	files := map[string]string{}
+	var metaLater []*tree.Entry
 	buf := make([]byte, 1<<20)
 	for _, e := range t.Entries {
 		if prefix != "" && e.Path != prefix && !strings.HasPrefix(e.Path, prefix+"/") {
@@ -48,45 +63,59 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (*Result, error
 		if err != nil {
 			return nil, err
 		}
-		// Parents of an entry below prefix are created plainly.
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
+		if parent := tree.Parent(e.Path); !dirs[parent] {
+			if e.Path != prefix {
+				return nil, fmt.Errorf("%s: parent %s is not a directory of the tree", e.Path, parent)
+			}
+			// Parents of the extracted path are created plainly.
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				return nil, err
+			}
 		}
 		switch e.Type {
 		case tree.Dir:
-			if err := os.Mkdir(dst, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			if err := os.Mkdir(dst, 0o700); err != nil {
 				return nil, err
 			}
-			dirs = append(dirs, e) // modes and times after their contents
+			dirs[e.Path] = true
+			metaLater = append(metaLater, e) // modes and times after their contents
 		case tree.Symlink:
 			if err := os.Symlink(e.Target, dst); err != nil {
 				return nil, err
 			}
 		case tree.Hardlink:
-			first, err := target(dir, e.Target)
+			if first, ok := files[e.Target]; ok {
+				if err := os.Link(first, dst); err != nil {
+					return nil, fmt.Errorf("%s: hard link to %s: %w", e.Path, e.Target, err)
+				}
+				break
+			}
+			// The file it links to lies outside prefix: this name
+			// becomes the file, and the next names link to it.
+			n, err := writeFile(dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
-			if err := os.Link(first, dst); err != nil {
-				return nil, fmt.Errorf("%s: hard link to %s: %w", e.Path, e.Target, err)
-			}
+			res.Bytes += n
+			files[e.Target] = dst
 		case tree.File:
 			n, err := writeFile(dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
 			res.Bytes += n
+			files[e.Path] = dst
 		}
-		if e.Type != tree.Dir && e.Type != tree.Hardlink {
+		if e.Type == tree.File || e.Type == tree.Symlink || e.Type == tree.Hardlink && files[e.Target] == dst {
 			if err := setMeta(dst, e, res.Owners); err != nil {
 				return nil, err
 			}
 		}
 		res.Entries++
 	}
-	for i := len(dirs) - 1; i >= 0; i-- {
-		dst, _ := target(dir, dirs[i].Path)
-		if err := setMeta(dst, dirs[i], res.Owners); err != nil {
+	for i := len(metaLater) - 1; i >= 0; i-- {
+		dst, _ := target(dir, metaLater[i].Path)
+		if err := setMeta(dst, metaLater[i], res.Owners); err != nil {
 			return nil, err
 		}
 	}
@@ -95,29 +124,45 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (*Result, error
 
 // target maps a tree path into dir, refusing any path that would leave it.
 func target(dir, p string) (string, error) {
-	if p == "" || strings.HasPrefix(p, "/") {
-		return "", fmt.Errorf("%q: not a path inside the volume", p)
-	}
-	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." || c == ".." {
-			return "", fmt.Errorf("%q: not a path inside the volume", p)
-		}
+	if err := tree.CheckPath(p); err != nil {
+		return "", err
 	}
 	return filepath.Join(dir, filepath.FromSlash(p)), nil
 }
 
-func emptyDir(dir string) error {
+// emptyDir checks that dir is empty, or makes it; made says it did.
+func emptyDir(dir string) (made bool, err error) {
 	des, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return os.MkdirAll(dir, 0o755)
+		return true, os.MkdirAll(dir, 0o755)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(des) > 0 {
-		return fmt.Errorf("%s: not empty; extract into a new or empty directory", dir)
+		return false, fmt.Errorf("%s: not empty; extract into a new or empty directory", dir)
 	}
-	return nil
+	return false, nil
+}
+
+// cleanUp removes what a failed extraction wrote into dir, and dir itself
+// if the extraction made it. Directories may have lost their write bit
+// already; it is given back first.
+func cleanUp(dir string, made bool) {
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if made {
+		os.RemoveAll(dir)
+		return
+	}
+	des, _ := os.ReadDir(dir)
+	for _, de := range des {
+		os.RemoveAll(filepath.Join(dir, de.Name()))
+	}
 }
 
 func writeFile(dst string, e *tree.Entry, buf []byte) (int64, error) {

@@ -130,10 +130,14 @@ func WriteSidecar(w io.Writer, img ImageFile, m *SpoolFile) error {
 	if err != nil {
 		return err
 	}
+	rc, err := m.Open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
 	bw := bufio.NewWriter(w)
 	bw.Write(head[:len(head)-2]) // reopen after the last field
 	bw.WriteString(",\n  \"manifest\": ")
-	rc, _ := m.Open()
 	if _, err := io.Copy(bw, rc); err != nil {
 		return err
 	}

@@ -84,6 +84,9 @@ func FromEntry(e *tree.Entry) Entry {
 
 // ToEntry converts back. The entry has no Content.
 func ToEntry(m Entry) (*tree.Entry, error) {
+	if err := tree.CheckPath(m.Path); err != nil {
+		return nil, err
+	}
 	t, err := tree.ParseType(m.Type)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
@@ -91,6 +94,11 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 	mode, err := strconv.ParseUint(m.Mode, 8, 32)
 	if err != nil || mode > tree.ModeMask {
 		return nil, fmt.Errorf("%s: mode %q is not octal", m.Path, m.Mode)
+	}
+	if t == tree.Hardlink {
+		if err := tree.CheckPath(m.Target); err != nil {
+			return nil, fmt.Errorf("%s: hard link target: %w", m.Path, err)
+		}
 	}
 	e := &tree.Entry{
 		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID, Owner: m.Owner, Group: m.Group,

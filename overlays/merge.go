@@ -17,6 +17,16 @@ import (
 // policy or the type rules forbid.
 var ErrConflict = errors.New("conflict")
 
+// ErrReserved marks an entry at a path the volume keeps for itself.
+var ErrReserved = errors.New("reserved path")
+
+// reserved are the top-level names every volume has that no overlay
+// supplies, with what they are for.
+var reserved = map[string]string{
+	manifest.Dir: "reserved for olimage's manifest",
+	"lost+found": "reserved for e2fsck (every ext4 volume has it)",
+}
+
 // Result is a merged role. Close it to release the spool that tar members
 // are read from.
 type Result struct {
@@ -155,7 +165,18 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 		}
 	}
 	var errs []error
+	refused := map[string]bool{}
 	for _, e := range l.sorted() {
+		// A build adds these to every volume itself, and reading an image
+		// back leaves them out, so what an overlay put there would make
+		// the image disagree with its own manifest.
+		if top, _, _ := strings.Cut(e.Path, "/"); reserved[top] != "" {
+			if !refused[top] {
+				refused[top] = true
+				errs = append(errs, fmt.Errorf("%s: overlay %q: %s; no overlay may supply it: %w", e.Path, o.Name, reserved[top], ErrReserved))
+			}
+			continue
+		}
 		if err := m.add(o, e); err != nil {
 			errs = append(errs, err)
 			if len(errs) == 20 {

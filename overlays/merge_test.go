@@ -411,6 +411,22 @@ overlays:
 			},
 			want: []string{"bin dir 0755 0:0 t", "bin/su file 4755 0:0 t " + sha8("x")},
 		},
+		{
+			// Reading the image back drops both, so the image would fail
+			// verify and differ from its own role.
+			name: "lost+found and .olimage are refused, once per overlay",
+			role: `overlays: [{name: t, tar: t.tar}]`,
+			files: map[string]any{
+				"t.tar": mkTar(
+					tarMember{name: "lost+found/", typ: tar.TypeDir},
+					tarMember{name: "lost+found/x", body: "x"},
+					tarMember{name: ".olimage/manifest.json", body: "{}"},
+				),
+			},
+			wantErr: `.olimage/manifest.json: overlay "t": reserved for olimage's manifest; no overlay may supply it: reserved path
+lost+found: overlay "t": reserved for e2fsck (every ext4 volume has it); no overlay may supply it: reserved path`,
+			errIs: ErrReserved,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,6 +91,22 @@ type Entry struct {
 	LinkKey string
 }
 
+// CheckPath reports whether p is a path as an Entry holds it: relative to
+// the volume root, slash-separated, in canonical form, and unable to leave
+// the root. Trees read from a manifest or an image are checked with it
+// before anything trusts their paths.
+func CheckPath(p string) error {
+	if p == "" || strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
+		return fmt.Errorf("%q: not a path inside the volume", p)
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Errorf("%q: not a path inside the volume", p)
+		}
+	}
+	return nil
+}
+
 // IsDir reports whether e is a directory.
 func (e *Entry) IsDir() bool { return e.Type == Dir }
 

@@ -75,8 +75,19 @@ array with --json.`,
 }
 
 func runBuild(e *env, opts buildOptions, names []string) error {
-	if opts.all == (len(names) > 0) {
+	switch {
+	case opts.all && len(names) > 0:
 		return usageError{errors.New("build: name roles or give --all, not both")}
+	case !opts.all && len(names) == 0:
+		return usageError{errors.New("build: name the roles to build, or give --all")}
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		// Two builds of one role would race to the same output file.
+		if seen[name] {
+			return usageError{fmt.Errorf("build: role %s named twice", name)}
+		}
+		seen[name] = true
 	}
 	if opts.jobs < 1 {
 		return usageError{fmt.Errorf("build: -j %d: want 1 or more", opts.jobs)}
