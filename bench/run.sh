@@ -3,7 +3,7 @@
 # same run, and prints times, ratios and peak memory. No test asserts on
 # these numbers; the issue notes quote them. See bench/README.md.
 #
-#   BENCH_ONLY=merge|build   run one part (default: both)
+#   BENCH_ONLY=merge|build|diff   run one part (default: all)
 #   BENCH_TREES="source big" the build trees to run (default: source small60k big)
 #   BENCH_RUNS=N             runs per measurement; the fastest counts (default 3)
 #   BENCH_WORK=DIR           cached trees and temporaries (default bench/work)
@@ -14,7 +14,7 @@ bin=bin/olimage
 only=${BENCH_ONLY:-all}
 trees=${BENCH_TREES:-source small60k big}
 runs=${BENCH_RUNS:-3}
-case $only in all | merge | build) ;; *) echo "bench: BENCH_ONLY=$only: want merge or build" >&2; exit 2 ;; esac
+case $only in all | merge | build | diff) ;; *) echo "bench: BENCH_ONLY=$only: want merge, build or diff" >&2; exit 2 ;; esac
 case $runs in '' | *[!0-9]* | 0) echo "bench: BENCH_RUNS=$runs: want a count of 1 or more" >&2; exit 2 ;; esac
 for t in $trees; do
 	case $t in source | small60k | big) ;; *) echo "bench: BENCH_TREES: unknown tree $t (want source, small60k, big)" >&2; exit 2 ;; esac
@@ -97,7 +97,9 @@ describe() {
 		END { printf "%d files, %d dirs, %d symlinks, %.1f MB of content", f, d, l, b / 1e6 }'
 }
 
-if [ "$only" != build ]; then
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+
+if want merge; then
 	echo "== merge: 100k entries (90k files of 0-2 KiB in 10k directories); best of $runs run(s); $(busy)"
 	tree merge100k
 	fleet "$work/fleet-merge100k" "$work/merge100k"
@@ -109,7 +111,7 @@ if [ "$only" != build ]; then
 	echo "  ratios: merge/tar $(ratio 'olimage validate (merge)' 'tar -cf - | cat')  merge/sha256sum $(ratio 'olimage validate (merge)' 'sha256sum (find | xargs)')  plan --json/tar $(ratio 'olimage plan --json' 'tar -cf - | cat')"
 fi
 
-[ "$only" = merge ] && exit 0
+if want build; then
 
 declare -A what=(
 	[source]="source-like tree"
@@ -198,3 +200,41 @@ if [ -n "${rss["olimage build (small60k)"]:-}" ]; then
 fi
 echo
 echo "bars: $pass PASS, $miss MISS (reported only; make bench does not fail on a MISS)"
+fi
+
+want diff || exit 0
+
+# diff: two builds of the 60k tree, 1% of files changed.
+echo
+echo "== diff: two images of the 60k tree, 1% of files changed; best of $runs run(s); $(busy)"
+tree small60k
+if [ ! -d "$work/small60k-b" ] || [ "$(cat "$work/.small60k-b.stamp" 2>/dev/null)" != "$(cat "$work/.small60k.stamp")" ]; then
+	echo "  (writing the changed 60k tree into $work/small60k-b)"
+	rm -rf "$work/small60k-b" "$work/small60k-b.tmp"
+	"$work/gentree" -kind small60k -change 0.01 "$work/small60k-b.tmp"
+	mv "$work/small60k-b.tmp" "$work/small60k-b"
+	cat "$work/.small60k.stamp" > "$work/.small60k-b.stamp"
+fi
+fleet "$work/fleet-diff-a" "$work/small60k"
+fleet "$work/fleet-diff-b" "$work/small60k-b"
+"$bin" -f "$work/fleet-diff-a" build bench -o "$work/diff-a.img" >/dev/null
+"$bin" -f "$work/fleet-diff-b" build bench -o "$work/diff-b.img" >/dev/null
+mnt_a=$(mktemp -d) mnt_b=$(mktemp -d)
+cleanup_diff() { umount "$mnt_a" "$mnt_b" 2>/dev/null; rmdir "$mnt_a" "$mnt_b"; rm -f "$work"/diff-[ab].img*; }
+trap cleanup_diff EXIT
+mount -o loop,ro "$work/diff-a.img" "$mnt_a"
+mount -o loop,ro "$work/diff-b.img" "$mnt_b"
+cat "$work/diff-a.img" "$work/diff-b.img" >/dev/null # page cache, as for every tool
+changed=$(diff -rq "$mnt_a" "$mnt_b" | wc -l || true)
+echo "  diff -rq finds $changed differing paths"
+# diff exits 1 when the trees differ; time must still record the run.
+measure "olimage diff (content)" sh -c "'$bin' diff --no-manifests '$work/diff-a.img' '$work/diff-b.img'; [ \$? -eq 1 ]"
+measure "olimage diff (manifests)" sh -c "'$bin' diff '$work/diff-a.img' '$work/diff-b.img'; [ \$? -eq 1 ]"
+measure "diff -r (loop mounts)" sh -c "diff -r '$mnt_a' '$mnt_b' >/dev/null; [ \$? -eq 1 ]"
+echo
+echo "| measure | olimage diff (content) | olimage diff (manifests) | diff -r | content/diff -r | diff -r/manifests |"
+echo "|---|---:|---:|---:|---:|---:|"
+echo "| time | ${secs[olimage diff (content)]} s | ${secs[olimage diff (manifests)]} s | ${secs[diff -r (loop mounts)]} s | $(ratio 'olimage diff (content)' 'diff -r (loop mounts)') | $(ratio 'diff -r (loop mounts)' 'olimage diff (manifests)') |"
+bar() { if awk -v a="$2" -v b="$3" "BEGIN { exit !(a $4 b) }"; then echo "  $1: PASS"; else echo "  $1: MISS"; fi; }
+bar "full read at or below diff -r" "$(ratio 'olimage diff (content)' 'diff -r (loop mounts)')" 1 "<="
+bar "via manifests at least 20x faster than diff -r" "$(ratio 'diff -r (loop mounts)' 'olimage diff (manifests)')" 20 ">="

@@ -72,6 +72,9 @@ type Options struct {
 	// Times reports mtime changes too; by default they are ignored, as
 	// every release has its own epoch.
 	Times bool
+	// Exact compares every path with the same path only: no deploy bins
+	// are paired (verify wants the image's paths to be the manifest's).
+	Exact bool
 }
 
 func (o Options) keep(p string) bool {
@@ -90,9 +93,12 @@ func (o Options) keep(p string) bool {
 // Trees compares a and b. Entries without a digest have their content read
 // and hashed; ctx stops that.
 func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error) {
-	b, renamed, err := pairDeploys(a, b)
-	if err != nil {
-		return nil, err
+	var renamed map[string]*tree.Entry
+	if !opts.Exact {
+		var err error
+		if b, renamed, err = pairDeploys(a, b); err != nil {
+			return nil, err
+		}
 	}
 	var out []Change
 	i, j := 0, 0
@@ -320,12 +326,17 @@ func Summarize(changes []Change) Summary {
 	return s
 }
 
-// top is the group a path is listed under: its first element.
-func top(p string) string {
-	if i := strings.IndexByte(p, '/'); i >= 0 {
-		return p[:i] + "/"
+// top is the group a change is listed under: its path's first element,
+// with a slash when that is a directory, so that a top-level directory
+// and what is below it share one group.
+func top(c *Change) string {
+	if i := strings.IndexByte(c.Path, '/'); i >= 0 {
+		return c.Path[:i] + "/"
 	}
-	return p
+	if c.A != nil && c.A.Type == tree.Dir || c.B != nil && c.B.Type == tree.Dir {
+		return c.Path + "/"
+	}
+	return c.Path
 }
 
 // WriteText writes changes for people, grouped by top directory: one line
@@ -334,7 +345,7 @@ func WriteText(w io.Writer, changes []Change) error {
 	group := ""
 	for i := range changes {
 		c := &changes[i]
-		if g := top(c.Path); g != group {
+		if g := top(c); g != group {
 			if group != "" {
 				fmt.Fprintln(w)
 			}

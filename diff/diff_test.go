@@ -95,6 +95,34 @@ opt/
 	}
 }
 
+// TestTextGroups checks that a top-level directory is listed in the group
+// of what is below it, and a top-level file in a group of its own.
+func TestTextGroups(t *testing.T) {
+	a := mk(file("README", "r", 0o644))
+	b := mk(
+		&tree.Entry{Path: "srv", Type: tree.Dir, Mode: 0o755},
+		file("srv/x", "x", 0o644),
+	)
+	changes, err := Trees(context.Background(), a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WriteText(&buf, changes); err != nil {
+		t.Fatal(err)
+	}
+	want := `README
+  -    README  (1 bytes)
+
+srv/
+  +    srv/
+  +    srv/x  (1 bytes)
+`
+	if d := cmp.Diff(want, buf.String()); d != "" {
+		t.Errorf("text (-want +got):\n%s", d)
+	}
+}
+
 // TestUnifiedMatchesDiff checks our unified diff against GNU diff -u.
 func TestUnifiedMatchesDiff(t *testing.T) {
 	gnu, err := exec.LookPath("diff")
@@ -168,5 +196,28 @@ func TestDeployRename(t *testing.T) {
 `
 	if d := cmp.Diff(want, buf.String()); d != "" {
 		t.Errorf("text (-want +got):\n%s", d)
+	}
+
+	// Exact: every path of either bin is its own change, none renamed.
+	exact, err := Trees(context.Background(), a, b, Options{Exact: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, c := range exact {
+		kinds = append(kinds, string(c.Kinds[0])+" "+c.Path)
+	}
+	wantKinds := []string{
+		"removed opt/openlibrary/deploys/olsystem/aaa",
+		"removed opt/openlibrary/deploys/olsystem/aaa/nginx.conf",
+		"removed opt/openlibrary/deploys/olsystem/aaa/same",
+		"added opt/openlibrary/deploys/olsystem/bbb",
+		"added opt/openlibrary/deploys/olsystem/bbb/added",
+		"added opt/openlibrary/deploys/olsystem/bbb/nginx.conf",
+		"added opt/openlibrary/deploys/olsystem/bbb/same",
+		"target opt/openlibrary/olsystem",
+	}
+	if d := cmp.Diff(wantKinds, kinds); d != "" {
+		t.Errorf("exact (-want +got):\n%s", d)
 	}
 }

@@ -44,6 +44,11 @@ type Source struct {
 	File *image.File
 
 	closers []func() error
+
+	parsed bool // EmbeddedManifest's result, once read
+	embM   *manifest.Image
+	embT   *tree.Tree
+	embErr error
 }
 
 // Close releases what the source holds open.
@@ -65,6 +70,24 @@ type Options struct {
 	Manifests bool
 }
 
+// Read says how much of an image OpenImage reads into the tree.
+type Read int
+
+// What OpenImage reads.
+const (
+	// NoTree opens the file system and leaves Tree nil, for commands that
+	// read single paths or the manifest.
+	NoTree Read = iota
+	// Listing reads every entry's metadata, no content.
+	Listing
+	// Digests also hashes every file, in parallel: what comparing
+	// content needs.
+	Digests
+	// FromManifest takes the tree from the manifest the image carries,
+	// reading no content, and falls back to Digests without one.
+	FromManifest
+)
+
 // ErrUnknown is returned for an argument that is no file and no role.
 var ErrUnknown = errors.New("not an image, a manifest or a role")
 
@@ -75,7 +98,11 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 		if isJSON(name) {
 			return openManifest(name)
 		}
-		return OpenImage(ctx, name, opts.Manifests)
+		read := Digests
+		if opts.Manifests {
+			read = FromManifest
+		}
+		return OpenImage(ctx, name, read)
 	}
 	f, err := roles.Load(opts.Fleet)
 	if f == nil {
@@ -171,9 +198,8 @@ func parseManifest(data []byte) (*manifest.Image, *tree.Tree, error) {
 	return &m, t, nil
 }
 
-// OpenImage opens an image file. With manifests, its tree comes from the
-// embedded manifest when there is one.
-func OpenImage(ctx context.Context, name string, manifests bool) (*Source, error) {
+// OpenImage opens an image file and reads its tree as read says.
+func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 	img, err := image.Open(name)
 	if err != nil {
 		return nil, err
@@ -184,15 +210,18 @@ func OpenImage(ctx context.Context, name string, manifests bool) (*Source, error
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &Source{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
-	m, mt, merr := s.embedded()
-	if merr == nil {
-		s.Manifest = m
+	if read == FromManifest {
+		// Parsing a large manifest costs as much as listing the image, so
+		// only when the tree comes from it.
+		if m, mt, err := s.EmbeddedManifest(); err == nil {
+			s.Manifest, s.Tree = m, mt
+			return s, nil
+		}
 	}
-	if manifests && merr == nil {
-		s.Tree = mt
+	if read == NoTree {
 		return s, nil
 	}
-	t, err := fs.Tree(ctx, false)
+	t, err := fs.Tree(ctx, read != Listing)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -220,12 +249,16 @@ func (s *Source) embedded() (*manifest.Image, *tree.Tree, error) {
 }
 
 // EmbeddedManifest returns the manifest inside an image source with its
-// entries as a tree, for verification.
+// entries as a tree, read once and kept.
 func (s *Source) EmbeddedManifest() (*manifest.Image, *tree.Tree, error) {
 	if s.FS == nil {
 		return nil, nil, errors.New("not an image")
 	}
-	return s.embedded()
+	if !s.parsed {
+		s.parsed = true
+		s.embM, s.embT, s.embErr = s.embedded()
+	}
+	return s.embM, s.embT, s.embErr
 }
 
 // volumeOnly drops what ext4 and olimage add to every volume and no

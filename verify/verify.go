@@ -54,7 +54,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		rep.Findings = append(rep.Findings, Finding{Where: manifest.Path, Msg: fmt.Sprintf("tree digest %s does not match its entries (%s)", short(m.TreeDigest), short(got))})
 	}
 	// The image's own tree, every file hashed, against the manifest.
-	have, err := source.OpenImage(ctx, s.Name, false)
+	have, err := source.OpenImage(ctx, s.Name, source.Digests)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -64,7 +64,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		return rep, nil
 	}
 	defer have.Close()
-	changes, err := diff.Trees(ctx, want, have.Tree, diff.Options{Times: true})
+	changes, err := diff.Trees(ctx, want, have.Tree, diff.Options{Times: true, Exact: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -30,7 +30,7 @@ path it names.`,
 }
 
 func runCat(e *env, img, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, true)
+	src, err := source.OpenImage(e.ctx, img, source.NoTree)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -14,10 +15,11 @@ import (
 )
 
 type diffOptions struct {
-	json    bool
-	content bool
-	times   bool
-	paths   []string
+	json        bool
+	noManifests bool
+	content     bool
+	times       bool
+	paths       []string
 }
 
 func newDiffCmd(e *env) *cobra.Command {
@@ -33,8 +35,8 @@ list every path that differs, grouped by top directory:
 ` + diff.Legend + `
 
 When both sides carry manifests (images built by olimage, manifests), they
-are compared without reading file contents; otherwise content is hashed
-from the images. --content adds unified diffs of text files (binary files
+are compared without reading file contents; otherwise, or with
+--no-manifests, content is read from the images and hashed. --content adds unified diffs of text files (binary files
 say so), read from images and roles. mtimes are ignored unless --times.
 
 EXIT STATUS
@@ -54,12 +56,13 @@ EXIT STATUS
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.diff/v1)")
 	cmd.Flags().BoolVar(&opts.content, "content", false, "show unified diffs of changed text files")
 	cmd.Flags().BoolVar(&opts.times, "times", false, "report mtime changes too")
+	cmd.Flags().BoolVar(&opts.noManifests, "no-manifests", false, "read both sides' content even when they carry manifests")
 	cmd.Flags().StringArrayVar(&opts.paths, "path", nil, "only paths at or below this path or matching this glob (repeatable)")
 	return cmd
 }
 
 func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
-	sa, sb, err := openPair(e, a, b, !opts.content)
+	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests)
 	if err != nil {
 		return err
 	}
@@ -98,22 +101,33 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 // different things.
 func openPair(e *env, a, b string, manifests bool) (*source.Source, *source.Source, error) {
 	o := source.Options{Fleet: e.fleet, Manifests: manifests}
-	sa, err := source.Open(e.ctx, a, o)
-	if err != nil {
-		return nil, nil, err
-	}
-	sb, err := source.Open(e.ctx, b, o)
-	if err != nil {
-		sa.Close()
-		return nil, nil, err
+	// Both sides at once: each is a parse or a read of similar cost.
+	var sb *source.Source
+	var errB error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sb, errB = source.Open(e.ctx, b, o)
+	}()
+	sa, errA := source.Open(e.ctx, a, o)
+	<-done
+	if errA != nil || errB != nil {
+		for _, s := range []*source.Source{sa, sb} {
+			if s != nil {
+				s.Close()
+			}
+		}
+		return nil, nil, errors.Join(errA, errB)
 	}
 	if manifests && (sa.Manifest == nil) != (sb.Manifest == nil) {
-		// Re-read the image side that used its manifest from its content.
+		// Re-read the image side that used its manifest from its content:
+		// comparing a manifest with hashed content would mix two claims.
 		for _, s := range []**source.Source{&sa, &sb} {
 			if (*s).Kind == source.Image && (*s).Manifest != nil {
 				name := (*s).Name
 				(*s).Close()
-				if *s, err = source.OpenImage(e.ctx, name, false); err != nil {
+				var err error
+				if *s, err = source.OpenImage(e.ctx, name, source.Digests); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -203,8 +217,12 @@ type changeJSON struct {
 
 func side(s *source.Source) sideJSON {
 	j := sideJSON{Name: s.Name, Kind: s.Kind, Tree: manifest.TreeDigest(s.Tree)}
-	if s.Manifest != nil {
-		j.Role = s.Manifest.Role
+	if m := s.Manifest; m != nil {
+		j.Role = m.Role
+	} else if s.Kind == source.Image {
+		if m, _, err := s.EmbeddedManifest(); err == nil {
+			j.Role = m.Role
+		}
 	}
 	return j
 }

@@ -38,7 +38,7 @@ written outside DIR.`,
 }
 
 func runExtract(e *env, img, dir, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, false)
+	src, err := source.OpenImage(e.ctx, img, source.Listing)
 	if err != nil {
 		return err
 	}

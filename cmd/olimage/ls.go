@@ -48,7 +48,7 @@ func cleanVolumePath(p string) string {
 }
 
 func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, false)
+	src, err := source.OpenImage(e.ctx, img, source.Listing)
 	if err != nil {
 		return err
 	}

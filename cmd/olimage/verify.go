@@ -38,7 +38,7 @@ exits 1 if there is any. IMAGE may be an attached device (/dev/vdb).`,
 }
 
 func runVerify(e *env, opts verifyOptions, img string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, true)
+	src, err := source.OpenImage(e.ctx, img, source.NoTree)
 	if err != nil {
 		return err
 	}
