@@ -50,37 +50,52 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		return nil
 	}
 
-	err = atomicWrite(path, func(file *os.File) error {
-		w := &stream{w: file, h: h, ctx: ctx, progress: progress}
-		if compress == Zstd {
-			return compressTo(file, func(zw io.Writer) error {
-				w.w = zw
-				_, err := layout.WriteTo(w)
-				return err
-			})
-		}
-		w.file = file // raw images keep unwritten space as holes
-		if _, err := layout.WriteTo(w); err != nil {
-			return err
-		}
-		return file.Truncate(layout.Size())
-	})
+	// The image and its sidecar are both written beside their targets and
+	// renamed only when both are complete, so a failure at any point
+	// leaves whatever was at those paths before untouched.
+	img, err := create(path)
 	if err != nil {
 		return err
+	}
+	defer img.abort()
+	w := &stream{w: img.f, h: h, ctx: ctx, progress: progress}
+	if compress == Zstd {
+		err = compressTo(img.f, func(zw io.Writer) error {
+			w.w = zw
+			_, err := layout.WriteTo(w)
+			return err
+		})
+	} else {
+		w.file = img.f // raw images keep unwritten space as holes
+		if _, err = layout.WriteTo(w); err == nil {
+			err = img.f.Truncate(layout.Size())
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	res.SHA256 = h.Sum()
-	if fi, err := os.Stat(path); err == nil {
-		res.FileSize = fileBytes(fi)
-	}
 	res.Manifest = path + ".manifest.json"
-	err = atomicWrite(res.Manifest, func(file *os.File) error {
-		return manifest.WriteSidecar(file, manifest.ImageFile{
-			File: filepath.Base(path), Size: layout.Size(), SHA256: res.SHA256, Compressed: compress,
-		}, mf)
-	})
+	side, err := create(res.Manifest)
 	if err != nil {
+		return err
+	}
+	defer side.abort()
+	err = manifest.WriteSidecar(side.f, manifest.ImageFile{
+		File: filepath.Base(path), Size: layout.Size(), SHA256: res.SHA256, Compressed: compress,
+	}, mf)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", res.Manifest, err)
+	}
+	if err := img.commit(); err != nil {
+		return err
+	}
+	if err := side.commit(); err != nil {
 		os.Remove(path) // an image without its sidecar is not a finished build
 		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		res.FileSize = fileBytes(fi)
 	}
 	return nil
 }
@@ -98,37 +113,48 @@ func compressTo(w io.Writer, fn func(io.Writer) error) error {
 	return zw.Close()
 }
 
-// atomicWrite writes path through a temporary file beside it, renamed
-// into place only when fn and the sync succeed; on any failure, including
-// cancellation, the temporary file is removed and path is untouched.
-func atomicWrite(path string, fn func(*os.File) error) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+// pending is an output file being written beside its target.
+type pending struct {
+	f    *os.File
+	path string
+	done bool
+}
+
+func create(path string) (*pending, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrOutput, err)
+		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = fn(tmp); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	return &pending{f: f, path: path}, nil
+}
+
+// commit makes the file durable and renames it into place.
+func (p *pending) commit() error {
+	err := p.f.Chmod(0o644)
+	if err == nil {
+		err = p.f.Sync()
 	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	if cerr := p.f.Close(); err == nil {
+		err = cerr
 	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	if err == nil {
+		err = os.Rename(p.f.Name(), p.path)
 	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
+	if err != nil {
+		os.Remove(p.f.Name())
+		return fmt.Errorf("%w: %s: %v", ErrOutput, p.path, err)
 	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("%w: %v", ErrOutput, err)
-	}
+	p.done = true
 	return nil
+}
+
+// abort removes the temporary file unless it was committed.
+func (p *pending) abort() {
+	if !p.done {
+		p.f.Close()
+		os.Remove(p.f.Name())
+		p.done = true
+	}
 }
 
 // stream is the sink the ext4 writer writes into: it hashes the raw image,

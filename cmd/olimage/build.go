@@ -99,6 +99,9 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if opts.all {
 		names = f.RoleNames(false)
 	}
+	if opts.output == "-" && isTerminal(e.stdout) {
+		return usageError{errors.New("build: -o - writes the image to stdout, which is a terminal; redirect it to a file or a pipe")}
+	}
 	single := opts.output == "-" || isImageName(opts.output)
 	if single && len(names) != 1 {
 		return usageError{fmt.Errorf("build: -o %s takes one role, got %d", opts.output, len(names))}
