@@ -38,16 +38,21 @@ measure() {
 	for ((i = 0; i < runs; i++)); do
 		if [ -n "$prep" ]; then eval "$prep"; fi
 		sync
+		local t0 t1
+		t0=$(date +%s%N)
 		/usr/bin/time -o "$work/time.out" -f '%e %U %S %M' "$@" >/dev/null 2>"$work/stderr.out" || {
 			echo "bench: $name failed:"; cat "$work/stderr.out"; exit 1; }
+		t1=$(date +%s%N)
 		read -r s u k m < <(tail -1 "$work/time.out")
+		# GNU time's wall clock has 10 ms steps; take it to the millisecond.
+		s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 		c=$(awk -v u="$u" -v k="$k" 'BEGIN { printf "%.2f", u + k }')
 		m=$((m / 1024)) all+=" $s"
 		if [ -z "$best" ] || awk -v a="$s" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$s bcpu=$c; fi
 		if ((m > peak)); then peak=$m; fi
 	done
 	secs[$name]=$best cpu[$name]=$bcpu rss[$name]=$peak
-	printf '  %-30s %7.2f s  %5d MB  cpu %5.2f s' "$name" "$best" "$peak" "$bcpu"
+	printf '  %-30s %7.3f s  %5d MB  cpu %5.2f s' "$name" "$best" "$peak" "$bcpu"
 	if ((runs > 1)); then printf '   (runs:%s)' "$all"; fi
 	echo
 }

@@ -5,11 +5,16 @@
 package diff
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 
+	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -144,6 +149,68 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 		}
 	}
 	return out, nil
+}
+
+// Chunks compares two manifests olimage wrote, entry by entry as written:
+// entries whose bytes are equal are equal and are never decoded, so two
+// releases that share most of their tree compare in the time it takes to
+// read them. It reports what Trees would report of the decoded manifests.
+func Chunks(ctx context.Context, a, b []manifest.Chunk, opts Options) ([]Change, error) {
+	var ca, cb []manifest.Chunk // what differs, still undecoded
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && tree.Less(a[i].Path, b[j].Path):
+			ca = append(ca, a[i])
+			i++
+		case i == len(a) || tree.Less(b[j].Path, a[i].Path):
+			cb = append(cb, b[j])
+			j++
+		default:
+			if !bytes.Equal(a[i].Raw, b[j].Raw) {
+				ca, cb = append(ca, a[i]), append(cb, b[j])
+			}
+			i++
+			j++
+		}
+	}
+	// What differs, as two small trees: added and removed deploy bins
+	// are all in them, so deploy pairing sees the same bins as in full.
+	ta, err := decodeAll(ctx, ca)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := decodeAll(ctx, cb)
+	if err != nil {
+		return nil, err
+	}
+	return Trees(ctx, ta, tb, opts)
+}
+
+// decodeAll decodes chunks into a tree, on every core: decoding is most of
+// what is left of a comparison by chunks.
+func decodeAll(ctx context.Context, chunks []manifest.Chunk) (*tree.Tree, error) {
+	entries := make([]*tree.Entry, len(chunks))
+	errs := make([]error, len(chunks))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(chunks) && ctx.Err() == nil; k += workers {
+				entries[k], errs[k] = chunks[k].Decode()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return tree.New(entries)
 }
 
 // deploysDir holds every service's deploy history: deploysDir/SERVICE/BIN.

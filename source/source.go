@@ -39,6 +39,9 @@ type Source struct {
 	// Manifest is the image manifest the source carries, if any: inside an
 	// image, or the document itself for a manifest or sidecar file.
 	Manifest *manifest.Image
+	// Chunks, for a manifest olimage wrote, are its entries undecoded, so
+	// that diff decodes only what differs; Tree is then nil until LoadTree.
+	Chunks []manifest.Chunk
 	// FS and File are set for images.
 	FS   *reader.FS
 	File *image.File
@@ -104,6 +107,11 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 		}
 		return OpenImage(ctx, name, read)
 	}
+	if looksLikeFile(name) {
+		if _, err := os.Stat(name); err != nil {
+			return nil, err // the user meant a file: say why it cannot be read
+		}
+	}
 	f, err := roles.Load(opts.Fleet)
 	if f == nil {
 		return nil, fmt.Errorf("%s: %w (and the fleet does not load: %v)", name, ErrUnknown, err)
@@ -123,6 +131,20 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 		return nil, err
 	}
 	return &Source{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
+}
+
+// looksLikeFile tells a path from a role name: roles have no slashes and
+// no image or manifest extension.
+func looksLikeFile(name string) bool {
+	if strings.ContainsRune(name, '/') {
+		return true
+	}
+	for _, ext := range []string{".img", ".zst", ".gz", ".json", ".raw"} {
+		if strings.HasSuffix(name, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 func isJSON(name string) bool {
@@ -154,26 +176,54 @@ func openManifest(name string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d doc
-	if err := json.Unmarshal(data, &d); err != nil {
-		return nil, fmt.Errorf("%s: not a manifest: %w", name, err)
-	}
-	body := data
-	switch d.Schema {
-	case manifest.SidecarSchema:
-		if d.Manifest == nil {
-			return nil, fmt.Errorf("%s: sidecar without a manifest", name)
-		}
-		body = *d.Manifest
-	case manifest.ImageSchema, manifest.PlanSchema:
-	default:
-		return nil, fmt.Errorf("%s: schema %q: want %s, %s or %s", name, d.Schema, manifest.ImageSchema, manifest.SidecarSchema, manifest.PlanSchema)
-	}
-	m, t, err := parseManifest(body)
-	if err != nil {
+	src := &Source{Kind: Manifest, Name: name}
+	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &Source{Kind: Manifest, Name: name, Tree: t, Manifest: m}, nil
+	return src, nil
+}
+
+// useManifest takes s's tree from a manifest, plan or sidecar document:
+// its entries as chunks when olimage wrote it, else decoded.
+func (s *Source) useManifest(data []byte) error {
+	schema, head, body, err := manifest.Head(data)
+	if err != nil {
+		return fmt.Errorf("not a manifest: %w", err)
+	}
+	switch schema {
+	case manifest.SidecarSchema, manifest.ImageSchema, manifest.PlanSchema:
+	default:
+		return fmt.Errorf("schema %q: want %s, %s or %s", schema, manifest.ImageSchema, manifest.SidecarSchema, manifest.PlanSchema)
+	}
+	s.Manifest = head
+	if chunks, ok := manifest.Chunks(body); ok {
+		s.Chunks = chunks
+		return nil
+	}
+	_, t, err := parseManifest(body)
+	s.Tree = t
+	return err
+}
+
+// LoadTree returns the source's tree, decoding its chunks if need be.
+func (s *Source) LoadTree() (*tree.Tree, error) {
+	if s.Tree != nil || s.Chunks == nil {
+		return s.Tree, nil
+	}
+	entries := make([]*tree.Entry, 0, len(s.Chunks))
+	for _, c := range s.Chunks {
+		e, err := c.Decode()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		entries = append(entries, e)
+	}
+	t, err := tree.New(entries)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	s.Tree = t
+	return t, nil
 }
 
 // parseManifest reads an image manifest or a plan into a tree.
@@ -211,12 +261,11 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 	}
 	s := &Source{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
 	if read == FromManifest {
-		// Parsing a large manifest costs as much as listing the image, so
-		// only when the tree comes from it.
-		if m, mt, err := s.EmbeddedManifest(); err == nil {
-			s.Manifest, s.Tree = m, mt
+		if data, err := s.manifestBytes(); err == nil && s.useManifest(data) == nil {
 			return s, nil
 		}
+		s.Manifest, s.Chunks, s.Tree = nil, nil, nil
+		read = Digests
 	}
 	if read == NoTree {
 		return s, nil
@@ -236,16 +285,32 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 
 // embedded reads the manifest inside an image.
 func (s *Source) embedded() (*manifest.Image, *tree.Tree, error) {
-	rc, err := s.FS.Open(manifest.Path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<30))
+	data, err := s.manifestBytes()
 	if err != nil {
 		return nil, nil, err
 	}
 	return parseManifest(data)
+}
+
+// manifestBytes reads the manifest file inside an image.
+func (s *Source) manifestBytes() ([]byte, error) {
+	st, err := s.FS.Stat(manifest.Path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size > s.File.Size {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the image", manifest.Path, st.Size)
+	}
+	rc, err := s.FS.Open(manifest.Path)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data := make([]byte, st.Size)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", manifest.Path, err)
+	}
+	return data, nil
 }
 
 // EmbeddedManifest returns the manifest inside an image source with its

@@ -68,7 +68,18 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 	}
 	defer sa.Close()
 	defer sb.Close()
-	changes, err := diff.Trees(e.ctx, sa.Tree, sb.Tree, diff.Options{Paths: opts.paths, Times: opts.times})
+	dopts := diff.Options{Paths: opts.paths, Times: opts.times}
+	var changes []diff.Change
+	if sa.Chunks != nil && sb.Chunks != nil {
+		changes, err = diff.Chunks(e.ctx, sa.Chunks, sb.Chunks, dopts)
+	} else {
+		for _, s := range []*source.Source{sa, sb} {
+			if _, err := s.LoadTree(); err != nil {
+				return err
+			}
+		}
+		changes, err = diff.Trees(e.ctx, sa.Tree, sb.Tree, dopts)
+	}
 	if err != nil {
 		return err
 	}
@@ -216,7 +227,12 @@ type changeJSON struct {
 }
 
 func side(s *source.Source) sideJSON {
-	j := sideJSON{Name: s.Name, Kind: s.Kind, Tree: manifest.TreeDigest(s.Tree)}
+	j := sideJSON{Name: s.Name, Kind: s.Kind}
+	if s.Tree != nil {
+		j.Tree = manifest.TreeDigest(s.Tree)
+	} else if s.Manifest != nil {
+		j.Tree = s.Manifest.TreeDigest // the manifest's own word: nothing was decoded
+	}
 	if m := s.Manifest; m != nil {
 		j.Role = m.Role
 	} else if s.Kind == source.Image {
