@@ -165,12 +165,6 @@ func isJSON(name string) bool {
 	}
 }
 
-// doc is any of the JSON documents olimage writes that carry entries.
-type doc struct {
-	Schema   string           `json:"schema"`
-	Manifest *json.RawMessage `json:"manifest"`
-}
-
 func openManifest(name string) (*Source, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
