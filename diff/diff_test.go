@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -219,5 +220,44 @@ func TestDeployRename(t *testing.T) {
 	}
 	if d := cmp.Diff(wantKinds, kinds); d != "" {
 		t.Errorf("exact (-want +got):\n%s", d)
+	}
+}
+
+// TestChunksMatchesTrees compares two trees decoded in full and as
+// manifest chunks: the changes must be the same.
+func TestChunksMatchesTrees(t *testing.T) {
+	dir := func(p string) *tree.Entry { return &tree.Entry{Path: p, Type: tree.Dir, Mode: 0o755} }
+	a := mk(dir("opt"), dir("opt/openlibrary"), dir("opt/openlibrary/deploys"), dir("opt/openlibrary/deploys/ol"),
+		dir("opt/openlibrary/deploys/ol/aaa"), file("opt/openlibrary/deploys/ol/aaa/x", "1", 0o644),
+		file("opt/same", "s", 0o644), file("opt/gone", "g", 0o644), file("opt/mode", "m", 0o644))
+	b := mk(dir("opt"), dir("opt/openlibrary"), dir("opt/openlibrary/deploys"), dir("opt/openlibrary/deploys/ol"),
+		dir("opt/openlibrary/deploys/ol/bbb"), file("opt/openlibrary/deploys/ol/bbb/x", "2", 0o644),
+		file("opt/same", "s", 0o644), file("opt/new", "n", 0o644), file("opt/mode", "m", 0o600))
+	chunks := func(tr *tree.Tree) []manifest.Chunk {
+		var buf bytes.Buffer
+		if err := manifest.WritePlan(&buf, manifest.Plan{Schema: manifest.PlanSchema}, tr); err != nil {
+			t.Fatal(err)
+		}
+		c, ok := manifest.Chunks(buf.Bytes())
+		if !ok {
+			t.Fatal("Chunks refused a plan")
+		}
+		return c
+	}
+	want, err := Trees(context.Background(), a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Chunks(context.Background(), chunks(a), chunks(b), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	render := func(c []Change) string {
+		var buf bytes.Buffer
+		WriteText(&buf, c)
+		return buf.String()
+	}
+	if d := cmp.Diff(render(want), render(got)); d != "" || len(want) != 5 {
+		t.Errorf("%d changes; chunks vs trees (-trees +chunks):\n%s", len(want), d)
 	}
 }
