@@ -2,6 +2,8 @@ package activate
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,6 +118,7 @@ func writeVolume(t *testing.T, dir string, v volume) {
 		if e.Type == "link" {
 			e.Type, e.Target = "symlink", s[len("link:"):]
 		}
+		describeEntry(t, filepath.Join(dir, p), &e)
 		m.Entries = append(m.Entries, e)
 	}
 	for _, l := range v.links {
@@ -125,6 +129,26 @@ func writeVolume(t *testing.T, dir string, v volume) {
 		t.Fatal(err)
 	}
 	writeSpec(t, dir, spec{manifest.Path: "file:" + string(b)})
+}
+
+// describeEntry fills e's metadata and digest from the file at p, as a
+// build would have recorded them.
+func describeEntry(t *testing.T, p string, e *manifest.Entry) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	e.Mode = fmt.Sprintf("%04o", st.Mode&0o7777)
+	e.UID, e.GID = st.Uid, st.Gid
+	if e.Type == "file" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		e.Size, e.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
+	}
 }
 
 // snapshot reads the whole tree under dir, not following symlinks.
@@ -515,6 +539,15 @@ func TestRefused(t *testing.T) {
 			os.Remove(filepath.Join(root, "1/etc/new/sub/x.conf"))
 			os.Mkdir(filepath.Join(root, "1/etc/new/sub/x.conf"), 0o755)
 		}, Options{}, ErrVerify, "the manifest says file, the volume holds a directory"},
+		{"changed content", func(t *testing.T, root string) {
+			os.WriteFile(filepath.Join(root, "1/opt/openlibrary/deploys/olsystem/aaa/etc/nginx/nginx.conf"), []byte("ol nginx vX\n"), 0o644)
+		}, Options{}, ErrVerify, "nginx.conf: content sha256 "},
+		{"changed mode", func(t *testing.T, root string) {
+			os.Chmod(filepath.Join(root, "1/opt/petabox/README"), 0o666)
+		}, Options{}, ErrVerify, "README: mode 0666, manifest 0"},
+		{"missing file", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "1/opt/petabox/README"))
+		}, Options{}, ErrVerify, "README: lstat "},
 		{"wrong schema", func(t *testing.T, root string) {
 			p := filepath.Join(root, "1", manifest.Path)
 			b, _ := os.ReadFile(p)

@@ -39,8 +39,8 @@ func ReadManifest(dir string) (*manifest.Image, error) {
 // Verify checks the manifest of the volume mounted at dir against the
 // volume: the schema is olimage.manifest/v1, and every link target of the
 // activation plan exists in the volume (not followed) with the type the
-// manifest's entry for it gives, and for a symlink its text. It does not
-// read file contents; that is `olimage verify`.
+// manifest's entry for it gives, and for a symlink its text; then every
+// entry of the manifest against the volume, file contents included.
 func Verify(dir string, m *manifest.Image) error {
 	var errs []error
 	if m.Schema != manifest.ImageSchema {
@@ -86,7 +86,10 @@ func Verify(dir string, m *manifest.Image) error {
 			errs = append(errs, fmt.Errorf("%s: the manifest says %s, the volume holds %s: %w", p, e.Type, describe(p, fi), ErrVerify))
 		}
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return errors.Join(verifyEntries(dir, m)...)
 }
 
 // lstatBelow stats dir/rel without following a symlink in any component

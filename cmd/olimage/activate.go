@@ -43,10 +43,12 @@ volume of another image (a new release), it removes the links the new plan
 drops (restoring what they replaced), keeps those that are unchanged and
 makes the new ones.
 
-Before changing anything, activate checks the volume: its manifest has
-schema olimage.manifest/v1 and every link target exists in the volume with
-the type the manifest gives (--force skips this; 'olimage verify DEVICE'
-checks every byte). It refuses, forced or not, a link below a symlink it did
+Before changing anything, activate checks the mounted volume against its
+manifest: schema olimage.manifest/v1, every link target present with the
+type the manifest gives, and every entry's type, mode, owner, size, link
+text and content sha256, so a damaged or altered volume is refused
+(--force skips this; 'olimage verify DEVICE' also checks the ext4
+structures). It refuses, forced or not, a link below a symlink it did
 not make or below a file, and changes nothing then.
 
 Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent

@@ -40,8 +40,16 @@ func activationRoot(t *testing.T) string {
 			{Path: "etc/nginx/nginx.conf", Target: "etc/nginx/nginx.conf"},
 			{Path: "opt/openlibrary", Target: "opt/openlibrary"},
 		}},
-		Entries: []manifest.Entry{{Path: "etc/nginx/nginx.conf", Type: "file"}, {Path: "opt/openlibrary", Type: "dir"}},
+		Entries: []manifest.Entry{
+			// As a build records them: activate checks them against the volume.
+			{Path: "etc/nginx/nginx.conf", Type: "file", Mode: "0644", UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()),
+				Size: 3, SHA256: "81cd92a2cf45e3a2470ca3a125e637b1dc3fd8d62ed54ecd1a4687e71addca08"},
+			{Path: "opt/openlibrary", Type: "dir", Mode: "0755", UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())},
+		},
 	}
+	// Modes as the manifest says, whatever the umask.
+	os.Chmod(filepath.Join(root, "1/etc/nginx/nginx.conf"), 0o644)
+	os.Chmod(filepath.Join(root, "1/opt/openlibrary"), 0o755)
 	b, _ := json.Marshal(m)
 	if err := os.WriteFile(filepath.Join(root, "1", manifest.Path), b, 0o644); err != nil {
 		t.Fatal(err)
