@@ -28,7 +28,7 @@ var (
 // layout, and the caller then decodes the document as JSON.
 func Chunks(data []byte) (chunks []Chunk, ok bool) {
 	i := bytes.Index(data, entriesKey)
-	if i < 0 || bytes.Contains(data[i+len(entriesKey):], entriesKey) {
+	if i < 0 {
 		return nil, false
 	}
 	p := data[i+len(entriesKey):]
