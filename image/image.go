@@ -154,7 +154,7 @@ func (img *File) decompress() error {
 	os.Remove(tmp.Name())
 	img.tmp = tmp
 	buf := make([]byte, 1<<20)
-	var size int64
+	var size, limit int64
 	for {
 		// Fill the buffer; io.ReadFull would blur a truncated stream's
 		// io.ErrUnexpectedEOF with a short last read.
@@ -173,7 +173,15 @@ func (img *File) decompress() error {
 				}
 			}
 		}
+		if size == 0 && n >= 2048 {
+			limit = fsBytes(buf[:n])
+		}
 		size += int64(n)
+		if limit > 0 && size > limit+1<<20 {
+			// A compressed stream that expands past the size its own
+			// superblock gives is a bomb or a corruption, not an image.
+			return fmt.Errorf("expands past the %d bytes its superblock gives; refusing to decompress further", limit)
+		}
 		if err == io.EOF {
 			break
 		}
@@ -186,6 +194,24 @@ func (img *File) decompress() error {
 	}
 	img.r, img.Size = tmp, size
 	return nil
+}
+
+// fsBytes is the size an ext4 superblock at the start of b gives its file
+// system, or 0 when b does not start with one (a GPT disk, say).
+func fsBytes(b []byte) int64 {
+	if binary.LittleEndian.Uint16(b[magicOffset:]) != ext4Magic {
+		return 0
+	}
+	sb := b[1024:]
+	blocks := int64(binary.LittleEndian.Uint32(sb[4:]))
+	if binary.LittleEndian.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
+		blocks |= int64(binary.LittleEndian.Uint32(sb[0x150:])) << 32
+	}
+	logBS := binary.LittleEndian.Uint32(sb[0x18:])
+	if logBS > 6 {
+		return 0
+	}
+	return blocks << (10 + logBS)
 }
 
 func allZero(b []byte) bool {

@@ -160,3 +160,23 @@ func TestOpenBadInput(t *testing.T) {
 		t.Errorf("zeros: got %v, want ErrNoFS", err)
 	}
 }
+
+// TestDecompressBound refuses a compressed image that expands past the size
+// its superblock gives, as a decompression bomb would.
+func TestDecompressBound(t *testing.T) {
+	fs := mkfs(t)
+	big := append(append([]byte(nil), fs...), make([]byte, 3<<20)...)
+	var zs bytes.Buffer
+	zw, _ := zstd.NewWriter(&zs)
+	zw.Write(big)
+	zw.Close()
+	p := write(t, "bomb.img.zst", zs.Bytes())
+	f, err := Open(p)
+	if err == nil {
+		f.Close()
+		t.Fatal("got no error for a stream larger than its file system")
+	}
+	if !strings.Contains(err.Error(), "expands past the 8388608 bytes its superblock gives") || !strings.Contains(err.Error(), p) {
+		t.Errorf("got %q", err)
+	}
+}

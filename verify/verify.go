@@ -12,6 +12,7 @@ import (
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // Finding is one problem, located.
@@ -77,6 +78,9 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 	}
 	rep.Entries = want.Len()
 	for _, e := range have.Tree.Entries {
+		if e.Type != tree.File {
+			continue // a hard link's bytes are its first name's
+		}
 		rep.Bytes += e.Size
 	}
 	return rep, nil

@@ -177,6 +177,9 @@ func printResults(w io.Writer, results []*builder.Result) {
 }
 
 func mib(n int64) string {
+	if n < 1<<10 {
+		return fmt.Sprintf("%d bytes", n)
+	}
 	if n < 1<<20 {
 		return fmt.Sprintf("%.1f KiB", float64(n)/1024)
 	}

@@ -43,6 +43,9 @@ func runExtract(e *env, img, dir, p string, out io.Writer) error {
 		return err
 	}
 	defer src.Close()
+	if p != "" && cleanVolumePath(p) == "" {
+		return usageError{fmt.Errorf("extract: %q names the volume root; leave PATH out to extract everything", p)}
+	}
 	p = cleanVolumePath(p)
 	if p != "" && src.Tree.Get(p) == nil {
 		return fmt.Errorf("%s: %s: not in the image", img, p)
@@ -55,6 +58,13 @@ func runExtract(e *env, img, dir, p string, out io.Writer) error {
 	if !res.Owners {
 		note = " (not root: owners not set)"
 	}
-	_, err = fmt.Fprintf(out, "%s: %d entries, %s into %s%s\n", img, res.Entries, mib(res.Bytes), dir, note)
+	_, err = fmt.Fprintf(out, "%s: %s, %s into %s%s\n", img, plural(res.Entries, "entry", "entries"), mib(res.Bytes), dir, note)
 	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
