@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,4 +173,44 @@ func skip(t *testing.T, why string) {
 		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
 	}
 	t.Skip(why)
+}
+
+// TestExtractAsNobody runs extract as an unprivileged user: it must work
+// and say that owners were not set.
+func TestExtractAsNobody(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skip(t, "switching to nobody needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		skip(t, "setpriv not installed (util-linux)")
+	}
+	a := release(t, "a", nil)
+	bin := filepath.Join(t.TempDir(), "olimage")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	work := t.TempDir()
+	// t.TempDir's directories are private to root: open them, and
+	// their parent, to nobody.
+	for _, p := range []string{work, filepath.Dir(a), filepath.Dir(bin), filepath.Dir(work)} {
+		os.Chmod(p, 0o777)
+	}
+	os.Chmod(a, 0o644)
+	dir := filepath.Join(work, "x")
+	out, err := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "extract", a, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("extract as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "not root: owners not set") {
+		t.Errorf("extract as nobody does not say owners were not set:\n%s", out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "opt/openlibrary/README"))
+	if err != nil || len(data) == 0 {
+		t.Errorf("extracted README: %v", err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(dir, "opt/openlibrary/README"), &st); err != nil || st.Uid != 65534 {
+		t.Errorf("extracted file owned by %d, want nobody (65534): %v", st.Uid, err)
+	}
 }
