@@ -1,8 +1,14 @@
 package manifest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/tree"
 )
 
 // TestToEntryRefusesPaths checks that a manifest, which may come from any
@@ -35,5 +41,28 @@ func TestToEntryRefusesPaths(t *testing.T) {
 				t.Fatalf("got error %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestTreeDigestFormat pins the digest to its documented line format, the
+// one fmt prints, so that rewriting it for speed cannot change any digest.
+func TestTreeDigestFormat(t *testing.T) {
+	tr, err := tree.New([]*tree.Entry{
+		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: "ab", Target: ""},
+		{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01", Xattrs: []tree.Xattr{{Name: "user.x", Value: []byte{0, 255}}}},
+		{Path: "d", Type: tree.Dir, Mode: 0o5},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	for _, e := range tr.Entries {
+		fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
+		for _, x := range e.Xattrs {
+			fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
+		}
+	}
+	if got, want := TreeDigest(tr), hex.EncodeToString(h.Sum(nil)); got != want {
+		t.Errorf("TreeDigest = %s, want %s", got, want)
 	}
 }
