@@ -92,7 +92,7 @@ func sortedCopy(s []string) []string {
 // fileContent is a regular file of a directory source.
 type fileContent string
 
-func (f fileContent) Open() (io.ReadCloser, error) { return os.Open(string(f)) }
+func (f fileContent) Open() (io.ReadCloser, error) { return openRegular(string(f)) }
 
 // String names the source file, for errors about its content.
 func (f fileContent) String() string { return string(f) }
@@ -150,7 +150,7 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 
 // hashFile digests the file at p.
 func hashFile(p string, buf []byte) (int64, string, error) {
-	f, err := os.Open(p)
+	f, err := openRegular(p)
 	if err != nil {
 		return 0, "", err
 	}
