@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -147,19 +148,43 @@ func TestContentChanged(t *testing.T) {
 		{"same size", []byte("abcd"), memContent("abce")},
 		{"hole filled", append(make([]byte, 100<<10), 'x'), &changingContent{first: append(make([]byte, 100<<10), 'x'), later: append(bytes.Clone(big), 'x')}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			sum := sha256.Sum256(tc.digest)
-			e := &tree.Entry{Path: "dir/file", Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
-				Digest: hexString(sum[:]), Content: tc.c}
-			l, err := Plan(newTree(t, dir("dir", 0o755), e), testOptions())
-			if err != nil {
-				t.Fatalf("Plan: %v", err)
-			}
-			_, err = l.WriteTo(io.Discard)
-			if !errors.Is(err, ErrContentChanged) || !strings.HasPrefix(err.Error(), "dir/file: ") {
-				t.Fatalf("WriteTo: got %v, want a content-changed error for dir/file", err)
-			}
-		})
+		// Confirmed by SHA-256, and by the CRC-32C check a tree may carry.
+		for _, check := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/check=%v", tc.name, check), func(t *testing.T) {
+				sum := sha256.Sum256(tc.digest)
+				e := &tree.Entry{Path: "dir/file", Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
+					Digest: hexString(sum[:]), Content: tc.c}
+				if check {
+					e.Check, e.HasCheck = crc32.Checksum(tc.digest, crc32.MakeTable(crc32.Castagnoli)), true
+				}
+				if cc, ok := tc.c.(*changingContent); ok {
+					cc.opens = 0 // each case sees the content change anew
+				}
+				l, err := Plan(newTree(t, dir("dir", 0o755), e), testOptions())
+				if err != nil {
+					t.Fatalf("Plan: %v", err)
+				}
+				_, err = l.WriteTo(io.Discard)
+				if !errors.Is(err, ErrContentChanged) || !strings.HasPrefix(err.Error(), "dir/file: ") {
+					t.Fatalf("WriteTo: got %v, want a content-changed error for dir/file", err)
+				}
+			})
+		}
+	}
+}
+
+// TestContentCheckPasses writes unchanged content confirmed by its check.
+func TestContentCheckPasses(t *testing.T) {
+	data := []byte("unchanged content\n")
+	sum := sha256.Sum256(data)
+	e := &tree.Entry{Path: "f", Type: tree.File, Mode: 0o644, Size: int64(len(data)), Digest: hexString(sum[:]),
+		Content: memContent(string(data)), Check: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCheck: true}
+	l, err := Plan(newTree(t, e), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.WriteTo(io.Discard); err != nil {
+		t.Fatalf("WriteTo: %v", err)
 	}
 }
 

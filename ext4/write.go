@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"sort"
 
@@ -87,20 +88,25 @@ type writer struct {
 	// The regular file whose content is being read.
 	cur *node
 	r   io.ReadCloser
-	off uint64 // bytes of cur's content consumed
-	h   hash.Hash
+	off uint64    // bytes of cur's content consumed
+	h   hash.Hash // what confirms cur's content: sha or crc
+	sha hash.Hash
+	crc hash.Hash32
 	sum []byte
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // WriteTo writes the image to w, from byte 0 to Size, in increasing
 // order. When w is a Skipper, or an io.Seeker that can seek, zero blocks
 // are skipped rather than written, so w must read as zeros where nothing
 // was written (a new or truncated file). File content is read through
-// Entry.Content and must still have the tree entry's size and sha256 (an
-// entry without a Digest is checked for size only); otherwise WriteTo
+// Entry.Content and must still have the tree entry's size and sha256, or
+// its CRC-32C when the entry carries one (HasCheck); an entry with neither
+// is checked for size only. Otherwise WriteTo
 // fails with an error that names the path and wraps ErrContentChanged.
 func (l *Layout) WriteTo(w io.Writer) (int64, error) {
-	wr := &writer{l: l, s: newSink(w), scratch: make([]byte, 256<<10), h: sha256.New()}
+	wr := &writer{l: l, s: newSink(w), scratch: make([]byte, 256<<10), sha: sha256.New(), crc: crc32.New(castagnoli)}
 	err := wr.run()
 	if wr.r != nil {
 		wr.r.Close()
@@ -227,6 +233,13 @@ func (wr *writer) open(n *node) error {
 		return fmt.Errorf("%s: %w", n.entry.Path, err)
 	}
 	wr.cur, wr.r, wr.off = n, r, 0
+	// A tree that carries a CRC-32C check is confirmed with it: the
+	// SHA-256 was computed from the same bytes when the tree was read, and
+	// hashing them again would double the CPU a build spends on content.
+	wr.h = wr.sha
+	if n.entry.HasCheck {
+		wr.h = wr.crc
+	}
 	wr.h.Reset()
 	return nil
 }
@@ -331,7 +344,11 @@ func (wr *writer) finishFile() error {
 			return fmt.Errorf("%s: %w", n.entry.Path, err)
 		}
 	}
-	if d := n.entry.Digest; d != "" {
+	if n.entry.HasCheck {
+		if got := wr.crc.Sum32(); got != n.entry.Check {
+			return wr.changed("crc32c is %08x, the tree's content had %08x", got, n.entry.Check)
+		}
+	} else if d := n.entry.Digest; d != "" {
 		wr.sum = wr.h.Sum(wr.sum[:0])
 		var want [sha256.Size]byte
 		if k, err := hex.Decode(want[:], []byte(d)); err != nil || k != len(want) {

@@ -99,7 +99,7 @@ func listing(t *tree.Tree) []string {
 
 // sha8 is the first 8 hex digits of the sha256 of s.
 func sha8(s string) string {
-	_, d, _ := hashReader(strings.NewReader(s), nil)
+	_, d, _, _ := hashReader(strings.NewReader(s), nil)
 	return d[:8]
 }
 

@@ -280,11 +280,12 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			e.Type = tree.File
-			off, n, d, err := r.spool.write(tr)
+			off, n, d, c, err := r.spool.write(tr)
 			if err != nil {
 				return nil, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 			}
 			e.Size, e.Digest, e.Content = n, d, spoolContent{r.spool, off, n}
+			e.Check, e.HasCheck = c, true
 		case tar.TypeDir:
 			e.Type = tree.Dir
 		case tar.TypeSymlink:
@@ -365,8 +366,9 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 		switch f.Type {
 		case "file":
 			e = r.base(f.Path, tree.File, d.FileMode, o.Name)
-			n, dg, _ := hashReader(strings.NewReader(f.Content), nil)
+			n, dg, c, _ := hashReader(strings.NewReader(f.Content), nil)
 			e.Size, e.Digest, e.Content = n, dg, bytesContent(f.Content)
+			e.Check, e.HasCheck = c, true
 		case "dir":
 			e = r.base(f.Path, tree.Dir, d.DirMode, o.Name)
 		case "symlink":

@@ -154,9 +154,9 @@ func FuzzReadTar(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n, d, err := hashReader(rc, nil)
-				if err != nil || n != e.Size || d != e.Digest {
-					t.Fatalf("%s: spool gives %d bytes %s, entry says %d %s (%v)", path, n, d, e.Size, e.Digest, err)
+				n, d, c, err := hashReader(rc, nil)
+				if err != nil || n != e.Size || d != e.Digest || !e.HasCheck || c != e.Check {
+					t.Fatalf("%s: spool gives %d bytes %s %08x, entry says %d %s %08x (%v)", path, n, d, c, e.Size, e.Digest, e.Check, err)
 				}
 			}
 		}

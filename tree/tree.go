@@ -79,6 +79,13 @@ type Entry struct {
 	Xattrs  []Xattr
 	Content Content // nil for anything but File and Hardlink
 
+	// Check, when HasCheck, is the CRC-32C (Castagnoli) of the content,
+	// computed with Digest by whoever read the source. A writer that reads
+	// the content again confirms it has not changed with this, at a small
+	// fraction of the cost of a second SHA-256.
+	Check    uint32
+	HasCheck bool
+
 	// Provenance.
 	Overlay   string   // overlay that supplied the entry
 	Shadowed  []string // overlays whose entry for this path it replaced, lowest first
