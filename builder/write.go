@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/ext4"
 	"github.com/internetarchive/olimage/manifest"
@@ -167,6 +168,23 @@ type stream struct {
 	ctx      context.Context
 	progress func(int64)
 	zeros    []byte
+	pos      int64 // bytes of the raw file passed so far
+	started  int64 // bytes whose writeback has been started
+}
+
+// writebackEvery is how much of a raw image is written before the kernel
+// is asked to start writing it back, so that the final fsync has little
+// left to wait for instead of the whole image.
+const writebackEvery = 64 << 20
+
+// writeback starts writing back what was written since the last call.
+func (s *stream) writeback() {
+	if s.file == nil || s.pos-s.started < writebackEvery {
+		return
+	}
+	// Advisory: an error only means the final fsync does all the work.
+	unix.SyncFileRange(int(s.file.Fd()), s.started, s.pos-s.started, unix.SYNC_FILE_RANGE_WRITE)
+	s.started = s.pos
 }
 
 func (s *stream) Write(p []byte) (int, error) {
@@ -176,6 +194,8 @@ func (s *stream) Write(p []byte) (int, error) {
 	s.h.Write(p)
 	n, err := s.w.Write(p)
 	s.progress(int64(n))
+	s.pos += int64(n)
+	s.writeback()
 	return n, err
 }
 
@@ -188,6 +208,7 @@ func (s *stream) Skip(n int64) error {
 	s.h.Zeros(n)
 	s.progress(n)
 	if s.file != nil {
+		s.pos += n
 		_, err := s.file.Seek(n, io.SeekCurrent)
 		return err
 	}
