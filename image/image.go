@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/klauspost/compress/gzip"
@@ -255,4 +256,26 @@ func (img *File) findPartition() error {
 		return nil
 	}
 	return fmt.Errorf("GPT disk with %d ext4 partitions; olimage reads disks with one", len(found))
+}
+
+// Map maps n bytes of the file system from offset off into memory, read
+// only, so a large file inside the image can be read without copying it.
+// The bytes are valid until the returned unmap is called; ok is false when
+// the image cannot be mapped (then read it instead).
+func (f *File) Map(off, n int64) (data []byte, unmap func() error, ok bool) {
+	file := f.f
+	if f.tmp != nil {
+		file = f.tmp
+	}
+	if off < 0 || n <= 0 || off+n > f.Size || n > 1<<40 {
+		return nil, nil, false
+	}
+	abs := f.off + off
+	page := int64(os.Getpagesize())
+	start := abs &^ (page - 1)
+	m, err := syscall.Mmap(int(file.Fd()), start, int(abs-start+n), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, nil, false
+	}
+	return m[abs-start:], func() error { return syscall.Munmap(m) }, true
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,8 @@ import (
 	"time"
 
 	"github.com/internetarchive/olimage/internal/golden"
+	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/source"
 )
 
 // release builds ol-web from a copy of the example fleet changed by edit,
@@ -212,5 +217,41 @@ func TestExtractAsNobody(t *testing.T) {
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(dir, "opt/openlibrary/README"), &st); err != nil || st.Uid != 65534 {
 		t.Errorf("extracted file owned by %d, want nobody (65534): %v", st.Uid, err)
+	}
+}
+
+// TestManifestMapped checks the fast path diff reads manifests through:
+// olimage writes the manifest in one run of blocks, and the bytes mapped
+// from the image are the bytes the reader returns.
+func TestManifestMapped(t *testing.T) {
+	a := release(t, "a", nil)
+	src, err := source.OpenImage(context.Background(), a, source.NoTree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	off, n, ok, err := src.FS.Contiguous(manifest.Path)
+	if err != nil || !ok {
+		t.Fatalf("Contiguous(%s) = %d, %d, %v, %v; want one run", manifest.Path, off, n, ok, err)
+	}
+	mapped, unmap, ok := src.File.Map(off, n)
+	if !ok {
+		t.Fatal("Map failed on a raw image")
+	}
+	defer unmap()
+	rc, err := src.FS.Open(manifest.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	read, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(mapped, read) {
+		t.Errorf("mapped manifest (%d bytes) differs from the one read (%d bytes)", len(mapped), len(read))
+	}
+	if _, _, ok, _ := src.FS.Contiguous("opt/openlibrary"); ok {
+		t.Error("Contiguous says a directory is one run of file content")
 	}
 }

@@ -496,3 +496,31 @@ func (fs *FS) ReadDir(p string) ([]*tree.Entry, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
 }
+
+// Contiguous says where the content of the regular file at p lies when it
+// is one run of written blocks with no holes: its byte offset in the file
+// system and its size. ok is false for anything else (fragments, holes,
+// unwritten extents, inline data), and callers then read it with Open.
+// It lets a caller map a large file instead of copying it.
+func (fs *FS) Contiguous(p string) (off, n int64, ok bool, err error) {
+	in, clean, err := fs.lookup(p)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if !in.isReg() || in.inline() || int64(in.size) <= 0 {
+		return 0, 0, false, nil
+	}
+	ext, err := fs.fileExtents(in, nil)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("/%s: %w", clean, err)
+	}
+	bs := uint64(fs.bs)
+	if len(ext) != 1 || ext[0].logical != 0 || ext[0].uninit || ext[0].n*bs < in.size {
+		return 0, 0, false, nil
+	}
+	start := ext[0].phys * bs
+	if start+in.size > uint64(fs.size) {
+		return 0, 0, false, nil
+	}
+	return int64(start), int64(in.size), true, nil
+}
