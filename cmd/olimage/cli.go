@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -93,6 +94,19 @@ func fleetWide(f *roles.Fleet, err error) error {
 		return nil
 	}
 	return err
+}
+
+// merge loads the fleet and merges one role; the caller closes the result.
+func (e *env) merge(name string) (*roles.Fleet, *roles.Role, *overlays.Result, error) {
+	f, r, err := e.role(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	res, err := overlays.Merge(f, r)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return f, r, res, nil
 }
 
 // Main runs olimage with args and returns its exit status.

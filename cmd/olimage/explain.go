@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/internetarchive/olimage/overlays"
 )
 
 // errNoPath is returned when the path is not in the role's tree.
@@ -37,11 +35,7 @@ func runExplain(e *env, role, p string, out io.Writer) error {
 	if strings.TrimPrefix(path.Clean("/"+p), "/") == "" {
 		return usageError{fmt.Errorf("explain: %q is the volume root, which is not an entry; name a path in it, such as etc", p)}
 	}
-	f, r, err := e.role(role)
-	if err != nil {
-		return err
-	}
-	res, err := overlays.Merge(f, r)
+	f, r, res, err := e.merge(role)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -43,11 +42,7 @@ directory, the umask or the time zone.`,
 }
 
 func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
-	f, r, err := e.role(role)
-	if err != nil {
-		return err
-	}
-	res, err := overlays.Merge(f, r)
+	f, r, res, err := e.merge(role)
 	if err != nil {
 		return err
 	}
