@@ -25,9 +25,9 @@
 // (half_md4, the superblock's hash seed, one dx_node level when the root
 // cannot point at every leaf), with leaves filled completely.
 //
-// Holes: Plan reads regular files of at least Options.SparseMin bytes and
-// leaves their all-zero blocks unallocated; smaller files are stored
-// dense. WriteTo checks that every hole still reads as zero and that the
+// Holes: Plan leaves the all-zero blocks of regular files of at least
+// Options.SparseMin bytes unallocated, reading the file to find them
+// unless its entry lists them already; smaller files are stored dense. WriteTo checks that every hole still reads as zero and that the
 // digest matches, so content that changes in between is an error.
 //
 // The package does not read images and does not decide the image's
@@ -39,6 +39,7 @@ import (
 	"fmt"
 
 	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // BlockSize is the block size of every image this package writes.
@@ -88,7 +89,7 @@ type Options struct {
 
 const (
 	defaultBytesPerInode = 16384
-	defaultSparseMin     = 64 << 10
+	defaultSparseMin     = tree.SparseMin
 	defaultRootMode      = 0o755
 )
 

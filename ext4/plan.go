@@ -43,8 +43,9 @@ func (l *Layout) FreeBlocks() uint64 { return l.free }
 const maxTime = 3<<32 | math.MaxInt32
 
 // Plan lays out t as an ext4 image. It reads the content of regular files
-// of at least Options.SparseMin bytes to find all-zero blocks (holes);
-// it reads nothing else. Errors name the entry's path.
+// of at least Options.SparseMin bytes to find all-zero blocks (holes),
+// unless their entries list their data blocks (tree.Entry.Data); it reads
+// nothing else. Errors name the entry's path.
 func Plan(t *tree.Tree, opts Options) (*Layout, error) {
 	if opts.BlockSize != 0 && opts.BlockSize != BlockSize {
 		return nil, fmt.Errorf("ext4: block size %d not supported, use 4096", opts.BlockSize)

@@ -9,13 +9,22 @@ import (
 	"sync"
 
 	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Entry.Data counts in ext4 blocks: neither array length may be negative.
+var (
+	_ [BlockSize - tree.SparseBlock]struct{}
+	_ [tree.SparseBlock - BlockSize]struct{}
 )
 
 // zeroBlock is a block of zeros to compare and write from.
 var zeroBlock [BlockSize]byte
 
-// scanSparse reads the files of at least SparseMin bytes and keeps only
-// their non-zero blocks in runs; the zero blocks become holes. WriteTo
+// scanSparse keeps only the non-zero blocks of the files of at least
+// SparseMin bytes in their runs; the zero blocks become holes. It takes
+// them from the entry's Data where the tree lists them, and otherwise
+// reads the file. WriteTo
 // checks the holes are still zero (and the digest still matches), so a
 // file that changes between Plan and WriteTo is an error, never a wrong
 // image.
@@ -29,9 +38,16 @@ func (l *Layout) scanSparse() error {
 	}
 	var todo []*node
 	for _, n := range l.nodes {
-		if n != nil && n.entry != nil && n.ftype == format.FtRegular && n.size > 0 && int64(n.size) >= limit {
-			todo = append(todo, n)
+		if n == nil || n.entry == nil || n.ftype != format.FtRegular || n.size == 0 || int64(n.size) < limit {
+			continue
 		}
+		if n.entry.HasData {
+			if err := fromData(n); err != nil {
+				return err
+			}
+			continue
+		}
+		todo = append(todo, n)
 	}
 	if len(todo) == 0 {
 		return nil
@@ -60,6 +76,28 @@ func (l *Layout) scanSparse() error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// fromData replaces n's runs with the non-zero blocks its entry lists,
+// found when the tree was read.
+func fromData(n *node) error {
+	blocks := uint32((n.size + BlockSize - 1) / BlockSize)
+	runs := make([]run, 0, len(n.entry.Data))
+	var next uint32
+	for _, r := range n.entry.Data {
+		if r.Count == 0 || r.Start < next || r.Start+r.Count > blocks || r.Start+r.Count < r.Start {
+			return fmt.Errorf("%s: data blocks %d+%d do not fit in order in a file of %d blocks", n.entry.Path, r.Start, r.Count, blocks)
+		}
+		if k := len(runs); k > 0 && r.Start == next {
+			runs[k-1].n += r.Count // the same runs scanNode would make
+		} else {
+			runs = append(runs, run{r.Start, r.Count})
+		}
+		next = r.Start + r.Count
+	}
+	n.runs = runs
+	n.sparse = true
+	return nil
 }
 
 // scanNode replaces n's runs with its non-zero blocks.

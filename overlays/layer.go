@@ -10,8 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"os"
 	"sort"
@@ -127,17 +125,16 @@ func newSpool() (*spool, error) {
 	return &spool{f: f}, nil
 }
 
-// write copies r to the spool and returns where it landed, its digest and
-// its check.
-func (s *spool) write(r io.Reader) (off, n int64, digest string, check uint32, err error) {
+// write copies r to the spool and returns where it landed and its sums.
+func (s *spool) write(r io.Reader) (off int64, sm contentSums, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	off = s.size
 	w := io.NewOffsetWriter(s.f, off)
 	sum := newSums()
-	n, err = io.Copy(io.MultiWriter(w, sum), r)
+	n, err := io.Copy(io.MultiWriter(w, sum), r)
 	s.size += n
-	return off, n, sum.digest(), sum.check(), err
+	return off, sum.sums(), err
 }
 
 func (s *spool) Close() error { return s.f.Close() }
@@ -151,50 +148,11 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.n)), nil
 }
 
-// hashFile digests the file at p.
-func hashFile(p string, buf []byte) (int64, string, uint32, error) {
-	f, err := openRegular(p)
-	if err != nil {
-		return 0, "", 0, err
-	}
-	defer f.Close()
-	return hashReader(f, buf)
-}
-
-// hashReader digests r and computes its check; buf may be nil.
-func hashReader(r io.Reader, buf []byte) (int64, string, uint32, error) {
-	sum := newSums()
-	// Hide any WriterTo (as *os.File has): it would ignore buf and allocate
-	// a fresh 32 KiB buffer per file, which on many small files is most of
-	// the garbage the merge makes.
-	n, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf)
-	if err != nil {
-		return 0, "", 0, err
-	}
-	return n, sum.digest(), sum.check(), nil
-}
-
-// sums computes a content's SHA-256 digest and its CRC-32C check in one pass.
-type sums struct {
-	h   hash.Hash
-	crc uint32
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func newSums() *sums { return &sums{h: sha256.New()} }
-
-func (s *sums) Write(p []byte) (int, error) {
-	s.h.Write(p)
-	s.crc = crc32.Update(s.crc, castagnoli, p)
-	return len(p), nil
-}
-
-func (s *sums) digest() string { return hex.EncodeToString(s.h.Sum(nil)) }
-func (s *sums) check() uint32  { return s.crc }
-
-// hashAll fills Size and Digest of every entry that has a fileContent, with
-// one worker per CPU; hashing dominates reading a directory source.
+// hashAll fills the sums of every entry that has a fileContent, with the
+// given number of workers; hashing dominates reading a directory source.
+// Callers pass several workers per CPU: with one per CPU, a source of a few
+// large files ends with one CPU hashing the last file alone, while more
+// workers share the CPUs among the files so they finish together.
 func hashAll(entries []*tree.Entry, workers int) error {
 	var (
 		wg   sync.WaitGroup
@@ -209,9 +167,9 @@ func hashAll(entries []*tree.Entry, workers int) error {
 			buf := make([]byte, 128<<10)
 			for e := range jobs {
 				p := string(e.Content.(fileContent))
-				n, d, c, err := hashFile(p, buf)
-				if err == nil && n != e.Size {
-					err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, n)
+				sm, err := hashFile(p, buf)
+				if err == nil && sm.size != e.Size {
+					err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, sm.size)
 				}
 				if err != nil {
 					mu.Lock()
@@ -219,7 +177,7 @@ func hashAll(entries []*tree.Entry, workers int) error {
 					mu.Unlock()
 					continue
 				}
-				e.Digest, e.Check, e.HasCheck = d, c, true
+				sm.set(e)
 			}
 		}()
 	}

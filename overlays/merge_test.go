@@ -3,6 +3,8 @@ package overlays
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -99,8 +101,8 @@ func listing(t *tree.Tree) []string {
 
 // sha8 is the first 8 hex digits of the sha256 of s.
 func sha8(s string) string {
-	_, d, _, _ := hashReader(strings.NewReader(s), nil)
-	return d[:8]
+	d := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(d[:4])
 }
 
 type tarMember struct {

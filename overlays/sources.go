@@ -131,7 +131,7 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := hashAll(files, runtime.GOMAXPROCS(0)); err != nil {
+	if err := hashAll(files, 4*runtime.GOMAXPROCS(0)); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -280,12 +280,12 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			e.Type = tree.File
-			off, n, d, c, err := r.spool.write(tr)
+			off, sm, err := r.spool.write(tr)
 			if err != nil {
 				return nil, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 			}
-			e.Size, e.Digest, e.Content = n, d, spoolContent{r.spool, off, n}
-			e.Check, e.HasCheck = c, true
+			sm.set(e)
+			e.Content = spoolContent{r.spool, off, sm.size}
 		case tar.TypeDir:
 			e.Type = tree.Dir
 		case tar.TypeSymlink:
@@ -366,9 +366,9 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 		switch f.Type {
 		case "file":
 			e = r.base(f.Path, tree.File, d.FileMode, o.Name)
-			n, dg, c, _ := hashReader(strings.NewReader(f.Content), nil)
-			e.Size, e.Digest, e.Content = n, dg, bytesContent(f.Content)
-			e.Check, e.HasCheck = c, true
+			sm, _ := hashReader(strings.NewReader(f.Content), nil)
+			sm.set(e)
+			e.Content = bytesContent(f.Content)
 		case "dir":
 			e = r.base(f.Path, tree.Dir, d.DirMode, o.Name)
 		case "symlink":

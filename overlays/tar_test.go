@@ -154,9 +154,9 @@ func FuzzReadTar(f *testing.F) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n, d, c, err := hashReader(rc, nil)
-				if err != nil || n != e.Size || d != e.Digest || !e.HasCheck || c != e.Check {
-					t.Fatalf("%s: spool gives %d bytes %s %08x, entry says %d %s %08x (%v)", path, n, d, c, e.Size, e.Digest, e.Check, err)
+				sm, err := hashReader(rc, nil)
+				if err != nil || sm.size != e.Size || sm.digest != e.Digest || !e.HasCheck || sm.check != e.Check {
+					t.Fatalf("%s: spool gives %d bytes %s %08x, entry says %d %s %08x (%v)", path, sm.size, sm.digest, sm.check, e.Size, e.Digest, e.Check, err)
 				}
 			}
 		}

@@ -86,6 +86,15 @@ type Entry struct {
 	Check    uint32
 	HasCheck bool
 
+	// Data, when HasData, lists the blocks of the content (in units of
+	// SparseBlock bytes) that are not all zeros, found by whoever read
+	// the source in the same pass as Digest. Only content of at least
+	// SparseMin bytes carries it. A writer that stores zero blocks as
+	// holes uses it instead of reading the content once more, and still
+	// confirms the holes are zero while it writes.
+	Data    []BlockRun
+	HasData bool
+
 	// Provenance.
 	Overlay   string   // overlay that supplied the entry
 	Shadowed  []string // overlays whose entry for this path it replaced, lowest first
@@ -96,6 +105,18 @@ type Entry struct {
 	// LinkKey groups entries that were hard links of one another in their
 	// source. Tree.Normalize turns every group into one File and Hardlinks.
 	LinkKey string
+}
+
+// SparseBlock is the unit of Entry.Data: the ext4 block size.
+const SparseBlock = 4096
+
+// SparseMin is the smallest content whose zero blocks are worth finding:
+// smaller files are stored dense.
+const SparseMin = 64 << 10
+
+// BlockRun is Count blocks of SparseBlock bytes from block Start.
+type BlockRun struct {
+	Start, Count uint32
 }
 
 // CheckPath reports whether p is a path as an Entry holds it: relative to

@@ -1,0 +1,114 @@
+package overlays
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// contentSums is what one pass over a content finds: everything a tree
+// entry records of it, so that nothing reads it again before the image is
+// written.
+type contentSums struct {
+	size    int64
+	digest  string // hex sha256
+	check   uint32 // CRC-32C
+	data    []tree.BlockRun
+	hasData bool
+}
+
+// set records the sums in e.
+func (c contentSums) set(e *tree.Entry) {
+	e.Size, e.Digest = c.size, c.digest
+	e.Check, e.HasCheck = c.check, true
+	e.Data, e.HasData = c.data, c.hasData
+}
+
+// hashFile reads the file at p once.
+func hashFile(p string, buf []byte) (contentSums, error) {
+	f, err := openRegular(p)
+	if err != nil {
+		return contentSums{}, err
+	}
+	defer f.Close()
+	return hashReader(f, buf)
+}
+
+// hashReader reads r once; buf may be nil.
+func hashReader(r io.Reader, buf []byte) (contentSums, error) {
+	sum := newSums()
+	// Hide any WriterTo (as *os.File has): it would ignore buf and allocate
+	// a fresh 32 KiB buffer per file, which on many small files is most of
+	// the garbage the merge makes.
+	if _, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf); err != nil {
+		return contentSums{}, err
+	}
+	return sum.sums(), nil
+}
+
+// sums computes, in one pass, a content's SHA-256 digest, its CRC-32C
+// check and which of its blocks hold anything but zeros.
+type sums struct {
+	h       hash.Hash
+	crc     uint32
+	size    int64
+	nonzero bool // the block being read so far has a non-zero byte
+	data    []tree.BlockRun
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var zeros [tree.SparseBlock]byte
+
+func newSums() *sums { return &sums{h: sha256.New()} }
+
+func (s *sums) Write(p []byte) (int, error) {
+	s.h.Write(p)
+	s.crc = crc32.Update(s.crc, castagnoli, p)
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), tree.SparseBlock-int(s.size%tree.SparseBlock))
+		// Comparing stops at the first non-zero byte, so on ordinary
+		// content this costs next to nothing.
+		if !s.nonzero && !bytes.Equal(p[:k], zeros[:k]) {
+			s.nonzero = true
+		}
+		s.size += int64(k)
+		p = p[k:]
+		if s.size%tree.SparseBlock == 0 {
+			s.endBlock()
+		}
+	}
+	return n, nil
+}
+
+// endBlock records the block that ends at s.size.
+func (s *sums) endBlock() {
+	if s.nonzero {
+		b := uint32((s.size - 1) / tree.SparseBlock)
+		if k := len(s.data); k > 0 && s.data[k-1].Start+s.data[k-1].Count == b {
+			s.data[k-1].Count++
+		} else {
+			s.data = append(s.data, tree.BlockRun{Start: b, Count: 1})
+		}
+	}
+	s.nonzero = false
+}
+
+func (s *sums) sums() contentSums {
+	if s.size%tree.SparseBlock != 0 {
+		s.endBlock()
+	}
+	c := contentSums{size: s.size, digest: hex.EncodeToString(s.h.Sum(nil)), check: s.crc}
+	// Files of ext4's maximum size (16 TiB) have block numbers that fit
+	// in 32 bits; larger ones are not recorded and fail later anyway.
+	if s.size >= tree.SparseMin && s.size <= 1<<44 {
+		c.data, c.hasData = s.data, true
+	}
+	return c
+}

@@ -1,0 +1,97 @@
+package overlays
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"hash/crc32"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// naiveData is the non-zero block runs of b, block by block.
+func naiveData(b []byte) []tree.BlockRun {
+	var runs []tree.BlockRun
+	for i := 0; i < len(b); i += tree.SparseBlock {
+		blk := b[i:min(i+tree.SparseBlock, len(b))]
+		if bytes.Count(blk, []byte{0}) == len(blk) {
+			continue
+		}
+		n := uint32(i / tree.SparseBlock)
+		if k := len(runs); k > 0 && runs[k-1].Start+runs[k-1].Count == n {
+			runs[k-1].Count++
+		} else {
+			runs = append(runs, tree.BlockRun{Start: n, Count: 1})
+		}
+	}
+	return runs
+}
+
+func TestSums(t *testing.T) {
+	const B = tree.SparseBlock
+	rng := rand.New(rand.NewPCG(1, 2))
+	blocks := func(spec string, tail int) []byte {
+		// spec: one letter per block, z for zeros, d for data; tail adds
+		// that many bytes of a last partial block of data.
+		var b []byte
+		for _, c := range spec {
+			blk := make([]byte, B)
+			if c == 'd' {
+				blk[rng.IntN(B)] = byte(1 + rng.IntN(255))
+			}
+			b = append(b, blk...)
+		}
+		if tail > 0 {
+			t := make([]byte, tail)
+			t[tail-1] = 7
+			b = append(b, t...)
+		}
+		return b
+	}
+	cases := map[string][]byte{
+		"empty":              nil,
+		"small":              []byte("hello"),
+		"small zeros":        make([]byte, 100),
+		"dense":              blocks("dddddddddddddddddddd", 0),
+		"all zeros":          blocks("zzzzzzzzzzzzzzzzzzzz", 0),
+		"zeros in middle":    blocks("dddzzzzzzzzzzzzzzddd", 0),
+		"zero head and tail": blocks("zzzzzdddddddddddzzzzz", 0),
+		"alternating":        blocks("dzdzdzdzdzdzdzdzdzdz", 0),
+		"data tail":          blocks("dddddddddzzzzzzzzzzz", 100),
+		"zero partial tail":  append(blocks("dddddddddddddddddddd", 0), make([]byte, 100)...),
+	}
+	for name, b := range cases {
+		// Every chunking must give the same answer, blocks split across
+		// writes included.
+		for _, chunk := range []int{1 << 20, B, 1000, 4097, 1} {
+			if chunk == 1 && len(b) > 1<<17 {
+				continue
+			}
+			s := newSums()
+			for p := b; len(p) > 0; {
+				k := min(chunk, len(p))
+				s.Write(p[:k])
+				p = p[k:]
+			}
+			got := s.sums()
+			d := sha256.Sum256(b)
+			if got.size != int64(len(b)) || got.digest != hex.EncodeToString(d[:]) ||
+				got.check != crc32.Checksum(b, castagnoli) {
+				t.Errorf("%s, chunks of %d: size/digest/check wrong: %+v", name, chunk, got)
+			}
+			if want := len(b) >= tree.SparseMin; got.hasData != want {
+				t.Errorf("%s, chunks of %d: hasData %v, want %v", name, chunk, got.hasData, want)
+			}
+			if !got.hasData {
+				continue
+			}
+			if diff := cmp.Diff(naiveData(b), got.data); diff != "" {
+				t.Errorf("%s, chunks of %d: data runs (-want +got):\n%s", name, chunk, diff)
+			}
+		}
+	}
+}
