@@ -1,10 +1,11 @@
 package roles
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -12,15 +13,7 @@ import (
 func writeFleet(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testfs.WriteFiles(t, dir, files)
 	return dir
 }
 

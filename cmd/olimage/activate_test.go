@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testfs"
+
 	"github.com/internetarchive/olimage/activate"
 	"github.com/internetarchive/olimage/manifest"
 )
@@ -25,15 +27,7 @@ func activationRoot(t *testing.T) string {
 		"var/lib/dpkg/status":      "dpkg\n",
 		"1/" + manifest.Path:       "",
 	}
-	for p, c := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testfs.WriteFiles(t, root, files)
 	m := manifest.Image{
 		Schema: manifest.ImageSchema, Role: "ol-web", UUID: "5070136c-bd8e-5cda-932f-d88216814664", TreeDigest: strings.Repeat("a", 64),
 		Activation: &manifest.Activation{Mount: "/1", Links: []manifest.Link{
