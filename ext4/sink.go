@@ -2,17 +2,25 @@ package ext4
 
 import (
 	"bytes"
+	"hash"
 	"io"
 	"sync"
 )
 
 // Output is gathered in buffers of sinkBuf bytes; while the writer fills
 // one, a goroutine writes the others out, so reading and hashing content
-// overlaps with writing the image.
+// overlaps with writing the image. With a digest, another goroutine hashes
+// each buffer before it is written. The buffers together stay small enough
+// to be hashed from the processor's caches: SHA-256 of data that has gone
+// out to memory runs at two thirds of the speed.
 const (
 	sinkBuf  = 1 << 20
-	sinkBufs = 4
+	sinkBufs = 6
 )
+
+// zeroRun is zeros to hash runs of zeros from, small enough to stay in a
+// processor cache.
+var zeroRun [64 << 10]byte
 
 // sinkJob is a filled buffer, then a run of zero bytes, to write in order.
 type sinkJob struct {
@@ -30,9 +38,11 @@ type sink struct {
 	buf    []byte
 	total  int64
 
-	free chan []byte
-	jobs chan sinkJob
-	done chan struct{}
+	free   chan []byte
+	jobs   chan sinkJob // filled buffers, to hash (or, with no hash, to write)
+	hashed chan sinkJob // hashed buffers, to write
+	done   chan struct{}
+	h      hash.Hash // nil: no digest
 
 	mu  sync.Mutex
 	err error
@@ -40,8 +50,15 @@ type sink struct {
 	zeros int64 // owned by the output goroutine until done
 }
 
-func newSink(w io.Writer) *sink {
-	s := &sink{w: w, free: make(chan []byte, sinkBufs), jobs: make(chan sinkJob, sinkBufs), done: make(chan struct{})}
+// newSink starts writing to w and, unless h is nil, hashing every byte of
+// the image into h, zeros included.
+func newSink(w io.Writer, h hash.Hash) *sink {
+	s := &sink{w: w, h: h, free: make(chan []byte, sinkBufs), jobs: make(chan sinkJob, sinkBufs), done: make(chan struct{})}
+	s.hashed = s.jobs
+	if h != nil {
+		s.hashed = make(chan sinkJob, sinkBufs)
+		go s.hash()
+	}
 	if sk, ok := w.(Skipper); ok {
 		s.skip = sk.Skip
 	} else if ws, ok := w.(io.Seeker); ok {
@@ -73,10 +90,24 @@ func (s *sink) setErr(err error) {
 	s.mu.Unlock()
 }
 
-// output writes jobs in order until jobs is closed.
+// hash feeds jobs to h in order and passes them on to output.
+func (s *sink) hash() {
+	defer close(s.hashed)
+	for j := range s.jobs {
+		s.h.Write(j.buf)
+		for left := j.zeros; left > 0; {
+			k := min(left, int64(len(zeroRun)))
+			s.h.Write(zeroRun[:k])
+			left -= k
+		}
+		s.hashed <- j
+	}
+}
+
+// output writes jobs in order until there are no more.
 func (s *sink) output() {
 	defer close(s.done)
-	for j := range s.jobs {
+	for j := range s.hashed {
 		if s.failed() == nil {
 			s.writeBuf(j.buf)
 			s.zeros += j.zeros

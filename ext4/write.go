@@ -106,7 +106,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // is checked for size only. Otherwise WriteTo
 // fails with an error that names the path and wraps ErrContentChanged.
 func (l *Layout) WriteTo(w io.Writer) (int64, error) {
-	wr := &writer{l: l, s: newSink(w), scratch: make([]byte, 256<<10), sha: sha256.New(), crc: crc32.New(castagnoli)}
+	return l.WriteToHashing(w, nil)
+}
+
+// WriteToHashing is WriteTo that also writes every byte of the image to h,
+// zeros included, so that h ends with the digest of the whole image. It
+// hashes the buffers the image is written from, on a goroutine of its own,
+// which costs no copy and overlaps with reading content and writing.
+func (l *Layout) WriteToHashing(w io.Writer, h hash.Hash) (int64, error) {
+	wr := &writer{l: l, s: newSink(w, h), scratch: make([]byte, 256<<10), sha: sha256.New(), crc: crc32.New(castagnoli)}
 	err := wr.run()
 	if wr.r != nil {
 		wr.r.Close()

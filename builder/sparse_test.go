@@ -1,0 +1,103 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
+
+	"golang.org/x/sys/unix"
+)
+
+// writeFleet makes a fleet of one role, "r", whose one overlay is the
+// directory src.
+func writeFleet(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml": "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"roles/r.yaml": "overlays:\n  - {name: tree, dir: " + src + "}\n",
+	})
+	return dir
+}
+
+// tmpfsDir returns a directory on a tmpfs, where O_DIRECT is refused, so
+// the build writes through the page cache.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil || st.Type != unix.TMPFS_MAGIC {
+		skip(t, "no tmpfs at /dev/shm")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "olimage-test-")
+	if err != nil {
+		skip(t, "cannot write to /dev/shm: "+err.Error())
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// A file with long zero runs keeps them as holes in the image, and every
+// way of writing the image (direct to a file system that allows it,
+// through the page cache on tmpfs, to stdout) gives the same bytes.
+func TestBuildSparseFileOutputs(t *testing.T) {
+	src := t.TempDir()
+	data := make([]byte, 3<<20)
+	copy(data[1<<20:], bytes.Repeat([]byte("olimage "), (1<<20)/8)) // [1 MiB, 2 MiB) is data
+	copy(data[len(data)-100:], bytes.Repeat([]byte("z"), 100))      // and the last 100 bytes
+	if err := os.MkdirAll(filepath.Join(src, "opt/data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "opt/data/sparse.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, r := loadRole(t, writeFleet(t, src), "r")
+
+	disk, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsck(t, disk.Image)
+	if got := fileSHA256(t, disk.Image); got != disk.SHA256 {
+		t.Errorf("sha256 of the file %s, result says %s", got, disk.SHA256)
+	}
+	mem, err := Build(context.Background(), f, r, Options{Output: tmpfsDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSHA256(t, mem.Image); got != disk.SHA256 || mem.SHA256 != disk.SHA256 {
+		t.Errorf("image on tmpfs: sha256 %s (result %s), want %s", got, mem.SHA256, disk.SHA256)
+	}
+	var stdout bytes.Buffer
+	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SHA256 != disk.SHA256 || int64(stdout.Len()) != disk.Size {
+		t.Errorf("stdout image: sha256 %s, %d bytes; want %s, %d", st.SHA256, stdout.Len(), disk.SHA256, disk.Size)
+	}
+
+	// 256 blocks of the middle MiB and the last block hold data; the rest
+	// of the 3 MiB are holes.
+	out, err := exec.Command(need(t, "debugfs"), "-R", "stat /opt/data/sparse.bin", disk.Image).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Blockcount: (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("debugfs stat shows no block count:\n%s", out)
+	}
+	if n, _ := strconv.Atoi(string(m[1])); n != 257*8 {
+		t.Errorf("sparse.bin uses %d sectors, want %d (257 blocks)\n%s", n, 257*8, out)
+	}
+	got, err := exec.Command(need(t, "debugfs"), "-R", "cat /opt/data/sparse.bin", disk.Image).Output()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("sparse.bin in the image differs from its source (%v)", err)
+	}
+}
