@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -118,6 +119,18 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	return report(ctx, err, stderr)
+}
+
+// buffered runs fn with a buffered writer on out and flushes it, for
+// commands that print a line per entry of a tree: unbuffered, a listing of
+// 100,000 entries is a million write calls.
+func buffered(out io.Writer, fn func(io.Writer) error) error {
+	bw := bufio.NewWriterSize(out, 64<<10)
+	err := fn(bw)
+	if ferr := bw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
 }
 
 func report(ctx context.Context, err error, stderr io.Writer) int {

@@ -51,7 +51,7 @@ EXIT STATUS
   olimage diff --json A.img.manifest.json B.img.manifest.json`,
 		Args: exactArgs(2, "A B"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDiff(e, opts, args[0], args[1], e.stdout)
+			return buffered(e.stdout, func(w io.Writer) error { return runDiff(e, opts, args[0], args[1], w) })
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.diff/v1)")

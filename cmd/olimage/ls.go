@@ -36,7 +36,7 @@ their target. -R lists the whole subtree, with full paths.`,
 			if len(args) == 2 {
 				p = args[1]
 			}
-			return runLs(e, opts, args[0], p, e.stdout)
+			return buffered(e.stdout, func(w io.Writer) error { return runLs(e, opts, args[0], p, w) })
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "R", false, "list the whole subtree")

@@ -34,7 +34,7 @@ directory, the umask or the time zone.`,
   olimage plan -f examples/openlibrary ol-web --json | jq '.entries[] | select(.type=="symlink")'`,
 		Args: exactArgs(1, "ROLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPlan(e, opts, args[0], e.stdout)
+			return buffered(e.stdout, func(w io.Writer) error { return runPlan(e, opts, args[0], w) })
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.plan/v1)")

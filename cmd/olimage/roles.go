@@ -30,7 +30,7 @@ abstract exist only to be extended and are not built.`,
   olimage roles -f examples/openlibrary --json | jq '.[].name'`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRoles(e, opts, e.stdout)
+			return buffered(e.stdout, func(w io.Writer) error { return runRoles(e, opts, w) })
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
