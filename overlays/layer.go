@@ -148,46 +148,54 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.n)), nil
 }
 
-// hashAll fills the sums of every entry that has a fileContent, with the
-// given number of workers; hashing dominates reading a directory source.
-// Callers pass several workers per CPU: with one per CPU, a source of a few
-// large files ends with one CPU hashing the last file alone, while more
-// workers share the CPUs among the files so they finish together.
-func hashAll(entries []*tree.Entry, workers int) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		jobs = make(chan *tree.Entry, 256)
-	)
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 128<<10)
-			for e := range jobs {
-				p := string(e.Content.(fileContent))
-				sm, err := hashFile(p, buf)
-				if err == nil && sm.size != e.Size {
-					err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, sm.size)
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					continue
-				}
-				sm.set(e)
-			}
-		}()
+// hasher fills in the sums of source files on worker goroutines while the
+// directory walk that finds them goes on; hashing dominates reading a
+// directory source. It runs several workers per CPU: with one per CPU, a
+// source of a few large files ends with one CPU hashing the last file
+// alone, while more workers share the CPUs so the files finish together.
+type hasher struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+	jobs chan *tree.Entry
+}
+
+func newHasher(workers int) *hasher {
+	h := &hasher{jobs: make(chan *tree.Entry, 256)}
+	for range workers {
+		h.wg.Add(1)
+		go h.work()
 	}
-	for _, e := range entries {
-		if _, ok := e.Content.(fileContent); ok {
-			jobs <- e
+	return h
+}
+
+func (h *hasher) work() {
+	defer h.wg.Done()
+	buf := make([]byte, 128<<10)
+	for e := range h.jobs {
+		p := string(e.Content.(fileContent))
+		sm, err := hashFile(p, e.Size, buf)
+		if err == nil && sm.size != e.Size {
+			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, sm.size)
 		}
+		if err != nil {
+			h.mu.Lock()
+			h.errs = append(h.errs, err)
+			h.mu.Unlock()
+			continue
+		}
+		sm.set(e)
 	}
-	close(jobs)
-	wg.Wait()
-	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-	return errors.Join(errs...)
+}
+
+// add queues e, whose Content is a fileContent and Size its size.
+func (h *hasher) add(e *tree.Entry) { h.jobs <- e }
+
+// wait waits for every queued entry and returns the errors, sorted so the
+// message is the same whichever worker met which.
+func (h *hasher) wait() error {
+	close(h.jobs)
+	h.wg.Wait()
+	sort.Slice(h.errs, func(i, j int) bool { return h.errs[i].Error() < h.errs[j].Error() })
+	return errors.Join(h.errs...)
 }

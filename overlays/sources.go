@@ -85,7 +85,7 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 		}
 	}
 	l := newLayer()
-	var files []*tree.Entry
+	h := newHasher(4 * runtime.GOMAXPROCS(0))
 	d := r.fleet.Defaults
 	err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
@@ -114,7 +114,7 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			e = r.base(rel, tree.File, mode, overlay)
 			e.Size = info.Size()
 			e.Content = fileContent(p)
-			files = append(files, e)
+			h.add(e)
 		case m&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -128,10 +128,10 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 		l.add(e)
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if herr := h.wait(); err == nil {
+		err = herr
 	}
-	if err := hashAll(files, 4*runtime.GOMAXPROCS(0)); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return l, nil

@@ -29,14 +29,18 @@ func (c contentSums) set(e *tree.Entry) {
 	e.Data, e.HasData = c.data, c.hasData
 }
 
-// hashFile reads the file at p once.
-func hashFile(p string, buf []byte) (contentSums, error) {
+// hashFile reads the file at p, of size bytes when it was listed, once.
+// It stops at size without asking for the end of the file, a second
+// system call per small file: content that has grown since fails the
+// image writer's check, which reads to the end, and content that has
+// shrunk gives fewer bytes here, which the caller checks.
+func hashFile(p string, size int64, buf []byte) (contentSums, error) {
 	f, err := openRegular(p)
 	if err != nil {
 		return contentSums{}, err
 	}
 	defer f.Close()
-	return hashReader(f, buf)
+	return hashReader(io.LimitReader(f, size), buf)
 }
 
 // hashReader reads r once; buf may be nil.
