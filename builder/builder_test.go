@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/internetarchive/olimage/ext4"
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -253,25 +255,38 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		}
 	})
 
-	t.Run("source changed after merge", func(t *testing.T) {
-		dir := t.TempDir()
-		os.MkdirAll(filepath.Join(dir, "roles"), 0o755)
-		os.MkdirAll(filepath.Join(dir, "src", "opt"), 0o755)
-		os.WriteFile(filepath.Join(dir, "olimage.yaml"), []byte("fleet: t\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, "roles", "r.yaml"), []byte("overlays: [{name: s, dir: src}]\n"), 0o644)
-		victim := filepath.Join(dir, "src", "opt", "data")
-		os.WriteFile(victim, bytes.Repeat([]byte("a"), 100000), 0o644)
-		f, r := loadRole(t, dir, "r")
-		out := t.TempDir()
-		// Change the file after it was read into the tree and planned.
-		_, err := Build(context.Background(), f, r, Options{Output: out, afterPlan: func() {
-			os.WriteFile(victim, bytes.Repeat([]byte("b"), 100000), 0o644)
-		}})
-		if !errors.Is(err, ext4.ErrContentChanged) || !strings.Contains(err.Error(), "opt/data (from "+victim+")") {
-			t.Fatalf("got %v, want ErrContentChanged naming opt/data and %s", err, victim)
-		}
-		if n := entries(t, out); len(n) != 0 {
-			t.Errorf("output directory holds %v after a failed build", n)
-		}
-	})
+	for _, tc := range []struct {
+		name   string
+		change func(victim string) error
+		want   error
+	}{
+		{"rewritten", func(v string) error { return os.WriteFile(v, bytes.Repeat([]byte("b"), 100000), 0o644) }, ext4.ErrContentChanged},
+		{"grown", func(v string) error { return os.WriteFile(v, bytes.Repeat([]byte("a"), 100001), 0o644) }, ext4.ErrContentChanged},
+		{"shrunk", func(v string) error { return os.Truncate(v, 99999) }, ext4.ErrContentChanged},
+		{"removed", os.Remove, fs.ErrNotExist},
+	} {
+		t.Run("source "+tc.name+" after merge", func(t *testing.T) {
+			dir := t.TempDir()
+			victim := filepath.Join(dir, "src", "opt", "data")
+			testfs.WriteFiles(t, dir, map[string]string{
+				"olimage.yaml": "fleet: t\n",
+				"roles/r.yaml": "overlays: [{name: s, dir: src}]\n",
+				"src/opt/data": strings.Repeat("a", 100000),
+			})
+			f, r := loadRole(t, dir, "r")
+			out := t.TempDir()
+			// Change the file after it was read into the tree and planned.
+			_, err := Build(context.Background(), f, r, Options{Output: out, afterPlan: func() {
+				if err := tc.change(victim); err != nil {
+					t.Fatal(err)
+				}
+			}})
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), victim) {
+				t.Fatalf("got %v, want %v naming %s", err, tc.want, victim)
+			}
+			if n := entries(t, out); len(n) != 0 {
+				t.Errorf("output directory holds %v after a failed build", n)
+			}
+		})
+	}
 }
