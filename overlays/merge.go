@@ -63,6 +63,20 @@ type merger struct {
 	removed map[string]string
 }
 
+// within prefixes err, or each error err joins, with where: every line
+// of a merge error names the role file and the role.
+func within(where string, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = within(where, e)
+		}
+		return errors.Join(out...)
+	}
+	return fmt.Errorf("%s: %w", where, err)
+}
+
 // Merge reads every overlay of role and merges them in order.
 func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 	rd := &reader{fleet: f}
@@ -84,19 +98,19 @@ func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 		res.Inputs = append(res.Inputs, manifest.Input{Name: o.Name, Kind: o.Kind, Source: src, Digest: l.digest(), Entries: len(l.entries)})
 		if err := m.apply(o, l); err != nil {
 			rd.close()
-			return nil, err
+			return nil, within(fmt.Sprintf("%s: role %s", o.Pos, role.Name), err)
 		}
 	}
 	var entries []*tree.Entry
 	m.flatten(m.root, &entries)
 	if err := m.applyRules(entries); err != nil {
 		rd.close()
-		return nil, err
+		return nil, within(fmt.Sprintf("%s: role %s", role.File, role.Name), err)
 	}
 	t, err := tree.New(entries)
 	if err != nil {
 		rd.close()
-		return nil, err
+		return nil, fmt.Errorf("%s: role %s: %w", role.File, role.Name, err)
 	}
 	t.Normalize()
 	// The names of one inode share its metadata: the primary's.

@@ -425,8 +425,8 @@ overlays:
 					tarMember{name: ".olimage/manifest.json", body: "{}"},
 				),
 			},
-			wantErr: `.olimage/manifest.json: overlay "t": reserved for olimage's manifest; no overlay may supply it: reserved path
-lost+found: overlay "t": reserved for e2fsck (every ext4 volume has it); no overlay may supply it: reserved path`,
+			wantErr: `roles/r.yaml:1: role r: .olimage/manifest.json: overlay "t": reserved for olimage's manifest; no overlay may supply it: reserved path
+roles/r.yaml:1: role r: lost+found: overlay "t": reserved for e2fsck (every ext4 volume has it); no overlay may supply it: reserved path`,
 			errIs: ErrReserved,
 		},
 	}
@@ -443,8 +443,11 @@ lost+found: overlay "t": reserved for e2fsck (every ext4 volume has it); no over
 				if err == nil {
 					t.Fatalf("got no error, want %q", tc.wantErr)
 				}
-				if !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("got error %q, want it to contain %q", err, tc.wantErr)
+				// Each line of a joined error in turn.
+				for _, want := range strings.Split(tc.wantErr, "\n") {
+					if !strings.Contains(err.Error(), want) {
+						t.Fatalf("got error %q, want it to contain %q", err, want)
+					}
 				}
 				if tc.errIs != nil && !errors.Is(err, tc.errIs) {
 					t.Errorf("error %q does not wrap %v", err, tc.errIs)
