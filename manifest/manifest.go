@@ -207,9 +207,7 @@ func writeDoc(w io.Writer, head any, t *tree.Tree) error {
 	}
 	bw := bufio.NewWriterSize(w, 256<<10)
 	bw.Write(b)
-	var ebuf bytes.Buffer
-	enc := json.NewEncoder(&ebuf)
-	enc.SetIndent("    ", "  ")
+	var ebuf []byte
 	var n int
 	for _, e := range t.Entries {
 		if e.Path == Dir || strings.HasPrefix(e.Path, Dir+"/") {
@@ -221,14 +219,9 @@ func writeDoc(w io.Writer, head any, t *tree.Tree) error {
 			bw.WriteString(",\n")
 		}
 		n++
-		// One encoder and buffer for all entries: the same bytes as
-		// json.MarshalIndent, without its allocations per entry.
-		ebuf.Reset()
-		if err := enc.Encode(FromEntry(e)); err != nil {
-			return err
-		}
-		bw.WriteString("    ")
-		bw.Write(bytes.TrimSuffix(ebuf.Bytes(), []byte("\n")))
+		ebuf = append(ebuf[:0], entryPrefix...)
+		ebuf = appendEntry(ebuf, e)
+		bw.Write(ebuf)
 	}
 	if n == 0 {
 		bw.WriteString("[]\n}\n")
