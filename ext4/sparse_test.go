@@ -1,6 +1,7 @@
 package ext4
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -97,5 +98,34 @@ func TestSparseDataInvalid(t *testing.T) {
 		if _, err := Plan(newTree(t, e), testOptions()); err == nil || !strings.HasPrefix(err.Error(), "holes: data blocks") {
 			t.Errorf("%s: Plan: got %v, want an error naming holes' data blocks", name, err)
 		}
+	}
+}
+
+// Files with no data blocks (empty, or all holes) are checked while the
+// image is written like any other: content that appeared since fails it.
+func TestBlocklessChanged(t *testing.T) {
+	zeros := make([]byte, 128<<10)
+	changed := append(bytes.Clone(zeros[:len(zeros)-4]), "data"...)
+	for name, e := range map[string]*tree.Entry{
+		"empty": file(t, "f", 0o644, memContent("")),
+		"holes": file(t, "f", 0o644, memContent(zeros)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The tree was read when the file was all zeros (no data
+			// blocks); by the time the image is written it is not.
+			e.Data, e.HasData = nil, true
+			e.Content = memContent("now with data")
+			if e.Size > 0 {
+				e.Content = memContent(changed)
+			}
+			l, err := Plan(newTree(t, e), testOptions())
+			if err != nil {
+				t.Fatalf("Plan: %v", err)
+			}
+			_, err = l.WriteTo(io.Discard)
+			if !errors.Is(err, ErrContentChanged) || !strings.HasPrefix(err.Error(), "f: ") {
+				t.Fatalf("WriteTo: got %v, want a content-changed error for f", err)
+			}
+		})
 	}
 }

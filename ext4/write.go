@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sort"
+	"sync/atomic"
 
 	"github.com/internetarchive/olimage/ext4/format"
 )
@@ -26,7 +27,6 @@ const (
 	itXattr                   // xattr block of inode a
 	itData                    // extent b of inode a
 	itTree                    // extent tree block: inode a, level b, index c
-	itVerify                  // content check of inode a, which has no data blocks
 )
 
 // item is a run of blocks the writer produces in one go.
@@ -72,9 +72,6 @@ func (l *Layout) items() []item {
 				its = append(its, item{start: blk, n: 1, kind: itTree, a: n.ino, b: uint32(lvl), c: uint32(i)})
 			}
 		}
-		if len(n.ext) == 0 && n.entry != nil && n.ftype == format.FtRegular && n.entry.Content != nil {
-			its = append(its, item{start: 0 /* no blocks: anywhere will do */, kind: itVerify, a: n.ino})
-		}
 	}
 	sort.SliceStable(its, func(i, j int) bool { return its[i].start < its[j].start })
 	return its
@@ -114,15 +111,64 @@ func (l *Layout) WriteTo(w io.Writer) (int64, error) {
 // hashes the buffers the image is written from, on a goroutine of its own,
 // which costs no copy and overlaps with reading content and writing.
 func (l *Layout) WriteToHashing(w io.Writer, h hash.Hash) (int64, error) {
-	wr := &writer{l: l, s: newSink(w, h), scratch: make([]byte, 256<<10), sha: sha256.New(), crc: crc32.New(castagnoli)}
+	wr := newWriter(l, newSink(w, h))
+	// Files with no data blocks (all holes) are only checked, not
+	// written: that happens beside the writing, so reading a large empty
+	// file does not hold up the output.
+	var stop atomic.Bool
+	verified := make(chan error, 1)
+	go func() { verified <- newWriter(l, nil).verifyAll(l.blockless(), &stop) }()
 	err := wr.run()
-	if wr.r != nil {
-		wr.r.Close()
+	wr.close()
+	stop.Store(err != nil)
+	if verr := <-verified; err == nil {
+		err = verr
 	}
 	if cerr := wr.s.close(err == nil); err == nil {
 		err = cerr
 	}
 	return wr.s.total, err
+}
+
+// newWriter makes a writer into s; with s nil it can only check content.
+func newWriter(l *Layout, s *sink) *writer {
+	return &writer{l: l, s: s, scratch: make([]byte, 256<<10), sha: sha256.New(), crc: crc32.New(castagnoli)}
+}
+
+func (wr *writer) close() {
+	if wr.r != nil {
+		wr.r.Close()
+		wr.r = nil
+	}
+}
+
+// verifyAll checks the content of nodes, stopping early once stop is set.
+func (wr *writer) verifyAll(nodes []*node, stop *atomic.Bool) error {
+	defer wr.close()
+	for _, n := range nodes {
+		if stop.Load() {
+			return nil
+		}
+		if err := wr.open(n); err != nil {
+			return err
+		}
+		if err := wr.finishFile(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// blockless lists the regular files with no data blocks (empty, or all
+// holes), in inode order: their content is checked all the same.
+func (l *Layout) blockless() []*node {
+	var out []*node
+	for _, n := range l.nodes {
+		if n != nil && n.entry != nil && n.ftype == format.FtRegular && len(n.ext) == 0 && n.entry.Content != nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (wr *writer) run() error {
@@ -197,12 +243,6 @@ func (wr *writer) emit(it *item) error {
 		}
 	case itTree:
 		l.extentBlock(s.block(), l.nodes[it.a], int(it.b), int(it.c))
-	case itVerify:
-		n := l.nodes[it.a]
-		if err := wr.open(n); err != nil {
-			return err
-		}
-		return wr.finishFile()
 	case itData:
 		n := l.nodes[it.a]
 		e := &n.ext[it.b]
