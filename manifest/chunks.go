@@ -44,11 +44,11 @@ func Chunks(data []byte) (chunks []Chunk, ok bool) {
 		if !bytes.HasPrefix(p, chunkStart) {
 			return nil, false
 		}
-		end := bytes.Index(p, chunkEnd)
+		end := chunkEndIn(p)
 		if end < 0 {
 			return nil, false
 		}
-		raw := p[:end+len(chunkEnd)]
+		raw := p[:end]
 		q := p[len(chunkStart):]
 		nl := bytes.IndexByte(q, '\n')
 		if nl < 2 || q[nl-1] != ',' || q[0] != '"' || q[nl-2] != '"' {
@@ -74,6 +74,26 @@ func Chunks(data []byte) (chunks []Chunk, ok bool) {
 		default:
 			return nil, false
 		}
+	}
+}
+
+// chunkEndIn returns the length of the entry p starts with: up to its
+// closing brace, the first '}' that opens a line indented as entries are
+// (a '}' in a string never does: JSON escapes newlines). Searching for
+// the rare '}' is faster than for the line break before it, which every
+// field of the entry ends with.
+func chunkEndIn(p []byte) int {
+	indent := len(chunkEnd) - 1 // the line break and spaces before the brace
+	for off := 0; ; {
+		k := bytes.IndexByte(p[off:], '}')
+		if k < 0 {
+			return -1
+		}
+		k += off
+		if k >= indent && bytes.Equal(p[k-indent:k], chunkEnd[:indent]) {
+			return k + 1
+		}
+		off = k + 1
 	}
 }
 
