@@ -105,6 +105,10 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 			return nil, err
 		}
 	}
+	same, err := compareBytes(ctx, a, b)
+	if err != nil {
+		return nil, err
+	}
 	var out []Change
 	i, j := 0, 0
 	for i < len(a.Entries) || j < len(b.Entries) {
@@ -136,7 +140,7 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 		if !opts.keep(c.Path) && (c.From == "" || !opts.keep(c.From)) {
 			continue
 		}
-		kinds, err := compare(ea, eb, opts)
+		kinds, err := compare(ea, eb, opts, same)
 		if err != nil {
 			return nil, err
 		}
@@ -292,7 +296,7 @@ func pathOf(a, b *tree.Entry) string {
 	return b.Path
 }
 
-func compare(a, b *tree.Entry, opts Options) ([]Kind, error) {
+func compare(a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind, error) {
 	switch {
 	case a == nil:
 		return []Kind{Added}, nil
@@ -305,11 +309,14 @@ func compare(a, b *tree.Entry, opts Options) ([]Kind, error) {
 	} else {
 		switch a.Type {
 		case tree.File:
-			same, err := sameContent(a, b)
-			if err != nil {
-				return nil, err
+			eq, compared := same[a]
+			if !compared {
+				var err error
+				if eq, err = sameContent(a, b); err != nil {
+					return nil, err
+				}
 			}
-			if !same {
+			if !eq {
 				k = append(k, Content)
 			}
 		case tree.Symlink, tree.Hardlink:

@@ -3,6 +3,9 @@ package diff
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -259,5 +262,46 @@ func TestChunksMatchesTrees(t *testing.T) {
 	}
 	if d := cmp.Diff(render(want), render(got)); d != "" || len(want) != 5 {
 		t.Errorf("%d changes; chunks vs trees (-trees +chunks):\n%s", len(want), d)
+	}
+}
+
+type memContent string
+
+func (m memContent) Open() (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader(string(m))), nil
+}
+
+// Files without digests on both sides (images read without hashing) are
+// compared byte by byte.
+func TestTreesCompareBytes(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	f := func(p, content string) *tree.Entry {
+		return &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(len(content)), Content: memContent(content)}
+	}
+	hashed := f("d/hashed", "same")
+	sum := sha256.Sum256([]byte("same"))
+	hashed.Digest = hex.EncodeToString(sum[:])
+	a := mk(&tree.Entry{Path: "d", Type: tree.Dir, Mode: 0o755},
+		f("d/big-same", big), f("d/big-last-byte", big+"a"), f("d/empty", ""), f("d/first-byte", "abcd"),
+		f("d/hashed", "same"), f("d/same", "abcd"), f("d/size", "abc"))
+	b := mk(&tree.Entry{Path: "d", Type: tree.Dir, Mode: 0o755},
+		f("d/big-same", big), f("d/big-last-byte", big+"b"), f("d/empty", ""), f("d/first-byte", "xbcd"),
+		hashed, f("d/same", "abcd"), f("d/size", "abcd"))
+	changes, err := Trees(context.Background(), a, b, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range changes {
+		got = append(got, c.Path+" "+string(c.Kinds[0]))
+	}
+	// d/hashed has a digest on one side only: its content is hashed on the
+	// other and compared as before.
+	want := []string{"d/big-last-byte content", "d/first-byte content", "d/size content"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("changes (-want +got):\n%s", d)
+	}
+	if a.Get("d/same").Digest != "" {
+		t.Errorf("comparing bytes left a digest behind: %q", a.Get("d/same").Digest)
 	}
 }

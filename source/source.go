@@ -94,6 +94,13 @@ const (
 // ErrUnknown is returned for an argument that is no file and no role.
 var ErrUnknown = errors.New("not an image, a manifest or a role")
 
+// IsImage reports whether Open takes name for an image: an existing file
+// (or device) that is not a JSON manifest.
+func IsImage(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && !fi.IsDir() && !isJSON(name)
+}
+
 // Open opens name: an existing file is an image or a manifest (told apart
 // by content), anything else a role of opts.Fleet.
 func Open(ctx context.Context, name string, opts Options) (*Source, error) {

@@ -37,8 +37,11 @@ list every path that differs, grouped by top directory:
 
 When both sides carry manifests (images built by olimage, manifests), they
 are compared without reading file contents; otherwise, or with
---no-manifests, content is read from the images and hashed. --content adds unified diffs of text files (binary files
-say so), read from images and roles. mtimes are ignored unless --times.
+--no-manifests, content is read from the images: two images are compared
+byte by byte, anything else by sha256 (and --json hashes every file, for
+each side's tree digest). --content adds unified diffs of text files
+(binary files say so), read from images and roles. mtimes are ignored
+unless --times.
 
 EXIT STATUS
   0    A and B are the same
@@ -70,7 +73,11 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 	}
-	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests)
+	// Two images read in full are compared byte by byte, hashing nothing,
+	// except for --json, which gives each side's tree digest: that needs
+	// every file's sha256.
+	listOnly := (opts.content || opts.noManifests) && !opts.json
+	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests, listOnly)
 	if err != nil {
 		return err
 	}
@@ -118,17 +125,24 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 // openPair opens both sides. Manifests are used only if both sides have
 // one; comparing a manifest with hashed content would be comparing
 // different things.
-func openPair(e *env, a, b string, manifests bool) (*source.Source, *source.Source, error) {
+//
+// With listOnly, two images are read without hashing their files: diff
+// compares their contents itself, byte by byte.
+func openPair(e *env, a, b string, manifests, listOnly bool) (*source.Source, *source.Source, error) {
 	o := source.Options{Fleet: e.fleet, Manifests: manifests}
+	open := func(name string) (*source.Source, error) { return source.Open(e.ctx, name, o) }
+	if listOnly && source.IsImage(a) && source.IsImage(b) {
+		open = func(name string) (*source.Source, error) { return source.OpenImage(e.ctx, name, source.Listing) }
+	}
 	// Both sides at once: each is a parse or a read of similar cost.
 	var sb *source.Source
 	var errB error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sb, errB = source.Open(e.ctx, b, o)
+		sb, errB = open(b)
 	}()
-	sa, errA := source.Open(e.ctx, a, o)
+	sa, errA := open(a)
 	<-done
 	if errA != nil || errB != nil {
 		for _, s := range []*source.Source{sa, sb} {

@@ -124,6 +124,13 @@ func TestDiffSources(t *testing.T) {
 			t.Errorf("diff %v: summary %s, want %s", args, got, want)
 		}
 	}
+	// Read in full (compared byte by byte) or via manifests, two images
+	// give the same report.
+	viaManifests, _, _ := olimage(t, "diff", a, b)
+	full, e, code := olimage(t, "diff", "--no-manifests", a, b)
+	if code != 1 || full != viaManifests {
+		t.Errorf("diff --no-manifests: exit %d (%s), report:\n%s\nvia manifests:\n%s", code, e, full, viaManifests)
+	}
 	// A released image against the fleet it came from: nothing to say.
 	if out, e, code := olimage(t, "-f", exampleFleet, "diff", a, "ol-web"); code != 0 {
 		t.Errorf("diff image role: exit %d\n%s%s", code, out, e)

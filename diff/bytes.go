@@ -1,0 +1,107 @@
+package diff
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// compareBytes compares the content of the files at the same path in a and
+// b that have the same size and no digest on either side (two images read
+// without hashing), byte by byte on every core, and returns whether each
+// pair is equal, keyed by a's entry. That is exact, and cheaper than
+// hashing both sides: it stops at the first difference and never hashes.
+func compareBytes(ctx context.Context, a, b *tree.Tree) (map[*tree.Entry]bool, error) {
+	type pair struct{ a, b *tree.Entry }
+	var pairs []pair
+	i, j := 0, 0
+	for i < len(a.Entries) && j < len(b.Entries) {
+		ea, eb := a.Entries[i], b.Entries[j]
+		switch {
+		case tree.Less(ea.Path, eb.Path):
+			i++
+			continue
+		case tree.Less(eb.Path, ea.Path):
+			j++
+			continue
+		}
+		i++
+		j++
+		if ea.Type == tree.File && eb.Type == tree.File && ea.Size == eb.Size &&
+			ea.Digest == "" && eb.Digest == "" && ea.Content != nil && eb.Content != nil {
+			pairs = append(pairs, pair{ea, eb})
+		}
+	}
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	equal := make([]bool, len(pairs))
+	errs := make([]error, len(pairs))
+	var wg sync.WaitGroup
+	var next int
+	var mu sync.Mutex
+	// Twice as many workers as cores: each waits for reads part of the time.
+	for range 2 * runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ba, bb := make([]byte, 256<<10), make([]byte, 256<<10)
+			for ctx.Err() == nil {
+				mu.Lock()
+				k := next
+				next++
+				mu.Unlock()
+				if k >= len(pairs) {
+					return
+				}
+				equal[k], errs[k] = sameBytes(pairs[k].a, pairs[k].b, ba, bb)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	same := make(map[*tree.Entry]bool, len(pairs))
+	for k, p := range pairs {
+		same[p.a] = equal[k]
+	}
+	return same, nil
+}
+
+// sameBytes reports whether a's and b's contents, of equal size, are equal.
+func sameBytes(a, b *tree.Entry, ba, bb []byte) (bool, error) {
+	ra, err := a.Content.Open()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", a.Path, err)
+	}
+	defer ra.Close()
+	rb, err := b.Content.Open()
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", b.Path, err)
+	}
+	defer rb.Close()
+	for left := a.Size; left > 0; {
+		k := int(min(left, int64(len(ba))))
+		if _, err := io.ReadFull(ra, ba[:k]); err != nil {
+			return false, fmt.Errorf("%s: %w", a.Path, err)
+		}
+		if _, err := io.ReadFull(rb, bb[:k]); err != nil {
+			return false, fmt.Errorf("%s: %w", b.Path, err)
+		}
+		if !bytes.Equal(ba[:k], bb[:k]) {
+			return false, nil
+		}
+		left -= int64(k)
+	}
+	return true, nil
+}
