@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
@@ -74,6 +75,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		if d, derr := openDirect(img.f.Name()); derr == nil {
 			w.direct = d
 			defer d.Close()
+			defer extraP()()
 		}
 		if _, err = layout.WriteToHashing(w, h); err == nil {
 			err = img.f.Truncate(layout.Size())
@@ -184,6 +186,34 @@ type stream struct {
 	// everything else the build does, and leave nothing for the final
 	// fsync to write. Anything unaligned goes through file.
 	direct *os.File
+}
+
+// extraP adds a P (runtime.GOMAXPROCS) until the function it returns is
+// called; concurrent builds share one. A direct write blocks for as long
+// as the disk takes, and the goroutine making it keeps its P meanwhile:
+// without a spare one, the image hash, the stage that bounds a build of
+// large files, waited for it (on the big bench tree it took 0.81 s on two
+// Ps, 0.73 s on three). Only the writing gets it: merging is no faster.
+func extraP() (release func()) {
+	extraPs.mu.Lock()
+	defer extraPs.mu.Unlock()
+	if extraPs.users == 0 {
+		extraPs.was = runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
+	extraPs.users++
+	return func() {
+		extraPs.mu.Lock()
+		defer extraPs.mu.Unlock()
+		if extraPs.users--; extraPs.users == 0 {
+			runtime.GOMAXPROCS(extraPs.was)
+		}
+	}
+}
+
+var extraPs struct {
+	mu    sync.Mutex
+	users int
+	was   int
 }
 
 // openDirect opens the file at path for writing with O_DIRECT, or fails
