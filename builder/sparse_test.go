@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -99,5 +100,24 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	got, err := exec.Command(need(t, "debugfs"), "-R", "cat /opt/data/sparse.bin", disk.Image).Output()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("sparse.bin in the image differs from its source (%v)", err)
+	}
+}
+
+// Concurrent builds share the extra P and put GOMAXPROCS back after the
+// last one, whatever the order they finish in.
+func TestExtraP(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	first := extraP()
+	second := extraP()
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		t.Fatalf("GOMAXPROCS %d with two writers, want %d", got, before+1)
+	}
+	first()
+	if got := runtime.GOMAXPROCS(0); got != before+1 {
+		t.Fatalf("GOMAXPROCS %d with one writer left, want %d", got, before+1)
+	}
+	second()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Fatalf("GOMAXPROCS %d after both, want %d", got, before)
 	}
 }
