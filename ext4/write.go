@@ -90,6 +90,8 @@ type writer struct {
 	sha hash.Hash
 	crc hash.Hash32
 	sum []byte
+
+	stop *atomic.Bool // set when the other side of WriteTo has failed
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -114,21 +116,36 @@ func (l *Layout) WriteToHashing(w io.Writer, h hash.Hash) (int64, error) {
 	wr := newWriter(l, newSink(w, h))
 	// Files with no data blocks (all holes) are only checked, not
 	// written: that happens beside the writing, so reading a large empty
-	// file does not hold up the output.
-	var stop atomic.Bool
-	verified := make(chan error, 1)
-	go func() { verified <- newWriter(l, nil).verifyAll(l.blockless(), &stop) }()
+	// file does not hold up the output. Whichever side fails first stops
+	// the other.
+	var writeFailed, checkFailed atomic.Bool
+	check := newWriter(l, nil)
+	check.stop = &writeFailed
+	wr.stop = &checkFailed
+	checked := make(chan error, 1)
+	go func() {
+		err := check.verifyAll(l.blockless())
+		checkFailed.Store(err != nil)
+		checked <- err
+	}()
 	err := wr.run()
 	wr.close()
-	stop.Store(err != nil)
-	if verr := <-verified; err == nil {
-		err = verr
+	writeFailed.Store(err != nil)
+	if cerr := <-checked; err == nil || errors.Is(err, errStopped) {
+		err = cerr
 	}
 	if cerr := wr.s.close(err == nil); err == nil {
 		err = cerr
 	}
 	return wr.s.total, err
 }
+
+// errStopped ends one side of WriteTo when the other has failed; the
+// other's error is the one returned.
+var errStopped = errors.New("stopped: the other side of the write failed")
+
+// stopped reports whether the other side of WriteTo has failed.
+func (wr *writer) stopped() bool { return wr.stop != nil && wr.stop.Load() }
 
 // newWriter makes a writer into s; with s nil it can only check content.
 func newWriter(l *Layout, s *sink) *writer {
@@ -142,12 +159,12 @@ func (wr *writer) close() {
 	}
 }
 
-// verifyAll checks the content of nodes, stopping early once stop is set.
-func (wr *writer) verifyAll(nodes []*node, stop *atomic.Bool) error {
+// verifyAll checks the content of nodes.
+func (wr *writer) verifyAll(nodes []*node) error {
 	defer wr.close()
 	for _, n := range nodes {
-		if stop.Load() {
-			return nil
+		if wr.stopped() {
+			return errStopped
 		}
 		if err := wr.open(n); err != nil {
 			return err
@@ -181,6 +198,9 @@ func (wr *writer) run() error {
 		}
 		if err := wr.emit(&it); err != nil {
 			return err
+		}
+		if wr.stopped() {
+			return errStopped
 		}
 		pos = max(pos, it.start+it.n)
 		if err := s.failed(); err != nil {
@@ -313,6 +333,9 @@ func (wr *writer) readErr(err error) error {
 // skipZeros consumes content up to byte end, which Plan found to be zero.
 func (wr *writer) skipZeros(end uint64) error {
 	for wr.off < end {
+		if wr.stopped() {
+			return errStopped // a large hole can take a while to read
+		}
 		k := int(min(end-wr.off, uint64(len(wr.scratch))))
 		b := wr.scratch[:k]
 		if _, err := io.ReadFull(wr.r, b); err != nil {
@@ -354,6 +377,9 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
 	}
 	for want > 0 {
+		if wr.stopped() {
+			return errStopped
+		}
 		b := wr.s.space(int(min(want, sinkBuf)))
 		k := min(uint64(len(b)), want)
 		if _, err := io.ReadFull(wr.r, b[:k]); err != nil {
