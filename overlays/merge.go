@@ -86,10 +86,11 @@ func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 		l, err := rd.read(o)
 		if err != nil {
 			rd.close()
+			where := fmt.Sprintf("%s: role %s, overlay %q", o.Pos, role.Name, o.Name)
 			if errors.Is(err, os.ErrNotExist) {
-				return nil, fmt.Errorf("%s: role %s, overlay %q: source missing: %w", o.Pos, role.Name, o.Name, err)
+				where += ": source missing"
 			}
-			return nil, fmt.Errorf("%s: role %s, overlay %q: %w", o.Pos, role.Name, o.Name, err)
+			return nil, within(where, err)
 		}
 		src := o.Source
 		if rel, err := filepath.Rel(f.Dir, src); err == nil && src != "" {

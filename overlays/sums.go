@@ -30,25 +30,22 @@ func (c contentSums) set(e *tree.Entry) {
 }
 
 // hashFile reads the file at p, of size bytes when it was listed, once.
-// It stops at size without asking for the end of the file, a second
-// system call per small file: content that has grown since fails the
-// image writer's check, which reads to the end, and content that has
-// shrunk gives fewer bytes here, which the caller checks.
+// It reads at most one byte more, so that a file that has grown since is
+// caught by the caller's size check without hashing all it has become.
 func hashFile(p string, size int64, buf []byte) (contentSums, error) {
 	f, err := openRegular(p)
 	if err != nil {
 		return contentSums{}, err
 	}
 	defer f.Close()
-	return hashReader(io.LimitReader(f, size), buf)
+	return hashReader(io.LimitReader(f, size+1), buf)
 }
 
 // hashReader reads r once; buf may be nil.
 func hashReader(r io.Reader, buf []byte) (contentSums, error) {
 	sum := newSums()
-	// Hide any WriterTo (as *os.File has): it would ignore buf and allocate
-	// a fresh 32 KiB buffer per file, which on many small files is most of
-	// the garbage the merge makes.
+	// Hide any WriterTo (strings.Reader has one, for inline content): use
+	// buf, which callers reuse across files.
 	if _, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf); err != nil {
 		return contentSums{}, err
 	}

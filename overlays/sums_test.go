@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -92,6 +95,22 @@ func TestSums(t *testing.T) {
 			if diff := cmp.Diff(naiveData(b), got.data); diff != "" {
 				t.Errorf("%s, chunks of %d: data runs (-want +got):\n%s", name, chunk, diff)
 			}
+		}
+	}
+}
+
+// A file that grew or shrank after it was listed fails hashing, naming it.
+func TestHashChangedSize(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, listed := range []int64{5, 20} {
+		h := newHasher(2)
+		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fileContent(p)})
+		err := h.wait()
+		if err == nil || !strings.Contains(err.Error(), p+": changed while being read") {
+			t.Errorf("listed as %d bytes, 10 read: got %v, want a changed-while-read error naming %s", listed, err, p)
 		}
 	}
 }
