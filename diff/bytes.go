@@ -17,7 +17,8 @@ import (
 // without hashing), byte by byte on every core, and returns whether each
 // pair is equal, keyed by a's entry. That is exact, and cheaper than
 // hashing both sides: it stops at the first difference and never hashes.
-func compareBytes(ctx context.Context, a, b *tree.Tree) (map[*tree.Entry]bool, error) {
+// Only pairs whose path keep accepts are read: the others are not reported.
+func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) (map[*tree.Entry]bool, error) {
 	type pair struct{ a, b *tree.Entry }
 	var pairs []pair
 	i, j := 0, 0
@@ -34,7 +35,7 @@ func compareBytes(ctx context.Context, a, b *tree.Tree) (map[*tree.Entry]bool, e
 		i++
 		j++
 		if ea.Type == tree.File && eb.Type == tree.File && ea.Size == eb.Size &&
-			ea.Digest == "" && eb.Digest == "" && ea.Content != nil && eb.Content != nil {
+			ea.Digest == "" && eb.Digest == "" && ea.Content != nil && eb.Content != nil && keep(ea.Path) {
 			pairs = append(pairs, pair{ea, eb})
 		}
 	}

@@ -95,8 +95,9 @@ func (o Options) keep(p string) bool {
 	return false
 }
 
-// Trees compares a and b. Entries without a digest have their content read
-// and hashed; ctx stops that.
+// Trees compares a and b. Files without a digest on either side have
+// their contents compared byte by byte; a file with a digest on one side
+// only has the other side's content read and hashed. ctx stops either.
 func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error) {
 	var renamed map[string]*tree.Entry
 	if !opts.Exact {
@@ -105,7 +106,9 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 			return nil, err
 		}
 	}
-	same, err := compareBytes(ctx, a, b)
+	same, err := compareBytes(ctx, a, b, func(p string) bool {
+		return opts.keep(p) || renamed[p] != nil && opts.keep(renamed[p].Path)
+	})
 	if err != nil {
 		return nil, err
 	}

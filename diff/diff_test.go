@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -303,5 +304,26 @@ func TestTreesCompareBytes(t *testing.T) {
 	}
 	if a.Get("d/same").Digest != "" {
 		t.Errorf("comparing bytes left a digest behind: %q", a.Get("d/same").Digest)
+	}
+}
+
+type brokenContent struct{}
+
+func (brokenContent) Open() (io.ReadCloser, error) { return nil, errors.New("unreadable") }
+
+// Paths that --path leaves out are not read: an unreadable file there
+// does not fail the comparison.
+func TestTreesCompareBytesOnlyKeptPaths(t *testing.T) {
+	f := func(p string, c tree.Content) *tree.Entry {
+		return &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: 4, Content: c}
+	}
+	a := mk(f("broken", brokenContent{}), f("kept", memContent("abcd")))
+	b := mk(f("broken", brokenContent{}), f("kept", memContent("abce")))
+	if _, err := Trees(context.Background(), a, b, Options{}); err == nil || !strings.Contains(err.Error(), "broken: unreadable") {
+		t.Fatalf("without a filter: got %v, want the unreadable file named", err)
+	}
+	changes, err := Trees(context.Background(), a, b, Options{Paths: []string{"kept"}})
+	if err != nil || len(changes) != 1 || changes[0].Path != "kept" || !changes[0].Has(Content) {
+		t.Fatalf("with --path kept: %v, %v", changes, err)
 	}
 }
