@@ -27,8 +27,9 @@
 //
 // Holes: Plan leaves the all-zero blocks of regular files of at least
 // Options.SparseMin bytes unallocated, reading the file to find them
-// unless its entry lists them already; smaller files are stored dense. WriteTo checks that every hole still reads as zero and that the
-// digest matches, so content that changes in between is an error.
+// unless its entry lists them already; smaller files are stored dense.
+// WriteTo checks that every hole still reads as zero and that the digest
+// matches, so content that changes in between is an error.
 //
 // The package does not read images and does not decide the image's
 // label, UUID, seed or size policy: callers pass them in.

@@ -24,10 +24,9 @@ var zeroBlock [BlockSize]byte
 // scanSparse keeps only the non-zero blocks of the files of at least
 // SparseMin bytes in their runs; the zero blocks become holes. It takes
 // them from the entry's Data where the tree lists them, and otherwise
-// reads the file. WriteTo
-// checks the holes are still zero (and the digest still matches), so a
-// file that changes between Plan and WriteTo is an error, never a wrong
-// image.
+// reads the file. WriteTo checks the holes are still zero (and the digest
+// still matches), so a file that changes between Plan and WriteTo is an
+// error, never a wrong image.
 func (l *Layout) scanSparse() error {
 	limit := l.opts.SparseMin
 	if limit < 0 {
