@@ -5,10 +5,13 @@
 package tree
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // Type is the kind of a tree entry.
@@ -159,7 +162,20 @@ func Parent(p string) string {
 // between "a" and "a/b" because '-' sorts before '/'.
 func Less(a, b string) bool {
 	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
+	// Paths of one tree share long prefixes: skip the common part eight
+	// bytes at a time, then compare from the first byte that differs.
+	i := 0
+	if n >= 8 {
+		ba := unsafe.Slice(unsafe.StringData(a), len(a))
+		bb := unsafe.Slice(unsafe.StringData(b), len(b))
+		for ; i+8 <= n; i += 8 {
+			if x := binary.LittleEndian.Uint64(ba[i:]) ^ binary.LittleEndian.Uint64(bb[i:]); x != 0 {
+				i += bits.TrailingZeros64(x) / 8
+				break
+			}
+		}
+	}
+	for ; i < n; i++ {
 		ca, cb := a[i], b[i]
 		if ca == cb {
 			continue
