@@ -324,6 +324,27 @@ func (s *Source) manifestBytes() ([]byte, error) {
 
 // EmbeddedManifest returns the manifest inside an image source with its
 // entries as a tree, read once and kept.
+// EmbeddedHead returns the fields of the manifest inside an image that
+// come before its entries (role, fleet, digests, inputs), decoding none of
+// the entries: what a summary needs, at a small cost however large the tree.
+func (s *Source) EmbeddedHead() (*manifest.Image, error) {
+	if s.FS == nil {
+		return nil, errors.New("not an image")
+	}
+	if s.parsed {
+		return s.embM, s.embErr
+	}
+	data, err := s.manifestBytes()
+	if err != nil {
+		return nil, err
+	}
+	_, head, _, err := manifest.Head(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", manifest.Path, err)
+	}
+	return head, nil
+}
+
 func (s *Source) EmbeddedManifest() (*manifest.Image, *tree.Tree, error) {
 	if s.FS == nil {
 		return nil, nil, errors.New("not an image")

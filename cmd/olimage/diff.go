@@ -258,7 +258,7 @@ func side(s *source.Source) sideJSON {
 	if m := s.Manifest; m != nil {
 		j.Role = m.Role
 	} else if s.Kind == source.Image {
-		if m, _, err := s.EmbeddedManifest(); err == nil {
+		if m, err := s.EmbeddedHead(); err == nil {
 			j.Role = m.Role
 		}
 	}

@@ -74,7 +74,7 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 		Label: info.Label, UUID: info.UUID, BlockSize: info.BlockSize, Blocks: info.Blocks, FreeBlocks: info.FreeBlocks,
 		Inodes: info.Inodes, FreeInodes: info.FreeInodes, Features: info.Features, Clean: info.Clean,
 	}
-	if m, _, err := src.EmbeddedManifest(); err == nil {
+	if m, err := src.EmbeddedHead(); err == nil {
 		doc.Manifest = &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs}
 	}
 	if opts.json {
