@@ -322,8 +322,6 @@ func (s *Source) manifestBytes() ([]byte, error) {
 	return data, nil
 }
 
-// EmbeddedManifest returns the manifest inside an image source with its
-// entries as a tree, read once and kept.
 // EmbeddedHead returns the fields of the manifest inside an image that
 // come before its entries (role, fleet, digests, inputs), decoding none of
 // the entries: what a summary needs, at a small cost however large the tree.
@@ -345,6 +343,8 @@ func (s *Source) EmbeddedHead() (*manifest.Image, error) {
 	return head, nil
 }
 
+// EmbeddedManifest returns the manifest inside an image source with its
+// entries as a tree, read once and kept.
 func (s *Source) EmbeddedManifest() (*manifest.Image, *tree.Tree, error) {
 	if s.FS == nil {
 		return nil, nil, errors.New("not an image")
