@@ -161,7 +161,9 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 // Chunks compares two manifests olimage wrote, entry by entry as written:
 // entries whose bytes are equal are equal and are never decoded, so two
 // releases that share most of their tree compare in the time it takes to
-// read them. It reports what Trees would report of the decoded manifests.
+// read them. a and b are all the entries (manifest.Chunks) or only those
+// that differ (manifest.Differing); either way it reports what Trees
+// would report of the decoded manifests.
 func Chunks(ctx context.Context, a, b []manifest.Chunk, opts Options) ([]Change, error) {
 	var ca, cb []manifest.Chunk // what differs, still undecoded
 	i, j := 0, 0

@@ -30,56 +30,171 @@ var (
 // (one entry per indented object, path first); ok is false for any other
 // layout, and the caller then decodes the document as JSON.
 func Chunks(data []byte) (chunks []Chunk, ok bool) {
+	cur, ok := entries(data)
+	if !ok {
+		return nil, false
+	}
+	chunks = make([]Chunk, 0, len(cur.rest)/256) // entries run to a few hundred bytes
+	for !cur.done {
+		c, ok := cur.next()
+		if !ok {
+			return nil, false
+		}
+		if n := len(chunks); n > 0 && !tree.Less(chunks[n-1].Path, c.Path) {
+			return nil, false // not in tree order: not written by olimage
+		}
+		chunks = append(chunks, c)
+	}
+	return chunks, true
+}
+
+// Chunked reports whether data looks like a document olimage wrote, whose
+// entries Chunks and Differing can split without decoding. It reads only
+// up to the first entry: they may still refuse the rest.
+func Chunked(data []byte) bool {
+	c, ok := entries(data)
+	return ok && (c.done || bytes.HasPrefix(c.rest, chunkStart))
+}
+
+// cursor reads a document's entries one at a time.
+type cursor struct {
+	rest []byte // from the next entry on
+	done bool   // no entries left
+}
+
+// entries returns a cursor at the first entry of data's entries array.
+func entries(data []byte) (cursor, bool) {
 	i := bytes.Index(data, entriesKey)
 	if i < 0 {
-		return nil, false
+		return cursor{}, false
 	}
 	p := data[i+len(entriesKey):]
 	if bytes.HasPrefix(p, []byte("]")) {
-		return []Chunk{}, true
+		return cursor{done: true}, true
 	}
 	if !bytes.HasPrefix(p, []byte("\n")) {
-		return nil, false
+		return cursor{}, false
 	}
-	p = p[1:]
-	chunks = make([]Chunk, 0, len(p)/256) // entries run to a few hundred bytes
+	return cursor{rest: p[1:]}, true
+}
+
+// next returns the entry at the cursor and moves past it.
+func (c *cursor) next() (Chunk, bool) {
+	p := c.rest
+	if !bytes.HasPrefix(p, chunkStart) {
+		return Chunk{}, false
+	}
+	end := chunkEndIn(p)
+	if end < 0 {
+		return Chunk{}, false
+	}
+	raw := p[:end]
+	q := p[len(chunkStart):]
+	nl := bytes.IndexByte(q, '\n')
+	if nl < 2 || q[nl-1] != ',' || q[0] != '"' || q[nl-2] != '"' {
+		return Chunk{}, false
+	}
+	quoted := q[:nl-1]
+	var path string
+	if bytes.IndexByte(quoted, '\\') < 0 {
+		// Like Raw, the path shares data's memory instead of copying
+		// it: a tree's worth of small strings was a fifth of the cost.
+		path = unsafe.String(&quoted[1], len(quoted)-2)
+	} else if json.Unmarshal(quoted, &path) != nil {
+		return Chunk{}, false
+	}
+	p = p[len(raw):]
+	switch {
+	case bytes.HasPrefix(p, entrySep):
+		c.rest = p[len(entrySep):]
+	case bytes.HasPrefix(p, []byte("\n  ]")):
+		c.rest, c.done = nil, true
+	default:
+		return Chunk{}, false
+	}
+	return Chunk{Path: path, Raw: raw}, true
+}
+
+// entrySep is what follows an entry that is not the last.
+var entrySep = []byte(",\n")
+
+// Differing walks the entries of two documents olimage wrote side by side
+// and returns those that are not the same on both sides, byte for byte,
+// in tree order: what Chunks of both would leave after dropping the
+// entries equal at the same path. Runs of entries that are identical are
+// passed over by comparing bytes, without splitting them into entries,
+// so two releases that share most of a large tree compare at the speed
+// of memory. ok is false for any layout Chunks would refuse, and when
+// the entries read are not in tree order.
+func Differing(a, b []byte) (da, db []Chunk, ok bool) {
+	ca, okA := entries(a)
+	cb, okB := entries(b)
+	if !okA || !okB {
+		return nil, nil, false
+	}
+	var ea, eb Chunk // the entry read but not yet placed, on each side
+	var haveA, haveB bool
+	var lastA, lastB string
+	read := func(c *cursor, last *string) (Chunk, bool) {
+		e, ok := c.next()
+		if ok && *last != "" && !tree.Less(*last, e.Path) {
+			ok = false // not in tree order: not written by olimage
+		}
+		*last = e.Path
+		return e, ok
+	}
 	for {
-		if !bytes.HasPrefix(p, chunkStart) {
-			return nil, false
+		if !haveA && !haveB && !ca.done && !cb.done {
+			// Pass over whole entries both sides share. The shared bytes
+			// start at an entry on both sides, so entries end at the same
+			// places in them.
+			n := sharedPrefix(ca.rest, cb.rest)
+			if k := bytes.LastIndex(ca.rest[:n], []byte("\n    },\n")); k >= 0 {
+				k += len("\n    },\n")
+				ca.rest, cb.rest = ca.rest[k:], cb.rest[k:]
+				lastA, lastB = "", "" // the order of what is passed over is the same on both sides
+			}
 		}
-		end := chunkEndIn(p)
-		if end < 0 {
-			return nil, false
+		if !haveA && !ca.done {
+			if ea, haveA = read(&ca, &lastA); !haveA {
+				return nil, nil, false
+			}
 		}
-		raw := p[:end]
-		q := p[len(chunkStart):]
-		nl := bytes.IndexByte(q, '\n')
-		if nl < 2 || q[nl-1] != ',' || q[0] != '"' || q[nl-2] != '"' {
-			return nil, false
+		if !haveB && !cb.done {
+			if eb, haveB = read(&cb, &lastB); !haveB {
+				return nil, nil, false
+			}
 		}
-		quoted := q[:nl-1]
-		var path string
-		if bytes.IndexByte(quoted, '\\') < 0 {
-			// Like Raw, the path shares data's memory instead of copying
-			// it: a tree's worth of small strings was a fifth of the cost.
-			path = unsafe.String(&quoted[1], len(quoted)-2)
-		} else if json.Unmarshal(quoted, &path) != nil {
-			return nil, false
-		}
-		if n := len(chunks); n > 0 && !tree.Less(chunks[n-1].Path, path) {
-			return nil, false // not in tree order: not written by olimage
-		}
-		chunks = append(chunks, Chunk{Path: path, Raw: raw})
-		p = p[len(raw):]
 		switch {
-		case bytes.HasPrefix(p, []byte(",\n")):
-			p = p[2:]
-		case bytes.HasPrefix(p, []byte("\n  ]")):
-			return chunks, true
+		case !haveA && !haveB:
+			return da, db, true
+		case !haveB || haveA && tree.Less(ea.Path, eb.Path):
+			da, haveA = append(da, ea), false
+		case !haveA || tree.Less(eb.Path, ea.Path):
+			db, haveB = append(db, eb), false
 		default:
-			return nil, false
+			if !bytes.Equal(ea.Raw, eb.Raw) {
+				da, db = append(da, ea), append(db, eb)
+			}
+			haveA, haveB = false, false
 		}
 	}
+}
+
+// sharedPrefix returns how many bytes a and b start with in common.
+func sharedPrefix(a, b []byte) int {
+	n := min(len(a), len(b))
+	i := 0
+	// Large blocks first: bytes.Equal runs at memory speed.
+	for const4k := 4096; i+const4k <= n && bytes.Equal(a[i:i+const4k], b[i:i+const4k]); i += const4k {
+	}
+	for i+64 <= n && bytes.Equal(a[i:i+64], b[i:i+64]) {
+		i += 64
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return i
 }
 
 // chunkEndIn returns the length of the entry p starts with: up to its

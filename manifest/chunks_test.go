@@ -3,6 +3,8 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -101,4 +103,95 @@ func FuzzChunks(f *testing.F) {
 		}
 		Head(data)
 	})
+}
+
+// Differing gives the entries that Chunks of both documents would leave
+// once the entries equal at the same path are dropped.
+func TestDifferingMatchesChunks(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 4))
+	doc := func(es []*tree.Entry) []byte {
+		tr, err := tree.New(es)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := WritePlan(&buf, Plan{Schema: PlanSchema, Role: "r"}, tr); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	for round := range 300 {
+		var a, b []*tree.Entry
+		n := r.IntN(60)
+		for i := range n {
+			p := fmt.Sprintf("opt/d%02d/f%03d", i%7, i)
+			e := &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(i), Digest: "d"}
+			switch r.IntN(10) {
+			case 0: // only in a
+				a = append(a, e)
+			case 1: // only in b
+				b = append(b, e)
+			case 2: // changed
+				c := *e
+				c.Digest = "changed"
+				a, b = append(a, e), append(b, &c)
+			default:
+				a, b = append(a, e), append(b, e)
+			}
+		}
+		da, db := doc(a), doc(b)
+		ca, _ := Chunks(da)
+		cb, _ := Chunks(db)
+		var wantA, wantB []string
+		i, j := 0, 0
+		for i < len(ca) || j < len(cb) {
+			switch {
+			case j == len(cb) || i < len(ca) && tree.Less(ca[i].Path, cb[j].Path):
+				wantA = append(wantA, ca[i].Path)
+				i++
+			case i == len(ca) || tree.Less(cb[j].Path, ca[i].Path):
+				wantB = append(wantB, cb[j].Path)
+				j++
+			default:
+				if !bytes.Equal(ca[i].Raw, cb[j].Raw) {
+					wantA, wantB = append(wantA, ca[i].Path), append(wantB, cb[j].Path)
+				}
+				i++
+				j++
+			}
+		}
+		ga, gb, ok := Differing(da, db)
+		if !ok {
+			t.Fatalf("round %d: Differing refused two documents olimage wrote", round)
+		}
+		paths := func(cs []Chunk) []string {
+			var out []string
+			for _, c := range cs {
+				out = append(out, c.Path)
+			}
+			return out
+		}
+		if d := cmp.Diff(wantA, paths(ga)); d != "" {
+			t.Fatalf("round %d: a side (-want +got):\n%s", round, d)
+		}
+		if d := cmp.Diff(wantB, paths(gb)); d != "" {
+			t.Fatalf("round %d: b side (-want +got):\n%s", round, d)
+		}
+	}
+}
+
+func TestDifferingRefuses(t *testing.T) {
+	var buf bytes.Buffer
+	WritePlan(&buf, Plan{Schema: PlanSchema}, sampleTree(t))
+	good := buf.Bytes()
+	// b lists two entries the other way round, in a part that differs.
+	swapped := bytes.Replace(good, []byte(`"path": "etc"`), []byte(`"path": "zzz"`), 1)
+	for name, b := range map[string][]byte{"out of order": swapped, "cut": good[:len(good)/2], "not olimage's": []byte(`{"entries": []}`)} {
+		if _, _, ok := Differing(good, b); ok {
+			t.Errorf("%s: Differing accepted it", name)
+		}
+	}
+	if da, db, ok := Differing(good, good); !ok || len(da)+len(db) != 0 {
+		t.Errorf("a document against itself: %d, %d differing, ok %v", len(da), len(db), ok)
+	}
 }

@@ -39,9 +39,10 @@ type Source struct {
 	// Manifest is the image manifest the source carries, if any: inside an
 	// image, or the document itself for a manifest or sidecar file.
 	Manifest *manifest.Image
-	// Chunks, for a manifest olimage wrote, are its entries undecoded, so
-	// that diff decodes only what differs; Tree is then nil until LoadTree.
-	Chunks []manifest.Chunk
+	// Body, for a manifest in the layout olimage writes, is the document
+	// itself, not yet split or decoded, so that diff decodes only what
+	// differs (manifest.Differing); Tree is then nil until LoadTree.
+	Body []byte
 	// FS and File are set for images.
 	FS   *reader.FS
 	File *image.File
@@ -197,8 +198,8 @@ func (s *Source) useManifest(data []byte) error {
 		return fmt.Errorf("schema %q: want %s, %s or %s", schema, manifest.ImageSchema, manifest.SidecarSchema, manifest.PlanSchema)
 	}
 	s.Manifest = head
-	if chunks, ok := manifest.Chunks(body); ok {
-		s.Chunks = chunks
+	if manifest.Chunked(body) {
+		s.Body = body
 		return nil
 	}
 	_, t, err := parseManifest(body)
@@ -206,13 +207,22 @@ func (s *Source) useManifest(data []byte) error {
 	return err
 }
 
-// LoadTree returns the source's tree, decoding its chunks if need be.
+// LoadTree returns the source's tree, decoding its manifest if need be.
 func (s *Source) LoadTree() (*tree.Tree, error) {
-	if s.Tree != nil || s.Chunks == nil {
+	if s.Tree != nil || s.Body == nil {
 		return s.Tree, nil
 	}
-	entries := make([]*tree.Entry, 0, len(s.Chunks))
-	for _, c := range s.Chunks {
+	chunks, ok := manifest.Chunks(s.Body)
+	if !ok {
+		_, t, err := parseManifest(s.Body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		s.Tree = t
+		return t, nil
+	}
+	entries := make([]*tree.Entry, 0, len(chunks))
+	for _, c := range chunks {
 		e, err := c.Decode()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name, err)
@@ -265,7 +275,7 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 		if data, err := s.manifestBytes(); err == nil && s.useManifest(data) == nil {
 			return s, nil
 		}
-		s.Manifest, s.Chunks, s.Tree = nil, nil, nil
+		s.Manifest, s.Body, s.Tree = nil, nil, nil
 		read = Digests
 	}
 	if read == NoTree {

@@ -85,11 +85,19 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 	defer sb.Close()
 	dopts := diff.Options{Paths: opts.paths, Times: opts.times}
 	var changes []diff.Change
-	if sa.Chunks != nil && sb.Chunks != nil {
-		changes, err = diff.Chunks(e.ctx, sa.Chunks, sb.Chunks, dopts)
+	var da, db []manifest.Chunk
+	byChunks := false
+	if sa.Body != nil && sb.Body != nil {
+		da, db, byChunks = manifest.Differing(sa.Body, sb.Body)
+	}
+	if byChunks {
+		changes, err = diff.Chunks(e.ctx, da, db, dopts)
 	} else {
 		for _, s := range []*source.Source{sa, sb} {
 			if _, err := s.LoadTree(); err != nil {
+				if s.Kind == source.Image {
+					return hintError{fmt.Errorf("the manifest in %w", err), "compare the images' contents with --no-manifests; olimage verify checks an image against its manifest"}
+				}
 				return err
 			}
 		}

@@ -262,3 +262,30 @@ func TestManifestMapped(t *testing.T) {
 		t.Error("Contiguous says a directory is one run of file content")
 	}
 }
+
+// An image whose embedded manifest is broken is not compared by it: diff
+// says so and how to compare the contents instead, which works.
+func TestDiffBrokenManifest(t *testing.T) {
+	a := release(t, "a", nil)
+	data, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(data, []byte("\n  \"entries\": ["))
+	j := bytes.Index(data[max(i, 0):], []byte("\n  ]\n}"))
+	if i < 0 || j < 0 {
+		t.Fatal("no manifest found in the image")
+	}
+	data[i+j+3] = 'x' // the entries array no longer closes
+	broken := filepath.Join(t.TempDir(), "broken.img")
+	if err := os.WriteFile(broken, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, e, code := olimage(t, "diff", a, broken)
+	if code != 2 || !strings.Contains(e, "the manifest in "+broken) || !strings.Contains(e, "--no-manifests") {
+		t.Errorf("diff with a broken manifest: exit %d, want 2 naming %s with a hint\n%s", code, broken, e)
+	}
+	if out, e, code := olimage(t, "diff", "--no-manifests", a, broken); code != 0 {
+		t.Errorf("diff --no-manifests: exit %d\n%s%s", code, out, e)
+	}
+}
