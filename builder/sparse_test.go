@@ -3,6 +3,7 @@ package builder
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,5 +124,53 @@ func TestExtraP(t *testing.T) {
 	second()
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Fatalf("GOMAXPROCS %d after both, want %d", got, before)
+	}
+}
+
+// A build whose sidecar cannot be put in place leaves the image that was
+// there before, or none; a build over an earlier one leaves no temporary.
+func TestCommitPairRollsBack(t *testing.T) {
+	src := t.TempDir()
+	testfs.WriteFiles(t, src, map[string]string{"opt/a": "a\n"})
+	f, r := loadRole(t, writeFleet(t, src), "r")
+	out := t.TempDir()
+	img := filepath.Join(out, "x.img")
+
+	// Over an earlier image: replaced, nothing else left behind.
+	if err := os.WriteFile(img, []byte("earlier image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(context.Background(), f, r, Options{Output: img}); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(t, out); len(got) != 2 {
+		t.Fatalf("after a build over an earlier image: %v, want the image and its sidecar", got)
+	}
+
+	// The sidecar's place is taken by a directory: the build fails and the
+	// image it had put in place is taken back out, the earlier one back in.
+	if err := os.WriteFile(img, []byte("earlier image"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	side := img + ".manifest.json"
+	os.Remove(side)
+	testfs.WriteFiles(t, side, map[string]string{"keep": "x"})
+	if _, err := Build(context.Background(), f, r, Options{Output: img}); !errors.Is(err, ErrOutput) {
+		t.Fatalf("got %v, want ErrOutput", err)
+	}
+	if b, err := os.ReadFile(img); err != nil || string(b) != "earlier image" {
+		t.Errorf("image after the failed build: %q, %v; want the earlier one back", b, err)
+	}
+	if got := entries(t, out); len(got) != 2 {
+		t.Errorf("after the failed build: %v, want only the earlier image and the directory", got)
+	}
+
+	// With no earlier image, none is left.
+	os.Remove(img)
+	if _, err := Build(context.Background(), f, r, Options{Output: img}); !errors.Is(err, ErrOutput) {
+		t.Fatalf("got %v, want ErrOutput", err)
+	}
+	if _, err := os.Lstat(img); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("an image without its sidecar was left: %v", err)
 	}
 }

@@ -104,9 +104,13 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		return err
 	}
 	if err := side.commit(); err != nil {
-		os.Remove(path) // an image without its sidecar is not a finished build
+		// An image without its sidecar is not a finished build: put back
+		// what was there before.
+		img.undo()
 		return err
 	}
+	img.settle()
+	side.settle()
 	if fi, err := os.Stat(path); err == nil {
 		res.FileSize = fileBytes(fi)
 	}
@@ -131,6 +135,9 @@ type pending struct {
 	f    *os.File
 	path string
 	done bool
+	// swapped says commit exchanged the file with one that was at path
+	// before, which is now under the temporary name until settle or undo.
+	swapped bool
 }
 
 func create(path string) (*pending, error) {
@@ -141,7 +148,10 @@ func create(path string) (*pending, error) {
 	return &pending{f: f, path: path}, nil
 }
 
-// commit makes the file durable and renames it into place.
+// commit makes the file durable and moves it into place. A regular file
+// already at the path is exchanged with it atomically and kept under the
+// temporary name, so that undo can put it back if the build fails after
+// all; settle drops it.
 func (p *pending) commit() error {
 	err := p.f.Chmod(0o644)
 	if err == nil {
@@ -150,15 +160,45 @@ func (p *pending) commit() error {
 	if cerr := p.f.Close(); err == nil {
 		err = cerr
 	}
+	tmp := p.f.Name()
 	if err == nil {
-		err = os.Rename(p.f.Name(), p.path)
+		if fi, lerr := os.Lstat(p.path); lerr == nil && fi.Mode().IsRegular() {
+			err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.path, unix.RENAME_EXCHANGE)
+			p.swapped = err == nil
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+				err = os.Rename(tmp, p.path) // no exchange here: replace
+			}
+		} else {
+			err = os.Rename(tmp, p.path)
+		}
 	}
 	if err != nil {
-		os.Remove(p.f.Name())
+		os.Remove(tmp)
 		return fmt.Errorf("%w: %s: %v", ErrOutput, p.path, err)
 	}
 	p.done = true
 	return nil
+}
+
+// undo takes a committed file out again and puts back what was at its
+// path before, if anything was.
+func (p *pending) undo() {
+	if p.swapped {
+		// Should the exchange fail, the earlier file stays under the
+		// temporary name rather than being lost.
+		if unix.Renameat2(unix.AT_FDCWD, p.f.Name(), unix.AT_FDCWD, p.path, unix.RENAME_EXCHANGE) == nil {
+			os.Remove(p.f.Name())
+		}
+		return
+	}
+	os.Remove(p.path)
+}
+
+// settle drops what a committed file replaced.
+func (p *pending) settle() {
+	if p.swapped {
+		os.Remove(p.f.Name())
+	}
 }
 
 // abort removes the temporary file unless it was committed.
