@@ -125,13 +125,14 @@ func newSpool() (*spool, error) {
 	return &spool{f: f}, nil
 }
 
-// write copies r to the spool and returns where it landed and its sums.
-func (s *spool) write(r io.Reader) (off int64, sm contentSums, err error) {
+// write copies r, of size bytes, to the spool and returns where it landed
+// and its sums.
+func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	off = s.size
 	w := io.NewOffsetWriter(s.f, off)
-	sum := newSums()
+	sum := newSums(size)
 	n, err := io.Copy(io.MultiWriter(w, sum), r)
 	s.size += n
 	return off, sum.sums(), err

@@ -280,7 +280,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			e.Type = tree.File
-			off, sm, err := r.spool.write(tr)
+			off, sm, err := r.spool.write(tr, hdr.Size)
 			if err != nil {
 				return nil, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
 			}
@@ -366,7 +366,7 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 		switch f.Type {
 		case "file":
 			e = r.base(f.Path, tree.File, d.FileMode, o.Name)
-			sm, _ := hashReader(strings.NewReader(f.Content), nil)
+			sm, _ := hashReader(strings.NewReader(f.Content), int64(len(f.Content)), nil)
 			sm.set(e)
 			e.Content = bytesContent(f.Content)
 		case "dir":

@@ -38,12 +38,12 @@ func hashFile(p string, size int64, buf []byte) (contentSums, error) {
 		return contentSums{}, err
 	}
 	defer f.Close()
-	return hashReader(io.LimitReader(f, size+1), buf)
+	return hashReader(io.LimitReader(f, size+1), size, buf)
 }
 
-// hashReader reads r once; buf may be nil.
-func hashReader(r io.Reader, buf []byte) (contentSums, error) {
-	sum := newSums()
+// hashReader reads r, of size bytes, once; buf may be nil.
+func hashReader(r io.Reader, size int64, buf []byte) (contentSums, error) {
+	sum := newSums(size)
 	// Hide any WriterTo (strings.Reader has one, for inline content): use
 	// buf, which callers reuse across files.
 	if _, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf); err != nil {
@@ -53,11 +53,13 @@ func hashReader(r io.Reader, buf []byte) (contentSums, error) {
 }
 
 // sums computes, in one pass, a content's SHA-256 digest, its CRC-32C
-// check and which of its blocks hold anything but zeros.
+// check and, for content large enough to have holes, which of its blocks
+// hold anything but zeros.
 type sums struct {
 	h       hash.Hash
 	crc     uint32
 	size    int64
+	scan    bool // look for zero blocks
 	nonzero bool // the block being read so far has a non-zero byte
 	data    []tree.BlockRun
 }
@@ -66,12 +68,23 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var zeros [tree.SparseBlock]byte
 
-func newSums() *sums { return &sums{h: sha256.New()} }
+// newSums starts sums of content expected to be size bytes. Smaller
+// content than tree.SparseMin is stored dense, so its blocks are not
+// looked at: most files of a tree are.
+func newSums(size int64) *sums {
+	// Files of ext4's maximum size (16 TiB) have block numbers that fit
+	// in 32 bits; larger ones are not looked at and fail later anyway.
+	return &sums{h: sha256.New(), scan: size >= tree.SparseMin && size <= 1<<44}
+}
 
 func (s *sums) Write(p []byte) (int, error) {
 	s.h.Write(p)
 	s.crc = crc32.Update(s.crc, castagnoli, p)
 	n := len(p)
+	if !s.scan {
+		s.size += int64(n)
+		return n, nil
+	}
 	for len(p) > 0 {
 		k := min(len(p), tree.SparseBlock-int(s.size%tree.SparseBlock))
 		// Comparing stops at the first non-zero byte, so on ordinary
@@ -102,13 +115,11 @@ func (s *sums) endBlock() {
 }
 
 func (s *sums) sums() contentSums {
-	if s.size%tree.SparseBlock != 0 {
-		s.endBlock()
-	}
 	c := contentSums{size: s.size, digest: hex.EncodeToString(s.h.Sum(nil)), check: s.crc}
-	// Files of ext4's maximum size (16 TiB) have block numbers that fit
-	// in 32 bits; larger ones are not recorded and fail later anyway.
-	if s.size >= tree.SparseMin && s.size <= 1<<44 {
+	if s.scan {
+		if s.size%tree.SparseBlock != 0 {
+			s.endBlock()
+		}
 		c.data, c.hasData = s.data, true
 	}
 	return c

@@ -74,7 +74,7 @@ func TestSums(t *testing.T) {
 			if chunk == 1 && len(b) > 1<<17 {
 				continue
 			}
-			s := newSums()
+			s := newSums(int64(len(b)))
 			for p := b; len(p) > 0; {
 				k := min(chunk, len(p))
 				s.Write(p[:k])
