@@ -111,7 +111,7 @@ func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 	t, err := tree.New(entries)
 	if err != nil {
 		rd.close()
-		return nil, fmt.Errorf("%s: role %s: %w", role.File, role.Name, err)
+		return nil, within(fmt.Sprintf("%s: role %s", role.File, role.Name), err)
 	}
 	t.Normalize()
 	// The names of one inode share its metadata: the primary's.
