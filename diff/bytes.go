@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
+
+	"github.com/internetarchive/olimage/internal/par"
 
 	"github.com/internetarchive/olimage/tree"
 )
@@ -44,28 +45,15 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 	}
 	equal := make([]bool, len(pairs))
 	errs := make([]error, len(pairs))
-	var wg sync.WaitGroup
-	var next int
-	var mu sync.Mutex
 	// Twice as many workers as cores: each waits for reads part of the time.
-	for range 2 * runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ba, bb := make([]byte, 256<<10), make([]byte, 256<<10)
-			for ctx.Err() == nil {
-				mu.Lock()
-				k := next
-				next++
-				mu.Unlock()
-				if k >= len(pairs) {
-					return
-				}
-				equal[k], errs[k] = sameBytes(pairs[k].a, pairs[k].b, ba, bb)
-			}
-		}()
-	}
-	wg.Wait()
+	workers := 2 * runtime.GOMAXPROCS(0)
+	bufs := make([][2][]byte, workers)
+	par.Each(len(pairs), workers, func() bool { return ctx.Err() != nil }, func(w, k int) {
+		if bufs[w][0] == nil {
+			bufs[w] = [2][]byte{make([]byte, 256<<10), make([]byte, 256<<10)}
+		}
+		equal[k], errs[k] = sameBytes(pairs[k].a, pairs[k].b, bufs[w][0], bufs[w][1])
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -12,7 +12,8 @@ import (
 	"io"
 	"runtime"
 	"strings"
-	"sync"
+
+	"github.com/internetarchive/olimage/internal/par"
 
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
@@ -201,18 +202,9 @@ func Chunks(ctx context.Context, a, b []manifest.Chunk, opts Options) ([]Change,
 func decodeAll(ctx context.Context, chunks []manifest.Chunk) (*tree.Tree, error) {
 	entries := make([]*tree.Entry, len(chunks))
 	errs := make([]error, len(chunks))
-	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := w; k < len(chunks) && ctx.Err() == nil; k += workers {
-				entries[k], errs[k] = chunks[k].Decode()
-			}
-		}()
-	}
-	wg.Wait()
+	par.Each(len(chunks), runtime.GOMAXPROCS(0), func() bool { return ctx.Err() != nil }, func(_, k int) {
+		entries[k], errs[k] = chunks[k].Decode()
+	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
+
+	"github.com/internetarchive/olimage/internal/par"
 
 	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/tree"
@@ -51,29 +52,15 @@ func (l *Layout) scanSparse() error {
 	if len(todo) == 0 {
 		return nil
 	}
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	errs := make([]error, len(todo))
-	var next int
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			for {
-				mu.Lock()
-				i := next
-				next++
-				mu.Unlock()
-				if i >= len(todo) {
-					return
-				}
-				errs[i] = scanNode(todo[i], buf)
-			}
-		}()
-	}
-	wg.Wait()
+	workers := runtime.GOMAXPROCS(0)
+	bufs := make([][]byte, workers)
+	par.Each(len(todo), workers, nil, func(w, k int) {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 1<<20)
+		}
+		errs[k] = scanNode(todo[k], bufs[w])
+	})
 	return errors.Join(errs...)
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/internetarchive/olimage/internal/par"
+
 	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -291,45 +293,30 @@ func (fs *FS) digest(ctx context.Context, entries []*tree.Entry) error {
 	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	work := make(chan uint32)
 	var mu sync.Mutex
 	var firstErr error
-	var wg sync.WaitGroup
 	workers := max(2, runtime.GOMAXPROCS(0))
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 1<<20)
-			h := sha256.New()
-			for ino := range work {
-				es := byIno[ino]
-				d, err := fs.digestInode(ctx, ino, h, buf)
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("%s: %w", es[0].Path, err)
-						cancel()
-					}
-				} else {
-					for _, e := range es {
-						e.Digest = d
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, ino := range inos {
-		select {
-		case work <- ino:
-			continue
-		case <-ctx.Done():
+	bufs := make([][]byte, workers)
+	hs := make([]hashWriter, workers)
+	par.Each(len(inos), workers, func() bool { return ctx.Err() != nil }, func(w, k int) {
+		if bufs[w] == nil {
+			bufs[w], hs[w] = make([]byte, 1<<20), sha256.New()
 		}
-		break
-	}
-	close(work)
-	wg.Wait()
+		es := byIno[inos[k]]
+		d, err := fs.digestInode(ctx, inos[k], hs[w], bufs[w])
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%s: %w", es[0].Path, err)
+				cancel()
+			}
+			return
+		}
+		for _, e := range es {
+			e.Digest = d
+		}
+	})
 	if firstErr != nil {
 		return firstErr
 	}
