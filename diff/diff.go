@@ -5,7 +5,6 @@
 package diff
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -159,38 +158,19 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 	return out, nil
 }
 
-// Chunks compares two manifests olimage wrote, entry by entry as written:
-// entries whose bytes are equal are equal and are never decoded, so two
+// Chunks compares the entries of two manifests olimage wrote that differ,
+// as manifest.Differing finds them: only those are decoded, so two
 // releases that share most of their tree compare in the time it takes to
-// read them. a and b are all the entries (manifest.Chunks) or only those
-// that differ (manifest.Differing); either way it reports what Trees
-// would report of the decoded manifests.
+// read them. It reports what Trees would report of the decoded manifests
+// (given all entries instead, it still does, decoding them all).
 func Chunks(ctx context.Context, a, b []manifest.Chunk, opts Options) ([]Change, error) {
-	var ca, cb []manifest.Chunk // what differs, still undecoded
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case j == len(b) || i < len(a) && tree.Less(a[i].Path, b[j].Path):
-			ca = append(ca, a[i])
-			i++
-		case i == len(a) || tree.Less(b[j].Path, a[i].Path):
-			cb = append(cb, b[j])
-			j++
-		default:
-			if !bytes.Equal(a[i].Raw, b[j].Raw) {
-				ca, cb = append(ca, a[i]), append(cb, b[j])
-			}
-			i++
-			j++
-		}
-	}
 	// What differs, as two small trees: added and removed deploy bins
 	// are all in them, so deploy pairing sees the same bins as in full.
-	ta, err := decodeAll(ctx, ca)
+	ta, err := decodeAll(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	tb, err := decodeAll(ctx, cb)
+	tb, err := decodeAll(ctx, b)
 	if err != nil {
 		return nil, err
 	}

@@ -185,11 +185,12 @@ func Differing(a, b []byte) (da, db []Chunk, ok bool) {
 func sharedPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
-	// Large blocks first: bytes.Equal runs at memory speed.
-	for const4k := 4096; i+const4k <= n && bytes.Equal(a[i:i+const4k], b[i:i+const4k]); i += const4k {
-	}
-	for i+64 <= n && bytes.Equal(a[i:i+64], b[i:i+64]) {
-		i += 64
+	// Large blocks first, where bytes.Equal runs at memory speed, then
+	// smaller ones to close in on the first difference.
+	for _, step := range []int{4096, 64} {
+		for i+step <= n && bytes.Equal(a[i:i+step], b[i:i+step]) {
+			i += step
+		}
 	}
 	for i < n && a[i] == b[i] {
 		i++
