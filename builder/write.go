@@ -302,8 +302,7 @@ func (s *stream) writeFile(p []byte) (int, error) {
 			return n, err
 		}
 		// A file system that accepts O_DIRECT at open but not for this
-		// write: go on without it.
-		s.direct.Close()
+		// write: go on without it (write closes the descriptor).
 		s.direct = nil
 	}
 	n, err := s.file.WriteAt(p, s.pos)
