@@ -144,6 +144,7 @@ func TestContentChanged(t *testing.T) {
 		c      tree.Content
 	}{
 		{"longer", []byte("abc"), memContent("abcd")},
+		{"longer than whole blocks", bytes.Repeat([]byte("a"), 2*BlockSize), memContent(bytes.Repeat([]byte("a"), 2*BlockSize+1))},
 		{"shorter", []byte("abcd"), memContent("abc")},
 		{"same size", []byte("abcd"), memContent("abce")},
 		{"hole filled", append(make([]byte, 100<<10), 'x'), &changingContent{first: append(make([]byte, 100<<10), 'x'), later: append(bytes.Clone(big), 'x')}},

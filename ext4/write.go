@@ -382,7 +382,16 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 		}
 		b := wr.s.space(int(min(want, sinkBuf)))
 		k := min(uint64(len(b)), want)
-		if _, err := io.ReadFull(wr.r, b[:k]); err != nil {
+		if wr.off+k == n.size && k < uint64(len(b)) {
+			// The file's last bytes: ask for one more, so the read that
+			// ends the file comes back short and the source can tell it
+			// is at the end without another call (finishFile's).
+			if got, err := io.ReadAtLeast(wr.r, b[:k+1], int(k)); err != nil {
+				return wr.readErr(err)
+			} else if uint64(got) > k {
+				return wr.changed("content is longer than %d bytes", n.size)
+			}
+		} else if _, err := io.ReadFull(wr.r, b[:k]); err != nil {
 			return wr.readErr(err)
 		}
 		wr.h.Write(b[:k])

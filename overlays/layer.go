@@ -89,13 +89,17 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
-// fileContent is a regular file of a directory source.
-type fileContent string
+// fileContent is a regular file of a directory source, listed as size
+// bytes.
+type fileContent struct {
+	path string
+	size int64
+}
 
-func (f fileContent) Open() (io.ReadCloser, error) { return openRegular(string(f)) }
+func (f fileContent) Open() (io.ReadCloser, error) { return openRegular(f.path, f.size) }
 
 // String names the source file, for errors about its content.
-func (f fileContent) String() string { return string(f) }
+func (f fileContent) String() string { return f.path }
 
 // bytesContent is inline content from YAML.
 type bytesContent []byte
@@ -174,7 +178,7 @@ func (h *hasher) work() {
 	defer h.wg.Done()
 	buf := make([]byte, 128<<10)
 	for e := range h.jobs {
-		p := string(e.Content.(fileContent))
+		p := e.Content.(fileContent).path
 		sm, err := hashFile(p, e.Size, buf)
 		if err == nil && sm.size != e.Size {
 			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, sm.size)

@@ -113,7 +113,7 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			}
 			e = r.base(rel, tree.File, mode, overlay)
 			e.Size = info.Size()
-			e.Content = fileContent(p)
+			e.Content = fileContent{p, e.Size}
 			h.add(e)
 		case m&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)

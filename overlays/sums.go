@@ -33,7 +33,7 @@ func (c contentSums) set(e *tree.Entry) {
 // It reads at most one byte more, so that a file that has grown since is
 // caught by the caller's size check without hashing all it has become.
 func hashFile(p string, size int64, buf []byte) (contentSums, error) {
-	f, err := openRegular(p)
+	f, err := openRegular(p, size)
 	if err != nil {
 		return contentSums{}, err
 	}

@@ -107,7 +107,7 @@ func TestHashChangedSize(t *testing.T) {
 	}
 	for _, listed := range []int64{5, 20} {
 		h := newHasher(2)
-		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fileContent(p)})
+		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fileContent{p, listed}})
 		err := h.wait()
 		if err == nil || !strings.Contains(err.Error(), p+": changed while being read") {
 			t.Errorf("listed as %d bytes, 10 read: got %v, want a changed-while-read error naming %s", listed, err, p)
