@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,8 +31,9 @@ const (
 // apply to the layers below it first.
 type layer struct {
 	entries   map[string]*tree.Entry
-	whiteouts []string // paths to remove
-	opaque    []string // directories whose lower contents to remove
+	whiteouts []string      // paths to remove
+	opaque    []string      // directories whose lower contents to remove
+	order     []*tree.Entry // entries in tree order, once sorted; nil after add
 }
 
 func newLayer() *layer { return &layer{entries: map[string]*tree.Entry{}} }
@@ -51,35 +54,91 @@ func (l *layer) add(e *tree.Entry) {
 		l.whiteouts = append(l.whiteouts, target)
 	default:
 		l.entries[e.Path] = e
+		l.order = nil
 	}
 }
 
-// sorted returns the entries in tree order.
+// sorted returns the entries in tree order. The slice is shared: both
+// the layer's digest and the merge walk it, so it is sorted once.
 func (l *layer) sorted() []*tree.Entry {
+	if l.order != nil || len(l.entries) == 0 {
+		return l.order
+	}
 	out := make([]*tree.Entry, 0, len(l.entries))
 	for _, e := range l.entries {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return tree.Less(out[i].Path, out[j].Path) })
+	slices.SortFunc(out, func(a, b *tree.Entry) int {
+		if a.Path == b.Path {
+			return 0
+		}
+		if tree.Less(a.Path, b.Path) {
+			return -1
+		}
+		return 1
+	})
+	l.order = out
 	return out
 }
 
 // digest is a content address of the layer: its listing and removals,
-// sorted, hashed. Equal sources give equal digests on any machine.
+// sorted, hashed. Equal sources give equal digests on any machine. Each
+// line is as fmt would print it with
+//
+//	"%s %o %d:%d %d %s %q %q\n", Type, Mode, UID, GID, Size, Digest, Path, Target
+//	"  %q=%x\n", xattr Name, Value
+//	"whiteout %q\n", "opaque %q\n"
+//
+// (digestFmt in the tests does), built with strconv: on a layer of many
+// files fmt took a tenth of the merge.
 func (l *layer) digest() string {
 	h := sha256.New()
-	for _, e := range l.sorted() {
-		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path, e.Target)
-		for _, x := range e.Xattrs {
-			fmt.Fprintf(h, "  %q=%x\n", x.Name, x.Value)
+	b := make([]byte, 0, 64<<10)
+	flush := func() {
+		if len(b) > 60<<10 {
+			h.Write(b)
+			b = b[:0]
 		}
 	}
+	for _, e := range l.sorted() {
+		b = append(b, e.Type.String()...)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(e.Mode), 8)
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, uint64(e.UID), 10)
+		b = append(b, ':')
+		b = strconv.AppendUint(b, uint64(e.GID), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, e.Size, 10)
+		b = append(b, ' ')
+		b = append(b, e.Digest...)
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, e.Path)
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, e.Target)
+		b = append(b, '\n')
+		for _, x := range e.Xattrs {
+			b = append(b, "  "...)
+			b = strconv.AppendQuote(b, x.Name)
+			b = append(b, '=')
+			b = hex.AppendEncode(b, x.Value)
+			b = append(b, '\n')
+		}
+		flush()
+	}
 	for _, w := range sortedCopy(l.whiteouts) {
-		fmt.Fprintf(h, "whiteout %q\n", w)
+		b = append(b, "whiteout "...)
+		b = strconv.AppendQuote(b, w)
+		b = append(b, '\n')
+		flush()
 	}
 	for _, o := range sortedCopy(l.opaque) {
-		fmt.Fprintf(h, "opaque %q\n", o)
+		b = append(b, "opaque "...)
+		b = strconv.AppendQuote(b, o)
+		b = append(b, '\n')
+		flush()
 	}
+	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -1,0 +1,110 @@
+package overlays
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/internetarchive/olimage/tree"
+)
+
+// digestFmt is layer.digest's definition, written with fmt.
+func digestFmt(l *layer) string {
+	es := make([]*tree.Entry, 0, len(l.entries))
+	for _, e := range l.entries {
+		es = append(es, e)
+	}
+	sort.Slice(es, func(i, j int) bool { return tree.Less(es[i].Path, es[j].Path) })
+	h := sha256.New()
+	for _, e := range es {
+		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path, e.Target)
+		for _, x := range e.Xattrs {
+			fmt.Fprintf(h, "  %q=%x\n", x.Name, x.Value)
+		}
+	}
+	for _, w := range sortedCopy(l.whiteouts) {
+		fmt.Fprintf(h, "whiteout %q\n", w)
+	}
+	for _, o := range sortedCopy(l.opaque) {
+		fmt.Fprintf(h, "opaque %q\n", o)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// The digest of a layer is the same as its fmt definition, over names
+// that need quoting (quotes, control bytes, invalid UTF-8, non-ASCII),
+// every type, xattrs, whiteouts and opaque markers, and layers large
+// enough to be hashed in several pieces.
+func TestLayerDigestMatchesFmt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	parts := []string{"a", "b-c", "d/e", `q"uote`, "tab\there", "\xff\xfe", "ünï", "sp ace", "back\\slash", "\x00nul", "\u2028"}
+	name := func() string {
+		s := parts[rng.IntN(len(parts))]
+		for range rng.IntN(4) {
+			s += "/" + parts[rng.IntN(len(parts))]
+		}
+		return s
+	}
+	types := []tree.Type{tree.File, tree.Dir, tree.Symlink, tree.Hardlink}
+	for trial := range 200 {
+		l := newLayer()
+		n := rng.IntN(40)
+		if trial%50 == 0 {
+			n = 3000 // over the 60 KiB the digest hashes at a time
+		}
+		for i := range n {
+			e := &tree.Entry{
+				Path: fmt.Sprintf("%s/%d", name(), i), Type: types[rng.IntN(len(types))],
+				Mode: rng.Uint32() & 0o7777, UID: rng.Uint32(), GID: rng.Uint32(),
+				Size: rng.Int64N(1 << 40), Target: name(),
+			}
+			if rng.IntN(2) == 0 {
+				sum := sha256.Sum256([]byte(e.Path))
+				e.Digest = hex.EncodeToString(sum[:])
+			}
+			for range rng.IntN(3) {
+				v := make([]byte, rng.IntN(8))
+				for k := range v {
+					v[k] = byte(rng.Uint32())
+				}
+				e.Xattrs = append(e.Xattrs, tree.Xattr{Name: "user." + name(), Value: v})
+			}
+			l.add(e)
+		}
+		for range rng.IntN(3) {
+			l.whiteouts = append(l.whiteouts, name())
+		}
+		for range rng.IntN(3) {
+			l.opaque = append(l.opaque, name())
+		}
+		if got, want := l.digest(), digestFmt(l); got != want {
+			t.Fatalf("trial %d (%d entries): digest %s, fmt definition %s", trial, n, got, want)
+		}
+	}
+}
+
+// sorted is cached, and a later add is seen.
+func TestLayerSortedAfterAdd(t *testing.T) {
+	l := newLayer()
+	l.add(&tree.Entry{Path: "b", Type: tree.File})
+	l.add(&tree.Entry{Path: "a-b", Type: tree.File})
+	if got := paths(l.sorted()); fmt.Sprint(got) != "[a-b b]" {
+		t.Fatalf("sorted: %v", got)
+	}
+	l.add(&tree.Entry{Path: "a", Type: tree.Dir})
+	l.add(&tree.Entry{Path: "a/x", Type: tree.File})
+	if got := paths(l.sorted()); fmt.Sprint(got) != "[a a/x a-b b]" {
+		t.Errorf("sorted after add: %v", got)
+	}
+}
+
+func paths(es []*tree.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Path)
+	}
+	return out
+}
