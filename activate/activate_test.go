@@ -649,3 +649,59 @@ func TestStatus(t *testing.T) {
 		t.Errorf("with v2 mounted: %q", st.Findings)
 	}
 }
+
+// TestParentSwappedAfterPlanning: a directory above a path that is
+// replaced by a symlink between planning and acting is refused when the
+// action comes, not followed: what the symlink points to is untouched.
+// Deactivating through a swapped parent is refused the same way.
+func TestParentSwappedAfterPlanning(t *testing.T) {
+	swap := func(t *testing.T, root string) {
+		t.Helper()
+		nginx := filepath.Join(root, "etc/nginx")
+		if err := os.Rename(nginx, filepath.Join(root, "elsewhere")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../elsewhere", nginx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const msg = "/etc/nginx/nginx.conf: refused: /etc/nginx is a symlink to ../elsewhere; olimage never links through a symlink"
+
+	t.Run("activate", func(t *testing.T) {
+		root, _ := newRoot(t, v1)
+		var before spec
+		_, err := Activate(ctx, Options{Root: root, hook: func() error {
+			if before == nil {
+				swap(t, root)
+				before = snapshot(t, filepath.Join(root, "elsewhere"))
+			}
+			return nil
+		}})
+		if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("got %v, want %q", err, msg)
+		}
+		check(t, filepath.Join(root, "elsewhere"), before, "the symlink's target directory, after activate")
+	})
+
+	t.Run("deactivate", func(t *testing.T) {
+		root, _ := newRoot(t, v1)
+		activate(t, root, Options{})
+		swapped := false
+		_, err := Deactivate(ctx, Options{Root: root, hook: func() error {
+			if !swapped {
+				// After activation etc/nginx holds olimage's link; move
+				// the directory, link and all, and point a symlink at it.
+				swap(t, root)
+				swapped = true
+			}
+			return nil
+		}})
+		if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), msg) {
+			t.Fatalf("got %v, want %q", err, msg)
+		}
+		fi, err := os.Lstat(filepath.Join(root, "elsewhere/nginx.conf"))
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			t.Errorf("olimage's link in the symlink's target directory: %v, %v; want it left in place", fi, err)
+		}
+	})
+}
