@@ -177,7 +177,7 @@ func doMkdir(root, path string) error {
 // undoMkdir removes root/path if it is an empty directory; a directory
 // that has gained entries is left alone.
 func undoMkdir(root, path string) error {
-	p, err := openParent(root, path, false)
+	p, fi, err := openStat(root, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -185,12 +185,8 @@ func undoMkdir(root, path string) error {
 		return err
 	}
 	defer p.close()
-	fi, err := p.lstat()
-	if errors.Is(err, fs.ErrNotExist) || err == nil && !fi.IsDir() {
+	if !fi.IsDir() {
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	if err := unix.Unlinkat(p.fd, p.name, unix.AT_REMOVEDIR); err != nil {
 		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
@@ -201,18 +197,20 @@ func undoMkdir(root, path string) error {
 	return p.sync()
 }
 
-// lstatBackup opens the parent of root/backup, if it exists, and Lstats
-// the backup; a missing parent is a missing backup.
-func lstatBackup(root, backup string) (*parent, error) {
-	b, err := openParent(root, backup, false)
+// openStat opens the parent of root/rel and Lstats rel. On an error,
+// fs.ErrNotExist when rel or a directory above it is missing, nothing is
+// left open.
+func openStat(root, rel string) (*parent, fs.FileInfo, error) {
+	p, err := openParent(root, rel, false)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := b.lstat(); err != nil {
-		b.close()
-		return nil, err
+	fi, err := p.lstat()
+	if err != nil {
+		p.close()
+		return nil, nil, err
 	}
-	return b, nil
+	return p, fi, nil
 }
 
 // doMove moves root/path aside to root/backup.
@@ -223,7 +221,7 @@ func doMove(root, path, backup string) error {
 	}
 	defer p.close()
 	_, perr := p.lstat()
-	b, berr := lstatBackup(root, backup)
+	b, _, berr := openStat(root, backup)
 	if b != nil {
 		defer b.close()
 	}
@@ -252,7 +250,7 @@ func doMove(root, path, backup string) error {
 
 // undoMove moves root/backup back to root/path.
 func undoMove(root, path, backup string) error {
-	b, berr := lstatBackup(root, backup)
+	b, _, berr := openStat(root, backup)
 	if errors.Is(berr, fs.ErrNotExist) {
 		return nil // restored before an interruption, or nothing was kept
 	}
@@ -308,7 +306,7 @@ func doLink(root, path, target string) error {
 
 // undoLink removes root/path if it is the symlink to target olimage made.
 func undoLink(root, path, target string) error {
-	p, err := openParent(root, path, false)
+	p, fi, err := openStat(root, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -316,13 +314,6 @@ func undoLink(root, path, target string) error {
 		return err
 	}
 	defer p.close()
-	fi, err := p.lstat()
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		if t, err := p.readlink(); err == nil && t == target {
 			if err := unix.Unlinkat(p.fd, p.name, 0); err != nil {
