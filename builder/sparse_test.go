@@ -125,6 +125,14 @@ func TestExtraP(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Fatalf("GOMAXPROCS %d after both, want %d", got, before)
 	}
+
+	// A value someone set that is not the default is set again.
+	defer runtime.SetDefaultGOMAXPROCS()
+	runtime.GOMAXPROCS(before + 3)
+	extraP()()
+	if got := runtime.GOMAXPROCS(0); got != before+3 {
+		t.Fatalf("GOMAXPROCS %d after a build, want the %d set before it", got, before+3)
+	}
 }
 
 // A build whose sidecar cannot be put in place leaves the image that was

@@ -237,9 +237,9 @@ type stream struct {
 // without a spare one, the image hash, the stage that bounds a build of
 // large files, waited for it (on the big bench tree it took 0.81 s on two
 // Ps, 0.73 s on three). Only the writing gets it: merging is no faster.
-// The old value is put back as an explicit setting, so a process that
-// builds no longer follows changes of its CPU limit afterwards; for the
-// command, which ends after building, that changes nothing.
+// Afterwards the runtime's default comes back, which follows changes of
+// the CPU limit, unless the value before was another one, which is set
+// again.
 func extraP() (release func()) {
 	extraPs.mu.Lock()
 	defer extraPs.mu.Unlock()
@@ -251,7 +251,10 @@ func extraP() (release func()) {
 		extraPs.mu.Lock()
 		defer extraPs.mu.Unlock()
 		if extraPs.users--; extraPs.users == 0 {
-			runtime.GOMAXPROCS(extraPs.was)
+			runtime.SetDefaultGOMAXPROCS()
+			if runtime.GOMAXPROCS(0) != extraPs.was {
+				runtime.GOMAXPROCS(extraPs.was)
+			}
 		}
 	}
 }
