@@ -705,3 +705,47 @@ func TestParentSwappedAfterPlanning(t *testing.T) {
 		}
 	})
 }
+
+// TestStateDirBehindSymlink: a /var that is a symlink (to another disk,
+// say) holds the journal and the backups; only the paths activation
+// links, and the backups below BackupDir, are walked without following
+// symlinks.
+func TestStateDirBehindSymlink(t *testing.T) {
+	root, _ := newRoot(t, v1)
+	if err := os.MkdirAll(filepath.Join(root, "disk"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "var"), filepath.Join(root, "disk/var")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("disk/var", filepath.Join(root, "var")); err != nil {
+		t.Fatal(err)
+	}
+	base := snapshot(t, root)
+	activate(t, root, Options{})
+	if _, err := os.Lstat(filepath.Join(root, "disk", bk(v1.uuid, "etc/nginx/nginx.conf"))); err != nil {
+		t.Errorf("the backup is not in the directory /var points to: %v", err)
+	}
+	deactivate(t, root)
+	check(t, root, base, "after deactivate")
+}
+
+// A move whose path and backup are both gone, with the path's directory
+// gone too, is done: the next run completes an interrupted one whatever
+// was removed in between.
+func TestMoveResumesWithoutParent(t *testing.T) {
+	root := t.TempDir()
+	b := bk("id", "gone/x")
+	if err := doMove(root, "gone/x", b); err != nil {
+		t.Errorf("nothing at the path or its backup: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, filepath.Dir(b)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, b), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := doMove(root, "gone/x", b); err != nil {
+		t.Errorf("moved before an interruption: %v", err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,42 +22,52 @@ var ErrConflict = errors.New("conflict")
 // interrupted one. None follows a symlink, neither at the path it changes
 // nor in any directory above it below the root: each works in a directory
 // it opened one component at a time with O_NOFOLLOW, so a parent swapped
-// for a symlink after planning is refused, not followed.
+// for a symlink after planning is refused, not followed. Backups are the
+// exception above BackupDir: olimage's state directory is found the way
+// the journal in it is, so a /var that is a symlink to another disk works.
 
 // parent is an open directory and the name of a path within it.
 type parent struct {
 	fd   int
 	name string
 	full string // root and path joined, for messages
-	rel  string
 }
 
 // openParent opens the directory holding root/rel without following
-// symlinks below root. With mkdir, missing directories are made (mode
-// 0700: only backups ask for them).
-func openParent(root, rel string, mkdir bool) (*parent, error) {
+// symlinks below root, or below root/trusted when rel is inside trusted.
+// With mkdir, missing directories are made (mode 0700: only backups ask
+// for them).
+func openParent(root, rel, trusted string, mkdir bool) (*parent, error) {
 	if err := checkRel(rel); err != nil {
 		return nil, err
 	}
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	start, walk, above := root, rel, ""
+	if trusted != "" && strings.HasPrefix(rel, trusted+"/") {
+		start, walk, above = filepath.Join(root, trusted), rel[len(trusted)+1:], trusted+"/"
+		if mkdir {
+			if err := os.MkdirAll(start, 0o700); err != nil {
+				return nil, err
+			}
+		}
 	}
-	parts := splitPath(rel)
+	fd, err := unix.Open(start, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: start, Err: err}
+	}
+	parts := splitPath(walk)
 	for i, c := range parts[:len(parts)-1] {
 		next, err := unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if errors.Is(err, unix.ENOENT) && mkdir {
 			if err = unix.Mkdirat(fd, c, 0o700); err == nil || errors.Is(err, unix.EEXIST) {
-				if err = fsyncFd(fd, filepath.Join(root, strings.Join(parts[:i], "/"))); err == nil {
+				if err = fsyncFd(fd, filepath.Join(start, strings.Join(parts[:i], "/"))); err == nil {
 					next, err = unix.Openat(fd, c, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 				}
 			}
 		}
 		if err != nil {
-			dir := strings.Join(parts[:i+1], "/")
-			var st unix.Stat_t
+			dir := above + strings.Join(parts[:i+1], "/")
 			if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
-				if unix.Fstatat(fd, c, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+				if m, serr := lstatAt(fd, c); serr == nil && m&fs.ModeSymlink != 0 {
 					t, _ := readlinkAt(fd, c)
 					unix.Close(fd)
 					return nil, fmt.Errorf("/%s: %w: /%s is a symlink to %s; olimage never links through a symlink", rel, ErrUnsafe, dir, t)
@@ -70,18 +79,18 @@ func openParent(root, rel string, mkdir bool) (*parent, error) {
 		unix.Close(fd)
 		fd = next
 	}
-	return &parent{fd: fd, name: parts[len(parts)-1], full: filepath.Join(root, rel), rel: rel}, nil
+	return &parent{fd: fd, name: parts[len(parts)-1], full: filepath.Join(root, rel)}, nil
 }
 
 func (p *parent) close() { unix.Close(p.fd) }
 
-// lstat is Lstat of the path.
-func (p *parent) lstat() (fs.FileInfo, error) {
-	var st unix.Stat_t
-	if err := unix.Fstatat(p.fd, p.name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, &os.PathError{Op: "lstat", Path: p.full, Err: err}
+// lstat returns the mode of the path, not following a symlink.
+func (p *parent) lstat() (fs.FileMode, error) {
+	m, err := lstatAt(p.fd, p.name)
+	if err != nil {
+		return 0, &os.PathError{Op: "lstat", Path: p.full, Err: err}
 	}
-	return statInfo{name: p.name, st: st}, nil
+	return m, nil
 }
 
 // readlink returns the path's symlink text.
@@ -89,6 +98,44 @@ func (p *parent) readlink() (string, error) { return readlinkAt(p.fd, p.name) }
 
 // sync makes the directory's entries durable.
 func (p *parent) sync() error { return fsyncFd(p.fd, filepath.Dir(p.full)) }
+
+// describe says what the path, of mode m, is, for messages.
+func (p *parent) describe(m fs.FileMode) string {
+	return describeMode(m, func() string { t, _ := p.readlink(); return t })
+}
+
+// lstatAt returns the mode of name in directory fd, as os.Lstat would.
+func lstatAt(fd int, name string) (fs.FileMode, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return 0, err
+	}
+	m := fs.FileMode(st.Mode & 0o777)
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		m |= fs.ModeDir
+	case unix.S_IFLNK:
+		m |= fs.ModeSymlink
+	case unix.S_IFIFO:
+		m |= fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		m |= fs.ModeSocket
+	case unix.S_IFCHR:
+		m |= fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		m |= fs.ModeDevice
+	}
+	if st.Mode&unix.S_ISUID != 0 {
+		m |= fs.ModeSetuid
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		m |= fs.ModeSetgid
+	}
+	if st.Mode&unix.S_ISVTX != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, nil
+}
 
 func readlinkAt(fd int, name string) (string, error) {
 	for n := 256; ; n *= 2 {
@@ -113,53 +160,14 @@ func fsyncFd(fd int, dir string) error {
 	return nil
 }
 
-// statInfo is an fs.FileInfo of a unix.Stat_t, for describe.
-type statInfo struct {
-	name string
-	st   unix.Stat_t
-}
-
-func (s statInfo) Name() string       { return s.name }
-func (s statInfo) Size() int64        { return s.st.Size }
-func (s statInfo) ModTime() time.Time { return time.Unix(int64(s.st.Mtim.Sec), int64(s.st.Mtim.Nsec)) }
-func (s statInfo) IsDir() bool        { return s.Mode().IsDir() }
-func (s statInfo) Sys() any           { return &s.st }
-func (s statInfo) Mode() fs.FileMode {
-	m := fs.FileMode(s.st.Mode & 0o777)
-	switch s.st.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		m |= fs.ModeDir
-	case unix.S_IFLNK:
-		m |= fs.ModeSymlink
-	case unix.S_IFIFO:
-		m |= fs.ModeNamedPipe
-	case unix.S_IFSOCK:
-		m |= fs.ModeSocket
-	case unix.S_IFCHR:
-		m |= fs.ModeDevice | fs.ModeCharDevice
-	case unix.S_IFBLK:
-		m |= fs.ModeDevice
-	}
-	return m
-}
-
-// describeAt says what the path is, for messages.
-func (p *parent) describe(fi fs.FileInfo) string {
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		t, _ := p.readlink()
-		return "a symlink to " + t
-	}
-	return describe(p.full, fi)
-}
-
 // doMkdir creates root/path, a parent directory of a link.
 func doMkdir(root, path string) error {
-	p, err := openParent(root, path, false)
+	p, err := openParent(root, path, "", false)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	fi, err := p.lstat()
+	m, err := p.lstat()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := unix.Mkdirat(p.fd, p.name, 0o755); err != nil {
@@ -168,16 +176,16 @@ func doMkdir(root, path string) error {
 		return p.sync()
 	case err != nil:
 		return err
-	case fi.IsDir():
+	case m.IsDir():
 		return nil
 	}
-	return fmt.Errorf("/%s: %w: want a directory, found %s", path, ErrConflict, p.describe(fi))
+	return fmt.Errorf("/%s: %w: want a directory, found %s", path, ErrConflict, p.describe(m))
 }
 
 // undoMkdir removes root/path if it is an empty directory; a directory
 // that has gained entries is left alone.
 func undoMkdir(root, path string) error {
-	p, fi, err := openStat(root, path)
+	p, m, err := openStat(root, path, "")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -185,7 +193,7 @@ func undoMkdir(root, path string) error {
 		return err
 	}
 	defer p.close()
-	if !fi.IsDir() {
+	if !m.IsDir() {
 		return nil
 	}
 	if err := unix.Unlinkat(p.fd, p.name, unix.AT_REMOVEDIR); err != nil {
@@ -197,37 +205,36 @@ func undoMkdir(root, path string) error {
 	return p.sync()
 }
 
-// openStat opens the parent of root/rel and Lstats rel. On an error,
-// fs.ErrNotExist when rel or a directory above it is missing, nothing is
-// left open.
-func openStat(root, rel string) (*parent, fs.FileInfo, error) {
-	p, err := openParent(root, rel, false)
+// openStat opens the parent of root/rel as openParent does and returns
+// rel's mode. On an error, fs.ErrNotExist when rel or a directory above
+// it is missing, nothing is left open.
+func openStat(root, rel, trusted string) (*parent, fs.FileMode, error) {
+	p, err := openParent(root, rel, trusted, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, err
 	}
-	fi, err := p.lstat()
+	m, err := p.lstat()
 	if err != nil {
 		p.close()
-		return nil, nil, err
+		return nil, 0, err
 	}
-	return p, fi, nil
+	return p, m, nil
 }
 
 // doMove moves root/path aside to root/backup.
 func doMove(root, path, backup string) error {
-	p, err := openParent(root, path, false)
-	if err != nil {
-		return err
+	p, _, perr := openStat(root, path, "")
+	if p != nil {
+		defer p.close()
 	}
-	defer p.close()
-	_, perr := p.lstat()
-	b, _, berr := openStat(root, backup)
+	b, _, berr := openStat(root, backup, BackupDir)
 	if b != nil {
 		defer b.close()
 	}
 	switch {
 	case perr == nil && errors.Is(berr, fs.ErrNotExist):
-		if b, err = openParent(root, backup, true); err != nil {
+		b, err := openParent(root, backup, BackupDir, true)
+		if err != nil {
 			return err
 		}
 		defer b.close()
@@ -250,7 +257,7 @@ func doMove(root, path, backup string) error {
 
 // undoMove moves root/backup back to root/path.
 func undoMove(root, path, backup string) error {
-	b, _, berr := openStat(root, backup)
+	b, _, berr := openStat(root, backup, BackupDir)
 	if errors.Is(berr, fs.ErrNotExist) {
 		return nil // restored before an interruption, or nothing was kept
 	}
@@ -258,7 +265,7 @@ func undoMove(root, path, backup string) error {
 		return berr
 	}
 	defer b.close()
-	p, err := openParent(root, path, false)
+	p, err := openParent(root, path, "", false)
 	if err != nil {
 		return err
 	}
@@ -281,12 +288,12 @@ func undoMove(root, path, backup string) error {
 
 // doLink makes root/path a symlink to target.
 func doLink(root, path, target string) error {
-	p, err := openParent(root, path, false)
+	p, err := openParent(root, path, "", false)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	fi, err := p.lstat()
+	m, err := p.lstat()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := unix.Symlinkat(target, p.fd, p.name); err != nil {
@@ -296,17 +303,17 @@ func doLink(root, path, target string) error {
 	case err != nil:
 		return err
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
+	if m&fs.ModeSymlink != 0 {
 		if t, err := p.readlink(); err == nil && t == target {
 			return nil
 		}
 	}
-	return fmt.Errorf("/%s: %w: want a symlink to %s, found %s", path, ErrConflict, target, p.describe(fi))
+	return fmt.Errorf("/%s: %w: want a symlink to %s, found %s", path, ErrConflict, target, p.describe(m))
 }
 
 // undoLink removes root/path if it is the symlink to target olimage made.
 func undoLink(root, path, target string) error {
-	p, fi, err := openStat(root, path)
+	p, m, err := openStat(root, path, "")
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -314,7 +321,7 @@ func undoLink(root, path, target string) error {
 		return err
 	}
 	defer p.close()
-	if fi.Mode()&fs.ModeSymlink != 0 {
+	if m&fs.ModeSymlink != 0 {
 		if t, err := p.readlink(); err == nil && t == target {
 			if err := unix.Unlinkat(p.fd, p.name, 0); err != nil {
 				return &os.PathError{Op: "remove", Path: p.full, Err: err}
@@ -322,19 +329,24 @@ func undoLink(root, path, target string) error {
 			return p.sync()
 		}
 	}
-	return fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", path, ErrConflict, target, p.describe(fi))
+	return fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", path, ErrConflict, target, p.describe(m))
 }
 
-// describe says what a file is, for messages.
+// describe says what the file at p is, for messages.
 func describe(p string, fi fs.FileInfo) string {
-	switch m := fi.Mode(); {
+	return describeMode(fi.Mode(), func() string { t, _ := os.Readlink(p); return t })
+}
+
+// describeMode says what a file of mode m is; readlink gives a symlink's
+// text.
+func describeMode(m fs.FileMode, readlink func() string) string {
+	switch {
 	case m.IsRegular():
 		return "a regular file"
 	case m.IsDir():
 		return "a directory"
 	case m&fs.ModeSymlink != 0:
-		t, _ := os.Readlink(p)
-		return "a symlink to " + t
+		return "a symlink to " + readlink()
 	default:
 		return "a " + strings.TrimSpace(m.Type().String()) + " file"
 	}
