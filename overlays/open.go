@@ -13,12 +13,16 @@ import (
 // read twice per build, that is a fifth of the work. Whoever opens one
 // must close it: it has no finalizer.
 //
-// It also knows the size the file was listed with. A read of a regular
-// file returns fewer bytes than asked for only at the end of the file, so
-// a short read that ends exactly there is taken as the end, and the read
-// that would return nothing is not made: one call fewer per file, on
-// every pass. A file that has grown still shows it, as a read that fills
-// the buffer at the listed size; the caller asks for one byte more.
+// It also knows the size the file was listed with. On local file systems
+// a read of a regular file comes back short only at the end of the file,
+// so a short read that ends exactly at the listed size is taken as the
+// end, and the read that would return nothing is not made: one call fewer
+// per file, on every pass. A file that has grown shows it as a read that
+// fills the buffer at the listed size, the caller asking for one byte
+// more. Where short reads happen anywhere (some FUSE and network file
+// systems), one that stops at the listed size hides growth after it; the
+// bytes read are still what is hashed and written, so the image always
+// agrees with its manifest.
 type rawFile struct {
 	fd   int
 	path string
