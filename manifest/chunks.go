@@ -91,12 +91,12 @@ func (c *cursor) next() (Chunk, bool) {
 	raw := p[:end]
 	q := p[len(chunkStart):]
 	nl := bytes.IndexByte(q, '\n')
-	if nl < 2 || q[nl-1] != ',' || q[0] != '"' || q[nl-2] != '"' {
+	if nl < 3 || q[nl-1] != ',' || q[0] != '"' || q[nl-2] != '"' {
 		return Chunk{}, false
 	}
 	quoted := q[:nl-1]
 	var path string
-	if bytes.IndexByte(quoted, '\\') < 0 {
+	if plainJSON(quoted[1 : len(quoted)-1]) {
 		// Like Raw, the path shares data's memory instead of copying
 		// it: a tree's worth of small strings was a fifth of the cost.
 		path = unsafe.String(&quoted[1], len(quoted)-2)
@@ -113,6 +113,17 @@ func (c *cursor) next() (Chunk, bool) {
 		return Chunk{}, false
 	}
 	return Chunk{Path: path, Raw: raw}, true
+}
+
+// plainJSON reports whether b is the inside of a JSON string as it is,
+// with nothing escaped: no quote, backslash or control byte.
+func plainJSON(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // entrySep is what follows an entry that is not the last.

@@ -86,6 +86,25 @@ func TestChunksRefusesOtherLayouts(t *testing.T) {
 	}
 }
 
+// A path line that is not a whole JSON string is refused, not read past
+// its quotes, and one with escapes is decoded.
+func TestChunksPathLine(t *testing.T) {
+	doc := func(path string) []byte {
+		return []byte("\n  \"entries\": [\n    {\n      \"path\": " + path + ",\n      \"type\": \"file\"\n    }\n  ]\n}\n")
+	}
+	for _, bad := range []string{`"`, `"a"b"`, "\"a\x01\"", `"a\"`, `x"a"`} {
+		if c, ok := Chunks(doc(bad)); ok {
+			t.Errorf("path line %q: accepted, as %q", bad, c[0].Path)
+		}
+	}
+	for line, want := range map[string]string{`""`: "", `"opt/a b"`: "opt/a b", `"opt/\u00e9\t"`: "opt/\u00e9\t"} {
+		c, ok := Chunks(doc(line))
+		if !ok || len(c) != 1 || c[0].Path != want {
+			t.Errorf("path line %q: got %v, %v; want the path %q", line, c, ok, want)
+		}
+	}
+}
+
 func FuzzChunks(f *testing.F) {
 	var buf bytes.Buffer
 	WritePlan(&buf, Plan{Schema: PlanSchema}, sampleTree(&testing.T{}))
