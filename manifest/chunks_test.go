@@ -161,42 +161,80 @@ func TestDifferingMatchesChunks(t *testing.T) {
 		da, db := doc(a), doc(b)
 		ca, _ := Chunks(da)
 		cb, _ := Chunks(db)
-		var wantA, wantB []string
-		i, j := 0, 0
-		for i < len(ca) || j < len(cb) {
-			switch {
-			case j == len(cb) || i < len(ca) && tree.Less(ca[i].Path, cb[j].Path):
-				wantA = append(wantA, ca[i].Path)
-				i++
-			case i == len(ca) || tree.Less(cb[j].Path, ca[i].Path):
-				wantB = append(wantB, cb[j].Path)
-				j++
-			default:
-				if !bytes.Equal(ca[i].Raw, cb[j].Raw) {
-					wantA, wantB = append(wantA, ca[i].Path), append(wantB, cb[j].Path)
-				}
-				i++
-				j++
-			}
-		}
+		wantA, wantB := differingChunks(ca, cb)
 		ga, gb, ok := Differing(da, db)
 		if !ok {
 			t.Fatalf("round %d: Differing refused two documents olimage wrote", round)
 		}
-		paths := func(cs []Chunk) []string {
-			var out []string
-			for _, c := range cs {
-				out = append(out, c.Path)
-			}
-			return out
-		}
-		if d := cmp.Diff(wantA, paths(ga)); d != "" {
+		if d := cmp.Diff(wantA, chunkPaths(ga)); d != "" {
 			t.Fatalf("round %d: a side (-want +got):\n%s", round, d)
 		}
-		if d := cmp.Diff(wantB, paths(gb)); d != "" {
+		if d := cmp.Diff(wantB, chunkPaths(gb)); d != "" {
 			t.Fatalf("round %d: b side (-want +got):\n%s", round, d)
 		}
 	}
+}
+
+// differingChunks is Differing's definition: the paths of the entries of
+// ca and cb, both in tree order, that are not equal at the same path.
+func differingChunks(ca, cb []Chunk) (wantA, wantB []string) {
+	i, j := 0, 0
+	for i < len(ca) || j < len(cb) {
+		switch {
+		case j == len(cb) || i < len(ca) && tree.Less(ca[i].Path, cb[j].Path):
+			wantA = append(wantA, ca[i].Path)
+			i++
+		case i == len(ca) || tree.Less(cb[j].Path, ca[i].Path):
+			wantB = append(wantB, cb[j].Path)
+			j++
+		default:
+			if !bytes.Equal(ca[i].Raw, cb[j].Raw) {
+				wantA, wantB = append(wantA, ca[i].Path), append(wantB, cb[j].Path)
+			}
+			i++
+			j++
+		}
+	}
+	return wantA, wantB
+}
+
+func chunkPaths(cs []Chunk) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Path)
+	}
+	return out
+}
+
+// Differing reads two documents from images, which may be anything: it
+// must not panic, and where Chunks accepts both it must agree with them.
+func FuzzDiffering(f *testing.F) {
+	var a, b bytes.Buffer
+	tr := sampleTree(&testing.T{})
+	WritePlan(&a, Plan{Schema: PlanSchema}, tr)
+	tr.Entries[len(tr.Entries)-1].Mode ^= 0o111
+	WritePlan(&b, Plan{Schema: PlanSchema}, tr)
+	f.Add(a.Bytes(), b.Bytes())
+	f.Add(a.Bytes(), a.Bytes())
+	f.Add(a.Bytes(), []byte(nil))
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		ga, gb, ok := Differing(a, b)
+		ca, okA := Chunks(a)
+		cb, okB := Chunks(b)
+		if !okA || !okB {
+			return
+		}
+		if !ok {
+			t.Fatal("Differing refused two documents Chunks accepts")
+		}
+		wantA, wantB := differingChunks(ca, cb)
+		if d := cmp.Diff(wantA, chunkPaths(ga)); d != "" {
+			t.Fatalf("a side (-want +got):\n%s", d)
+		}
+		if d := cmp.Diff(wantB, chunkPaths(gb)); d != "" {
+			t.Fatalf("b side (-want +got):\n%s", d)
+		}
+	})
 }
 
 func TestDifferingRefuses(t *testing.T) {
