@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -68,15 +67,7 @@ func (l *layer) sorted() []*tree.Entry {
 	for _, e := range l.entries {
 		out = append(out, e)
 	}
-	slices.SortFunc(out, func(a, b *tree.Entry) int {
-		if a.Path == b.Path {
-			return 0
-		}
-		if tree.Less(a.Path, b.Path) {
-			return -1
-		}
-		return 1
-	})
+	tree.Sort(out)
 	l.order = out
 	return out
 }

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"sort"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -191,6 +191,22 @@ func Less(a, b string) bool {
 	return len(a) < len(b)
 }
 
+// Compare is Less as a three-way comparison, for slices.SortFunc.
+func Compare(a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case Less(a, b):
+		return -1
+	}
+	return 1
+}
+
+// Sort sorts entries by path in tree order.
+func Sort(entries []*Entry) {
+	slices.SortFunc(entries, func(a, b *Entry) int { return Compare(a.Path, b.Path) })
+}
+
 // Tree is a set of entries sorted with Less. The volume root itself is not
 // an entry; its metadata belongs to whoever writes the tree.
 type Tree struct {
@@ -200,7 +216,7 @@ type Tree struct {
 
 // New sorts entries into a tree. It fails on a duplicate path.
 func New(entries []*Entry) (*Tree, error) {
-	sort.Slice(entries, func(i, j int) bool { return Less(entries[i].Path, entries[j].Path) })
+	Sort(entries)
 	t := &Tree{Entries: entries, index: make(map[string]*Entry, len(entries))}
 	for _, e := range entries {
 		if _, dup := t.index[e.Path]; dup {

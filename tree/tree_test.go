@@ -40,6 +40,15 @@ func TestLess(t *testing.T) {
 		if got, want := Less(a, b), lessSlow(a, b); got != want {
 			t.Fatalf("Less(%q, %q) = %v, want %v", a, b, got, want)
 		}
+		want := 1
+		if a == b {
+			want = 0
+		} else if lessSlow(a, b) {
+			want = -1
+		}
+		if got := Compare(a, b); got != want {
+			t.Fatalf("Compare(%q, %q) = %d, want %d", a, b, got, want)
+		}
 	}
 	// A directory comes right before its subtree.
 	paths := []string{"a-b", "a/b/c", "a", "a/b", "a.b", "a/b-c", "a/b/c/d"}
@@ -48,6 +57,16 @@ func TestLess(t *testing.T) {
 	for i := range want {
 		if paths[i] != want[i] {
 			t.Fatalf("sorted %q, want %q", paths, want)
+		}
+	}
+	var es []*Entry
+	for _, p := range []string{"a-b", "a/b/c", "a", "a/b", "a.b", "a/b-c", "a/b/c/d"} {
+		es = append(es, &Entry{Path: p})
+	}
+	Sort(es)
+	for i := range want {
+		if es[i].Path != want[i] {
+			t.Fatalf("Sort: %q at %d, want %q", es[i].Path, i, want[i])
 		}
 	}
 }
