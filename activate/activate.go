@@ -119,7 +119,11 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("volume %s: %w", opts.Volume, err)
 	}
 	if m.Activation != nil {
-		if err := checkPlan(m.Activation, opts.Volume); err != nil {
+		// Whatever --force says, and before anything changes.
+		if err := errors.Join(checkConfined(m), checkPlan(m.Activation, opts.Volume)); err != nil {
+			return nil, err
+		}
+		if err := checkSensitive(opts.Root, m); err != nil {
 			return nil, err
 		}
 	}

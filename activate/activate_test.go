@@ -45,6 +45,8 @@ type volume struct {
 	uuid  string
 	tree  spec
 	links []string
+	plan  []manifest.Link // links with a target of their own, after links
+	role  string          // ol-web if empty
 }
 
 var v1 = volume{
@@ -123,6 +125,10 @@ func writeVolume(t *testing.T, dir string, v volume) {
 	}
 	for _, l := range v.links {
 		m.Activation.Links = append(m.Activation.Links, manifest.Link{Path: l, Target: l})
+	}
+	m.Activation.Links = append(m.Activation.Links, v.plan...)
+	if v.role != "" {
+		m.Role, m.Label = v.role, v.role
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
