@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -92,11 +91,7 @@ func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 			}
 			return nil, within(where, err)
 		}
-		src := o.Source
-		if rel, err := filepath.Rel(f.Dir, src); err == nil && src != "" {
-			src = filepath.ToSlash(rel) // the same on every checkout
-		}
-		res.Inputs = append(res.Inputs, manifest.Input{Name: o.Name, Kind: o.Kind, Source: src, Digest: l.digest(), Entries: len(l.entries)})
+		res.Inputs = append(res.Inputs, manifest.Input{Name: o.Name, Kind: o.Kind, Source: f.Rel(o.Source), Digest: l.digest(), Entries: len(l.entries)})
 		if err := m.apply(o, l); err != nil {
 			rd.close()
 			return nil, within(fmt.Sprintf("%s: role %s", o.Pos, role.Name), err)
@@ -206,10 +201,12 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	parent := m.root
 	parts := strings.Split(e.Path, "/")
-	for i, c := range parts[:len(parts)-1] {
+	end := -1 // where the parent path ends in e.Path
+	for _, c := range parts[:len(parts)-1] {
+		end += 1 + len(c)
 		n := parent.kids[c]
 		if n == nil {
-			p := strings.Join(parts[:i+1], "/")
+			p := e.Path[:end]
 			d := &tree.Entry{
 				Path: p, Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
 				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"], Owner: "root", Group: "root",
@@ -358,6 +355,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		// word on it: rules do not override them.
 		ownerSet, modeSet := e.OwnerRule != "", e.ModeRule != ""
 		allowSetuid := modeSet
+		var allowCap bool
 		apply := func(rules []roles.Rule) {
 			for _, r := range rules {
 				if !roles.Match(r.Pattern, e.Path) {
@@ -374,16 +372,38 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 					allowSetuid = allowSetuid || *r.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0
 				}
 				allowSetuid = allowSetuid || r.Setuid
+				allowCap = allowCap || r.Capability
 			}
 		}
 		apply(common)
-		if o := byName[e.Overlay]; o != nil {
+		o := byName[e.Overlay]
+		if o != nil {
 			apply(o.Rules)
 		}
 		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
 			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
 				e.Path, e.Mode, e.Overlay, ErrUnsafe))
 		}
+		if !allowCap && hasXattr(e, capabilityXattr) && e.Type != tree.Hardlink {
+			src := ""
+			if o != nil && o.Source != "" {
+				src = " (" + m.fleet.Rel(o.Source) + ")"
+			}
+			errs = append(errs, fmt.Errorf("%s: overlay %q%s gives it file capabilities (%s), which grant privileges as setuid does; allow them with a rule (capability: true): %w",
+				e.Path, e.Overlay, src, capabilityXattr, ErrUnsafe))
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// capabilityXattr holds a file's capabilities (capabilities(7)).
+const capabilityXattr = "security.capability"
+
+func hasXattr(e *tree.Entry, name string) bool {
+	for _, x := range e.Xattrs {
+		if x.Name == name {
+			return true
+		}
+	}
+	return false
 }

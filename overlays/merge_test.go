@@ -94,10 +94,23 @@ func listing(t *tree.Tree) []string {
 		if len(e.Shadowed) > 0 {
 			line += " shadows " + strings.Join(e.Shadowed, ",")
 		}
+		if e.Type != tree.Hardlink {
+			for i, x := range e.Xattrs {
+				if i == 0 {
+					line += " xattrs"
+				}
+				line += " " + x.Name
+			}
+		}
 		out = append(out, line)
 	}
 	return out
 }
+
+// capSetuid is a security.capability value granting cap_setuid+ep
+// (VFS_CAP_REVISION_2: magic and flags, then permitted and inheritable
+// sets of two 32-bit words each).
+var capSetuid = string([]byte{0x01, 0x00, 0x00, 0x02, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 
 // sha8 is the first 8 hex digits of the sha256 of s.
 func sha8(s string) string {
@@ -390,7 +403,7 @@ overlays:
 			},
 			want: []string{
 				"opt dir 0750 0:0 t shadows a",
-				"opt/a file 0600 0:0 t " + sha8("data"),
+				"opt/a file 0600 0:0 t " + sha8("data") + " xattrs user.k",
 				"opt/z hardlink 0600 0:0 t -> opt/a",
 			},
 		},
@@ -412,6 +425,27 @@ overlays:
 				"t.tar": mkTar(tarMember{name: "bin/su", body: "x", mode: 0o4755}),
 			},
 			want: []string{"bin dir 0755 0:0 t", "bin/su file 4755 0:0 t " + sha8("x")},
+		},
+		{
+			// cap_setuid+ep, as setcap writes it: root's powers without a
+			// setuid bit.
+			name: "file capabilities from a tar are refused",
+			role: `overlays: [{name: t, tar: t.tar}]`,
+			files: map[string]any{
+				"t.tar": mkTar(tarMember{name: "bin/py", body: "x", mode: 0o755, pax: map[string]string{"SCHILY.xattr.security.capability": capSetuid}}),
+			},
+			wantErr: `bin/py: overlay "t" (t.tar) gives it file capabilities (security.capability), which grant privileges as setuid does; allow them with a rule (capability: true)`,
+			errIs:   ErrUnsafe,
+		},
+		{
+			name: "file capabilities allowed by a rule",
+			role: `rules: [{path: bin/py, capability: true}]
+overlays: [{name: t, tar: t.tar}]
+`,
+			files: map[string]any{
+				"t.tar": mkTar(tarMember{name: "bin/py", body: "x", mode: 0o755, pax: map[string]string{"SCHILY.xattr.security.capability": capSetuid}}),
+			},
+			want: []string{"bin dir 0755 0:0 t", "bin/py file 0755 0:0 t " + sha8("x") + " xattrs security.capability"},
 		},
 		{
 			// Reading the image back drops both, so the image would fail

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -27,6 +28,11 @@ var ErrUnsafe = errors.New("unsafe entry")
 
 // maxName is the longest file name ext4 stores.
 const maxName = 255
+
+// maxPath is the longest path olimage takes from a source, Linux's
+// PATH_MAX: a longer one could not be opened on the VM, and reading
+// one of hundreds of kilobytes costs time in every later step.
+const maxPath = 4096
 
 // reader turns overlay sources into layers.
 type reader struct {
@@ -137,15 +143,51 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 	return l, nil
 }
 
-// checkName refuses names ext4 cannot hold.
+// checkName refuses names ext4 cannot hold, and names with control
+// characters: a newline in a name would let it pass for two lines in
+// every listing that prints it.
 func checkName(p string) error {
 	if strings.IndexByte(p, 0) >= 0 {
 		return fmt.Errorf("%w: name contains a NUL byte", ErrUnsafe)
+	}
+	if len(p) > maxPath {
+		return fmt.Errorf("%w: path is %d bytes; olimage allows %d (PATH_MAX)", ErrUnsafe, len(p), maxPath)
+	}
+	if i := strings.IndexFunc(p, isControl); i >= 0 {
+		return fmt.Errorf("%w: name contains the control character %q", ErrUnsafe, p[i])
 	}
 	for _, c := range strings.Split(p, "/") {
 		if len(c) > maxName {
 			return fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
 		}
+	}
+	return nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// shortName quotes an entry name for an error, cut short: a name can be
+// as long as an archive allows, and an error that repeats a megabyte of
+// it says less, not more.
+func shortName(s string) string {
+	if len(s) > 200 {
+		return strconv.Quote(s[:200]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// checkXattr refuses extended attributes whose meaning is the build's to
+// decide, not an archive's: trusted.* configures the kernel and overlayfs
+// (only root may read or set them), security.selinux is a label the VM's
+// own policy assigns. security.capability (file capabilities) is kept
+// here and refused after merging unless a rule allows it, as setuid bits
+// are.
+func checkXattr(name string) error {
+	switch {
+	case strings.HasPrefix(name, "trusted."):
+		return fmt.Errorf("extended attribute %q: trusted.* attributes are refused (they steer the kernel, not the files)", name)
+	case name == "security.selinux":
+		return fmt.Errorf("extended attribute %q: SELinux labels come from the VM's policy, not from the image", name)
 	}
 	return nil
 }
@@ -234,7 +276,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		fail := func(format string, args ...any) error {
 			// A detail from checkName says "unsafe entry" already; say it once.
 			msg := strings.Replace(fmt.Sprintf(format, args...), ErrUnsafe.Error()+": ", "", 1)
-			return fmt.Errorf("%s: entry %q: %w: %s", name, hdr.Name, ErrUnsafe, msg)
+			return fmt.Errorf("%s: entry %s: %w: %s", name, shortName(hdr.Name), ErrUnsafe, msg)
 		}
 		end = tail.n
 		if hdr.Typeflag == tar.TypeReg { // archive/tar reports old-style regular files (RegA) as Reg
@@ -255,34 +297,38 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		if p == "" {
 			continue // "./" itself: the volume root is not an entry
 		}
-		for d := tree.Parent(p); d != ""; d = tree.Parent(d) {
-			if symlinks[d] {
+		for i := strings.LastIndexByte(p, '/'); i > 0 && len(symlinks) > 0; i = strings.LastIndexByte(p[:i], '/') {
+			if d := p[:i]; symlinks[d] {
 				return nil, fail("lies below %q, a symlink in the same archive", d)
 			}
 		}
 		mode := uint32(hdr.Mode) & tree.ModeMask
+		// The member's own mtime is not kept: the image stamps every inode
+		// with the epoch (base does), and the manifest says what the image
+		// holds.
 		e := r.base(p, 0, mode, overlay)
 		if hdr.Typeflag == tar.TypeSymlink {
 			mode = 0o777 // Linux ignores a symlink's mode; keep it uniform
 		}
 		e.Mode = mode
-		e.ModTime = min(hdr.ModTime.Unix(), r.fleet.Epoch)
-		if e.ModTime < 0 {
-			e.ModTime = 0
-		}
 		for k, v := range hdr.PAXRecords {
 			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 				e.Xattrs = append(e.Xattrs, tree.Xattr{Name: x, Value: []byte(v)})
 			}
 		}
 		sortXattrs(e.Xattrs)
+		for _, x := range e.Xattrs {
+			if err := checkXattr(x.Name); err != nil {
+				return nil, fail("%v", err)
+			}
+		}
 		delete(symlinks, p)
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			e.Type = tree.File
 			off, sm, err := r.spool.write(tr, hdr.Size)
 			if err != nil {
-				return nil, fmt.Errorf("%s: entry %q: %w", name, hdr.Name, err)
+				return nil, fmt.Errorf("%s: entry %s: %w", name, shortName(hdr.Name), err)
 			}
 			sm.set(e)
 			e.Content = spoolContent{r.spool, off, sm.size}

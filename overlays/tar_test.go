@@ -52,6 +52,12 @@ func TestTarUnsafe(t *testing.T) {
 		{"fifo", []tarMember{{name: "run/p", typ: tar.TypeFifo}}, `entry "run/p": unsafe entry: fifo`},
 		{"hard link outside", []tarMember{{name: "x", typ: tar.TypeLink, link: "../../etc/shadow"}}, `hard link target: path contains ".."`},
 		{"hard link to a missing member", []tarMember{{name: "x", typ: tar.TypeLink, link: "y"}}, `hard link to "y", which is not a regular file earlier in the archive`},
+		{"trusted xattr", []tarMember{{name: "opt/x", body: "x", pax: map[string]string{"SCHILY.xattr.trusted.overlay.redirect": "/etc"}}}, `entry "opt/x": unsafe entry: extended attribute "trusted.overlay.redirect": trusted.* attributes are refused`},
+		{"selinux label", []tarMember{{name: "opt/x", body: "x", pax: map[string]string{"SCHILY.xattr.security.selinux": "system_u:object_r:shadow_t:s0"}}}, `entry "opt/x": unsafe entry: extended attribute "security.selinux": SELinux labels come from the VM's policy`},
+		{"newline in a name", []tarMember{{name: "opt/x\nopt/y", body: "x"}}, `entry "opt/x\nopt/y": unsafe entry: name contains the control character '\n'`},
+		{"escape in a name", []tarMember{{name: "opt/\x1b[2Jx", body: "x"}}, `entry "opt/\x1b[2Jx": unsafe entry: name contains the control character '\x1b'`},
+		{"newline in a symlink target", []tarMember{{name: "opt/l", typ: tar.TypeSymlink, link: "a\nb"}}, `entry "opt/l": unsafe entry: symlink target: name contains the control character '\n'`},
+		{"path over PATH_MAX", []tarMember{{name: "opt/" + strings.Repeat("abcdefgh/", 500) + "x", body: "x"}}, `... (4505 bytes): unsafe entry: path is 4505 bytes; olimage allows 4096 (PATH_MAX)`},
 		{"hard link to a directory", []tarMember{{name: "d", typ: tar.TypeDir}, {name: "x", typ: tar.TypeLink, link: "d"}}, `hard link to "d"`},
 	}
 	for _, tc := range tests {

@@ -150,6 +150,9 @@ type Rule struct {
 	GID    *uint32
 	Mode   *uint32
 	Setuid bool
+	// Capability allows the security.capability attribute (file
+	// capabilities), which grants privileges as a setuid bit does.
+	Capability bool
 }
 
 type rawFleet struct {
@@ -176,11 +179,12 @@ type rawImage struct {
 }
 
 type rawRule struct {
-	Path   string `yaml:"path"`
-	Owner  string `yaml:"owner"`
-	Group  string `yaml:"group"`
-	Mode   string `yaml:"mode"`
-	Setuid bool   `yaml:"setuid"`
+	Path       string `yaml:"path"`
+	Owner      string `yaml:"owner"`
+	Group      string `yaml:"group"`
+	Mode       string `yaml:"mode"`
+	Setuid     bool   `yaml:"setuid"`
+	Capability bool   `yaml:"capability"`
 }
 
 type rawRole struct {
@@ -449,6 +453,9 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 			if rf.Symlink != "" {
 				types = append(types, "symlink")
 				e.Type = "symlink"
+				if err := checkControl(rf.Symlink); err != nil {
+					errs = append(errs, errorf(ep, "symlink: %v", err))
+				}
 			}
 			if len(types) != 1 {
 				errs = append(errs, errorf(ep, "%s: want exactly one of content, dir: true, symlink (got %d)", rf.Path, len(types)))
@@ -537,7 +544,7 @@ func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, er
 	lines := itemLines(parent, "rules")
 	for i, rr := range raw {
 		pos := Pos{file, lineAt(lines, i)}
-		r := Rule{Glob: Glob{rr.Path, pos}, Owner: rr.Owner, Group: rr.Group, Setuid: rr.Setuid}
+		r := Rule{Glob: Glob{rr.Path, pos}, Owner: rr.Owner, Group: rr.Group, Setuid: rr.Setuid, Capability: rr.Capability}
 		if err := checkGlob(rr.Path); err != nil {
 			errs = append(errs, errorf(pos, "rule path: %v", err))
 		}
@@ -561,8 +568,8 @@ func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, er
 			}
 			r.Mode = &m
 		}
-		if rr.Owner == "" && rr.Group == "" && rr.Mode == "" && !rr.Setuid {
-			errs = append(errs, errorf(pos, "rule for %q sets nothing (want owner, group, mode or setuid)", rr.Path))
+		if rr.Owner == "" && rr.Group == "" && rr.Mode == "" && !rr.Setuid && !rr.Capability {
+			errs = append(errs, errorf(pos, "rule for %q sets nothing (want owner, group, mode, setuid or capability)", rr.Path))
 		}
 		out = append(out, r)
 	}
@@ -623,6 +630,16 @@ func mergeImage(img *Image, raw rawImage, file string, n *yaml.Node) error {
 		img.Journal = *raw.Journal
 	}
 	return errors.Join(errs...)
+}
+
+// Rel names source path p relative to the fleet directory, with
+// slashes, as manifests record it: the same on every checkout. A path
+// that does not lie inside the fleet is returned as it is.
+func (f *Fleet) Rel(p string) string {
+	if rel, err := filepath.Rel(f.Dir, p); err == nil && p != "" {
+		return filepath.ToSlash(rel)
+	}
+	return p
 }
 
 // Where names p relative to the fleet directory, as provenance recorded
@@ -750,6 +767,9 @@ func cleanPath(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("%q contains a NUL byte", p)
 	}
+	if err := checkControl(p); err != nil {
+		return "", err
+	}
 	for _, c := range strings.Split(p, "/") {
 		if c == ".." {
 			return "", fmt.Errorf("%q leaves the volume root", p)
@@ -760,6 +780,15 @@ func cleanPath(p string) (string, error) {
 		return "", fmt.Errorf("%q names the volume root", p)
 	}
 	return c, nil
+}
+
+// checkControl refuses control characters in a name: a newline would let
+// one path pass for two lines in every listing that prints it.
+func checkControl(p string) error {
+	if i := strings.IndexFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return fmt.Errorf("%q contains the control character %q", p, p[i])
+	}
+	return nil
 }
 
 func checkGlob(g string) error {

@@ -102,6 +102,11 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 			want:  []string{`olimage.yaml:2: epoch: "yesterday": want RFC 3339`},
 		},
 		{
+			name:  "control characters in inline paths and targets",
+			files: map[string]string{"roles/r.yaml": "overlays:\n  - name: a\n    files:\n      - {path: \"etc/a\\nb\", content: x}\n      - {path: etc/l, symlink: \"x\\ty\"}\n"},
+			want:  []string{`roles/r.yaml:4: path: "etc/a\nb" contains the control character '\n'`, `roles/r.yaml:5: symlink: "x\ty" contains the control character '\t'`},
+		},
+		{
 			name:  "no roles",
 			files: map[string]string{},
 			want:  []string{`roles: no roles (want roles/*.yaml)`},
