@@ -27,6 +27,9 @@ const (
 // ErrNotExt4 is returned for a file or device with no ext4 superblock.
 var ErrNotExt4 = errors.New("no ext4 superblock")
 
+// ErrNoLabel is returned when a file system to mount by label has none.
+var ErrNoLabel = errors.New("the file system has no label; mount it by UUID")
+
 // FS names a file system the way mounting finds it.
 type FS struct {
 	UUID  string // 8-4-4-4-12 lower-case hex
@@ -74,16 +77,20 @@ func ReadFS(path string) (FS, error) {
 	}, nil
 }
 
-// MountOptions are those of a data volume: mounted read-write, and a
-// missing volume neither blocks nor fails the boot (with nofail systemd
-// does not wait for the device). No x-systemd.* options: busybox mount
-// passes them to the kernel, which refuses them.
-const MountOptions = "defaults,nofail"
+// MountOptions are those of the golden volume: read-only, as nothing on
+// the VM may write to it, and without nofail: a missing volume fails the
+// boot loudly rather than letting services start against dangling links.
+// Services are ordered after the mount by olimage-activate.service
+// (Requires= and After= the mount unit) and by the RequiresMountsFor=
+// drop-in activate gives the units the image ships. No x-systemd.*
+// options: busybox mount passes them to the kernel, which refuses them.
+const MountOptions = "ro,nodev"
 
 // FstabLine is the /etc/fstab line that mounts the file system at mount,
-// by UUID, or by label if byLabel.
-func FstabLine(f FS, mount string, byLabel bool) (string, error) {
-	spec, err := f.spec(byLabel)
+// by label (stable across the releases of a role), or by UUID if byUUID
+// (one release only).
+func FstabLine(f FS, mount string, byUUID bool) (string, error) {
+	spec, err := f.spec(!byUUID)
 	if err != nil {
 		return "", err
 	}
@@ -95,7 +102,7 @@ func (f FS) spec(byLabel bool) (string, error) {
 		return "UUID=" + f.UUID, nil
 	}
 	if f.Label == "" {
-		return "", errors.New("the file system has no label; mount it by UUID")
+		return "", ErrNoLabel
 	}
 	return "LABEL=" + fstabEscape(f.Label), nil
 }
@@ -137,12 +144,12 @@ func UnitName(mount string) string {
 
 // MountUnit is the systemd .mount unit (to be installed as
 // /etc/systemd/system/UnitName(mount)) that mounts the file system at
-// mount, by UUID, or by label if byLabel.
-func MountUnit(f FS, mount string, byLabel bool) (string, error) {
+// mount read-only, by label, or by UUID if byUUID.
+func MountUnit(f FS, mount string, byUUID bool) (string, error) {
 	what := "/dev/disk/by-uuid/" + f.UUID
-	if byLabel {
+	if !byUUID {
 		if f.Label == "" {
-			return "", errors.New("the file system has no label; mount it by UUID")
+			return "", ErrNoLabel
 		}
 		what = "/dev/disk/by-label/" + udevEscape(f.Label)
 	}
@@ -154,17 +161,18 @@ func MountUnit(f FS, mount string, byLabel bool) (string, error) {
 [Unit]
 Description=olimage data volume %s at %s
 Documentation=https://github.com/internetarchive/olimage
+Before=%s
 
 [Mount]
 What=%s
 Where=%s
 Type=ext4
-Options=defaults
-TimeoutSec=30s
+Options=%s
+TimeoutSec=90s
 
 [Install]
 WantedBy=local-fs.target
-`, UnitName(mount), name, mount, what, mount), nil
+`, UnitName(mount), name, mount, ActivateUnitName, what, mount, MountOptions), nil
 }
 
 // udevEscape encodes a label as udev names it under /dev/disk/by-label.

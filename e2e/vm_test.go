@@ -57,8 +57,8 @@ done
 step "olimage verify /dev/vda"
 olimage verify /dev/vda || fail "olimage verify /dev/vda"
 
-step "olimage fstab /dev/vda > /etc/fstab; mount /1"
-olimage fstab /dev/vda > /etc/fstab || fail "olimage fstab /dev/vda"
+step "olimage fstab --uuid /dev/vda > /etc/fstab; mount /1"
+olimage fstab --uuid /dev/vda > /etc/fstab || fail "olimage fstab --uuid /dev/vda"
 cat /etc/fstab
 mount /1 || fail "mount /1 with the fstab line above"
 grep -q ' /1 ext4 ' /proc/mounts || fail "/1 is not an ext4 mount"

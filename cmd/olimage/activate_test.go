@@ -160,11 +160,14 @@ func TestFstab(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"fstab", img}, "UUID=0e5d2c4b-1111-4222-8333-444455556666 /1 ext4 defaults,nofail 0 2\n"},
-		{[]string{"fstab", img, "--label", "--mount", "/srv/data"}, `LABEL=ol\040web /srv/data ext4 defaults,nofail 0 2` + "\n"},
+		{[]string{"fstab", img}, `LABEL=ol\040web /1 ext4 ro,nodev 0 2` + "\n"},
+		{[]string{"fstab", img, "--uuid", "--mount", "/srv/data"}, "UUID=0e5d2c4b-1111-4222-8333-444455556666 /srv/data ext4 ro,nodev 0 2\n"},
 		{[]string{"mount-unit", img}, "# /etc/systemd/system/1.mount\n"},
 		{[]string{"mount-unit", img, "--mount", "/srv/ol-data"}, `# /etc/systemd/system/srv-ol\x2ddata.mount` + "\n"},
-		{[]string{"mount-unit", img, "--label"}, `What=/dev/disk/by-label/ol\x20web` + "\n"},
+		{[]string{"mount-unit", img}, `What=/dev/disk/by-label/ol\x20web` + "\n"},
+		{[]string{"mount-unit", img}, "Options=ro,nodev\n"},
+		{[]string{"mount-unit", img, "--uuid"}, "What=/dev/disk/by-uuid/0e5d2c4b-1111-4222-8333-444455556666\n"},
+		{[]string{"activate-unit", "--exec", "/usr/local/bin/olimage"}, "Requires=1.mount\n"},
 	} {
 		code, out, errOut := runMain(t, tc.args...)
 		if code != exitOK || !strings.Contains(out, tc.want) {
@@ -174,5 +177,43 @@ func TestFstab(t *testing.T) {
 	code, _, errOut := runMain(t, "fstab", filepath.Join(t.TempDir(), "missing.img"))
 	if code != exitError {
 		t.Errorf("fstab of a missing file: exit %d\n%s", code, errOut)
+	}
+
+	// --write makes the line the one /1 entry, however often it runs.
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("UUID=r / ext4 defaults 0 1\nUUID=old /1 ext4 defaults,nofail 0 2\n"), 0o644)
+	for _, want := range []string{"replaced", "unchanged"} {
+		code, out, errOut := runMain(t, "fstab", img, "--write", "--root", root)
+		if code != exitOK || !strings.HasPrefix(out, "etc/fstab: "+want+" LABEL=") {
+			t.Errorf("fstab --write: exit %d, got %q%s, want %s", code, out, errOut, want)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "etc/fstab"))
+	if want := "UUID=r / ext4 defaults 0 1\nLABEL=ol\\040web /1 ext4 ro,nodev 0 2\n"; string(b) != want {
+		t.Errorf("etc/fstab: got %q, want %q", b, want)
+	}
+
+	// A file system without a label is mounted by UUID, and says so.
+	nolabel := filepath.Join(t.TempDir(), "n.img")
+	if out, err := exec.Command(mkfs, "-q", "-F", nolabel, "8M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+	code, _, errOut = runMain(t, "fstab", nolabel)
+	if code != exitError || !strings.Contains(errOut, "has no label") || !strings.Contains(errOut, "hint: add --uuid") {
+		t.Errorf("fstab of an unlabelled file system: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestActivateUnitWrite(t *testing.T) {
+	root := t.TempDir()
+	for _, want := range []string{"wrote /etc/systemd/system/olimage-activate.service\nwrote /etc/systemd/system/multi-user.target.wants/olimage-activate.service\n", "olimage-activate.service: unchanged\n"} {
+		code, out, errOut := runMain(t, "activate-unit", "--write", "--root", root, "--exec", "/usr/local/bin/olimage")
+		if code != exitOK || out != want {
+			t.Errorf("activate-unit --write: exit %d, got %q%s, want %q", code, out, errOut, want)
+		}
+	}
+	if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/olimage-activate.service")); err != nil || l != "/etc/systemd/system/olimage-activate.service" {
+		t.Errorf("wants link: %q, %v", l, err)
 	}
 }
