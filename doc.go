@@ -4,6 +4,7 @@
 //	fleet YAML  --roles-->     roles.Fleet, roles.Role, roles.Overlay
 //	overlays    --overlays-->  layers of tree.Entry, merged into a tree.Tree
 //	tree        --manifest-->  the JSON schema of plans and image manifests
+//	image data  --verity-->    the dm-verity hash tree and root hash veritysetup reads
 //	volume on a VM --activate--> activate: /opt and /etc linked from /1, journaled, reversible
 //	cmd/olimage                cobra commands; each parses flags and calls the above
 package olimage
