@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/internetarchive/olimage/manifest"
 )
@@ -94,6 +95,12 @@ func (o *Options) normalize(needVolume bool) error {
 		return err
 	}
 	o.Root = root
+	// A mistyped root is an error, not an empty root with nothing active.
+	if fi, err := os.Stat(root); err != nil {
+		return fmt.Errorf("root %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("root %s: not a directory", root)
+	}
 	if needVolume {
 		if o.Volume == "" {
 			o.Volume = manifest.DefaultMount
@@ -132,7 +139,7 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	}
 	img := &ImageRef{Fleet: m.Fleet, FleetVersion: m.FleetVersion, Role: m.Role, Label: m.Label, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
 	r := &run{opts: opts}
-	if err := r.open(); err != nil {
+	if err := r.open(ctx); err != nil {
 		return nil, err
 	}
 	defer r.close()
@@ -166,7 +173,7 @@ func Deactivate(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	r := &run{opts: opts}
-	if err := r.open(); err != nil {
+	if err := r.open(ctx); err != nil {
 		return nil, err
 	}
 	defer r.close()
@@ -217,23 +224,24 @@ type run struct {
 	v      *view
 }
 
-func (r *run) open() error {
-	state := filepath.Join(r.opts.Root, StateDir)
-	r.unlock = func() {}
-	if !r.opts.DryRun {
-		if err := os.MkdirAll(state, 0o755); err != nil {
-			return err
-		}
+func (r *run) open(ctx context.Context) error {
+	unlock, err := lock(ctx, r.opts.Root, r.opts.DryRun)
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(state); err == nil {
-		unlock, err := lock(state)
-		if err != nil {
+	r.unlock = unlock
+	if !r.opts.DryRun {
+		// A run killed while saving the journal leaves its temporary
+		// file; the journal itself is whole, old or new.
+		tmp := filepath.Join(r.opts.Root, JournalFile+".tmp")
+		if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			unlock()
 			return err
 		}
-		r.unlock = unlock
 	}
 	j, err := readJournal(r.opts.Root)
 	if err != nil {
+		unlock()
 		return err
 	}
 	r.j = j
@@ -244,10 +252,10 @@ func (r *run) open() error {
 // close releases the lock and removes the state directory if the run
 // left nothing in it (a refused first activation).
 func (r *run) close() {
-	r.unlock()
 	if !r.opts.DryRun && r.j != nil && r.j.Image == nil && len(r.j.Actions) == 0 {
 		os.Remove(filepath.Join(r.opts.Root, StateDir))
 	}
+	r.unlock()
 }
 
 // resume lists the steps an interrupted run left unfinished, and in the

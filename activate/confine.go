@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -130,7 +131,7 @@ func ReadPolicy(root string) (*Policy, error) {
 	if err := checkOwner(filepath.Dir(p)); err != nil {
 		return nil, err
 	}
-	b, err := readSmall(p, maxPolicySize, true)
+	b, err := readSmall(root, PolicyFile, maxPolicySize, true)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -174,16 +175,34 @@ func checkOwner(p string) error {
 	return nil
 }
 
-// readSmall reads the regular file p, not following a symlink at p and
-// refusing more than limit bytes; with owned, the file must also pass
-// checkOwner's test, on the descriptor read.
-func readSmall(p string, limit int64, owned bool) ([]byte, error) {
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("%s: %w: a symlink; want a regular file", p, ErrUnsafe)
-	}
+// readSmall reads the regular file base/rel, following no symlink below
+// base, and refusing more than limit bytes (a device or FIFO never ends,
+// nor blocks); with owned, the file must also pass checkOwner's test, on
+// the descriptor read.
+func readSmall(base, rel string, limit int64, owned bool) ([]byte, error) {
+	p := filepath.Join(base, rel)
+	fd, err := unix.Open(base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		return nil, &os.PathError{Op: "open", Path: base, Err: err}
+	}
+	parts := strings.Split(rel, "/")
+	for i, c := range parts {
+		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_DIRECTORY
+		if i == len(parts)-1 {
+			flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOCTTY
+		}
+		next, err := unix.Openat(fd, c, flags, 0)
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			if m, serr := lstatAt(fd, c); serr == nil && m&fs.ModeSymlink != 0 {
+				t, _ := readlinkAt(fd, c)
+				err = fmt.Errorf("%w: a symlink to %s; olimage reads it through no symlink", ErrUnsafe, t)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: filepath.Join(base, strings.Join(parts[:i+1], "/")), Err: err}
+		}
+		fd = next
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
@@ -215,8 +234,7 @@ func readSmall(p string, limit int64, owned bool) ([]byte, error) {
 // homeDirs lists the home directories ROOT/etc/passwd names, but "/" and
 // the conventional no-home paths, which hold no one's files.
 func homeDirs(root string) ([]string, error) {
-	p := filepath.Join(root, "etc/passwd")
-	b, err := readSmall(p, maxPolicySize, false)
+	b, err := readSmall(root, "etc/passwd", maxPolicySize, false)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,17 +27,22 @@ const maxFindings = 20
 // damaged or changed since it was built is refused before any link points
 // into it.
 func verifyEntries(dir string, m *manifest.Image) []error {
+	type finding struct {
+		i   int // the entry's index: findings come out in manifest order
+		err error
+	}
 	var (
-		errs []error
-		mu   sync.Mutex
-		bad  = map[string]bool{} // mismatched directories: skip what is below
+		found []finding
+		mu    sync.Mutex
+		bad   = map[string]bool{} // mismatched directories: skip what is below
 	)
-	report := func(err error) {
+	report := func(i int, err error) {
 		mu.Lock()
-		errs = append(errs, err)
+		found = append(found, finding{i, err})
 		mu.Unlock()
 	}
 	type job struct {
+		i      int
 		path   string
 		digest string
 	}
@@ -49,15 +55,15 @@ func verifyEntries(dir string, m *manifest.Image) []error {
 			buf := make([]byte, 256<<10)
 			for j := range jobs {
 				if err := checkContent(j.path, j.digest, buf); err != nil {
-					report(err)
+					report(j.i, err)
 				}
 			}
 		}()
 	}
-	for _, me := range m.Entries {
+	for i, me := range m.Entries {
 		e, err := manifest.ToEntry(me)
 		if err != nil {
-			report(fmt.Errorf("%s: %w: %w", filepath.Join(dir, manifest.Path), err, ErrVerify))
+			report(i, fmt.Errorf("%s: %w: %w", filepath.Join(dir, manifest.Path), err, ErrVerify))
 			continue
 		}
 		if below(bad, e.Path) {
@@ -66,21 +72,26 @@ func verifyEntries(dir string, m *manifest.Image) []error {
 		p := filepath.Join(dir, filepath.FromSlash(e.Path))
 		fi, err := os.Lstat(p)
 		if err != nil {
-			report(fmt.Errorf("%s: %w: %w", p, err, ErrVerify))
+			report(i, fmt.Errorf("%s: %w: %w", p, err, ErrVerify))
 			bad[e.Path] = true
 			continue
 		}
 		if msg := metaMismatch(p, fi, e); msg != "" {
-			report(fmt.Errorf("%s: %s: %w", p, msg, ErrVerify))
+			report(i, fmt.Errorf("%s: %s: %w", p, msg, ErrVerify))
 			bad[e.Path] = true
 			continue
 		}
 		if e.Type == tree.File || e.Type == tree.Hardlink {
-			jobs <- job{p, e.Digest}
+			jobs <- job{i, p, e.Digest}
 		}
 	}
 	close(jobs)
 	wg.Wait()
+	slices.SortFunc(found, func(a, b finding) int { return a.i - b.i })
+	errs := make([]error, len(found))
+	for k, f := range found {
+		errs[k] = f.err
+	}
 	if len(errs) > maxFindings {
 		n := len(errs) - maxFindings
 		errs = append(errs[:maxFindings], fmt.Errorf("%s: %d more differences from the manifest: %w", dir, n, ErrVerify))

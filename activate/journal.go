@@ -137,10 +137,17 @@ func (j *Journal) save(root string) error {
 	dir := filepath.Join(root, StateDir)
 	p := filepath.Join(root, JournalFile)
 	if j.Image == nil && len(j.Actions) == 0 {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		err := os.Remove(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 		return syncDir(dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("journal: %w", err)
 	}
 	if j.Actions == nil {
 		j.Actions = []Action{}

@@ -1,25 +1,57 @@
 package activate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// lock takes an exclusive lock on the state directory, so that two runs
-// never interleave their steps.
-func lock(dir string) (unlock func(), err error) {
-	f, err := os.Open(dir)
-	if err != nil {
+// LockFile serialises the runs on a root, relative to it. It lives
+// outside the state directory, which deactivate removes, so that a run
+// waiting for the lock never holds a file of a deleted directory; /run
+// is cleared at boot, when no run can be under way.
+const LockFile = "run/olimage.lock"
+
+// lockPoll is how often a run waiting for another one's lock tries again.
+const lockPoll = 20 * time.Millisecond
+
+// lock takes the lock on root for the whole run: exclusive to change the
+// root, shared for a dry run, which never creates the file. It waits for
+// another run to finish, until ctx is done.
+func lock(ctx context.Context, root string, shared bool) (unlock func(), err error) {
+	p := filepath.Join(root, LockFile)
+	flags, how := unix.O_RDWR|unix.O_CREAT, unix.LOCK_EX
+	if shared {
+		flags, how = unix.O_RDONLY, unix.LOCK_SH
+	} else if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: another olimage activate or deactivate is running", dir)
-		}
-		return nil, fmt.Errorf("%s: lock: %w", dir, err)
+	fd, err := unix.Open(p, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if shared && errors.Is(err, unix.ENOENT) {
+		return func() {}, nil // no run ever changed this root
 	}
-	return func() { f.Close() }, nil
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	for {
+		err := unix.Flock(fd, how|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: lock: %w", p, err)
+		}
+		select {
+		case <-ctx.Done():
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s: waiting for another olimage run to finish: %w", p, ctx.Err())
+		case <-time.After(lockPoll):
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+
+	"github.com/internetarchive/olimage/manifest"
 )
 
 // StatusSchema identifies the document `olimage status --json` prints.
@@ -75,29 +77,7 @@ func ReadStatus(opts Options) (*Status, error) {
 		s.Findings = append(s.Findings, fmt.Sprintf("an interrupted %s left %d step(s) unfinished: run olimage activate or deactivate", orRun(j.Running), s.Pending))
 	}
 	if opts.Volume != "" {
-		m, err := ReadManifest(filepath.Join(opts.Root, opts.Volume))
-		if err != nil {
-			return nil, fmt.Errorf("volume %s: %w", opts.Volume, err)
-		}
-		s.Volume = &ImageRef{Fleet: m.Fleet, FleetVersion: m.FleetVersion, Role: m.Role, Label: m.Label, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
-		if j.Image != nil && (j.Image.UUID != m.UUID || j.Image.Tree != m.TreeDigest || j.Image.Volume != opts.Volume) {
-			s.Findings = append(s.Findings, fmt.Sprintf("the active image is %s %s at %s, the volume at %s holds %s %s", j.Image.Role, j.Image.UUID, j.Image.Volume, opts.Volume, m.Role, m.UUID))
-		}
-		if m.Activation != nil {
-			for _, l := range m.Activation.Links {
-				want := path.Join(opts.Volume, l.Target)
-				if t, ok := journaled[l.Path]; ok && t == want {
-					continue
-				}
-				ls := LinkStatus{Path: l.Path, Target: want, State: LinkInactive}
-				if st, found := checkLink(opts.Root, l.Path, want); st == LinkOK {
-					ls.State = LinkOK // linked by hand, or the journal was lost
-				} else {
-					ls.Found = found
-				}
-				s.Links = append(s.Links, ls)
-			}
-		}
+		s.checkVolume(opts, j, journaled)
 	}
 	for _, l := range s.Links {
 		switch l.State {
@@ -110,6 +90,42 @@ func ReadStatus(opts Options) (*Status, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkVolume checks that the volume mounted at opts.Volume is the
+// active image and that every link of its plan is made. Nothing mounted
+// there, or no manifest olimage can read, is a finding: the links of the
+// active image point at nothing.
+func (s *Status) checkVolume(opts Options, j *Journal, journaled map[string]string) {
+	m, err := ReadManifest(filepath.Join(opts.Root, opts.Volume))
+	if errors.Is(err, fs.ErrNotExist) {
+		s.Findings = append(s.Findings, fmt.Sprintf("nothing olimage built is mounted at %s: there is no %s", opts.Volume, path.Join(opts.Volume, manifest.Path)))
+		return
+	}
+	if err != nil {
+		s.Findings = append(s.Findings, fmt.Sprintf("volume %s: %v", opts.Volume, err))
+		return
+	}
+	s.Volume = &ImageRef{Fleet: m.Fleet, FleetVersion: m.FleetVersion, Role: m.Role, Label: m.Label, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
+	if j.Image != nil && (j.Image.UUID != m.UUID || j.Image.Tree != m.TreeDigest || j.Image.Volume != opts.Volume) {
+		s.Findings = append(s.Findings, fmt.Sprintf("the active image is %s %s at %s, the volume at %s holds %s %s", j.Image.Role, j.Image.UUID, j.Image.Volume, opts.Volume, m.Role, m.UUID))
+	}
+	if m.Activation == nil {
+		return
+	}
+	for _, l := range m.Activation.Links {
+		want := path.Join(opts.Volume, l.Target)
+		if t, ok := journaled[l.Path]; ok && t == want {
+			continue
+		}
+		ls := LinkStatus{Path: l.Path, Target: want, State: LinkInactive}
+		if st, found := checkLink(opts.Root, l.Path, want); st == LinkOK {
+			ls.State = LinkOK // linked by hand, or the journal was lost
+		} else {
+			ls.Found = found
+		}
+		s.Links = append(s.Links, ls)
+	}
 }
 
 func checkLink(root, rel, target string) (state, found string) {

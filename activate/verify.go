@@ -22,10 +22,15 @@ var ErrVerify = errors.New("volume verification failed")
 // below something that is not a directory.
 var ErrUnsafe = errors.New("refused")
 
-// ReadManifest reads the manifest of the volume mounted at dir.
+// MaxManifestSize bounds the manifest activate and status read from a
+// volume: about a million entries.
+const MaxManifestSize = 256 << 20
+
+// ReadManifest reads the manifest of the volume mounted at dir: a regular
+// file of at most MaxManifestSize bytes, reached through no symlink.
 func ReadManifest(dir string) (*manifest.Image, error) {
 	p := filepath.Join(dir, manifest.Path)
-	b, err := os.ReadFile(p)
+	b, err := readSmall(dir, manifest.Path, MaxManifestSize, false)
 	if err != nil {
 		return nil, err
 	}

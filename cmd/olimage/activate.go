@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -97,7 +98,7 @@ func printActivation(out io.Writer, asJSON bool, rep *activate.Report) error {
 	}
 	switch {
 	case img == nil:
-		fmt.Fprintf(out, "%s: no image is active on %s\n", verb, rep.Root)
+		fmt.Fprintf(out, "%s: nothing to undo: no image is active on %s (no journal at %s)\n", verb, rep.Root, filepath.Join(rep.Root, activate.JournalFile))
 		return nil
 	case rep.DryRun:
 		fmt.Fprintf(out, "%s (dry run) %s %s tree %s on %s\n", verb, img.Role, img.UUID, short(img.Tree), rep.Root)

@@ -67,6 +67,9 @@ func listing(t *testing.T, root string) string {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if rel == filepath.Dir(activate.LockFile) {
+			return filepath.SkipDir // the lock stays, where a boot clears it
+		}
 		switch {
 		case fi.Mode()&os.ModeSymlink != 0:
 			l, _ := os.Readlink(p)
@@ -215,5 +218,75 @@ func TestActivateUnitWrite(t *testing.T) {
 	}
 	if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/olimage-activate.service")); err != nil || l != "/etc/systemd/system/olimage-activate.service" {
 		t.Errorf("wants link: %q, %v", l, err)
+	}
+}
+
+// TestStatusInterrupted: status while an interrupted run is pending says
+// so and exits 1, as for any finding.
+func TestStatusInterrupted(t *testing.T) {
+	root := activationRoot(t)
+	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
+	}
+	p := filepath.Join(root, activate.JournalFile)
+	b, _ := os.ReadFile(p)
+	var j activate.Journal
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	// As a run killed between journaling the last link and making it.
+	j.Running, j.Actions[len(j.Actions)-1].State = "activate", activate.StatePending
+	os.Remove(filepath.Join(root, j.Actions[len(j.Actions)-1].Path))
+	b, _ = json.Marshal(j)
+	os.WriteFile(p, b, 0o644)
+	code, out, errOut := runMain(t, "status", "--root", root)
+	if code != exitFindings || !strings.Contains(out, "an interrupted activate left 1 step(s) unfinished") {
+		t.Errorf("status: exit %d, want %d and the run named\n%s%s", code, exitFindings, out, errOut)
+	}
+}
+
+// TestOperatorSafety: status checks the volume at /1 by default and fails
+// with a line saying why when nothing or another image is mounted there;
+// deactivate says when there is nothing to undo, and a mistyped root is
+// an error.
+func TestOperatorSafety(t *testing.T) {
+	root := activationRoot(t)
+	code, out, errOut := runMain(t, "deactivate", "--root", root)
+	if code != exitOK || !strings.Contains(out, "deactivate: nothing to undo: no image is active on "+root+" (no journal at ") {
+		t.Errorf("deactivate with no journal: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runMain(t, "deactivate", "--root", root+"/typo")
+	if code != exitError || !strings.Contains(errOut, "olimage: error: root stat "+root+"/typo: no such file or directory") {
+		t.Errorf("deactivate --root typo: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Lstat(root + "/typo"); err == nil {
+		t.Errorf("deactivate --root typo made it")
+	}
+	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := runMain(t, "status", "--root", root); code != exitOK {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+
+	// Another image at /1.
+	mp := filepath.Join(root, "1", manifest.Path)
+	b, _ := os.ReadFile(mp)
+	os.WriteFile(mp, bytes.Replace(b, []byte("5070136c-"), []byte("6070136c-"), 1), 0o644)
+	code, out, _ = runMain(t, "status", "--root", root)
+	if code != exitFindings || !strings.Contains(out, "the active image is ol-web 5070136c-bd8e-5cda-932f-d88216814664 at /1, the volume at /1 holds ol-web 6070136c-") {
+		t.Errorf("status with another image at /1: exit %d\n%s", code, out)
+	}
+	os.WriteFile(mp, b, 0o644)
+
+	// Nothing at /1: the volume is not mounted.
+	os.Rename(filepath.Join(root, "1"), filepath.Join(root, "1.off"))
+	os.Mkdir(filepath.Join(root, "1"), 0o755)
+	code, out, _ = runMain(t, "status", "--root", root)
+	if code != exitFindings || !strings.Contains(out, "nothing olimage built is mounted at /1: there is no /1/.olimage/manifest.json\n") || strings.Contains(out, "ok:") {
+		t.Errorf("status with nothing at /1: exit %d\n%s", code, out)
+	}
+	if code, out, _ := runMain(t, "status", "--root", root, "--volume", ""); code != exitOK {
+		t.Errorf("status --volume '': exit %d\n%s", code, out)
 	}
 }

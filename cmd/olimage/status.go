@@ -25,22 +25,26 @@ func newStatusCmd(e *env) *cobra.Command {
 		Long: `Read the activation journal (ROOT/var/lib/olimage/journal.json) and print
 the active image (role, UUID, tree digest, volume) and every link activate
 made, with its state: ok (the symlink is in place), missing (nothing is
-there), wrong (something else is there). With --volume, also check that the
-volume mounted there holds the active image and that every link of its plan
-is made (inactive: the plan names it, the journal does not).
+there), wrong (something else is there). It also checks that the volume
+mounted at --volume (default /1, as for activate) holds the active image
+and that every link of its plan is made (inactive: the plan names it, the
+journal does not); --volume '' skips that check.
 
-Exits 1 when anything is not in place: no image active, a link missing or
-wrong, an interrupted run, or with --volume another image. --json prints the
-document olimage.status/v1 (docs/json.md).`,
-		Example: `  olimage status
-  olimage status --volume /1 --json`,
+Exits 1, with a line saying why, when anything is not in place: no image
+active, nothing olimage built mounted at the volume, another image
+mounted there, a link missing or wrong, or an interrupted run (the next
+activate or deactivate completes it). --json prints the document
+olimage.status/v1 (docs/json.md).`,
+		Example: `  olimage status                      # the volume at /1, on this machine
+  olimage status --root /mnt/vm --json
+  olimage status --volume ''          # only the journal's links`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runStatus(e, opts, e.stdout)
 		},
 	}
 	cmd.Flags().StringVar(&opts.root, "root", "/", "the root file system")
-	cmd.Flags().StringVar(&opts.volume, "volume", "", "also check the volume mounted here ("+manifest.DefaultMount+")")
+	cmd.Flags().StringVar(&opts.volume, "volume", manifest.DefaultMount, "where the volume is mounted, as seen from --root ('' to skip its check)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.status/v1)")
 	return cmd
 }
