@@ -191,20 +191,6 @@ func TestBuildZstdAndStdout(t *testing.T) {
 	}
 }
 
-// entries lists a directory's names.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, d := range des {
-		names = append(names, d.Name())
-	}
-	return names
-}
-
 func TestBuildFailuresLeaveNothing(t *testing.T) {
 	f, r := loadRole(t, exampleFleet, "ol-web")
 
@@ -219,7 +205,7 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		if !strings.Contains(err.Error(), "needs an image of at least") || !strings.Contains(err.Error(), "ol-web.yaml") {
 			t.Errorf("error %q does not say what is needed and where to set it", err)
 		}
-		if n := entries(t, out); len(n) != 0 {
+		if n := testfs.Names(t, out); len(n) != 0 {
 			t.Errorf("output directory holds %v after a failed build", n)
 		}
 	})
@@ -232,7 +218,7 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("got %v, want context.Canceled", err)
 		}
-		if n := entries(t, out); len(n) != 0 {
+		if n := testfs.Names(t, out); len(n) != 0 {
 			t.Errorf("output directory holds %v after an interrupted build", n)
 		}
 	})
@@ -284,7 +270,7 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), victim) {
 				t.Fatalf("got %v, want %v naming %s", err, tc.want, victim)
 			}
-			if n := entries(t, out); len(n) != 0 {
+			if n := testfs.Names(t, out); len(n) != 0 {
 				t.Errorf("output directory holds %v after a failed build", n)
 			}
 		})

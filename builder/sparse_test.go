@@ -151,7 +151,7 @@ func TestCommitPairRollsBack(t *testing.T) {
 	if _, err := Build(context.Background(), f, r, Options{Output: img}); err != nil {
 		t.Fatal(err)
 	}
-	if got := entries(t, out); len(got) != 2 {
+	if got := testfs.Names(t, out); len(got) != 2 {
 		t.Fatalf("after a build over an earlier image: %v, want the image and its sidecar", got)
 	}
 
@@ -169,7 +169,7 @@ func TestCommitPairRollsBack(t *testing.T) {
 	if b, err := os.ReadFile(img); err != nil || string(b) != "earlier image" {
 		t.Errorf("image after the failed build: %q, %v; want the earlier one back", b, err)
 	}
-	if got := entries(t, out); len(got) != 2 {
+	if got := testfs.Names(t, out); len(got) != 2 {
 		t.Errorf("after the failed build: %v, want only the earlier image and the directory", got)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -56,8 +57,14 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	}
 
 	// The image and its sidecar are both written beside their targets and
-	// renamed only when both are complete, so a failure at any point
-	// leaves whatever was at those paths before untouched.
+	// replaced as a pair only when both are complete (image.Lock.Replace),
+	// so a failure or a kill at any point leaves the earlier pair, or the
+	// new one once the next build or read of the path finishes it.
+	lock, err := image.LockTarget(path)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrOutput, err)
+	}
+	defer lock.Unlock()
 	img, err := create(path)
 	if err != nil {
 		return err
@@ -84,11 +91,14 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 			err = img.f.Truncate(layout.Size())
 		}
 	}
+	if err == nil {
+		err = img.finish()
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	res.SHA256 = hex.EncodeToString(h.Sum(nil))
-	res.Manifest = path + ".manifest.json"
+	res.Manifest = path + image.SidecarSuffix
 	side, err := create(res.Manifest)
 	if err != nil {
 		return err
@@ -97,20 +107,17 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	err = manifest.WriteSidecar(side.f, manifest.ImageFile{
 		File: filepath.Base(path), Size: layout.Size(), SHA256: res.SHA256, Compressed: compress,
 	}, mf)
+	if err == nil {
+		err = side.finish()
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", res.Manifest, err)
 	}
-	if err := img.commit(); err != nil {
-		return err
+	// Replace owns the temporaries from here on, whatever it returns.
+	img.done, side.done = true, true
+	if err := lock.Replace(path, img.f.Name(), side.f.Name()); err != nil {
+		return fmt.Errorf("%w: %v", ErrOutput, err)
 	}
-	if err := side.commit(); err != nil {
-		// An image without its sidecar is not a finished build: put back
-		// what was there before.
-		img.undo()
-		return err
-	}
-	img.settle()
-	side.settle()
 	if fi, err := os.Stat(path); err == nil {
 		res.FileSize = fileBytes(fi)
 	}
@@ -133,26 +140,19 @@ func compressTo(w io.Writer, fn func(io.Writer) error) error {
 // pending is an output file being written beside its target.
 type pending struct {
 	f    *os.File
-	path string
-	done bool
-	// swapped says commit exchanged the file with one that was at path
-	// before, which is now under the temporary name until settle or undo.
-	swapped bool
+	done bool // finished and handed on, or removed
 }
 
 func create(path string) (*pending, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), image.TempPrefix(path)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
 	}
-	return &pending{f: f, path: path}, nil
+	return &pending{f: f}, nil
 }
 
-// commit makes the file durable and moves it into place. A regular file
-// already at the path is exchanged with it atomically and kept under the
-// temporary name, so that undo can put it back if the build fails after
-// all; settle drops it.
-func (p *pending) commit() error {
+// finish makes the file readable and durable, ready to be renamed.
+func (p *pending) finish() error {
 	err := p.f.Chmod(0o644)
 	if err == nil {
 		err = p.f.Sync()
@@ -160,48 +160,10 @@ func (p *pending) commit() error {
 	if cerr := p.f.Close(); err == nil {
 		err = cerr
 	}
-	tmp := p.f.Name()
-	if err == nil {
-		if fi, lerr := os.Lstat(p.path); lerr == nil && fi.Mode().IsRegular() {
-			err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, p.path, unix.RENAME_EXCHANGE)
-			p.swapped = err == nil
-			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-				err = os.Rename(tmp, p.path) // no exchange here: replace
-			}
-		} else {
-			err = os.Rename(tmp, p.path)
-		}
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%w: %s: %v", ErrOutput, p.path, err)
-	}
-	p.done = true
-	return nil
+	return err
 }
 
-// undo takes a committed file out again and puts back what was at its
-// path before, if anything was.
-func (p *pending) undo() {
-	if p.swapped {
-		// Should the exchange fail, the earlier file stays under the
-		// temporary name rather than being lost.
-		if unix.Renameat2(unix.AT_FDCWD, p.f.Name(), unix.AT_FDCWD, p.path, unix.RENAME_EXCHANGE) == nil {
-			os.Remove(p.f.Name())
-		}
-		return
-	}
-	os.Remove(p.path)
-}
-
-// settle drops what a committed file replaced.
-func (p *pending) settle() {
-	if p.swapped {
-		os.Remove(p.f.Name())
-	}
-}
-
-// abort removes the temporary file unless it was committed.
+// abort removes the temporary file unless it was handed on.
 func (p *pending) abort() {
 	if !p.done {
 		p.f.Close()

@@ -1,7 +1,9 @@
 // Package image opens image files for reading as one random-access file
 // system: a raw ext4 image, the same compressed with zstd or gzip, or a
 // GPT disk holding one ext4 partition. It finds the bytes; it does not
-// interpret ext4 (package ext4/reader does).
+// interpret ext4 (package ext4/reader does). It also replaces an image
+// file and its sidecar as one pair, for builds and for the reads that find
+// a replacement a killed build left unfinished.
 package image
 
 import (
@@ -72,8 +74,12 @@ const (
 	ext4Magic   = 0xEF53
 )
 
-// Open opens the image at path.
+// Open opens the image at path, first finishing a replacement of it that
+// an interrupted build left (see Settle).
 func Open(path string) (*File, error) {
+	if err := Settle(path); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -174,6 +174,9 @@ func isJSON(name string) bool {
 }
 
 func openManifest(name string) (*Source, error) {
+	if err := image.Settle(name); err != nil { // a sidecar an interrupted build was replacing
+		return nil, err
+	}
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err

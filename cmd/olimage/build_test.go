@@ -1,10 +1,20 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
+	"github.com/internetarchive/olimage/manifest"
 )
 
 // TestBuildUsage checks that every malformed build command line exits 2
@@ -32,6 +42,110 @@ func TestBuildUsage(t *testing.T) {
 			}
 			if _, err := os.Stat(out); !os.IsNotExist(err) {
 				t.Errorf("%s was made (%v)", out, err)
+			}
+		})
+	}
+}
+
+// binary builds olimage into a temporary directory, for tests that need a
+// separate process: to kill it, trace it or signal it.
+func binary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "olimage")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// tinyFleet writes a one-role fleet whose one file says content.
+func tinyFleet(t *testing.T, dir, content string) string {
+	t.Helper()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml":     "fleet: t\n",
+		"roles/r.yaml":     "overlays: [{name: s, dir: src}]\n",
+		"src/opt/app/data": content,
+	})
+	return dir
+}
+
+// pairSHA256 returns the image's digest and the one its sidecar records.
+func pairSHA256(t *testing.T, img string) (file, sidecar string) {
+	t.Helper()
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	var side struct {
+		Image manifest.ImageFile `json:"image"`
+	}
+	data, err = os.ReadFile(img + ".manifest.json")
+	if err == nil {
+		err = json.Unmarshal(data, &side)
+	}
+	if err != nil {
+		t.Fatalf("sidecar: %v", err)
+	}
+	return hex.EncodeToString(sum[:]), side.Image.SHA256
+}
+
+// TestBuildKilled kills a build at each rename it makes (strace fault
+// injection) over an earlier build of the same path. A read afterwards
+// sees a matching image and sidecar, the earlier pair or the new one, and
+// the next build leaves nothing but its pair behind.
+func TestBuildKilled(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		skip(t, "strace not installed")
+	}
+	bin := binary(t)
+	fleetA := tinyFleet(t, t.TempDir(), "release a\n")
+	fleetB := tinyFleet(t, t.TempDir(), "release b\n")
+	for n := 1; n <= 3; n++ {
+		t.Run(fmt.Sprintf("rename %d", n), func(t *testing.T) {
+			out := t.TempDir()
+			img := filepath.Join(out, "r.img")
+			if o, err := exec.Command(bin, "-f", fleetA, "build", "r", "-o", img).CombinedOutput(); err != nil {
+				t.Fatalf("build a: %v\n%s", err, o)
+			}
+			before, _ := pairSHA256(t, img)
+			trace := filepath.Join(t.TempDir(), "trace")
+			calls := "?rename,renameat,renameat2"
+			cmd := exec.Command(strace, "-f", "-o", trace, "-e", "signal=none", "-e", "trace="+calls,
+				"-e", fmt.Sprintf("inject=%s:signal=KILL:when=%d", calls, n),
+				bin, "-f", fleetB, "build", "r", "-o", img)
+			// strace ends the way the traced build did: killed.
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || !ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+				tr, _ := os.ReadFile(trace)
+				t.Fatalf("the build was not killed at rename %d: %v\n%s", n, err, tr)
+			}
+
+			// Any read finishes what the killed build decided.
+			if o, e, code := olimage(t, "diff", img+".manifest.json", img); code != 0 {
+				t.Fatalf("diff of the sidecar and its image after the kill: exit %d\n%s%s", code, o, e)
+			}
+			file, side := pairSHA256(t, img)
+			if file != side {
+				t.Fatalf("after a kill at rename %d the image (%s) is not the one its sidecar describes (%s)", n, file, side)
+			}
+			if n == 1 && file != before {
+				t.Errorf("killed before the replacement was decided, yet the image changed")
+			}
+
+			if o, err := exec.Command(bin, "-f", fleetB, "build", "r", "-o", img).CombinedOutput(); err != nil {
+				t.Fatalf("build b again: %v\n%s", err, o)
+			}
+			if got := testfs.Names(t, out); strings.Join(got, " ") != "r.img r.img.manifest.json" {
+				t.Errorf("after the next build the directory holds %v, want only the image and its sidecar", got)
+			}
+			if file, side := pairSHA256(t, img); file != side || file == before {
+				t.Errorf("after the next build: image %s, sidecar says %s, earlier image %s", file, side, before)
+			}
+			if o, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+				t.Errorf("e2fsck -fn: %v\n%s", err, o)
 			}
 		})
 	}

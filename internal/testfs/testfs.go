@@ -21,3 +21,17 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 		}
 	}
 }
+
+// Names lists the names in dir, hidden ones included, sorted.
+func Names(t testing.TB, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, d := range des {
+		names = append(names, d.Name())
+	}
+	return names
+}
