@@ -62,7 +62,7 @@ ratio() { awk -v a="${secs[$1]}" -v b="${secs[$2]}" 'BEGIN { if (b > 0) printf "
 journal=true
 fleet() {
 	mkdir -p "$1/roles"
-	printf 'fleet: bench\nepoch: 2024-01-01T00:00:00Z\n' > "$1/olimage.yaml"
+	printf 'fleet: bench\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: ["%s"]}\n' "$(realpath "$2")" > "$1/olimage.yaml"
 	printf 'image: {journal: %s}\noverlays:\n  - {name: tree, dir: %s}\n' "$journal" "$(realpath "$2")" > "$1/roles/bench.yaml"
 }
 

@@ -18,12 +18,12 @@ import (
 )
 
 // writeFleet makes a fleet of one role, "r", whose one overlay is the
-// directory src.
+// directory src, outside the fleet, which the fleet allows.
 func writeFleet(t *testing.T, src string) string {
 	t.Helper()
 	dir := t.TempDir()
 	testfs.WriteFiles(t, dir, map[string]string{
-		"olimage.yaml": "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"olimage.yaml": "fleet: t\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: [" + src + "]}\n",
 		"roles/r.yaml": "overlays:\n  - {name: tree, dir: " + src + "}\n",
 	})
 	return dir

@@ -139,17 +139,21 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
-// fileContent is a regular file of a directory source, listed as size
-// bytes.
+// fileContent is a regular file of a directory source, rel below its
+// root, listed as size bytes with identity id.
 type fileContent struct {
-	path string
+	root *dirRoot
+	rel  string
 	size int64
+	id   fileID
 }
 
-func (f fileContent) Open() (io.ReadCloser, error) { return openRegular(f.path, f.size) }
+func (f fileContent) Open() (io.ReadCloser, error) { return f.open() }
+
+func (f fileContent) open() (*rawFile, error) { return openListed(f.root, f.rel, f.size, f.id) }
 
 // String names the source file, for errors about its content.
-func (f fileContent) String() string { return f.path }
+func (f fileContent) String() string { return f.root.path + string(os.PathSeparator) + f.rel }
 
 // bytesContent is inline content from YAML.
 type bytesContent []byte
@@ -228,10 +232,10 @@ func (h *hasher) work() {
 	defer h.wg.Done()
 	buf := make([]byte, 128<<10)
 	for e := range h.jobs {
-		p := e.Content.(fileContent).path
-		sm, err := hashFile(p, e.Size, buf)
+		fc := e.Content.(fileContent)
+		sm, err := hashFile(fc, buf)
 		if err == nil && sm.size != e.Size {
-			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", p, e.Size, sm.size)
+			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", fc, e.Size, sm.size)
 		}
 		if err != nil {
 			h.mu.Lock()

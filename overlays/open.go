@@ -1,6 +1,8 @@
 package overlays
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"syscall"
@@ -34,16 +36,85 @@ type rawFile struct {
 // openRegular opens the source file at p, listed as size bytes (-1 if
 // unknown), for reading.
 func openRegular(p string, size int64) (*rawFile, error) {
-	for {
-		fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: p, Err: err}
-		}
-		return &rawFile{fd: fd, path: p, size: size}, nil
+	fd, err := retry(func() (int, error) { return syscall.Open(p, syscall.O_RDONLY|syscall.O_CLOEXEC, 0) })
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
+	return &rawFile{fd: fd, path: p, size: size}, nil
+}
+
+func retry(open func() (int, error)) (int, error) {
+	for {
+		fd, err := open()
+		if err != syscall.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// dirRoot is the top of a directory source, held open so that its files
+// are opened relative to it.
+type dirRoot struct {
+	path string
+	fd   int
+}
+
+// openDirRoot opens the directory at p, which must not be a symlink.
+func openDirRoot(p string) (*dirRoot, error) {
+	fd, err := retry(func() (int, error) {
+		return syscall.Open(p, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	})
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	return &dirRoot{path: p, fd: fd}, nil
+}
+
+func (d *dirRoot) close() error { return syscall.Close(d.fd) }
+
+// fileID is what identifies a file while it exists: its device and inode.
+type fileID struct{ dev, ino uint64 }
+
+// ErrChanged marks a source file that is no longer the one the walk
+// listed: replaced by a symlink, a different file or something that is no
+// file, between the listing and the read.
+var ErrChanged = errors.New("replaced since it was listed")
+
+// openListed opens file rel of directory source root, listed as size
+// bytes with identity id. No symlink is followed on the way, in rel's
+// directories or at its end (openat2 with RESOLVE_NO_SYMLINKS where the
+// kernel has it, O_NOFOLLOW on the last element elsewhere), and O_NONBLOCK
+// keeps a FIFO put in its place from blocking. What is opened must be the
+// regular file the walk saw, the same device and inode: otherwise a file
+// swapped for a link to /etc/shadow after the walk would put the host's
+// secrets in the image.
+func openListed(root *dirRoot, rel string, size int64, id fileID) (*rawFile, error) {
+	p := root.path + string(os.PathSeparator) + rel
+	const flags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	fd, err := retry(func() (int, error) { return openBeneath(root.fd, rel, flags) })
+	if err == syscall.ENOSYS {
+		fd, err = retry(func() (int, error) { return syscall.Open(p, flags, 0) })
+	}
+	switch {
+	case err == syscall.ELOOP || err == syscall.EXDEV:
+		return nil, fmt.Errorf("%s: %w: a symlink is now in its place or on its path", p, ErrChanged)
+	case err != nil:
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("%s: %w: now not a regular file (mode %o)", p, ErrChanged, st.Mode)
+	}
+	if got := (fileID{uint64(st.Dev), uint64(st.Ino)}); got != id {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("%s: %w: now another file (device %d inode %d, listed as device %d inode %d)", p, ErrChanged, got.dev, got.ino, id.dev, id.ino)
+	}
+	return &rawFile{fd: fd, path: p, size: size}, nil
 }
 
 func (f *rawFile) Read(b []byte) (int, error) {

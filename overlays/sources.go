@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -34,17 +35,73 @@ const maxName = 255
 // one of hundreds of kilobytes costs time in every later step.
 const maxPath = 4096
 
+// ErrOutside marks a source that lies outside the fleet directory, which
+// the fleet has not allowed (sources: {allow_outside: [...]}).
+var ErrOutside = errors.New("source outside the fleet directory")
+
 // reader turns overlay sources into layers.
 type reader struct {
-	fleet *roles.Fleet
-	spool *spool // created on first tar member
+	fleet     *roles.Fleet
+	spool     *spool     // created on first tar member
+	roots     []*dirRoot // of directory sources, open until close
+	fleetReal string     // the fleet directory, symlinks resolved; once known
+
+	listed func(path string) // tests: called between listing a file and reading it
 }
 
 func (r *reader) close() error {
+	var errs []error
 	if r.spool != nil {
-		return r.spool.Close()
+		errs = append(errs, r.spool.Close())
 	}
-	return nil
+	for _, d := range r.roots {
+		errs = append(errs, d.close())
+	}
+	r.roots = nil
+	return errors.Join(errs...)
+}
+
+// checkPlace refuses a source that lies outside the fleet directory once
+// symlinks are resolved (dir: /etc/ssh, ../../etc/apt, a link to /), unless
+// a sources: allow_outside glob of the fleet matches where it lies: the
+// fleet's files say what goes into an image, not whatever the build host
+// has.
+func (r *reader) checkPlace(src string) error {
+	real, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return nil // reading it says what is missing
+	}
+	if real, err = filepath.Abs(real); err != nil {
+		return err
+	}
+	if r.fleetReal == "" {
+		d, err := filepath.EvalSymlinks(r.fleet.Dir)
+		if err == nil {
+			d, err = filepath.Abs(d)
+		}
+		if err != nil {
+			return fmt.Errorf("fleet directory: %w", err)
+		}
+		r.fleetReal = d
+	}
+	if rel, err := filepath.Rel(r.fleetReal, real); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return nil
+	}
+	for _, g := range r.fleet.Sources.AllowOutside {
+		pat := g.Pattern
+		if !path.IsAbs(pat) {
+			pat = path.Join(filepath.ToSlash(r.fleetReal), pat)
+		}
+		if roles.Match(pat, filepath.ToSlash(real)) {
+			return nil
+		}
+	}
+	where := ""
+	if real != src {
+		where = " (it resolves to " + real + ")"
+	}
+	return fmt.Errorf("%s: %w %s%s; every source lies in the fleet directory unless %s allows it (sources: {allow_outside: [%q]})",
+		src, ErrOutside, r.fleetReal, where, roles.FleetFile, filepath.ToSlash(real))
 }
 
 // root entry metadata shared by every source.
@@ -58,6 +115,11 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 
 // read returns the layer of overlay o.
 func (r *reader) read(o *roles.Overlay) (*layer, error) {
+	if o.Kind != "files" {
+		if err := r.checkPlace(o.Source); err != nil {
+			return nil, err
+		}
+	}
 	switch o.Kind {
 	case "dir":
 		return r.readDir(o.Source, o.Name)
@@ -90,6 +152,17 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			return nil, err
 		}
 	}
+	// Files are read later, relative to the directory held open here (see
+	// openListed).
+	dr, err := openDirRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	r.roots = append(r.roots, dr)
+	var rootID syscall.Stat_t
+	if err := syscall.Fstat(dr.fd, &rootID); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: root, Err: err}
+	}
 	l := newLayer()
 	h := newHasher(4 * runtime.GOMAXPROCS(0))
 	d := r.fleet.Defaults
@@ -98,6 +171,14 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			return err
 		}
 		if p == root {
+			// The walk must list the directory that files are opened in.
+			info, err := de.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); !ok || st.Dev != rootID.Dev || st.Ino != rootID.Ino {
+				return fmt.Errorf("%s: %w while being opened", root, ErrChanged)
+			}
 			return nil
 		}
 		rel := filepath.ToSlash(p[len(root)+1:])
@@ -119,7 +200,14 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			}
 			e = r.base(rel, tree.File, mode, overlay)
 			e.Size = info.Size()
-			e.Content = fileContent{p, e.Size}
+			st, ok := info.Sys().(*syscall.Stat_t)
+			if !ok {
+				return fmt.Errorf("%s: no device and inode number", p)
+			}
+			e.Content = fileContent{dr, filepath.FromSlash(rel), e.Size, fileID{uint64(st.Dev), uint64(st.Ino)}}
+			if r.listed != nil {
+				r.listed(p)
+			}
 			h.add(e)
 		case m&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -170,8 +258,8 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // as long as an archive allows, and an error that repeats a megabyte of
 // it says less, not more.
 func shortName(s string) string {
-	if len(s) > 200 {
-		return strconv.Quote(s[:200]) + fmt.Sprintf("... (%d bytes)", len(s))
+	if len(s) > 512 {
+		return strconv.Quote(s[:512]) + fmt.Sprintf("... (%d bytes)", len(s))
 	}
 	return strconv.Quote(s)
 }
@@ -240,7 +328,7 @@ func decompress(f io.Reader) (io.Reader, func(), error) {
 // readTar reads a tar archive, plain or compressed with gzip or zstd.
 // Members are spooled, digested on the way.
 func (r *reader) readTar(name, overlay string) (*layer, error) {
-	f, err := os.Open(name)
+	f, err := openArchive(name)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +460,49 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		return nil, fmt.Errorf("%s: after the last entry: %w", name, err)
 	}
 	return l, nil
+}
+
+// openArchive opens the archive at name, which must be a regular file:
+// /dev/zero would be read forever, and a FIFO would block the build
+// until someone writes to it. It is checked before it is opened (opening
+// a device can have effects), and again once open, without blocking, in
+// case it was replaced in between.
+func openArchive(name string) (*os.File, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w: not a regular file (%s); an archive source must be a file", name, ErrUnsafe, fileType(fi.Mode()))
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%s: %w: %w: not a regular file (%s)", name, ErrUnsafe, ErrChanged, fileType(fi.Mode()))
+	}
+	return f, nil
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
 }
 
 // archivePath cleans a member name and refuses any that could leave the

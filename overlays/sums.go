@@ -29,16 +29,17 @@ func (c contentSums) set(e *tree.Entry) {
 	e.Data, e.HasData = c.data, c.hasData
 }
 
-// hashFile reads the file at p, of size bytes when it was listed, once.
-// It reads at most one byte more, so that a file that has grown since is
-// caught by the caller's size check without hashing all it has become.
-func hashFile(p string, size int64, buf []byte) (contentSums, error) {
-	f, err := openRegular(p, size)
+// hashFile reads the source file fc, of fc.size bytes when it was
+// listed, once. It reads at most one byte more, so that a file that has
+// grown since is caught by the caller's size check without hashing all it
+// has become.
+func hashFile(fc fileContent, buf []byte) (contentSums, error) {
+	f, err := fc.open()
 	if err != nil {
 		return contentSums{}, err
 	}
 	defer f.Close()
-	return hashReader(io.LimitReader(f, size+1), size, buf)
+	return hashReader(io.LimitReader(f, fc.size+1), fc.size, buf)
 }
 
 // hashReader reads r, of size bytes, once; buf may be nil.

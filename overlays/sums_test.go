@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -107,10 +108,28 @@ func TestHashChangedSize(t *testing.T) {
 	}
 	for _, listed := range []int64{5, 20} {
 		h := newHasher(2)
-		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fileContent{p, listed}})
+		fc := listedFile(t, p)
+		fc.size = listed
+		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fc})
 		err := h.wait()
 		if err == nil || !strings.Contains(err.Error(), p+": changed while being read") {
 			t.Errorf("listed as %d bytes, 10 read: got %v, want a changed-while-read error naming %s", listed, err, p)
 		}
 	}
+}
+
+// listedFile lists the file at p as a directory source's walk would.
+func listedFile(t *testing.T, p string) fileContent {
+	t.Helper()
+	root, err := openDirRoot(filepath.Dir(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.close() })
+	fi, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return fileContent{root, filepath.Base(p), fi.Size(), fileID{uint64(st.Dev), uint64(st.Ino)}}
 }

@@ -42,7 +42,16 @@ type Fleet struct {
 	Groups   map[string]uint32
 	Defaults Defaults
 	Rules    []Rule
+	Sources  Sources
 	Roles    map[string]*Role
+}
+
+// Sources are the fleet's limits on what overlay sources may be.
+type Sources struct {
+	// AllowOutside are globs of places outside the fleet directory that
+	// sources may lie in (symlinks resolved): absolute, or relative to
+	// the fleet directory.
+	AllowOutside []Glob
 }
 
 // Defaults are the fleet-wide modes and image parameters.
@@ -167,7 +176,10 @@ type rawFleet struct {
 		ExecMode string   `yaml:"exec_mode"`
 		Image    rawImage `yaml:"image"`
 	} `yaml:"defaults"`
-	Rules []rawRule `yaml:"rules"`
+	Rules   []rawRule `yaml:"rules"`
+	Sources struct {
+		AllowOutside []string `yaml:"allow_outside"`
+	} `yaml:"sources"`
 }
 
 type rawImage struct {
@@ -295,6 +307,15 @@ func Load(dir string) (*Fleet, error) {
 	f.Rules, err = f.rules(raw.Rules, file, root)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	srcs := field(root, "sources")
+	al := itemLines(srcs, "allow_outside")
+	for i, g := range raw.Sources.AllowOutside {
+		pos := Pos{file, lineAt(al, i)}
+		if err := checkSourceGlob(g); err != nil {
+			errs = append(errs, errorf(pos, "allow_outside: %v", err))
+		}
+		f.Sources.AllowOutside = append(f.Sources.AllowOutside, Glob{g, pos})
 	}
 
 	files, _ := filepath.Glob(filepath.Join(dir, "roles", "*.yaml"))
@@ -789,6 +810,15 @@ func checkControl(p string) error {
 		return fmt.Errorf("%q contains the control character %q", p, p[i])
 	}
 	return nil
+}
+
+// checkSourceGlob checks a glob of host paths: absolute or relative to
+// the fleet directory, unlike volume globs.
+func checkSourceGlob(g string) error {
+	if g == "" {
+		return errors.New("empty glob")
+	}
+	return checkGlob(strings.TrimPrefix(g, "/"))
 }
 
 func checkGlob(g string) error {
