@@ -37,6 +37,9 @@ type Options struct {
 	Force bool
 	// DryRun plans and reports the changes, and makes none.
 	DryRun bool
+	// RoleChange activates a volume of another role than the active
+	// image's.
+	RoleChange bool
 
 	// hook, in tests, is called at every point where an interruption
 	// could happen; an error from it stops the run there.
@@ -143,6 +146,9 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer r.close()
+	if err := checkRole(r.j.Image, img, opts.RoleChange); err != nil {
+		return nil, err
+	}
 	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Image: img, Previous: r.j.Image, Changes: []Change{}}
 	rep.Changes = append(rep.Changes, r.resume()...)
 	if !opts.DryRun {

@@ -286,3 +286,17 @@ func matchParts(g, p []string) bool {
 	}
 	return len(p) == 0
 }
+
+// ErrRoleChange is returned when the volume holds an image of another
+// role than the active one: a machine does not change what it is by a
+// disk being attached.
+var ErrRoleChange = errors.New("another role")
+
+// checkRole refuses to replace the active image by one of another role,
+// unless asked to.
+func checkRole(active, img *ImageRef, change bool) error {
+	if active == nil || active.Role == img.Role || change {
+		return nil
+	}
+	return fmt.Errorf("volume %s: %w: it holds an image of role %s, and %s is active on this machine", img.Volume, ErrRoleChange, img.Role, active.Role)
+}

@@ -183,3 +183,26 @@ func skipOrFail(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// TestRoleChange: a volume of another role than the active image's is
+// refused, unless the role change is asked for.
+func TestRoleChange(t *testing.T) {
+	root, _ := newRoot(t, v1)
+	activate(t, root, Options{})
+	db := v2
+	db.role = "ol-db"
+	writeVolume(t, filepath.Join(root, "1"), db)
+	before := snapshot(t, root)
+	for _, o := range []Options{{}, {DryRun: true}, {Force: true}} {
+		o.Root = root
+		_, err := Activate(ctx, o)
+		if !errors.Is(err, ErrRoleChange) || !strings.Contains(err.Error(), "volume /1: another role: it holds an image of role ol-db, and ol-web is active on this machine") {
+			t.Fatalf("activate %+v: got %v, want %v", o, err, ErrRoleChange)
+		}
+	}
+	check(t, root, before, "after a refused role change")
+	rep := activate(t, root, Options{RoleChange: true})
+	if rep.Image.Role != "ol-db" || rep.Previous.Role != "ol-web" {
+		t.Errorf("role change: image %+v, previous %+v", rep.Image, rep.Previous)
+	}
+}

@@ -20,6 +20,8 @@ type activateOptions struct {
 	dryRun bool
 	json   bool
 	force  bool
+	// roleChange allows a volume of another role than the active one.
+	roleChange bool
 }
 
 func newActivateCmd(e *env) *cobra.Command {
@@ -50,7 +52,13 @@ type the manifest gives, and every entry's type, mode, owner, size, link
 text and content sha256, so a damaged or altered volume is refused
 (--force skips this; 'olimage verify DEVICE' also checks the ext4
 structures). It refuses, forced or not, a link below a symlink it did
-not make or below a file, and changes nothing then.
+not make or below a file, a plan linking anything but the image's own
+top-level /opt entries and /etc paths (each to the same path in the
+volume), and sensitive paths (/etc/shadow, /etc/sudoers*, /etc/ssh/**,
+/etc/pam.d/**, home directories, ...) unless ROOT/etc/olimage/policy.yaml
+allows them for the role (docs/activation.md); and it refuses a volume of
+another role than the active image's unless --role-change. It changes
+nothing then.
 
 Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent
 directory made), move (the original moved aside to DETAIL), link (PATH now
@@ -71,11 +79,12 @@ nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
 	cmd.Flags().BoolVarP(&opts.dryRun, "dry-run", "n", false, "print the steps, change nothing")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.activate/v1)")
 	cmd.Flags().BoolVar(&opts.force, "force", false, "activate a volume whose manifest fails verification")
+	cmd.Flags().BoolVar(&opts.roleChange, "role-change", false, "activate a volume of another role than the active image's")
 	return cmd
 }
 
 func runActivate(e *env, opts activateOptions, out io.Writer) error {
-	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun})
+	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun, RoleChange: opts.roleChange})
 	if err != nil {
 		// What was done before the error is in the journal: status shows it.
 		return activationError(err)
@@ -146,6 +155,8 @@ func activationError(err error) error {
 		return hintError{err, "check the volume with 'olimage verify DEVICE'; --force activates it anyway"}
 	case errors.Is(err, activate.ErrUnsafe):
 		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
+	case errors.Is(err, activate.ErrRoleChange):
+		return hintError{err, "attach the volume of this machine's role; to make the machine another role, run again with --role-change"}
 	case errors.Is(err, activate.ErrConflict):
 		return hintError{err, "'olimage status' shows every link; after moving the path away, run the command again"}
 	}
