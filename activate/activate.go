@@ -245,7 +245,7 @@ func (r *run) open(ctx context.Context) error {
 			return err
 		}
 	}
-	j, err := readJournal(r.opts.Root)
+	j, err := loadJournal(r.opts.Root)
 	if err != nil {
 		unlock()
 		return err

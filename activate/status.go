@@ -52,7 +52,7 @@ func ReadStatus(opts Options) (*Status, error) {
 	if err := opts.normalize(opts.Volume != ""); err != nil {
 		return nil, err
 	}
-	j, err := readJournal(opts.Root)
+	j, err := loadJournal(opts.Root)
 	if err != nil {
 		return nil, err
 	}

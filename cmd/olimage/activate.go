@@ -114,9 +114,14 @@ func printActivation(out io.Writer, asJSON bool, rep *activate.Report) error {
 	default:
 		fmt.Fprintf(out, "%s %s %s tree %s on %s\n", verb, img.Role, img.UUID, short(img.Tree), rep.Root)
 	}
+	return printChanges(out, rep.Changes)
+}
+
+// printChanges prints one line per step, and a count of each kind.
+func printChanges(out io.Writer, changes []activate.Change) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	counts := map[string]int{}
-	for _, c := range rep.Changes {
+	for _, c := range changes {
 		counts[c.Op]++
 		detail := c.Target
 		if c.Op == activate.OpMove || c.Op == activate.OpRestore {
@@ -157,6 +162,10 @@ func activationError(err error) error {
 		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
 	case errors.Is(err, activate.ErrRoleChange):
 		return hintError{err, "attach the volume of this machine's role; to make the machine another role, run again with --role-change"}
+	case errors.Is(err, activate.ErrBadJournal):
+		return hintError{err, "'olimage recover --dry-run' shows how the originals kept in " + activate.BackupDir + " would go back"}
+	case errors.Is(err, activate.ErrJournalIntact):
+		return hintError{err, "'olimage deactivate' undoes what the journal records"}
 	case errors.Is(err, activate.ErrConflict):
 		return hintError{err, "'olimage status' shows every link; after moving the path away, run the command again"}
 	}

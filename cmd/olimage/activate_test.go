@@ -290,3 +290,47 @@ func TestOperatorSafety(t *testing.T) {
 		t.Errorf("status --volume '': exit %d\n%s", code, out)
 	}
 }
+
+// TestRecoverCommand: with the journal corrupt, activate points at
+// recover, whose dry run lists the steps; recover puts the originals back.
+func TestRecoverCommand(t *testing.T) {
+	root := activationRoot(t)
+	before := listing(t, root)
+	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := runMain(t, "recover", "--root", root)
+	if code != exitError || !strings.Contains(errOut, "the journal is intact") || !strings.Contains(errOut, "olimage: hint: 'olimage deactivate'") {
+		t.Errorf("recover with the journal intact: exit %d\n%s%s", code, out, errOut)
+	}
+	os.WriteFile(filepath.Join(root, activate.JournalFile), []byte("{"), 0o644)
+	for _, cmd := range []string{"activate", "deactivate", "status"} {
+		code, out, errOut := runMain(t, cmd, "--root", root)
+		if code != exitError || !strings.Contains(errOut, "journal.json: unexpected end of JSON input") || !strings.Contains(errOut, "olimage: hint: 'olimage recover --dry-run'") {
+			t.Errorf("%s with a corrupt journal: exit %d\n%s%s", cmd, code, out, errOut)
+		}
+	}
+	mid := listing(t, root)
+	code, out, errOut = runMain(t, "recover", "--root", root, "--dry-run")
+	want := "recover (dry run) " + root + " from the backups in /var/lib/olimage/backup\n" +
+		"  unlink   /etc/nginx/nginx.conf  /1/etc/nginx/nginx.conf\n" +
+		"  restore  /etc/nginx/nginx.conf  /var/lib/olimage/backup/5070136c-bd8e-5cda-932f-d88216814664/etc/nginx/nginx.conf\n" +
+		"  unlink   /opt/openlibrary       /1/opt/openlibrary\n" +
+		"2 unlinked, 1 restored\n"
+	if code != exitOK || out != want {
+		t.Errorf("recover --dry-run: exit %d\n%s%s\nwant\n%s", code, out, errOut, want)
+	}
+	if got := listing(t, root); got != mid {
+		t.Errorf("recover --dry-run changed the root:\n%s", got)
+	}
+	if code, out, errOut := runMain(t, "recover", "--root", root); code != exitOK {
+		t.Fatalf("recover: exit %d\n%s%s", code, out, errOut)
+	}
+	// What activate made stays: the /opt it created, and the journal kept
+	// aside.
+	want = strings.Replace(before, "\nvar/\n", "\nopt/\nvar/\n", 1)
+	want = strings.Replace(want, "var/lib/dpkg/status: dpkg\n\n", "var/lib/dpkg/status: dpkg\n\nvar/lib/olimage/\nvar/lib/olimage/journal.json.broken: {\n", 1)
+	if got := listing(t, root); got != want {
+		t.Errorf("after recover:\n%s\nwant\n%s", got, want)
+	}
+}

@@ -52,7 +52,7 @@ olimage.status/v1 (docs/json.md).`,
 func runStatus(e *env, opts statusOptions, out io.Writer) error {
 	st, err := activate.ReadStatus(activate.Options{Root: opts.root, Volume: opts.volume})
 	if err != nil {
-		return err
+		return activationError(err)
 	}
 	if opts.json {
 		if err := manifest.WriteJSON(out, st); err != nil {
