@@ -262,7 +262,9 @@ func (fs *FS) checkSuper(c *checker) {
 	if sb.State&2 != 0 {
 		c.add("superblock", "", "file system has errors recorded")
 	}
-	if sb.FeatureIncompat&format.IncompatRecover != 0 {
+	if dirty, err := fs.journalDirty(); err != nil {
+		c.add("journal", "", "%v", err)
+	} else if dirty {
 		c.add("superblock", "", "journal needs recovery")
 	}
 	if sb.FreeInodesCount > sb.InodesCount {

@@ -184,6 +184,8 @@ func (fs *FS) Info() Info {
 		free |= uint64(sb.FreeBlocksCountHi) << 32
 		res |= uint64(sb.RBlocksCountHi) << 32
 	}
+	dirty, err := fs.journalDirty()
+	dirty = dirty || err != nil // an unreadable journal may hold anything
 	return Info{
 		Label:           cstring(sb.VolumeName[:]),
 		UUID:            FormatUUID(sb.UUID),
@@ -205,7 +207,7 @@ func (fs *FS) Info() Info {
 		DefHashVersion:  sb.DefHashVersion,
 		JournalInode:    sb.JournalInum,
 		Clean:           sb.State&1 != 0 && sb.State&2 == 0,
-		NeedsRecovery:   sb.FeatureIncompat&format.IncompatRecover != 0,
+		NeedsRecovery:   dirty,
 		MetadataCsum:    fs.csum,
 		ChecksumSeed:    fs.seed,
 		FirstDataBlock:  fs.first,

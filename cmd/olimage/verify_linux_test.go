@@ -1,0 +1,59 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestVerifyMounted verifies an image while it is loop-mounted read-only
+// and read-write, and after each unmount: the kernel's needs_recovery flag
+// on a mounted file system is not a journal that needs recovery. A journal
+// with a transaction logged and not replayed still is one.
+func TestVerifyMounted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skip(t, "loop mounts need root")
+	}
+	img := release(t, "a", nil)
+	mnt := t.TempDir()
+	for _, opts := range []string{"loop,ro", "loop"} {
+		if out, err := exec.Command("mount", "-o", opts, img, mnt).CombinedOutput(); err != nil {
+			skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+		}
+		o, e, code := olimage(t, "verify", img)
+		exec.Command("umount", mnt).Run()
+		if code != 0 {
+			t.Errorf("verify while mounted -o %s: exit %d\n%s%s", opts, code, o, e)
+		}
+		if o, e, code := olimage(t, "verify", img); code != 0 {
+			t.Errorf("verify after mount -o %s: exit %d\n%s%s", opts, code, o, e)
+		}
+	}
+	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
+		t.Errorf("e2fsck -fn: %v\n%s", err, out)
+	}
+
+	// Log one block in the journal without replaying it, as a crash
+	// between a commit and its checkpoint leaves it.
+	debugfs, err := exec.LookPath("debugfs")
+	if err != nil {
+		skip(t, "debugfs not installed")
+	}
+	dir := t.TempDir()
+	block := filepath.Join(dir, "block")
+	cmds := filepath.Join(dir, "cmds")
+	os.WriteFile(block, []byte(strings.Repeat("x", 4096)), 0o644)
+	os.WriteFile(cmds, []byte("jo\njw -b 5000 "+block+"\njc\n"), 0o644)
+	if out, err := exec.Command(debugfs, "-w", "-f", cmds, img).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs: %v\n%s", err, out)
+	}
+	o, e, code := olimage(t, "verify", img)
+	if code != 1 || !strings.Contains(o, "superblock: journal needs recovery") {
+		t.Errorf("verify of a journal holding a transaction: exit %d, want 1 and the journal reported\n%s%s", code, o, e)
+	}
+	if o, _, _ := olimage(t, "inspect", img); !strings.Contains(o, "journal needs recovery") {
+		t.Errorf("inspect does not say the journal needs recovery:\n%s", o)
+	}
+}
