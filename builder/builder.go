@@ -23,6 +23,7 @@ import (
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
+	"github.com/internetarchive/olimage/verity"
 )
 
 // Compression of an image file.
@@ -44,6 +45,13 @@ type Options struct {
 	Version string
 	// Progress, if set, is called as bytes of the raw image are produced.
 	Progress func(done, total int64)
+	// Verity appends the dm-verity hash tree (after a superblock) to the
+	// image, at the first byte after the file system. The root hash is
+	// computed and recorded either way.
+	Verity bool
+	// SHA256 computes the raw image's sha256 too, which costs hashing
+	// every byte of the declared size, empty space included.
+	SHA256 bool
 
 	// afterPlan runs between planning and writing; tests change sources there.
 	afterPlan func()
@@ -51,21 +59,24 @@ type Options struct {
 
 // Result describes a built image.
 type Result struct {
-	Role       string  `json:"role"`
-	Image      string  `json:"image"`              // path, or "-" for stdout
-	Manifest   string  `json:"manifest,omitempty"` // sidecar path
-	Compressed bool    `json:"compressed"`
-	Size       int64   `json:"size"`      // bytes of the raw image
-	FileSize   int64   `json:"file_size"` // bytes the file takes on disk
-	SHA256     string  `json:"sha256"`    // of the raw image
-	UUID       string  `json:"uuid"`      // file system UUID
-	TreeDigest string  `json:"tree"`      // manifest.TreeDigest of the role's tree
-	Entries    int     `json:"entries"`   // paths in the image, manifest included
-	Content    int64   `json:"content"`   // bytes of file content
-	FreeBlocks uint64  `json:"free_blocks"`
-	Inodes     uint64  `json:"inodes"`
-	UsedInodes uint64  `json:"used_inodes"`
-	Seconds    float64 `json:"seconds"`
+	Role       string `json:"role"`
+	Image      string `json:"image"`              // path, or "-" for stdout
+	Manifest   string `json:"manifest,omitempty"` // sidecar path
+	Compressed bool   `json:"compressed"`
+	Size       int64  `json:"size"`             // bytes of the raw image
+	FileSize   int64  `json:"file_size"`        // bytes the file takes on disk
+	SHA256     string `json:"sha256,omitempty"` // of the raw image, with Options.SHA256
+	// Verity holds the dm-verity root hash that identifies the image, and
+	// the tree's parameters; HashOffset is 0 unless the tree was written.
+	Verity     *verity.Params `json:"verity"`
+	UUID       string         `json:"uuid"`    // file system UUID
+	TreeDigest string         `json:"tree"`    // manifest.TreeDigest of the role's tree
+	Entries    int            `json:"entries"` // paths in the image, manifest included
+	Content    int64          `json:"content"` // bytes of file content
+	FreeBlocks uint64         `json:"free_blocks"`
+	Inodes     uint64         `json:"inodes"`
+	UsedInodes uint64         `json:"used_inodes"`
+	Seconds    float64        `json:"seconds"`
 }
 
 // ErrOutput marks a problem with the output path rather than the input.
@@ -127,13 +138,17 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 		opts.afterPlan()
 	}
 	res := &Result{Role: r.Name, UUID: doc.UUID, TreeDigest: digest, Entries: t.Len(), Size: layout.Size(), FreeBlocks: layout.FreeBlocks()}
+	if opts.Verity {
+		res.Size += verity.TreeSize(layout.Size() / verity.BlockSize)
+	}
 	res.Inodes, res.UsedInodes = layout.Inodes()
 	for _, e := range t.Entries {
 		if e.Type == tree.File {
 			res.Content += e.Size
 		}
 	}
-	if err := write(ctx, layout, f, r, digest, mf, opts, res); err != nil {
+	salt := sha256.Sum256([]byte("olimage verity salt\x00" + r.Name + "\x00" + digest))
+	if err := write(ctx, layout, f, r, digest, salt[:], mf, opts, res); err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()

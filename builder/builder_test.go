@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/verity"
 )
 
 const exampleFleet = "../examples/openlibrary"
@@ -100,16 +102,47 @@ func readSidecar(t *testing.T, p string) sidecar {
 	return s
 }
 
+// checkVerity checks the image's data against its dm-verity root hash
+// and, when the tree was written, the tree with veritysetup verify.
+func checkVerity(t *testing.T, res *Result, withTree bool) {
+	t.Helper()
+	p := *res.Verity
+	fi, err := os.Stat(res.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Size(); got != res.Size || withTree != (p.HashOffset != 0) || withTree && p.HashOffset != p.DataBlocks*verity.BlockSize {
+		t.Fatalf("image of %d bytes (result says %d), dm-verity %+v, tree written: %v", got, res.Size, p, withTree)
+	}
+	f, err := os.Open(res.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := verity.Check(context.Background(), f, fi.Size(), p); err != nil {
+		t.Errorf("verity.Check: %v", err)
+	}
+	if !withTree {
+		return
+	}
+	out, err := exec.Command(need(t, "veritysetup"), "verify", res.Image, res.Image, p.RootHash, fmt.Sprintf("--hash-offset=%d", p.HashOffset)).CombinedOutput()
+	if err != nil {
+		t.Errorf("veritysetup verify: %v\n%s", err, out)
+	}
+}
+
 func TestBuildExampleRoles(t *testing.T) {
 	for _, role := range []string{"ol-web", "ol-covers", "ol-db"} {
 		t.Run(role, func(t *testing.T) {
 			f, r := loadRole(t, exampleFleet, role)
 			out := t.TempDir()
-			res, err := Build(context.Background(), f, r, Options{Output: out, Version: "test"})
+			withTree := role == "ol-web"
+			res, err := Build(context.Background(), f, r, Options{Output: out, Version: "test", SHA256: true, Verity: withTree})
 			if err != nil {
 				t.Fatal(err)
 			}
 			fsck(t, res.Image)
+			checkVerity(t, res, withTree)
 			if got := fileSHA256(t, res.Image); got != res.SHA256 {
 				t.Errorf("sha256 of the file %s, result says %s", got, res.SHA256)
 			}
@@ -117,7 +150,7 @@ func TestBuildExampleRoles(t *testing.T) {
 				t.Errorf("image takes %d bytes on disk of %d: not sparse", res.FileSize, res.Size)
 			}
 			sc := readSidecar(t, res.Manifest)
-			if sc.Schema != manifest.SidecarSchema || sc.Image.SHA256 != res.SHA256 || sc.Image.Size != res.Size {
+			if sc.Schema != manifest.SidecarSchema || sc.Image.SHA256 != res.SHA256 || sc.Image.Size != res.Size || *sc.Image.Verity != *res.Verity {
 				t.Errorf("sidecar %+v does not describe %+v", sc.Image, res)
 			}
 			// The manifest inside the image is the sidecar's, byte for byte.
@@ -155,13 +188,16 @@ func TestBuildExampleRoles(t *testing.T) {
 func TestBuildZstdAndStdout(t *testing.T) {
 	f, r := loadRole(t, exampleFleet, "ol-mem")
 	dir := t.TempDir()
-	raw, err := Build(context.Background(), f, r, Options{Output: dir})
+	raw, err := Build(context.Background(), f, r, Options{Output: dir, SHA256: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	zs, err := Build(context.Background(), f, r, Options{Output: filepath.Join(dir, "x.img.zst")})
+	zs, err := Build(context.Background(), f, r, Options{Output: filepath.Join(dir, "x.img.zst"), SHA256: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if zs.Verity.RootHash != raw.Verity.RootHash {
+		t.Errorf("zstd build: root hash %s; raw build %s", zs.Verity.RootHash, raw.Verity.RootHash)
 	}
 	if !zs.Compressed || zs.SHA256 != raw.SHA256 {
 		t.Fatalf("zstd build: compressed %v, sha256 %s; raw build sha256 %s", zs.Compressed, zs.SHA256, raw.SHA256)
@@ -181,7 +217,7 @@ func TestBuildZstdAndStdout(t *testing.T) {
 		t.Errorf("decompressed sha256 %s, want %s", got, raw.SHA256)
 	}
 	var stdout bytes.Buffer
-	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout})
+	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout, SHA256: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	}
 	f, r := loadRole(t, writeFleet(t, src), "r")
 
-	disk, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
+	disk, err := Build(context.Background(), f, r, Options{Output: t.TempDir(), SHA256: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,15 +73,24 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	if got := fileSHA256(t, disk.Image); got != disk.SHA256 {
 		t.Errorf("sha256 of the file %s, result says %s", got, disk.SHA256)
 	}
-	mem, err := Build(context.Background(), f, r, Options{Output: tmpfsDir(t)})
+	mem, err := Build(context.Background(), f, r, Options{Output: tmpfsDir(t), SHA256: true})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Without O_DIRECT, with the dm-verity tree after the file system.
+	memTree, err := Build(context.Background(), f, r, Options{Output: tmpfsDir(t), Verity: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVerity(t, memTree, true)
+	if memTree.Verity.RootHash != disk.Verity.RootHash {
+		t.Errorf("image on tmpfs with its tree: root hash %s, want %s", memTree.Verity.RootHash, disk.Verity.RootHash)
 	}
 	if got := fileSHA256(t, mem.Image); got != disk.SHA256 || mem.SHA256 != disk.SHA256 {
 		t.Errorf("image on tmpfs: sha256 %s (result %s), want %s", got, mem.SHA256, disk.SHA256)
 	}
 	var stdout bytes.Buffer
-	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout})
+	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout, SHA256: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -20,22 +21,52 @@ import (
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/verity"
 )
 
 // write streams layout into the output opts names, with the sidecar
 // manifest beside it, both atomically.
-func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Role, digest string, mf *manifest.SpoolFile, opts Options, res *Result) error {
+func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Role, digest string, salt []byte, mf *manifest.SpoolFile, opts Options, res *Result) error {
 	path, compress, err := target(f, r.Name, digest, opts)
 	if err != nil {
 		return err
 	}
 	res.Image, res.Compressed = path, compress == Zstd
-	h := sha256.New()
+	h, err := newDigests(salt, opts.SHA256)
+	if err != nil {
+		return err
+	}
 	progress := func(int64) {}
 	if opts.Progress != nil {
-		total := layout.Size()
+		total := res.Size
 		var done int64
 		progress = func(n int64) { done += n; opts.Progress(done, total) }
+	}
+	// writeImage writes the file system and, with opts.Verity, the hash tree
+	// after it, into w.
+	writeImage := func(w io.Writer) error {
+		if _, err := layout.WriteToHashing(w, h); err != nil {
+			return err
+		}
+		p, err := h.tree.Finish()
+		if err != nil {
+			return err
+		}
+		if opts.Verity {
+			p.HashOffset = layout.Size()
+			tw := w
+			if h.sha != nil {
+				tw = io.MultiWriter(w, h.sha) // the sha256 is of the whole file
+			}
+			if _, err := h.tree.WriteTo(tw); err != nil {
+				return err
+			}
+		}
+		res.Verity = &p
+		if h.sha != nil {
+			res.SHA256 = hex.EncodeToString(h.sha.Sum(nil))
+		}
+		return nil
 	}
 	if path == "-" {
 		w := &stream{w: opts.Stdout, ctx: ctx, progress: progress}
@@ -43,16 +74,14 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		if compress == Zstd {
 			err = compressTo(opts.Stdout, func(zw io.Writer) error {
 				w.w = zw
-				_, err := layout.WriteToHashing(w, h)
-				return err
+				return writeImage(w)
 			})
 		} else {
-			_, err = layout.WriteToHashing(w, h)
+			err = writeImage(w)
 		}
 		if err != nil {
 			return fmt.Errorf("writing image to stdout: %w", err)
 		}
-		res.SHA256 = hex.EncodeToString(h.Sum(nil))
 		return nil
 	}
 
@@ -74,8 +103,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	if compress == Zstd {
 		err = compressTo(img.f, func(zw io.Writer) error {
 			w.w = zw
-			_, err := layout.WriteToHashing(w, h)
-			return err
+			return writeImage(w)
 		})
 	} else {
 		w.file = img.f // raw images keep unwritten space as holes
@@ -85,10 +113,10 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 			defer d.Close()
 			release = extraP()
 		}
-		_, err = layout.WriteToHashing(w, h)
+		err = writeImage(w)
 		release()
 		if err == nil {
-			err = img.f.Truncate(layout.Size())
+			err = img.f.Truncate(res.Size)
 		}
 	}
 	if err == nil {
@@ -97,7 +125,6 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	res.Manifest = path + image.SidecarSuffix
 	side, err := create(res.Manifest)
 	if err != nil {
@@ -105,7 +132,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	}
 	defer side.abort()
 	err = manifest.WriteSidecar(side.f, manifest.ImageFile{
-		File: filepath.Base(path), Size: layout.Size(), SHA256: res.SHA256, Compressed: compress,
+		File: filepath.Base(path), Size: res.Size, SHA256: res.SHA256, Compressed: compress, Verity: res.Verity,
 	}, mf)
 	if err == nil {
 		err = side.finish()
@@ -122,6 +149,45 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		res.FileSize = fileBytes(fi)
 	}
 	return nil
+}
+
+// digests takes the image's bytes for its dm-verity tree and, if asked
+// for, its sha256. The tree takes runs of zeros without their bytes; the
+// sha256 must hash every one, which is why it is optional.
+type digests struct {
+	tree *verity.Tree
+	sha  hash.Hash
+}
+
+func newDigests(salt []byte, raw bool) (*digests, error) {
+	t, err := verity.New(salt)
+	if err != nil {
+		return nil, err
+	}
+	d := &digests{tree: t}
+	if raw {
+		d.sha = sha256.New()
+	}
+	return d, nil
+}
+
+func (d *digests) Write(p []byte) (int, error) {
+	d.tree.Write(p)
+	if d.sha != nil {
+		d.sha.Write(p)
+	}
+	return len(p), nil
+}
+
+var zeroRun [64 << 10]byte
+
+func (d *digests) WriteZeros(n int64) {
+	d.tree.WriteZeros(n)
+	for left := n; d.sha != nil && left > 0; {
+		k := min(left, int64(len(zeroRun)))
+		d.sha.Write(zeroRun[:k])
+		left -= k
+	}
 }
 
 // compressTo runs fn with a zstd writer on w using every core.

@@ -138,3 +138,10 @@ var (
 type Skipper interface {
 	Skip(n int64) error
 }
+
+// ZeroWriter is implemented by digests that take a run of n zero bytes
+// without being handed them, in less time than hashing them (a dm-verity
+// tree does: a zero block's digest is known in advance).
+type ZeroWriter interface {
+	WriteZeros(n int64)
+}

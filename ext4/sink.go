@@ -2,7 +2,6 @@ package ext4
 
 import (
 	"bytes"
-	"hash"
 	"io"
 	"sync"
 )
@@ -42,7 +41,7 @@ type sink struct {
 	jobs   chan sinkJob // filled buffers, to hash (or, with no hash, to write)
 	hashed chan sinkJob // hashed buffers, to write
 	done   chan struct{}
-	h      hash.Hash // nil: no digest
+	h      io.Writer // nil: no digest
 
 	mu  sync.Mutex
 	err error
@@ -52,7 +51,7 @@ type sink struct {
 
 // newSink starts writing to w and, unless h is nil, hashing every byte of
 // the image into h, zeros included.
-func newSink(w io.Writer, h hash.Hash) *sink {
+func newSink(w io.Writer, h io.Writer) *sink {
 	s := &sink{w: w, h: h, free: make(chan []byte, sinkBufs), jobs: make(chan sinkJob, sinkBufs), done: make(chan struct{})}
 	s.hashed = s.jobs
 	if h != nil {
@@ -95,6 +94,11 @@ func (s *sink) hash() {
 	defer close(s.hashed)
 	for j := range s.jobs {
 		s.h.Write(j.buf)
+		if zw, ok := s.h.(ZeroWriter); ok {
+			zw.WriteZeros(j.zeros)
+			s.hashed <- j
+			continue
+		}
 		for left := j.zeros; left > 0; {
 			k := min(left, int64(len(zeroRun)))
 			s.h.Write(zeroRun[:k])

@@ -109,10 +109,11 @@ func (l *Layout) WriteTo(w io.Writer) (int64, error) {
 }
 
 // WriteToHashing is WriteTo that also writes every byte of the image to h,
-// zeros included, so that h ends with the digest of the whole image. It
+// zeros included, so that h ends with the digest of the whole image; runs
+// of skipped zeros go to WriteZeros instead when h is a ZeroWriter. It
 // hashes the buffers the image is written from, on a goroutine of its own,
 // which costs no copy and overlaps with reading content and writing.
-func (l *Layout) WriteToHashing(w io.Writer, h hash.Hash) (int64, error) {
+func (l *Layout) WriteToHashing(w io.Writer, h io.Writer) (int64, error) {
 	wr := newWriter(l, newSink(w, h))
 	// Files with no data blocks (all holes) are only checked, not
 	// written: that happens beside the writing, so reading a large empty

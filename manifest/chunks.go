@@ -265,7 +265,7 @@ func Head(data []byte) (schema string, head *Image, body []byte, err error) {
 			}
 			return head.Schema, head, data, nil
 		case "manifest": // a sidecar: the manifest follows, verbatim
-			if s, _ := fields["schema"]; string(s) != `"`+SidecarSchema+`"` {
+			if s := string(fields["schema"]); s != `"`+SidecarSchema+`"` && s != `"`+SidecarSchemaV1+`"` {
 				return "", nil, nil, fmt.Errorf("a \"manifest\" key outside a sidecar")
 			}
 			rest := data[dec.InputOffset():]

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/internetarchive/olimage/tree"
+	"github.com/internetarchive/olimage/verity"
 )
 
 // Where an image keeps its manifest, relative to the volume root.
@@ -23,7 +24,13 @@ const (
 const ImageSchema = "olimage.manifest/v1"
 
 // SidecarSchema identifies the manifest written beside an image file.
-const SidecarSchema = "olimage.sidecar/v1"
+// Version 2 identifies the image by its dm-verity root hash (always
+// recorded) and makes the raw image's sha256 optional; version 1, which
+// always had the sha256 and no root hash, is still read.
+const (
+	SidecarSchema   = "olimage.sidecar/v2"
+	SidecarSchemaV1 = "olimage.sidecar/v1"
+)
 
 // Image is the manifest inside an image: what it was built from and every
 // entry it holds, except the manifest itself.
@@ -80,10 +87,15 @@ func ActivationFor(t *tree.Tree) *Activation {
 
 // ImageFile describes an image file in its sidecar manifest.
 type ImageFile struct {
-	File       string `json:"file"`
-	Size       int64  `json:"size"`   // bytes of the raw image
-	SHA256     string `json:"sha256"` // of the raw image
+	File string `json:"file"`
+	// Size is the bytes of the raw image: the file system, and the
+	// dm-verity tree when one was written after it (Verity.HashOffset).
+	Size       int64  `json:"size"`
+	SHA256     string `json:"sha256,omitempty"` // of the raw image, when asked for
 	Compressed string `json:"compression"`
+	// Verity is the dm-verity tree of the file system; its root hash is
+	// the digest that identifies the image.
+	Verity *verity.Params `json:"verity,omitempty"`
 }
 
 // SpoolFile is a manifest written to an unlinked temporary file: its
@@ -154,4 +166,32 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// SidecarHead is what a sidecar says of its image file.
+type SidecarHead struct {
+	Schema string    `json:"schema"`
+	Image  ImageFile `json:"image"`
+}
+
+// ReadSidecarHead decodes the image description of a sidecar, version 1
+// or 2.
+func ReadSidecarHead(data []byte) (*SidecarHead, error) {
+	var h SidecarHead
+	if err := json.Unmarshal(data, &h); err != nil {
+		return nil, fmt.Errorf("not a sidecar: %w", err)
+	}
+	switch h.Schema {
+	case SidecarSchema:
+		if h.Image.Verity == nil {
+			return nil, fmt.Errorf("schema %s without image.verity", h.Schema)
+		}
+	case SidecarSchemaV1:
+		if h.Image.SHA256 == "" {
+			return nil, fmt.Errorf("schema %s without image.sha256", h.Schema)
+		}
+	default:
+		return nil, fmt.Errorf("schema %q: want %s or %s", h.Schema, SidecarSchema, SidecarSchemaV1)
+	}
+	return &h, nil
 }

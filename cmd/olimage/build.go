@@ -36,6 +36,8 @@ type buildOptions struct {
 	compress string
 	json     bool
 	progress bool
+	verity   bool
+	sha256   bool
 }
 
 func newBuildCmd(e *env) *cobra.Command {
@@ -45,7 +47,17 @@ func newBuildCmd(e *env) *cobra.Command {
 		Short: "Build the ext4 image of one or more roles",
 		Long: `Merge each role's overlays and write its /1 data volume: an ext4 file
 system with opt/, etc/ and .olimage/manifest.json at its root, plus a
-sidecar manifest (IMAGE.manifest.json) with the raw image's sha256.
+sidecar manifest (IMAGE.manifest.json) that identifies the image by the
+dm-verity root hash of its file system, with the tree's salt and
+parameters. The root hash costs what the content costs; --sha256 adds the
+raw image's sha256, which costs hashing every byte of the declared size.
+
+With --verity the dm-verity hash tree (a veritysetup superblock, then the
+tree) is appended to the image at the first byte after the file system,
+the hash offset the sidecar records; the file system is unchanged, so the
+image still mounts as plain ext4. Without it no tree is written: it takes
+1/128 of the declared size, empty space included (512 MiB for a 64 GiB
+volume), but the root hash is the same either way.
 
 Images are named ROLE-VERSION-DIGEST.img (.img.zst with --compress zstd):
 the fleet's version (or the epoch's date) and the first 12 hex digits of the
@@ -60,6 +72,7 @@ sidecar is written. One summary line per image goes to stdout, or a JSON
 array with --json.`,
 		Example: `  olimage build -f examples/openlibrary ol-web -o out/
   olimage build -f examples/openlibrary --all -j 2 -o out/ --json
+  olimage build -f examples/openlibrary ol-web --verity -o out/
   olimage build -f examples/openlibrary ol-db -o - --compress zstd | ssh host 'zstd -d > /dev/vdb'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(e, opts, args)
@@ -71,6 +84,8 @@ array with --json.`,
 	cmd.Flags().StringVar(&opts.compress, "compress", builder.Raw, "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON array of results")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
+	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system")
+	cmd.Flags().BoolVar(&opts.sha256, "sha256", false, "also compute the raw image's sha256 (hashes the whole declared size)")
 	return cmd
 }
 
@@ -130,7 +145,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			r := f.Roles[name]
 			results[i], errs[i] = builder.Build(e.ctx, f, r, builder.Options{
 				Output: opts.output, Compress: opts.compress, Stdout: e.stdout,
-				Version: olimageVersion(), Progress: bar.update(name),
+				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
 			})
 			bar.done(name)
 		}()
@@ -170,8 +185,8 @@ func isImageName(p string) bool {
 func printResults(w io.Writer, results []*builder.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\tcontent %s\t%d entries\tinodes %d/%d\tsha256 %s\t%.1fs\n",
-			r.Role, r.Image, mib(r.Size), mib(r.Content), r.Entries, r.UsedInodes, r.Inodes, short(r.SHA256), r.Seconds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\tcontent %s\t%d entries\tinodes %d/%d\troot %s\t%.1fs\n",
+			r.Role, r.Image, mib(r.Size), mib(r.Content), r.Entries, r.UsedInodes, r.Inodes, short(r.Verity.RootHash), r.Seconds)
 	}
 	tw.Flush()
 }

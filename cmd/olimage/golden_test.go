@@ -180,16 +180,24 @@ func TestBuildDeterministic(t *testing.T) {
 	for i, fleet := range []string{a, b} {
 		time.Local = time.FixedZone("zone", (i*13-6)*3600)
 		out := filepath.Join(t.TempDir(), "out")
-		o, e, code := olimage(t, "-f", fleet, "build", "ol-web", "ol-covers", "-o", out, "--json", "-j", fmt.Sprint(i+1))
+		o, e, code := olimage(t, "-f", fleet, "build", "ol-web", "ol-covers", "-o", out, "--json", "-j", fmt.Sprint(i+1), "--sha256", "--verity")
 		if code != 0 {
 			t.Fatalf("build in %s: exit %d: %s", fleet, code, e)
 		}
-		var results []struct{ Role, Image, SHA256 string }
+		var results []struct {
+			Role, Image, SHA256 string
+			Verity              struct {
+				RootHash string `json:"root_hash"`
+			}
+		}
 		if err := json.Unmarshal([]byte(o), &results); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range results {
-			sums[r.Role] = append(sums[r.Role], r.SHA256+" "+filepath.Base(r.Image))
+			if r.SHA256 == "" || r.Verity.RootHash == "" {
+				t.Fatalf("%s: no sha256 or root hash in %s", r.Role, o)
+			}
+			sums[r.Role] = append(sums[r.Role], r.SHA256+" "+r.Verity.RootHash+" "+filepath.Base(r.Image))
 		}
 	}
 	if len(sums) != 2 {

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/ext4/reader"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/verity"
 )
 
 type inspectOptions struct{ json bool }
@@ -22,7 +26,13 @@ func newInspectCmd(e *env) *cobra.Command {
 		Long: `Read IMAGE (raw, .zst, .gz, or a GPT disk with one ext4 partition) without
 mounting it and print its label, UUID, size, features, block and inode use,
 and the summary of the manifest it carries (role, fleet, olimage version,
-tree digest, inputs). Needs no root.`,
+tree digest, inputs). Needs no root.
+
+The dm-verity section comes from the sidecar beside IMAGE
+(IMAGE.manifest.json) when there is one: root hash, salt, algorithm, block
+sizes, data blocks and hash offset. Without a sidecar, a tree appended to a
+raw image is still found by its superblock after the file system, but its
+root hash is not known (olimage verify --expect-root-hash checks one).`,
 		Example: `  olimage inspect out/ol-web-2024.01-979dab02b02f.img
   olimage inspect /dev/vdb --json`,
 		Args: exactArgs(1, "IMAGE"),
@@ -50,6 +60,10 @@ type inspectJSON struct {
 	Features   []string        `json:"features"`
 	Clean      bool            `json:"clean"`
 	Manifest   *manifestHeadJS `json:"manifest,omitempty"`
+	// Verity is the dm-verity tree: from the sidecar, or (root hash
+	// empty) from a superblock found after the file system.
+	Verity  *verity.Params `json:"verity,omitempty"`
+	Sidecar string         `json:"sidecar,omitempty"` // the sidecar Verity came from
 }
 
 type manifestHeadJS struct {
@@ -77,6 +91,7 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 	if m, err := src.EmbeddedHead(); err == nil {
 		doc.Manifest = &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs}
 	}
+	doc.Verity, doc.Sidecar = verityOf(name, src.File.Format == image.Raw && src.File.Partition == 0, int64(info.Blocks)*int64(info.BlockSize))
 	if opts.json {
 		return manifest.WriteJSON(out, doc)
 	}
@@ -104,6 +119,23 @@ func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
 		state += ", journal needs recovery"
 	}
 	fmt.Fprintf(out, "state:     %s\n", state)
+	if v := d.Verity; v != nil {
+		root := v.RootHash
+		if root == "" {
+			root = "not known (no sidecar)"
+		}
+		fmt.Fprintf(out, "verity:    root hash %s\n", root)
+		tree := "not written"
+		if v.HashOffset != 0 {
+			tree = fmt.Sprintf("at byte %d (--hash-offset)", v.HashOffset)
+		}
+		fmt.Fprintf(out, "           %s, %d/%d byte blocks, %d data blocks, salt %s\n", v.Algorithm, v.DataBlockSize, v.HashBlockSize, v.DataBlocks, v.Salt)
+		fmt.Fprintf(out, "           tree %s", tree)
+		if d.Sidecar != "" {
+			fmt.Fprintf(out, "; from %s", d.Sidecar)
+		}
+		fmt.Fprintln(out)
+	}
 	m := d.Manifest
 	if m == nil {
 		fmt.Fprintln(out, "manifest:  none (not built by olimage)")
@@ -123,6 +155,36 @@ func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
 		}
 		fmt.Fprintf(out, "%-10s %-20s %-7s %s\n", label, in.Name, in.Kind, short(in.Digest))
 	}
+}
+
+// verityOf returns the dm-verity parameters of the image at name: from
+// its sidecar if it has one, else from a superblock at fsEnd in a raw
+// image file (without the root hash, which only the sidecar knows).
+func verityOf(name string, raw bool, fsEnd int64) (*verity.Params, string) {
+	side := name + image.SidecarSuffix
+	if data, err := os.ReadFile(side); err == nil {
+		if h, err := manifest.ReadSidecarHead(data); err == nil && h.Image.Verity != nil {
+			return h.Image.Verity, side
+		}
+	}
+	if !raw {
+		return nil, ""
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, ""
+	}
+	defer f.Close()
+	b := make([]byte, 512)
+	if _, err := f.ReadAt(b, fsEnd); err != nil {
+		return nil, ""
+	}
+	sb, err := verity.ParseSuperblock(b)
+	if err != nil {
+		return nil, ""
+	}
+	return &verity.Params{Salt: hex.EncodeToString(sb.Salt), Algorithm: sb.Algorithm, DataBlockSize: sb.DataBlockSize,
+		HashBlockSize: sb.HashBlockSize, DataBlocks: sb.DataBlocks, HashOffset: fsEnd}, ""
 }
 
 func pct(a, b uint64) uint64 {
