@@ -106,7 +106,7 @@ func TestBuildKilled(t *testing.T) {
 		t.Run(fmt.Sprintf("rename %d", n), func(t *testing.T) {
 			out := t.TempDir()
 			img := filepath.Join(out, "r.img")
-			if o, err := exec.Command(bin, "-f", fleetA, "build", "r", "-o", img).CombinedOutput(); err != nil {
+			if o, err := exec.Command(bin, "-f", fleetA, "build", "r", "-o", img, "--sha256").CombinedOutput(); err != nil {
 				t.Fatalf("build a: %v\n%s", err, o)
 			}
 			before, _ := pairSHA256(t, img)
@@ -114,7 +114,7 @@ func TestBuildKilled(t *testing.T) {
 			calls := "?rename,renameat,renameat2"
 			cmd := exec.Command(strace, "-f", "-o", trace, "-e", "signal=none", "-e", "trace="+calls,
 				"-e", fmt.Sprintf("inject=%s:signal=KILL:when=%d", calls, n),
-				bin, "-f", fleetB, "build", "r", "-o", img)
+				bin, "-f", fleetB, "build", "r", "-o", img, "--sha256")
 			// strace ends the way the traced build did: killed.
 			err := cmd.Run()
 			var ee *exec.ExitError
@@ -135,7 +135,7 @@ func TestBuildKilled(t *testing.T) {
 				t.Errorf("killed before the replacement was decided, yet the image changed")
 			}
 
-			if o, err := exec.Command(bin, "-f", fleetB, "build", "r", "-o", img).CombinedOutput(); err != nil {
+			if o, err := exec.Command(bin, "-f", fleetB, "build", "r", "-o", img, "--sha256").CombinedOutput(); err != nil {
 				t.Fatalf("build b again: %v\n%s", err, o)
 			}
 			if got := testfs.Names(t, out); strings.Join(got, " ") != "r.img r.img.manifest.json" {
