@@ -6,6 +6,7 @@
 package overlays
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -167,7 +168,8 @@ func (b bytesContent) Open() (io.ReadCloser, error) {
 type spool struct {
 	mu   sync.Mutex
 	f    *os.File
-	size int64
+	size int64 // where the last member ends
+	end  int64 // the file's size
 }
 
 func newSpool() (*spool, error) {
@@ -184,17 +186,55 @@ func newSpool() (*spool, error) {
 }
 
 // write copies r, of size bytes, to the spool and returns where it landed
-// and its sums.
+// and its sums. Blocks of zeros are left as holes, so an archive's sparse
+// or zero-filled members take no room in $TMPDIR; members start at a
+// block boundary so that their zero blocks are the file's.
 func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	off = s.size
-	w := io.NewOffsetWriter(s.f, off)
+	off = (s.size + spoolBlock - 1) &^ (spoolBlock - 1)
 	sum := newSums(size)
-	n, err := io.Copy(io.MultiWriter(w, sum), r)
-	s.size += n
+	buf := make([]byte, 32*spoolBlock)
+	var n int64
+	for {
+		k, rerr := io.ReadFull(r, buf)
+		if k > 0 {
+			sum.Write(buf[:k])
+			for i := 0; i < k; i += spoolBlock {
+				b := buf[i:min(i+spoolBlock, k)]
+				if bytes.Equal(b, zeros[:len(b)]) {
+					continue
+				}
+				at := off + n + int64(i)
+				if _, err := s.f.WriteAt(b, at); err != nil {
+					return off, contentSums{}, fmt.Errorf("spool: %w", err)
+				}
+				s.end = max(s.end, at+int64(len(b)))
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			err = rerr
+			break
+		}
+	}
+	// A member that ends in zeros ends in a hole: make the file as long.
+	s.size = off + n
+	if s.size > s.end {
+		if terr := s.f.Truncate(s.size); terr != nil && err == nil {
+			err = fmt.Errorf("spool: %w", terr)
+		}
+		s.end = s.size
+	}
 	return off, sum.sums(), err
 }
+
+// spoolBlock is the unit of holes in the spool: the page size, which is
+// the block size of the file systems $TMPDIR is on.
+const spoolBlock = 4096
 
 func (s *spool) Close() error { return s.f.Close() }
 

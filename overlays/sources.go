@@ -303,6 +303,66 @@ func (t *tailReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ErrTooLarge marks an archive that unpacks to more than the fleet allows:
+// a decompression bomb, or limits to raise in olimage.yaml.
+var ErrTooLarge = errors.New("archive unpacks too large")
+
+// minRatioCheck is roles.MinRatioCheck; tests lower it.
+var minRatioCheck int64 = roles.MinRatioCheck
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// bombGuard ends the unpacked stream of an archive once it passes the
+// fleet's limits on size and on ratio to the bytes of the archive read
+// so far (packed). The error is sticky: archive/tar drops an error that
+// comes with a full read, so the next read says it again.
+type bombGuard struct {
+	r        io.Reader
+	packed   *countReader
+	n        int64
+	maxBytes int64
+	maxRatio float64
+	minRatio int64 // unpacked bytes before the ratio counts
+	err      error
+}
+
+func (g *bombGuard) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	n, err := g.r.Read(p)
+	g.n += int64(n)
+	switch {
+	case g.n > g.maxBytes:
+		g.err = fmt.Errorf("%w: more than %s unpacked; the fleet allows %s (raise sources: {max_unpacked: ...} in %s if it is no bomb)",
+			ErrTooLarge, bytesString(g.maxBytes), bytesString(g.maxBytes), roles.FleetFile)
+	case g.n > g.minRatio && float64(g.n) > g.maxRatio*float64(max(g.packed.n, 1)):
+		g.err = fmt.Errorf("%w: %s unpacked from %s of the archive, more than %g times; the fleet allows %g (raise sources: {max_ratio: ...} in %s if it is no bomb)",
+			ErrTooLarge, bytesString(g.n), bytesString(g.packed.n), g.maxRatio, g.maxRatio, roles.FleetFile)
+	}
+	return n, err
+}
+
+func bytesString(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // decompress sniffs the compression of an archive from its first bytes
 // rather than trusting its name.
 func decompress(f io.Reader) (io.Reader, func(), error) {
@@ -333,11 +393,20 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		return nil, err
 	}
 	defer f.Close()
-	zr, done, err := decompress(f)
+	packed := &countReader{r: f}
+	zr, done, err := decompress(packed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer done()
+	lim := r.fleet.Sources
+	if lim.MaxUnpacked <= 0 {
+		lim.MaxUnpacked = roles.DefaultMaxUnpacked
+	}
+	if lim.MaxRatio <= 0 {
+		lim.MaxRatio = roles.DefaultMaxRatio
+	}
+	guard := &bombGuard{r: zr, packed: packed, maxBytes: lim.MaxUnpacked, maxRatio: lim.MaxRatio, minRatio: minRatioCheck}
 	if r.spool == nil {
 		if r.spool, err = newSpool(); err != nil {
 			return nil, err
@@ -347,7 +416,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 	symlinks := map[string]bool{}
 	// archive/tar also reports a quiet EOF where an archive was cut off
 	// at a block boundary; the end-of-archive marker tells the two apart.
-	tail := &tailReader{r: zr}
+	tail := &tailReader{r: guard}
 	tr := tar.NewReader(tail)
 	var end int64 // where the last member's data ends, padded to a block
 	for i := 0; ; i++ {
@@ -454,9 +523,12 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		}
 		l.add(e)
 	}
-	// Read past the end-of-archive marker to the end of the stream, so that
-	// gzip and zstd verify their checksums: a corrupt trailer is an error.
-	if _, err := io.Copy(io.Discard, zr); err != nil {
+	// Read a little past the end-of-archive marker, as far as tar's
+	// padding to a record goes and further, so that gzip and zstd verify
+	// their checksums where the stream ends there: a corrupt trailer is
+	// an error. Whatever lies beyond is never unpacked: a few megabytes
+	// of archive can hide a hundred gigabytes of zeros after the marker.
+	if _, err := io.CopyN(io.Discard, guard, 1<<20); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: after the last entry: %w", name, err)
 	}
 	return l, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -167,4 +168,129 @@ func FuzzReadTar(f *testing.F) {
 			}
 		}
 	})
+}
+
+// zstdOf compresses the concatenation of parts, each a byte slice or a
+// count of zeros, streaming: the zeros are never all in memory.
+func zstdOf(t *testing.T, parts ...any) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero := make([]byte, 1<<20)
+	for _, p := range parts {
+		switch p := p.(type) {
+		case []byte:
+			zw.Write(p)
+		case int:
+			for n := p; n > 0; n -= len(zero) {
+				zw.Write(zero[:min(n, len(zero))])
+			}
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// tarOfZeros is a tar archive with one member, opt/zero, of n zero bytes,
+// as the header that comes before the zeros and the padding and
+// end-of-archive marker (two zero blocks) that come after them.
+func tarOfZeros(n int) (head, tail []byte) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "opt/zero", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(n)})
+	tw.Flush()
+	return buf.Bytes(), make([]byte, (512-n%512)%512+1024)
+}
+
+// Decompression bombs are stopped at the fleet's limits on unpacked size
+// and ratio, naming the archive and the entry.
+func TestTarBomb(t *testing.T) {
+	tests := []struct {
+		name    string
+		zeros   int
+		sources roles.Sources
+		want    string
+	}{
+		{"size", 24 << 20, roles.Sources{MaxUnpacked: 8 << 20, MaxRatio: 1e6}, `unpacks too large: more than 8 MiB unpacked; the fleet allows 8 MiB`},
+		{"ratio", 24 << 20, roles.Sources{MaxRatio: 200}, `times; the fleet allows 200 (raise sources: {max_ratio: ...}`},
+	}
+	defer func(m int64) { minRatioCheck = m }(minRatioCheck)
+	minRatioCheck = 4 << 20
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			head, tail := tarOfZeros(tc.zeros)
+			p := writeTemp(t, "bomb.tar.zst", zstdOf(t, head, tc.zeros, tail))
+			r := testReader(t)
+			r.fleet.Sources = tc.sources
+			_, err := r.readTar(p, "t")
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("got %v, want ErrTooLarge", err)
+			}
+			if !strings.HasPrefix(err.Error(), p+`: entry "opt/zero": `) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %q, want it to name the archive and entry and say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// What follows the end-of-archive marker is not unpacked: a corrupt
+// stream there goes unnoticed, and many megabytes of zeros there
+// count against no limit.
+func TestTarStopsAtEndMarker(t *testing.T) {
+	archive := mkTar(tarMember{name: "opt/x", body: "hello"})
+	cut := zstdOf(t, archive, 8<<20)
+	cut = cut[:len(cut)-6] // no frame end: unpacking to the end fails
+	zeros := zstdOf(t, archive, 64<<20)
+	for name, data := range map[string][]byte{"cut short": cut, "zeros": zeros} {
+		t.Run(name, func(t *testing.T) {
+			r := testReader(t)
+			r.fleet.Sources = roles.Sources{MaxUnpacked: 16 << 20}
+			l, err := r.readTar(writeTemp(t, "a.tar.zst", data), "t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := l.entries["opt/x"]; e == nil || e.Size != 5 {
+				t.Errorf("got entries %v", l.sorted())
+			}
+		})
+	}
+}
+
+// Zero blocks of members are holes in the spool, so a member of zeros
+// takes no room in $TMPDIR.
+func TestSpoolSparse(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	const size = 16 << 20
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "opt/a", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5})
+	tw.Write([]byte("hello"))
+	tw.WriteHeader(&tar.Header{Name: "opt/zero", Typeflag: tar.TypeReg, Mode: 0o644, Size: size})
+	tw.Flush()
+	head := buf.Bytes()
+	p := writeTemp(t, "z.tar.zst", zstdOf(t, head, size-1, []byte{1}, make([]byte, 1024)))
+	r := testReader(t)
+	r.fleet.Sources.MaxRatio = 1e6 // it is a bomb, a small one
+	l, err := r.readTar(p, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := l.entries["opt/zero"]
+	rc, _ := e.Content.Open()
+	sm, err := hashReader(rc, e.Size, nil)
+	if err != nil || sm.digest != e.Digest || sm.size != size {
+		t.Fatalf("spool gives %d bytes %s (%v), entry says %d %s", sm.size, sm.digest, err, e.Size, e.Digest)
+	}
+	fi, err := r.spool.f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used := fi.Sys().(*syscall.Stat_t).Blocks * 512; used > 256<<10 {
+		t.Errorf("spool of %d bytes takes %d bytes on disk, want holes", fi.Size(), used)
+	}
 }

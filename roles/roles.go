@@ -52,7 +52,23 @@ type Sources struct {
 	// sources may lie in (symlinks resolved): absolute, or relative to
 	// the fleet directory.
 	AllowOutside []Glob
+	// MaxUnpacked is the most bytes an archive source may unpack to.
+	MaxUnpacked int64
+	// MaxRatio is the most bytes an archive may unpack to per byte of
+	// it, once it has unpacked MinRatioCheck bytes.
+	MaxRatio float64
 }
+
+// Defaults of Sources: far above what a data volume's archives unpack to
+// (tens of gigabytes, compressed 3 to 10 times), far below what a
+// decompression bomb does (a few megabytes to terabytes of zeros).
+const (
+	DefaultMaxUnpacked = 64 << 30
+	DefaultMaxRatio    = 200
+	// MinRatioCheck is where the ratio starts to count: a small archive
+	// of zeros compresses a thousandfold and harms no one.
+	MinRatioCheck = 64 << 20
+)
 
 // Defaults are the fleet-wide modes and image parameters.
 type Defaults struct {
@@ -179,6 +195,8 @@ type rawFleet struct {
 	Rules   []rawRule `yaml:"rules"`
 	Sources struct {
 		AllowOutside []string `yaml:"allow_outside"`
+		MaxUnpacked  string   `yaml:"max_unpacked"`
+		MaxRatio     *float64 `yaml:"max_ratio"`
 	} `yaml:"sources"`
 }
 
@@ -316,6 +334,23 @@ func Load(dir string) (*Fleet, error) {
 			errs = append(errs, errorf(pos, "allow_outside: %v", err))
 		}
 		f.Sources.AllowOutside = append(f.Sources.AllowOutside, Glob{g, pos})
+	}
+	f.Sources.MaxUnpacked, f.Sources.MaxRatio = DefaultMaxUnpacked, DefaultMaxRatio
+	if s := raw.Sources.MaxUnpacked; s != "" {
+		v, err := ParseSize(s)
+		if err == nil && v == 0 {
+			err = fmt.Errorf("%q: want more than 0", s)
+		}
+		if err != nil {
+			errs = append(errs, errorf(at(srcs, "max_unpacked"), "max_unpacked: %v", err))
+		}
+		f.Sources.MaxUnpacked = v
+	}
+	if v := raw.Sources.MaxRatio; v != nil {
+		if *v < 1 {
+			errs = append(errs, errorf(at(srcs, "max_ratio"), "max_ratio: %v: want 1 or more (unpacked bytes per archive byte)", *v))
+		}
+		f.Sources.MaxRatio = *v
 	}
 
 	files, _ := filepath.Glob(filepath.Join(dir, "roles", "*.yaml"))

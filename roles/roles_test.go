@@ -107,6 +107,15 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 			want:  []string{`roles/r.yaml:4: path: "etc/a\nb" contains the control character '\n'`, `roles/r.yaml:5: symlink: "x\ty" contains the control character '\t'`},
 		},
 		{
+			name:  "bad source limits",
+			files: map[string]string{FleetFile: goodFleet + "sources:\n  allow_outside: [\"/srv/[\"]\n  max_unpacked: lots\n  max_ratio: 0.5\n", "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"},
+			want: []string{
+				`olimage.yaml:6: allow_outside: "srv/[": syntax error in pattern`,
+				`olimage.yaml:7: max_unpacked: "lots" is not a size`,
+				`olimage.yaml:8: max_ratio: 0.5: want 1 or more`,
+			},
+		},
+		{
 			name:  "no roles",
 			files: map[string]string{},
 			want:  []string{`roles: no roles (want roles/*.yaml)`},
@@ -163,6 +172,19 @@ overlays:
 	}
 	if f.Epoch != 1704067200 || f.Defaults.FileMode != 0o640 || f.Defaults.DirMode != 0o755 {
 		t.Errorf("fleet epoch %d, modes %o %o", f.Epoch, f.Defaults.FileMode, f.Defaults.DirMode)
+	}
+	if s := f.Sources; s.MaxUnpacked != DefaultMaxUnpacked || s.MaxRatio != DefaultMaxRatio || s.AllowOutside != nil {
+		t.Errorf("sources %+v, want the defaults", s)
+	}
+	f2, err := Load(writeFleet(t, map[string]string{
+		FleetFile:      goodFleet + "sources: {allow_outside: [/srv/**], max_unpacked: 2GiB, max_ratio: 50}\n",
+		"roles/r.yaml": "overlays: [{name: a, dir: a}]\n",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := f2.Sources; s.MaxUnpacked != 2<<30 || s.MaxRatio != 50 || len(s.AllowOutside) != 1 || s.AllowOutside[0].Pattern != "/srv/**" {
+		t.Errorf("sources %+v", s)
 	}
 	if got, want := f.RoleNames(false), []string{"web"}; !cmp.Equal(got, want) {
 		t.Errorf("RoleNames(false) = %v, want %v", got, want)

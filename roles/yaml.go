@@ -161,6 +161,10 @@ func check(file string, n *yaml.Node, t reflect.Type, errs *[]error) {
 		if want(yaml.ScalarNode, "value") && n.Tag != "!!bool" {
 			*errs = append(*errs, errorf(pos, "value %q: want true or false", n.Value))
 		}
+	case reflect.Float64:
+		if want(yaml.ScalarNode, "value") && n.Tag != "!!int" && n.Tag != "!!float" {
+			*errs = append(*errs, errorf(pos, "value %q: want a number", n.Value))
+		}
 	case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Uint64:
 		if want(yaml.ScalarNode, "value") && n.Tag != "!!int" {
 			*errs = append(*errs, errorf(pos, "value %q: want a whole number", n.Value))
