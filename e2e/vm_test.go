@@ -116,7 +116,10 @@ func skip(t *testing.T, format string, args ...any) {
 	t.Skip(msg)
 }
 
-func TestVM(t *testing.T) {
+// needQemu skips the test unless OLIMAGE_E2E is set and qemu can boot an
+// amd64 guest here; it returns qemu-system-x86_64's path.
+func needQemu(t *testing.T) string {
+	t.Helper()
 	if os.Getenv("OLIMAGE_E2E") == "" {
 		t.Skip("the VM test runs with OLIMAGE_E2E=1 (make e2e)")
 	}
@@ -127,25 +130,17 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		skip(t, "qemu-system-x86_64 not found: apt-get install qemu-system-x86")
 	}
+	return qemu
+}
+
+func TestVM(t *testing.T) {
+	qemu := needQemu(t)
 	kernel, modDir := findKernel(t)
 	busybox := findBusybox(t)
 
 	dir := t.TempDir()
-	olimage := filepath.Join(dir, "olimage")
-	gobuild := exec.Command("go", "build", "-trimpath", "-o", olimage, "./cmd/olimage")
-	gobuild.Dir = ".."
-	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := gobuild.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	build := exec.Command(olimage, "-f", "../examples/openlibrary", "build", "ol-web", "-o", dir)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("olimage build: %v\n%s", err, out)
-	}
-	imgs, _ := filepath.Glob(filepath.Join(dir, "ol-web-*.img"))
-	if len(imgs) != 1 {
-		t.Fatalf("olimage build wrote %q, want one ol-web image", imgs)
-	}
+	olimage := buildOlimage(t, dir)
+	img := buildRole(t, olimage, "../examples/openlibrary", "ol-web", dir)
 
 	var files []cpioFile
 	add := func(name string, mode uint32, data []byte) {
@@ -173,13 +168,13 @@ func TestVM(t *testing.T) {
 		"-nographic", "-m", "512", "-no-reboot", "-snapshot", "-nic", "none",
 		"-kernel", kernel, "-initrd", initrd,
 		"-append", "console=ttyS0 panic=-1 quiet",
-		"-drive", "file="+imgs[0]+",format=raw,if=virtio,readonly=off",
+		"-drive", "file="+img+",format=raw,if=virtio,readonly=off",
 	)
 	cmd.WaitDelay = 5 * time.Second
 	var console bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &console, &console
 	start := time.Now()
-	err = cmd.Run()
+	err := cmd.Run()
 	elapsed := time.Since(start)
 	out := console.String()
 	t.Logf("VM ran %.1fs (kernel %s)", elapsed.Seconds(), filepath.Base(kernel))
