@@ -40,6 +40,9 @@ type Options struct {
 	// RoleChange activates a volume of another role than the active
 	// image's.
 	RoleChange bool
+	// ForceAccounts activates an image whose files use ids that differ
+	// from the root's accounts of the same names.
+	ForceAccounts bool
 
 	// hook, in tests, is called at every point where an interruption
 	// could happen; an error from it stops the run there.
@@ -134,6 +137,11 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 		if err := checkSensitive(opts.Root, m); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.ForceAccounts {
+		if err := checkAccounts(opts.Root, m); err != nil {
 			return nil, err
 		}
 	}

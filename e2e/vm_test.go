@@ -63,6 +63,20 @@ cat /etc/fstab
 mount /1 || fail "mount /1 with the fstab line above"
 grep -q ' /1 ext4 ' /proc/mounts || fail "/1 is not an ext4 mount"
 
+step "olimage sysusers /dev/vda: the image's accounts with the fleet's ids"
+# busybox has no systemd-sysusers: the same lines, written by hand.
+olimage sysusers /dev/vda > /tmp/sysusers || fail "olimage sysusers /dev/vda"
+cat /tmp/sysusers
+echo "root:x:0:0:root:/root:/bin/sh" > /etc/passwd
+echo "root:x:0:" > /etc/group
+while read kind name id rest; do
+	case "$kind" in
+	g) echo "$name:x:$id:" >> /etc/group ;;
+	u) gid=${id#*:}; echo "$name:x:${id%%:*}:$gid::/:/bin/false" >> /etc/passwd ;;
+	esac
+done < /tmp/sysusers
+grep -q '^openlibrary:x:999:999:' /etc/passwd || fail "olimage sysusers /dev/vda printed no openlibrary account"
+
 step "olimage activate --dry-run"
 olimage activate --dry-run || fail "olimage activate --dry-run"
 [ "$(cat /etc/nginx/nginx.conf)" = "# distro nginx.conf" ] || fail "--dry-run changed /etc/nginx/nginx.conf"

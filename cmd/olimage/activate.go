@@ -22,6 +22,8 @@ type activateOptions struct {
 	force  bool
 	// roleChange allows a volume of another role than the active one.
 	roleChange bool
+	// forceAccounts allows ids that differ from the VM's accounts.
+	forceAccounts bool
 }
 
 func newActivateCmd(e *env) *cobra.Command {
@@ -57,7 +59,10 @@ top-level /opt entries and /etc paths (each to the same path in the
 volume), and sensitive paths (/etc/shadow, /etc/sudoers*, /etc/ssh/**,
 /etc/pam.d/**, home directories, ...) unless ROOT/etc/olimage/policy.yaml
 allows them for the role (docs/activation.md); and it refuses a volume of
-another role than the active image's unless --role-change. It changes
+another role than the active image's unless --role-change. It compares
+the user and group ids the image's files use with ROOT/etc/passwd and
+ROOT/etc/group and refuses, listing every account missing or with another
+id, unless --force-accounts ('olimage sysusers' creates them). It changes
 nothing then.
 
 Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent
@@ -80,11 +85,12 @@ nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.activate/v1)")
 	cmd.Flags().BoolVar(&opts.force, "force", false, "activate a volume whose manifest fails verification")
 	cmd.Flags().BoolVar(&opts.roleChange, "role-change", false, "activate a volume of another role than the active image's")
+	cmd.Flags().BoolVar(&opts.forceAccounts, "force-accounts", false, "activate although the image's files use ids other than the VM's accounts")
 	return cmd
 }
 
 func runActivate(e *env, opts activateOptions, out io.Writer) error {
-	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun, RoleChange: opts.roleChange})
+	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun, RoleChange: opts.roleChange, ForceAccounts: opts.forceAccounts})
 	if err != nil {
 		// What was done before the error is in the journal: status shows it.
 		return activationError(err)
@@ -160,6 +166,8 @@ func activationError(err error) error {
 		return hintError{err, "check the volume with 'olimage verify DEVICE'; --force activates it anyway"}
 	case errors.Is(err, activate.ErrUnsafe):
 		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
+	case errors.Is(err, activate.ErrAccounts):
+		return hintError{err, "create the accounts with the fleet's ids first: 'olimage sysusers DEVICE > /etc/sysusers.d/olimage.conf && systemd-sysusers'; --force-accounts activates anyway"}
 	case errors.Is(err, activate.ErrRoleChange):
 		return hintError{err, "attach the volume of this machine's role; to make the machine another role, run again with --role-change"}
 	case errors.Is(err, activate.ErrBadJournal):
