@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -212,7 +213,12 @@ type pending struct {
 func create(path string) (*pending, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), image.TempPrefix(path)+"*")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrOutput, err)
+		// The temporary name means nothing to the user: name the output.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrOutput, path, err)
 	}
 	return &pending{f: f}, nil
 }

@@ -5,14 +5,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/roles"
 )
 
 // version is set at link time (-ldflags "-X main.version=v1.2.3"); it is
@@ -68,8 +71,9 @@ interrupted build leaves nothing at the output path.
 
 With -o FILE (ending in .img or .img.zst) one role is written there; with
 -o - the image goes to stdout (raw, or zstd with --compress zstd) and no
-sidecar is written. One summary line per image goes to stdout, or a JSON
-array with --json.`,
+sidecar is written. One summary line per image goes to stdout as soon as
+that image is written, or with --json one document at the end that lists
+the images built and the roles that failed, with their errors.`,
 		Example: `  olimage build -f examples/openlibrary ol-web -o out/
   olimage build -f examples/openlibrary --all -j 2 -o out/ --json
   olimage build -f examples/openlibrary ol-web --verity -o out/
@@ -82,7 +86,7 @@ array with --json.`,
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 1, "roles to build at once")
 	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst), or - for stdout")
 	cmd.Flags().StringVar(&opts.compress, "compress", builder.Raw, "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print a JSON array of results")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
 	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system")
 	cmd.Flags().BoolVar(&opts.sha256, "sha256", false, "also compute the raw image's sha256 (hashes the whole declared size)")
@@ -117,24 +121,36 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if opts.output == "-" && isTerminal(e.stdout) {
 		return usageError{errors.New("build: -o - writes the image to stdout, which is a terminal; redirect it to a file or a pipe")}
 	}
-	single := opts.output == "-" || isImageName(opts.output)
+	single, err := outputIsFile(opts.output)
+	if err != nil {
+		return err
+	}
 	if single && len(names) != 1 {
 		return usageError{fmt.Errorf("build: -o %s takes one role, got %d", opts.output, len(names))}
+	}
+	for _, name := range names {
+		_, r, err := e.role(name)
+		if err != nil {
+			return err
+		}
+		if r.Abstract {
+			return abstractError(f, name)
+		}
 	}
 	if !single && opts.output != "" {
 		if err := os.MkdirAll(opts.output, 0o755); err != nil {
 			return fmt.Errorf("%w: %v", builder.ErrOutput, err)
 		}
 	}
-	for _, name := range names {
-		if _, _, err := e.role(name); err != nil {
-			return err
-		}
-	}
 	bar := newProgress(e.stderr, opts.progress && !opts.json && isTerminal(e.stderr))
+	out := e.stdout
+	if opts.output == "-" {
+		out = e.stderr // stdout carries the image
+	}
 	results := make([]*builder.Result, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, opts.jobs)
+	var mu sync.Mutex // one summary line at a time, as each role finishes
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
@@ -148,30 +164,85 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
 			})
 			bar.done(name)
+			if !opts.json && results[i] != nil {
+				mu.Lock()
+				printResult(out, results[i])
+				mu.Unlock()
+			}
 		}()
 	}
 	wg.Wait()
-	var ok []*builder.Result
-	for _, r := range results {
-		if r != nil {
-			ok = append(ok, r)
-		}
-	}
-	out := e.stdout
-	if opts.output == "-" {
-		out = e.stderr // stdout carries the image
-	}
 	if opts.json {
-		if ok == nil {
-			ok = []*builder.Result{}
+		doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}}
+		for i, r := range results {
+			if r != nil {
+				doc.Images = append(doc.Images, r)
+			}
+			if errs[i] != nil {
+				doc.Failed = append(doc.Failed, failedJSON{Role: names[i], Error: errs[i].Error()})
+			}
 		}
-		if err := manifest.WriteJSON(out, ok); err != nil {
+		if err := manifest.WriteJSON(out, doc); err != nil {
 			return err
 		}
-	} else {
-		printResults(out, ok)
 	}
 	return errors.Join(errs...)
+}
+
+// buildJSON is build --json's document.
+type buildJSON struct {
+	Schema string            `json:"schema"`
+	Images []*builder.Result `json:"images"`
+	Failed []failedJSON      `json:"failed"`
+}
+
+type failedJSON struct {
+	Role  string `json:"role"`
+	Error string `json:"error"`
+}
+
+// abstractError refuses to build an abstract role and names the roles
+// that can be built from it.
+func abstractError(f *roles.Fleet, name string) error {
+	var kids []string
+	for _, n := range f.RoleNames(false) {
+		for r := f.Roles[n]; r != nil && r.Extends != ""; r = f.Roles[r.Extends] {
+			if r.Extends == name {
+				kids = append(kids, n)
+				break
+			}
+		}
+	}
+	err := usageError{fmt.Errorf("build: role %s is abstract: roles extend it, it is not built", name)}
+	if len(kids) == 0 {
+		return hintError{err, "declare a role with 'extends: " + name + "' and build that"}
+	}
+	return hintError{err, "build a role that extends it: " + strings.Join(kids, ", ")}
+}
+
+// outputIsFile tells whether -o names one image file (or stdout) rather
+// than a directory, and refuses names that would surprise: a file name
+// with another extension would otherwise become a directory.
+func outputIsFile(out string) (bool, error) {
+	if out == "-" {
+		return true, nil
+	}
+	fi, err := os.Stat(out)
+	switch {
+	case err == nil && fi.IsDir(), strings.HasSuffix(out, "/"):
+		return false, nil
+	case isImageName(out):
+		dir := filepath.Dir(out)
+		if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+			return true, hintError{usageError{fmt.Errorf("build: -o %s: directory %s does not exist", out, dir)}, "create it first (mkdir -p " + dir + "), or give an existing directory"}
+		}
+		return true, nil
+	case err == nil:
+		return false, usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img or .img.zst", out)}
+	case filepath.Ext(out) != "":
+		return false, hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img or .img.zst", out)}, "for a directory of that name, write -o " + out + "/"}
+	}
+	return false, nil
 }
 
 func isImageName(p string) bool {
@@ -182,13 +253,10 @@ func isImageName(p string) bool {
 	return len(p) > 4 && (p[len(p)-4:] == ".img" || len(p) > 8 && p[len(p)-8:] == ".img.zst")
 }
 
-func printResults(w io.Writer, results []*builder.Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\tcontent %s\t%d entries\tinodes %d/%d\troot %s\t%.1fs\n",
-			r.Role, r.Image, mib(r.Size), mib(r.Content), r.Entries, r.UsedInodes, r.Inodes, short(r.Verity.RootHash), r.Seconds)
-	}
-	tw.Flush()
+// printResult prints one image's summary line, as soon as it is built.
+func printResult(w io.Writer, r *builder.Result) {
+	fmt.Fprintf(w, "%s  %s  %s  content %s  %d entries  inodes %d/%d  root %s  %.1fs\n",
+		r.Role, r.Image, mib(r.Size), mib(r.Content), r.Entries, r.UsedInodes, r.Inodes, short(r.Verity.RootHash), r.Seconds)
 }
 
 func mib(n int64) string {
@@ -201,11 +269,9 @@ func mib(n int64) string {
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
+// isTerminal reports whether w is a terminal; /dev/null, also a character
+// device, is not.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }

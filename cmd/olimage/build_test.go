@@ -150,3 +150,60 @@ func TestBuildKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildOutputRefusals checks the -o names and roles build refuses
+// before writing anything: what it says, and that nothing appears.
+func TestBuildOutputRefusals(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		args    []string
+		made    string // must not exist afterwards
+		want    string
+		wantNot string
+	}{
+		{"other extension", []string{"build", "ol-mem", "-o", filepath.Join(dir, "x.raw")}, filepath.Join(dir, "x.raw"),
+			"an image file name ends in .img or .img.zst", ""},
+		{"missing directory", []string{"build", "ol-mem", "-o", filepath.Join(dir, "missing", "x.img")}, filepath.Join(dir, "missing"),
+			"directory " + filepath.Join(dir, "missing") + " does not exist", ".tmp-"},
+		{"abstract role", []string{"build", "ol-base", "-o", filepath.Join(dir, "out")}, filepath.Join(dir, "out"),
+			"build: role ol-base is abstract", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := olimage(t, append([]string{"-f", exampleFleet}, tc.args...)...)
+			if code != exitError || !strings.Contains(stderr, tc.want) {
+				t.Errorf("got exit %d, stderr %q; want exit %d and %q", code, stderr, exitError, tc.want)
+			}
+			if !strings.Contains(stderr, "olimage: hint: ") {
+				t.Errorf("stderr %q has no hint", stderr)
+			}
+			if tc.wantNot != "" && strings.Contains(stderr, tc.wantNot) {
+				t.Errorf("stderr %q mentions %q", stderr, tc.wantNot)
+			}
+			if stdout != "" {
+				t.Errorf("stdout: got %q, want nothing", stdout)
+			}
+			if _, err := os.Stat(tc.made); !os.IsNotExist(err) {
+				t.Errorf("%s was made (%v)", tc.made, err)
+			}
+		})
+	}
+}
+
+// TestBuildToDevNull checks that -o - accepts /dev/null, a character
+// device but not a terminal.
+func TestBuildToDevNull(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	var stderr strings.Builder
+	if code := Main([]string{"-f", exampleFleet, "build", "ol-mem", "-o", "-"}, strings.NewReader(""), null, &stderr); code != 0 {
+		t.Fatalf("build -o - > /dev/null: exit %d\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ol-mem") {
+		t.Errorf("stderr %q: want the summary line", stderr.String())
+	}
+}

@@ -184,16 +184,18 @@ func TestBuildDeterministic(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("build in %s: exit %d: %s", fleet, code, e)
 		}
-		var results []struct {
-			Role, Image, SHA256 string
-			Verity              struct {
-				RootHash string `json:"root_hash"`
+		var doc struct {
+			Images []struct {
+				Role, Image, SHA256 string
+				Verity              struct {
+					RootHash string `json:"root_hash"`
+				}
 			}
 		}
-		if err := json.Unmarshal([]byte(o), &results); err != nil {
+		if err := json.Unmarshal([]byte(o), &doc); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range results {
+		for _, r := range doc.Images {
 			if r.SHA256 == "" || r.Verity.RootHash == "" {
 				t.Fatalf("%s: no sha256 or root hash in %s", r.Role, o)
 			}
