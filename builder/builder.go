@@ -85,28 +85,93 @@ var ErrOutput = errors.New("output")
 // Build builds role r of fleet f.
 func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
 	start := time.Now()
+	p, err := prepare(f, r, opts.Version)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	if opts.afterPlan != nil {
+		opts.afterPlan()
+	}
+	res := &Result{Role: r.Name, UUID: p.doc.UUID, TreeDigest: p.digest, Entries: p.tree.Len(), Size: p.layout.Size(), FreeBlocks: p.layout.FreeBlocks()}
+	if opts.Verity {
+		res.Size += verity.TreeSize(p.layout.Size() / verity.BlockSize)
+	}
+	res.Inodes, res.UsedInodes = p.layout.Inodes()
+	for _, e := range p.tree.Entries {
+		if e.Type == tree.File {
+			res.Content += e.Size
+		}
+	}
+	salt := sha256.Sum256([]byte("olimage verity salt\x00" + r.Name + "\x00" + p.digest))
+	if err := write(ctx, p.layout, f, r, p.digest, salt[:], p.mf, opts, res); err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// Checked is what Check found: the role's tree and the image it would make.
+type Checked struct {
+	Entries int   // paths of the role's tree, without the manifest
+	Inputs  int   // overlays merged
+	Size    int64 // bytes of the raw image
+}
+
+// Check does everything Build does short of writing: merge the overlays,
+// write the manifest and lay out the file system, so that it refuses what
+// Build would (a size too small for the content, or not whole blocks).
+func Check(f *roles.Fleet, r *roles.Role) (*Checked, error) {
+	p, err := prepare(f, r, "")
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	return &Checked{Entries: p.merged.Tree.Len(), Inputs: len(p.merged.Inputs), Size: p.layout.Size()}, nil
+}
+
+// prepared is a role planned and ready to write.
+type prepared struct {
+	merged *overlays.Result
+	digest string
+	doc    manifest.Image
+	mf     *manifest.SpoolFile
+	tree   *tree.Tree
+	layout *ext4.Layout
+}
+
+func (p *prepared) close() {
+	if p.mf != nil {
+		p.mf.Close()
+	}
+	p.merged.Close()
+}
+
+func prepare(f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err error) {
 	merged, err := overlays.Merge(f, r)
 	if err != nil {
 		return nil, err
 	}
-	defer merged.Close()
-	digest := manifest.TreeDigest(merged.Tree)
-	uuid, seed := derive("uuid", r.Name, digest), derive("hash seed", r.Name, digest)
+	p := &prepared{merged: merged}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.digest = manifest.TreeDigest(merged.Tree)
+	uuid, seed := derive("uuid", r.Name, p.digest), derive("hash seed", r.Name, p.digest)
 	uuid[6] = uuid[6]&0x0f | 0x50 // RFC 9562 version 5 (name-based) ...
 	uuid[8] = uuid[8]&0x3f | 0x80 // ... and variant, so tools print it as a UUID
 
-	doc := manifest.Image{
-		Schema: manifest.ImageSchema, Olimage: opts.Version, Fleet: f.Name, FleetVersion: f.Version,
+	p.doc = manifest.Image{
+		Schema: manifest.ImageSchema, Olimage: version, Fleet: f.Name, FleetVersion: f.Version,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
-		TreeDigest: digest, Activation: manifest.ActivationFor(merged.Tree), Inputs: merged.Inputs,
+		TreeDigest: p.digest, Activation: manifest.ActivationFor(merged.Tree), Inputs: merged.Inputs,
 	}
-	mf, err := manifest.Spool(doc, merged.Tree)
-	if err != nil {
+	if p.mf, err = manifest.Spool(p.doc, merged.Tree); err != nil {
 		return nil, err
 	}
-	defer mf.Close()
-	t, err := withManifest(merged.Tree, mf, f, merged.Epoch)
-	if err != nil {
+	if p.tree, err = withManifest(merged.Tree, p.mf, f, merged.Epoch); err != nil {
 		return nil, err
 	}
 
@@ -120,39 +185,19 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 	} else {
 		eo.Headroom = r.Image.Headroom.Value
 	}
-	if p := r.Image.InodeHeadroom.Percent; p != 0 {
-		eo.InodeHeadroom = int64(float64(t.Len()) * p / 100)
+	if pct := r.Image.InodeHeadroom.Percent; pct != 0 {
+		eo.InodeHeadroom = int64(float64(p.tree.Len()) * pct / 100)
 	} else {
 		eo.InodeHeadroom = r.Image.InodeHeadroom.Value
 	}
-	layout, err := ext4.Plan(t, eo)
-	if err != nil {
+	if p.layout, err = ext4.Plan(p.tree, eo); err != nil {
 		var ns *ext4.NoSpaceError
 		if errors.As(err, &ns) {
 			return nil, fmt.Errorf("%s: %w (set image: {size: %dMiB} or more, or size: auto, in %s)", r.Name, err, (ns.Need+(1<<20)-1)>>20, r.File)
 		}
 		return nil, fmt.Errorf("%s: %w", r.Name, err)
 	}
-
-	if opts.afterPlan != nil {
-		opts.afterPlan()
-	}
-	res := &Result{Role: r.Name, UUID: doc.UUID, TreeDigest: digest, Entries: t.Len(), Size: layout.Size(), FreeBlocks: layout.FreeBlocks()}
-	if opts.Verity {
-		res.Size += verity.TreeSize(layout.Size() / verity.BlockSize)
-	}
-	res.Inodes, res.UsedInodes = layout.Inodes()
-	for _, e := range t.Entries {
-		if e.Type == tree.File {
-			res.Content += e.Size
-		}
-	}
-	salt := sha256.Sum256([]byte("olimage verity salt\x00" + r.Name + "\x00" + digest))
-	if err := write(ctx, layout, f, r, digest, salt[:], mf, opts, res); err != nil {
-		return nil, err
-	}
-	res.Seconds = time.Since(start).Seconds()
-	return res, nil
+	return p, nil
 }
 
 // derive makes a 16-byte value from the role and its tree digest, so the
