@@ -68,6 +68,10 @@ func (s *Source) Close() error {
 type Options struct {
 	// Fleet is the fleet directory for role sources.
 	Fleet string
+	// Role, if set, loads the fleet and returns one of its roles in place
+	// of roles.Load and Fleet.Role: the caller decides which of the
+	// fleet's errors concern that role (those of unrelated roles need not).
+	Role func(name string) (*roles.Fleet, *roles.Role, error)
 	// Manifests makes an image's tree come from its embedded manifest
 	// when it has one, reading no file content: fast, and trusting the
 	// manifest (olimage verify checks that it holds).
@@ -98,15 +102,22 @@ var ErrUnknown = errors.New("not an image, a manifest or a role")
 // IsImage reports whether Open takes name for an image: an existing file
 // (or device) that is not a JSON manifest.
 func IsImage(name string) bool {
+	if name == "-" {
+		return true
+	}
 	fi, err := os.Stat(name)
-	return err == nil && !fi.IsDir() && !isJSON(name)
+	return err == nil && !fi.IsDir() && (isPipe(fi) || !isJSON(name))
 }
+
+// isPipe reports a file that can be read only once: it is taken for an
+// image without peeking at its content.
+func isPipe(fi os.FileInfo) bool { return fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0 }
 
 // Open opens name: an existing file is an image or a manifest (told apart
 // by content), anything else a role of opts.Fleet.
 func Open(ctx context.Context, name string, opts Options) (*Source, error) {
-	if fi, err := os.Stat(name); err == nil && !fi.IsDir() {
-		if isJSON(name) {
+	if fi, err := os.Stat(name); name == "-" || err == nil && !fi.IsDir() {
+		if name != "-" && !isPipe(fi) && isJSON(name) {
 			return openManifest(name)
 		}
 		read := Digests
@@ -120,16 +131,23 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 			return nil, err // the user meant a file: say why it cannot be read
 		}
 	}
-	f, err := roles.Load(opts.Fleet)
-	if f == nil {
-		return nil, fmt.Errorf("%s: %w (and the fleet does not load: %v)", name, ErrUnknown, err)
-	}
-	r, rerr := f.Role(name)
-	if rerr != nil {
-		if errors.Is(rerr, roles.ErrNoRole) {
-			return nil, fmt.Errorf("%s: %w: no such file, and the fleet in %s has no such role", name, ErrUnknown, opts.Fleet)
+	role := opts.Role
+	if role == nil {
+		role = func(name string) (*roles.Fleet, *roles.Role, error) {
+			f, err := roles.Load(opts.Fleet)
+			if f == nil {
+				return nil, nil, NoFleetError(name, err)
+			}
+			r, rerr := f.Role(name)
+			if rerr != nil {
+				return nil, nil, rerr
+			}
+			return f, r, err
 		}
-		return nil, rerr
+	}
+	f, r, err := role(name)
+	if errors.Is(err, roles.ErrNoRole) {
+		return nil, fmt.Errorf("%s: %w: no such file, and the fleet in %s has no such role", name, ErrUnknown, opts.Fleet)
 	}
 	if err != nil {
 		return nil, err
@@ -139,6 +157,12 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 		return nil, err
 	}
 	return &Source{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
+}
+
+// NoFleetError says that name is no file and that the fleet that could
+// declare it as a role does not load.
+func NoFleetError(name string, err error) error {
+	return fmt.Errorf("%s: %w (and the fleet does not load: %v)", name, ErrUnknown, err)
 }
 
 // looksLikeFile tells a path from a role name: roles have no slashes and
@@ -295,6 +319,19 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// HashedTree reads an image source's tree from its file system, hashing
+// every file, without opening the image again (which stdin cannot be).
+func (s *Source) HashedTree(ctx context.Context) (*tree.Tree, error) {
+	if s.FS == nil {
+		return nil, errors.New("not an image")
+	}
+	t, err := s.FS.Tree(ctx, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Name, err)
+	}
+	return volumeOnly(t)
 }
 
 // embedded reads the manifest inside an image.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/source"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -137,7 +138,13 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 // With listOnly, two images are read without hashing their files: diff
 // compares their contents itself, byte by byte.
 func openPair(e *env, a, b string, manifests, listOnly bool) (*source.Source, *source.Source, error) {
-	o := source.Options{Fleet: e.fleet, Manifests: manifests}
+	o := source.Options{Fleet: e.fleet, Manifests: manifests, Role: func(name string) (*roles.Fleet, *roles.Role, error) {
+		// Errors of other roles of the fleet do not stop a diff of this one.
+		if f, err := e.loadFleet(); f == nil {
+			return nil, nil, source.NoFleetError(name, err)
+		}
+		return e.role(name)
+	}}
 	open := func(name string) (*source.Source, error) { return source.Open(e.ctx, name, o) }
 	if listOnly && source.IsImage(a) && source.IsImage(b) {
 		open = func(name string) (*source.Source, error) { return source.OpenImage(e.ctx, name, source.Listing) }
@@ -157,6 +164,9 @@ func openPair(e *env, a, b string, manifests, listOnly bool) (*source.Source, *s
 			if s != nil {
 				s.Close()
 			}
+		}
+		if errA != nil && errB != nil && errA.Error() == errB.Error() {
+			errB = nil // one broken role named twice, or one fleet error: say it once
 		}
 		return nil, nil, errors.Join(errA, errB)
 	}
