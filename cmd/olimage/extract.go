@@ -10,17 +10,24 @@ import (
 	"github.com/internetarchive/olimage/source"
 )
 
+type extractOptions struct{ follow bool }
+
 func newExtractCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	var opts extractOptions
+	cmd := &cobra.Command{
 		Use:   "extract IMAGE DIR [PATH]",
 		Short: "Copy an image's files into a directory, without root",
 		Long: `Write the files of IMAGE (or only PATH and what is below it) into DIR,
 which must be new or empty: content, directories, symlinks, hard links,
 modes, mtimes and user.* xattrs. Owners and other xattrs are set only when
 run as root; otherwise the files belong to whoever runs it. Nothing is
-written outside DIR.`,
+written outside DIR. With -L, symlinks in PATH (the last one too) are
+followed inside the image, an absolute target from the volume root, and
+what they name is extracted; symlinks below it are copied as symlinks.
+IMAGE - reads the image from stdin.`,
 		Example: `  olimage extract out/ol-web.img /tmp/ol-web
-  olimage extract out/ol-web.img /tmp/etc etc`,
+  olimage extract out/ol-web.img /tmp/etc etc
+  olimage extract -L out/ol-web.img /tmp/olsystem opt/openlibrary/olsystem`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 || len(args) > 3 {
 				return usageError{fmt.Errorf("extract: want IMAGE DIR [PATH], got %d argument(s)", len(args))}
@@ -32,12 +39,14 @@ written outside DIR.`,
 			if len(args) == 3 {
 				p = args[2]
 			}
-			return runExtract(e, args[0], args[1], p, e.stdout)
+			return runExtract(e, opts, args[0], args[1], p, e.stdout)
 		},
 	}
+	cmd.Flags().BoolVarP(&opts.follow, "dereference", "L", false, "follow symlinks in PATH inside the image")
+	return cmd
 }
 
-func runExtract(e *env, img, dir, p string, out io.Writer) error {
+func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) error {
 	src, err := source.OpenImage(e.ctx, img, source.Listing)
 	if err != nil {
 		return err
@@ -47,6 +56,11 @@ func runExtract(e *env, img, dir, p string, out io.Writer) error {
 		return usageError{fmt.Errorf("extract: %q names the volume root; leave PATH out to extract everything", p)}
 	}
 	p = cleanVolumePath(p)
+	if opts.follow && p != "" {
+		if p, err = resolvePath(src.FS, p); err != nil {
+			return fmt.Errorf("%s: %w", img, err)
+		}
+	}
 	if p != "" && src.Tree.Get(p) == nil {
 		return fmt.Errorf("%s: %s: not in the image", img, p)
 	}

@@ -289,3 +289,50 @@ func TestDiffBrokenManifest(t *testing.T) {
 		t.Errorf("diff --no-manifests: exit %d\n%s%s", code, out, e)
 	}
 }
+
+// TestReadFollowAndGlob checks cat -L and extract -L, which follow
+// symlinks inside the image (an absolute target from the volume root), and
+// cat of a pattern that matches one file.
+func TestReadFollowAndGlob(t *testing.T) {
+	a := release(t, "a", nil)
+	want, err := os.ReadFile(filepath.Join(exampleFleet, "sources/olsystem/etc/nginx/nginx.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// etc/nginx/nginx.conf -> /opt/openlibrary/olsystem/etc/nginx/nginx.conf,
+	// and opt/openlibrary/olsystem -> deploys/olsystem/REVISION.
+	for _, args := range [][]string{
+		{"cat", "-L", a, "etc/nginx/nginx.conf"},
+		{"cat", "-L", a, "/opt/openlibrary/olsystem/etc/nginx/nginx.conf"},
+		{"cat", a, "opt/openlibrary/deploys/olsystem/*/etc/nginx/nginx.conf"},
+		{"cat", a, "opt/openlibrary/deploys/olsy?tem/[a-f0-9]*/etc/nginx/nginx.con[f]"},
+	} {
+		out, e, code := olimage(t, args...)
+		if code != 0 || out != string(want) {
+			t.Errorf("olimage %s: exit %d, %d bytes (want %d)\n%s", strings.Join(args, " "), code, len(out), len(want), e)
+		}
+	}
+	if _, e, code := olimage(t, "cat", a, "opt/openlibrary/deploys/*/nothing*"); code != 2 || !strings.Contains(e, "matches nothing") {
+		t.Errorf("cat of a pattern matching nothing: exit %d, %s", code, e)
+	}
+	if _, e, code := olimage(t, "cat", a, "etc/nginx/*"); code != 2 || !strings.Contains(e, "matches") || !strings.Contains(e, "etc/nginx/nginx.conf") {
+		t.Errorf("cat of a pattern matching several: exit %d, %s", code, e)
+	}
+
+	dir := filepath.Join(t.TempDir(), "x")
+	if out, e, code := olimage(t, "extract", "-L", a, dir, "etc/nginx/nginx.conf"); code != 0 {
+		t.Fatalf("extract -L: exit %d\n%s%s", code, out, e)
+	}
+	var found []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if got, _ := os.ReadFile(p); string(got) == string(want) {
+				found = append(found, p)
+			}
+		}
+		return nil
+	})
+	if len(found) != 1 {
+		t.Errorf("extract -L of a symlink to a file: got %d copies of the target in %s, want 1", len(found), dir)
+	}
+}
