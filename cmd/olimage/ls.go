@@ -22,7 +22,9 @@ func newLsCmd(e *env) *cobra.Command {
 		Short: "List a directory of an image",
 		Long: `List PATH (default the volume root) of IMAGE without mounting it, one line
 per entry: type and mode, owner, size, mtime (UTC) and name; symlinks show
-their target. -R lists the whole subtree, with full paths.`,
+their target. Owners are the names the image's manifest records (those of
+the fleet's owners: and groups:), else numbers. -R lists the whole subtree,
+with full paths. IMAGE - reads the image from stdin.`,
 		Example: `  olimage ls out/ol-web.img opt/openlibrary
   olimage ls -R out/ol-web.img etc`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +70,16 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
+	users, groups := ownerNames(src)
+	named := func(en *tree.Entry) string {
+		if en.Owner == "" {
+			en.Owner = users[en.UID]
+		}
+		if en.Group == "" {
+			en.Group = groups[en.GID]
+		}
+		return owner(en)
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	var walk func(list []*tree.Entry) error
 	walk = func(list []*tree.Entry) error {
@@ -79,7 +91,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 			if en.Type == tree.Symlink {
 				name += " -> " + en.Target
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), owner(en), en.Size, utc(en.ModTime), name)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
 			if opts.recursive && en.Type == tree.Dir {
 				kids, err := src.FS.ReadDir(en.Path)
 				if err != nil {
@@ -96,6 +108,33 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// ownerNames returns the user and group names, by id, that the manifest
+// inside an image records; ext4 itself keeps only numbers. Images without
+// a manifest give none.
+func ownerNames(src *source.Source) (users, groups map[uint32]string) {
+	users, groups = map[uint32]string{}, map[uint32]string{}
+	_, t, err := src.EmbeddedManifest()
+	if err != nil {
+		return users, groups
+	}
+	for _, en := range t.Entries {
+		if en.Owner != "" {
+			users[en.UID] = en.Owner
+		}
+		if en.Group != "" {
+			groups[en.GID] = en.Group
+		}
+	}
+	// The manifest does not list itself; its directory belongs to root.
+	if _, ok := users[0]; !ok {
+		users[0] = "root"
+	}
+	if _, ok := groups[0]; !ok {
+		groups[0] = "root"
+	}
+	return users, groups
 }
 
 // modeString renders type and mode as ls -l does.
