@@ -40,11 +40,11 @@ type FS struct {
 // file (raw, compressed or a GPT disk) or on a block device.
 func ReadFS(path string) (FS, error) {
 	fi, err := os.Stat(path)
-	if err != nil {
+	if err != nil && path != "-" { // - is stdin, which image.Open reads
 		return FS{}, err
 	}
 	var r io.ReaderAt
-	if fi.Mode()&fs.ModeDevice != 0 {
+	if err == nil && fi.Mode()&fs.ModeDevice != 0 {
 		f, err := os.Open(path)
 		if err != nil {
 			return FS{}, err

@@ -75,21 +75,41 @@ const (
 )
 
 // Open opens the image at path, first finishing a replacement of it that
-// an interrupted build left (see Settle).
+// an interrupted build left (see Settle); "-" is stdin. An image read from
+// a pipe (stdin, a FIFO, bash's <(...)) is first copied to an unlinked
+// temporary file: reading a file system needs random access.
 func Open(path string) (*File, error) {
-	if err := Settle(path); err != nil {
-		return nil, err
+	var f *os.File
+	var err error
+	if path == "-" {
+		f, err = spool(os.Stdin)
+	} else {
+		if err := Settle(path); err != nil {
+			return nil, err
+		}
+		f, err = os.Open(path)
 	}
-	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	img := &File{Path: path, Format: Raw, f: f, r: f}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	if fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0 {
+		t, err := spool(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		f = t
+		if fi, err = f.Stat(); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	img := &File{Path: path, Format: Raw, f: f, r: f}
 	if fi.IsDir() {
 		f.Close()
 		return nil, fmt.Errorf("%s: is a directory, not an image", path)
@@ -132,6 +152,43 @@ func isExt4(r io.ReaderAt, off int64) bool {
 		return false
 	}
 	return binary.LittleEndian.Uint16(m[:]) == ext4Magic
+}
+
+// spool copies r to an unlinked temporary file, leaving runs of zeros as
+// holes, and returns that file.
+func spool(r io.Reader) (*os.File, error) {
+	tmp, err := os.CreateTemp("", "olimage-stdin-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(tmp.Name())
+	buf := make([]byte, 1<<20)
+	var size int64
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		for off := 0; off < n; off += 4096 {
+			chunk := buf[off:min(off+4096, n)]
+			if !allZero(chunk) {
+				if _, err := tmp.WriteAt(chunk, size+int64(off)); err != nil {
+					tmp.Close()
+					return nil, err
+				}
+			}
+		}
+		size += int64(n)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			tmp.Close()
+			return nil, fmt.Errorf("reading: %w", rerr)
+		}
+	}
+	if err := tmp.Truncate(size); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	return tmp, nil
 }
 
 // decompress expands the image into an unlinked temporary file, leaving

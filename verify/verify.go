@@ -55,7 +55,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		rep.Findings = append(rep.Findings, Finding{Where: manifest.Path, Msg: fmt.Sprintf("tree digest %s does not match its entries (%s)", short(m.TreeDigest), short(got))})
 	}
 	// The image's own tree, every file hashed, against the manifest.
-	have, err := source.OpenImage(ctx, s.Name, source.Digests)
+	have, err := s.HashedTree(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -64,8 +64,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		rep.Findings = append(rep.Findings, Finding{Where: "file tree", Msg: "cannot be read: " + msg})
 		return rep, nil
 	}
-	defer have.Close()
-	changes, err := diff.Trees(ctx, want, have.Tree, diff.Options{Times: true, Exact: true})
+	changes, err := diff.Trees(ctx, want, have, diff.Options{Times: true, Exact: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -77,7 +76,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 		rep.Findings = append(rep.Findings, Finding{Where: c.Path, Msg: describe(c)})
 	}
 	rep.Entries = want.Len()
-	for _, e := range have.Tree.Entries {
+	for _, e := range have.Entries {
 		if e.Type != tree.File {
 			continue // a hard link's bytes are its first name's
 		}
