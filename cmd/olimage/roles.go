@@ -27,15 +27,21 @@ func newRolesCmd(e *env) *cobra.Command {
 source kind and source (relative to the fleet directory). Roles marked
 abstract exist only to be extended and are not built.`,
 		Example: `  olimage roles -f examples/openlibrary
-  olimage roles -f examples/openlibrary --json | jq '.[].name'`,
+  olimage roles -f examples/openlibrary --json | jq '.roles[].name'`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return buffered(e.stdout, func(w io.Writer) error { return runRoles(e, opts, w) })
 		},
 	}
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.roles/v1)")
 	cmd.Flags().BoolVar(&opts.abstract, "abstract", true, "include abstract roles")
 	return cmd
+}
+
+// rolesJSON is roles --json's document.
+type rolesJSON struct {
+	Schema string     `json:"schema"`
+	Roles  []roleJSON `json:"roles"`
 }
 
 type roleJSON struct {
@@ -89,7 +95,7 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 		if list == nil {
 			list = []roleJSON{}
 		}
-		if werr := manifest.WriteJSON(out, list); werr != nil {
+		if werr := manifest.WriteJSON(out, rolesJSON{Schema: "olimage.roles/v1", Roles: list}); werr != nil {
 			return werr
 		}
 		return err
