@@ -1,0 +1,92 @@
+// Package artifact publishes images to an OCI registry and fetches them
+// back: an image is an OCI artifact of olimage's own type whose config is
+// the sidecar manifest and whose layers are the raw image cut into chunks,
+// each compressed with zstd. It speaks the registry protocol through
+// oras-go; it does not build or read ext4 (packages builder and source).
+package artifact
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+
+	"github.com/internetarchive/olimage/manifest"
+)
+
+// Media types of an olimage artifact, documented in docs/registry.md.
+const (
+	// ArtifactType is the manifest's artifactType.
+	ArtifactType = "application/vnd.internetarchive.olimage.image.v1"
+	// SidecarType is the config blob: the sidecar manifest, verbatim.
+	SidecarType = "application/vnd.internetarchive.olimage.sidecar.v1+json"
+	// ChunkType is a layer: one chunk of the raw image, compressed with
+	// zstd as one frame.
+	ChunkType = "application/vnd.internetarchive.olimage.chunk.v1+zstd"
+	// SignatureType is the artifactType of a signature referrer, and the
+	// media type of its one layer: an SSH signature (ssh-keygen -Y sign)
+	// of the raw image.
+	SignatureType = "application/vnd.internetarchive.olimage.signature.v1+sshsig"
+)
+
+// Annotations olimage sets.
+const (
+	AnnotationRole         = "org.internetarchive.olimage.role"
+	AnnotationFleet        = "org.internetarchive.olimage.fleet"
+	AnnotationFleetVersion = "org.internetarchive.olimage.fleet-version"
+	AnnotationTree         = "org.internetarchive.olimage.tree"
+	AnnotationImageDigest  = "org.internetarchive.olimage.image.digest"
+	AnnotationImageSize    = "org.internetarchive.olimage.image.size"
+	// AnnotationOffset, on a layer, is where its chunk starts in the raw
+	// image, in bytes.
+	AnnotationOffset = "org.internetarchive.olimage.chunk.offset"
+	// AnnotationRawSize, on a layer, is its chunk's size uncompressed.
+	AnnotationRawSize = "org.internetarchive.olimage.chunk.size"
+)
+
+// DefaultChunk is how much raw image goes into one layer: large enough
+// that per-request overhead is small, small enough that an interrupted
+// pull loses little and several layers download at once.
+const DefaultChunk = 16 << 20
+
+// Errors callers branch on.
+var (
+	// ErrNotImage: the reference names something that is not an olimage
+	// image artifact.
+	ErrNotImage = errors.New("not an olimage image")
+	// ErrDigest: content does not match the digest it was published with.
+	ErrDigest = errors.New("digest mismatch")
+	// ErrInsecure: --insecure was asked for a registry that is not local.
+	ErrInsecure = errors.New("plain HTTP is only allowed to localhost")
+)
+
+// Sidecar is what push and pull need from a sidecar manifest: the image
+// file's description and the head of the manifest it carries.
+type Sidecar struct {
+	Image    manifest.ImageFile
+	Manifest *manifest.Image
+}
+
+var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// ParseSidecar reads the head of a sidecar document.
+func ParseSidecar(data []byte) (*Sidecar, error) {
+	var doc struct {
+		Schema string             `json:"schema"`
+		Image  manifest.ImageFile `json:"image"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	if doc.Schema != manifest.SidecarSchema {
+		return nil, fmt.Errorf("sidecar: schema %q, want %s", doc.Schema, manifest.SidecarSchema)
+	}
+	if doc.Image.Size <= 0 || !hex64.MatchString(doc.Image.SHA256) {
+		return nil, fmt.Errorf("sidecar: image size %d or sha256 %q is not valid", doc.Image.Size, doc.Image.SHA256)
+	}
+	schema, head, _, err := manifest.Head(data)
+	if err != nil || schema != manifest.SidecarSchema {
+		return nil, fmt.Errorf("sidecar: embedded manifest: %v", err)
+	}
+	return &Sidecar{Image: doc.Image, Manifest: head}, nil
+}

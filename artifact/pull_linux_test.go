@@ -1,0 +1,83 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/internetarchive/olimage/internal/registrytest"
+)
+
+// needRoot skips, or fails under OLIMAGE_TEST_DISALLOW_SKIP, without root.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
+			t.Fatal("needs root (OLIMAGE_TEST_DISALLOW_SKIP is set)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// A pull to a block device that held other bytes: the device reads back
+// as the image, though only the non-zero blocks were written.
+func TestPullDevice(t *testing.T) {
+	needRoot(t)
+	registrytest.Need(t, "losetup")
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	img, ref := pushImage(t, reg.Host)
+	side := readSidecar(t, img)
+	backing := filepath.Join(t.TempDir(), "disk")
+	junk := bytes.Repeat([]byte{0xaa}, int(side.Image.Size)+1<<20)
+	if err := os.WriteFile(backing, junk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
+	if err != nil {
+		t.Skipf("losetup: %v: %s", err, out) // no loop devices here
+	}
+	dev := strings.TrimSpace(string(out))
+	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	res, err := local.Pull(ctx, ref, dev, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Device || res.Written >= side.Image.Size/2 {
+		t.Errorf("device %v, wrote %d of %d bytes: want a device pull writing only non-zero blocks", res.Device, res.Written, side.Image.Size)
+	}
+	if got := fileSHA256(t, dev, side.Image.Size); got != side.Image.SHA256 {
+		t.Fatalf("device reads sha256 %s, want %s", got, side.Image.SHA256)
+	}
+	if _, err := os.Stat(dev + ".manifest.json"); err == nil {
+		t.Errorf("a device pull wrote %s.manifest.json", dev)
+	}
+}
+
+// A pull onto a file system too small for the image fails naming the
+// reference and the target, and leaves nothing behind.
+func TestPullFullDisk(t *testing.T) {
+	needRoot(t)
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	_, ref := pushImage(t, reg.Host)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
+		t.Skipf("mounting a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	target := filepath.Join(dir, "web.img")
+	_, err := local.Pull(ctx, ref, target, PullOptions{})
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), target) {
+		t.Fatalf("got %v, want ENOSPC naming %s and %s", err, ref, target)
+	}
+	onlyFiles(t, dir)
+}

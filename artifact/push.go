@@ -1,0 +1,261 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote"
+)
+
+// PushOptions tune Push.
+type PushOptions struct {
+	// Tags are tagged besides the reference's own tag.
+	Tags []string
+	// Chunk is the raw bytes per layer; DefaultChunk if 0.
+	Chunk int64
+	// Jobs is how many chunks are compressed and uploaded at once.
+	Jobs int
+	// Progress, if set, is called with raw bytes done and the total.
+	Progress func(done, total int64)
+}
+
+// PushResult describes a pushed image.
+type PushResult struct {
+	Ref       string   `json:"ref"`
+	Digest    string   `json:"digest"` // of the OCI manifest
+	Tags      []string `json:"tags"`
+	Layers    int      `json:"layers"`
+	Size      int64    `json:"size"`      // raw image bytes
+	Pushed    int64    `json:"pushed"`    // compressed bytes of all layers
+	Signature string   `json:"signature"` // digest of the signature referrer, if one was pushed
+	Image     string   `json:"image_sha256"`
+}
+
+// Push publishes the image file at path (raw or .zst) with its sidecar
+// path.manifest.json, and path.sig as a signature referrer if it exists.
+func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (*PushResult, error) {
+	sideData, err := os.ReadFile(path + ".manifest.json")
+	if err != nil {
+		return nil, fmt.Errorf("%s: the image's sidecar: %w", path, err)
+	}
+	side, err := ParseSidecar(sideData)
+	if err != nil {
+		return nil, fmt.Errorf("%s.manifest.json: %w", path, err)
+	}
+	repo, r, err := c.repository(ref)
+	if err != nil {
+		return nil, err
+	}
+	tags := opts.Tags
+	if r.Reference != "" {
+		if _, err := r.Digest(); err == nil {
+			return nil, fmt.Errorf("%s: push needs a tag, not a digest", ref)
+		}
+		tags = append([]string{r.Reference}, tags...)
+	}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("%s: no tag: name one in the reference (REPO:TAG) or with --tag", ref)
+	}
+	if opts.Chunk <= 0 {
+		opts.Chunk = DefaultChunk
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 2
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var raw io.Reader = f
+	if side.Image.Compressed == "zstd" { // as builder.Zstd names it
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		defer zr.Close()
+		raw = zr
+	}
+	res := &PushResult{Ref: ref, Tags: tags, Size: side.Image.Size, Image: side.Image.SHA256}
+	layers, err := pushChunks(ctx, repo, raw, side.Image.Size, opts, res)
+	if err != nil {
+		return nil, fmt.Errorf("%s: pushing %s: %w", ref, path, err)
+	}
+	cfg := content.NewDescriptorFromBytes(SidecarType, sideData)
+	if err := pushBlob(ctx, repo, cfg, sideData); err != nil {
+		return nil, fmt.Errorf("%s: pushing the sidecar: %w", ref, err)
+	}
+	m := side.Manifest
+	ann := map[string]string{
+		AnnotationRole:        m.Role,
+		AnnotationFleet:       m.Fleet,
+		AnnotationTree:        m.TreeDigest,
+		AnnotationImageDigest: "sha256:" + side.Image.SHA256,
+		AnnotationImageSize:   strconv.FormatInt(side.Image.Size, 10),
+		// The fleet epoch, not the time of the push: pushing the same
+		// image twice gives the same manifest digest.
+		ocispec.AnnotationCreated: time.Unix(m.Epoch, 0).UTC().Format(time.RFC3339),
+		ocispec.AnnotationTitle:   m.Role,
+	}
+	if m.FleetVersion != "" {
+		ann[AnnotationFleetVersion] = m.FleetVersion
+		ann[ocispec.AnnotationVersion] = m.FleetVersion
+	}
+	desc, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, ArtifactType, oras.PackManifestOptions{
+		Layers: layers, ConfigDescriptor: &cfg, ManifestAnnotations: ann,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: pushing the manifest: %w", ref, err)
+	}
+	for _, tag := range tags {
+		if err := repo.Tag(ctx, desc, tag); err != nil {
+			return nil, fmt.Errorf("%s: tagging %s: %w", ref, tag, err)
+		}
+	}
+	res.Digest = desc.Digest.String()
+	res.Layers = len(layers)
+	if sig, err := os.ReadFile(path + ".sig"); err == nil {
+		d, err := pushSignature(ctx, repo, desc, sig, m.Epoch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pushing the signature %s.sig: %w", ref, path, err)
+		}
+		res.Signature = d.Digest.String()
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return res, nil
+}
+
+// pushChunks cuts raw into chunks, compresses and uploads them, Jobs at a
+// time, and returns their descriptors in order.
+func pushChunks(ctx context.Context, repo *remote.Repository, raw io.Reader, size int64, opts PushOptions, res *PushResult) ([]ocispec.Descriptor, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	n := int((size + opts.Chunk - 1) / opts.Chunk)
+	layers := make([]ocispec.Descriptor, n)
+	type job struct {
+		i   int
+		buf []byte
+	}
+	jobs := make(chan job)
+	bufs := make(chan []byte, opts.Jobs+1)
+	for range opts.Jobs + 1 {
+		bufs <- make([]byte, opts.Chunk)
+	}
+	var (
+		mu      sync.Mutex
+		done    int64
+		started = map[digest.Digest]chan struct{}{} // one upload per distinct chunk
+		wg      sync.WaitGroup
+	)
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	for range opts.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out []byte
+			for j := range jobs {
+				out = enc.EncodeAll(j.buf, out[:0])
+				rawLen := len(j.buf)
+				bufs <- j.buf[:cap(j.buf)]
+				d := content.NewDescriptorFromBytes(ChunkType, out)
+				d.Annotations = map[string]string{
+					AnnotationOffset:  strconv.FormatInt(int64(j.i)*opts.Chunk, 10),
+					AnnotationRawSize: strconv.Itoa(rawLen),
+				}
+				mu.Lock()
+				wait, dup := started[d.Digest]
+				if !dup {
+					wait = make(chan struct{})
+					started[d.Digest] = wait
+					res.Pushed += d.Size
+				}
+				mu.Unlock()
+				if dup {
+					<-wait
+				} else {
+					err := pushBlob(ctx, repo, d, out)
+					close(wait)
+					if err != nil {
+						cancel(fmt.Errorf("chunk %d: %w", j.i, err))
+						continue
+					}
+				}
+				layers[j.i] = d
+				mu.Lock()
+				done += int64(rawLen)
+				if opts.Progress != nil {
+					opts.Progress(done, size)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	var rerr error
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		want := min(opts.Chunk, size-int64(i)*opts.Chunk)
+		var buf []byte
+		select {
+		case buf = <-bufs:
+		case <-ctx.Done():
+		}
+		if buf == nil {
+			break
+		}
+		buf = buf[:want]
+		if _, err := io.ReadFull(raw, buf); err != nil {
+			rerr = fmt.Errorf("reading the image at %d: %w", int64(i)*opts.Chunk, err)
+			break
+		}
+		select {
+		case jobs <- job{i, buf}:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if rerr != nil {
+		return nil, rerr
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return layers, nil
+}
+
+// pushBlob uploads data unless the registry has it already, which makes
+// pushing a new release upload only the chunks that changed.
+func pushBlob(ctx context.Context, repo *remote.Repository, d ocispec.Descriptor, data []byte) error {
+	if ok, err := repo.Exists(ctx, d); err == nil && ok {
+		return nil
+	}
+	return repo.Push(ctx, d, bytes.NewReader(data))
+}
+
+// pushSignature attaches sig to the image manifest subject as a referrer.
+func pushSignature(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, sig []byte, epoch int64) (ocispec.Descriptor, error) {
+	layer := content.NewDescriptorFromBytes(SignatureType, sig)
+	if err := pushBlob(ctx, repo, layer, sig); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, SignatureType, oras.PackManifestOptions{
+		Subject: &subject, Layers: []ocispec.Descriptor{layer},
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: time.Unix(epoch, 0).UTC().Format(time.RFC3339)},
+	})
+}
