@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
@@ -76,6 +77,9 @@ type Options struct {
 	// when it has one, reading no file content: fast, and trusting the
 	// manifest (olimage verify checks that it holds).
 	Manifests bool
+	// Registry fetches the sidecars of registry references; nil is a
+	// client with the default settings.
+	Registry *artifact.Client
 }
 
 // Read says how much of an image OpenImage reads into the tree.
@@ -114,9 +118,14 @@ func IsImage(name string) bool {
 func isPipe(fi os.FileInfo) bool { return fi.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0 }
 
 // Open opens name: an existing file is an image or a manifest (told apart
-// by content), anything else a role of opts.Fleet.
+// by content), a registry reference (HOST/REPO:TAG) the sidecar of the
+// image it names, anything else a role of opts.Fleet.
 func Open(ctx context.Context, name string, opts Options) (*Source, error) {
-	if fi, err := os.Stat(name); name == "-" || err == nil && !fi.IsDir() {
+	fi, err := os.Stat(name)
+	if name != "-" && err != nil && artifact.IsRef(name) {
+		return OpenRef(ctx, name, opts.Registry)
+	}
+	if name == "-" || err == nil && !fi.IsDir() {
 		if name != "-" && !isPipe(fi) && isJSON(name) {
 			return openManifest(name)
 		}
@@ -195,6 +204,23 @@ func isJSON(name string) bool {
 			return c == '{'
 		}
 	}
+}
+
+// OpenRef reads the sidecar manifest of the image a registry reference
+// names, without its layers. Its Kind is Manifest.
+func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Source, error) {
+	if c == nil {
+		c = &artifact.Client{}
+	}
+	data, _, err := c.Sidecar(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	src := &Source{Kind: Manifest, Name: ref}
+	if err := src.useManifest(data); err != nil {
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return src, nil
 }
 
 func openManifest(name string) (*Source, error) {

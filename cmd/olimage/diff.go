@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
@@ -19,6 +20,7 @@ import (
 type diffOptions struct {
 	json        bool
 	noManifests bool
+	insecure    bool
 	content     bool
 	times       bool
 	paths       []string
@@ -28,11 +30,13 @@ func newDiffCmd(e *env) *cobra.Command {
 	var opts diffOptions
 	cmd := &cobra.Command{
 		Use:   "diff A B",
-		Short: "Compare two images, manifests or roles",
+		Short: "Compare two images, manifests, registry images or roles",
 		Long: `Compare A and B, each an image file (raw, .zst, .gz, GPT disk), a manifest
 JSON (plan --json output, a sidecar IMAGE.manifest.json, or an image's
-.olimage/manifest.json), or a ROLE of the fleet (what build would write), and
-list every path that differs, grouped by top directory:
+.olimage/manifest.json), an image in a registry (HOST/REPO:TAG or
+HOST/REPO@sha256:..., of which only the sidecar manifest is fetched), or a
+ROLE of the fleet (what build would write), and list every path that
+differs, grouped by top directory:
 
 ` + diff.Legend + `
 
@@ -52,7 +56,8 @@ EXIT STATUS
 		Example: `  olimage diff out/ol-web-2024.01-aaaa.img out/ol-web-2024.02-bbbb.img
   olimage diff -f examples/openlibrary released.img ol-web     # preview the next release
   olimage diff --content --path etc A.img B.img
-  olimage diff --json A.img.manifest.json B.img.manifest.json`,
+  olimage diff --json A.img.manifest.json B.img.manifest.json
+  olimage diff registry.example.org/ol/ol-web:2024.01 registry.example.org/ol/ol-web:2024.02`,
 		Args: exactArgs(2, "A B"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return buffered(e.stdout, func(w io.Writer) error { return runDiff(e, opts, args[0], args[1], w) })
@@ -61,6 +66,7 @@ EXIT STATUS
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.diff/v1)")
 	cmd.Flags().BoolVar(&opts.content, "content", false, "show unified diffs of changed text files")
 	cmd.Flags().BoolVar(&opts.times, "times", false, "report mtime changes too")
+	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.noManifests, "no-manifests", false, "read both sides' content even when they carry manifests")
 	cmd.Flags().StringArrayVar(&opts.paths, "path", nil, "only paths at or below this path or matching this glob (repeatable)")
 	return cmd
@@ -78,7 +84,7 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 	// except for --json, which gives each side's tree digest: that needs
 	// every file's sha256.
 	listOnly := (opts.content || opts.noManifests) && !opts.json
-	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests, listOnly)
+	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests, listOnly, registryClient(opts.insecure))
 	if err != nil {
 		return err
 	}
@@ -137,8 +143,8 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 //
 // With listOnly, two images are read without hashing their files: diff
 // compares their contents itself, byte by byte.
-func openPair(e *env, a, b string, manifests, listOnly bool) (*source.Source, *source.Source, error) {
-	o := source.Options{Fleet: e.fleet, Manifests: manifests, Role: func(name string) (*roles.Fleet, *roles.Role, error) {
+func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Client) (*source.Source, *source.Source, error) {
+	o := source.Options{Fleet: e.fleet, Manifests: manifests, Registry: reg, Role: func(name string) (*roles.Fleet, *roles.Role, error) {
 		// Errors of other roles of the fleet do not stop a diff of this one.
 		if f, err := e.loadFleet(); f == nil {
 			return nil, nil, source.NoFleetError(name, err)

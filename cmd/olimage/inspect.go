@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
@@ -16,12 +17,12 @@ import (
 	"github.com/internetarchive/olimage/verity"
 )
 
-type inspectOptions struct{ json bool }
+type inspectOptions struct{ json, insecure bool }
 
 func newInspectCmd(e *env) *cobra.Command {
 	var opts inspectOptions
 	cmd := &cobra.Command{
-		Use:   "inspect IMAGE",
+		Use:   "inspect IMAGE|REF",
 		Short: "Describe an image: file system, use and manifest",
 		Long: `Read IMAGE (raw, .zst, .gz, or a GPT disk with one ext4 partition) without
 mounting it and print its label, UUID, size, features, block and inode use,
@@ -32,15 +33,23 @@ The dm-verity section comes from the sidecar beside IMAGE
 (IMAGE.manifest.json) when there is one: root hash, salt, algorithm, block
 sizes, data blocks and hash offset. Without a sidecar, a tree appended to a
 raw image is still found by its superblock after the file system, but its
-root hash is not known (olimage verify --expect-root-hash checks one).`,
+root hash is not known (olimage verify --expect-root-hash checks one).
+
+
+For REF, an image in a registry (HOST/REPO:TAG or HOST/REPO@sha256:...),
+only its sidecar manifest is fetched: the manifest digest, the raw image's
+size and sha256, label, UUID and the manifest summary; no file-system
+figures. Credentials and --insecure as for push.`,
 		Example: `  olimage inspect out/ol-web-2024.01-979dab02b02f.img
-  olimage inspect /dev/vdb --json`,
-		Args: exactArgs(1, "IMAGE"),
+  olimage inspect /dev/vdb --json
+  olimage inspect registry.example.org/ol/ol-web:2024.01`,
+		Args: exactArgs(1, "IMAGE|REF"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInspect(e, opts, args[0], e.stdout)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.inspect/v1)")
+	addInsecure(cmd, &opts.insecure)
 	return cmd
 }
 
@@ -77,6 +86,9 @@ type manifestHeadJS struct {
 }
 
 func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
+	if _, err := os.Stat(name); err != nil && artifact.IsRef(name) {
+		return inspectRef(e, opts, name, out)
+	}
 	src, err := source.OpenImage(e.ctx, name, source.NoTree)
 	if err != nil {
 		return err
@@ -136,7 +148,11 @@ func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
 		}
 		fmt.Fprintln(out)
 	}
-	m := d.Manifest
+	printHead(out, d.Manifest)
+}
+
+// printHead prints the summary of an image's manifest.
+func printHead(out io.Writer, m *manifestHeadJS) {
 	if m == nil {
 		fmt.Fprintln(out, "manifest:  none (not built by olimage)")
 		return
@@ -185,6 +201,48 @@ func verityOf(name string, raw bool, fsEnd int64) (*verity.Params, string) {
 	}
 	return &verity.Params{Salt: hex.EncodeToString(sb.Salt), Algorithm: sb.Algorithm, DataBlockSize: sb.DataBlockSize,
 		HashBlockSize: sb.HashBlockSize, DataBlocks: sb.DataBlocks, HashOffset: fsEnd}, ""
+}
+
+// inspectRefJSON is inspect's document for an image in a registry: what
+// its sidecar says, no file-system figures.
+type inspectRefJSON struct {
+	Schema   string          `json:"schema"`
+	Image    string          `json:"image"`
+	Format   string          `json:"format"` // "oci"
+	Digest   string          `json:"digest"` // of the OCI manifest
+	Size     int64           `json:"size"`
+	SHA256   string          `json:"sha256"`
+	Label    string          `json:"label"`
+	UUID     string          `json:"uuid"`
+	Manifest *manifestHeadJS `json:"manifest"`
+}
+
+func inspectRef(e *env, opts inspectOptions, ref string, out io.Writer) error {
+	c := registryClient(opts.insecure)
+	data, digest, err := c.Sidecar(e.ctx, ref)
+	if err != nil {
+		return registryHint(err)
+	}
+	side, err := artifact.ParseSidecar(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	m := side.Manifest
+	doc := inspectRefJSON{
+		Schema: "olimage.inspect/v1", Image: ref, Format: "oci", Digest: digest,
+		Size: side.Image.Size, SHA256: side.Image.SHA256, Label: m.Label, UUID: m.UUID,
+		Manifest: &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs},
+	}
+	if opts.json {
+		return manifest.WriteJSON(out, doc)
+	}
+	fmt.Fprintf(out, "image:     %s (oci)\n", ref)
+	fmt.Fprintf(out, "digest:    %s\n", digest)
+	fmt.Fprintf(out, "label:     %s\n", doc.Label)
+	fmt.Fprintf(out, "uuid:      %s\n", doc.UUID)
+	fmt.Fprintf(out, "size:      %s, sha256 %s\n", mib(doc.Size), doc.SHA256)
+	printHead(out, doc.Manifest)
+	return nil
 }
 
 func pct(a, b uint64) uint64 {
