@@ -6,7 +6,6 @@
 package artifact
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -35,8 +34,13 @@ const (
 	AnnotationFleet        = "org.internetarchive.olimage.fleet"
 	AnnotationFleetVersion = "org.internetarchive.olimage.fleet-version"
 	AnnotationTree         = "org.internetarchive.olimage.tree"
-	AnnotationImageDigest  = "org.internetarchive.olimage.image.digest"
-	AnnotationImageSize    = "org.internetarchive.olimage.image.size"
+	// AnnotationImageDigest is the image's identity (Sidecar.Identity):
+	// verity:ROOTHASH, or sha256:HEX for a sidecar of version 1.
+	AnnotationImageDigest = "org.internetarchive.olimage.image.digest"
+	// AnnotationImageSHA256 is the raw image's sha256, when the sidecar
+	// has it.
+	AnnotationImageSHA256 = "org.internetarchive.olimage.image.sha256"
+	AnnotationImageSize   = "org.internetarchive.olimage.image.size"
 	// AnnotationOffset, on a layer, is where its chunk starts in the raw
 	// image, in bytes.
 	AnnotationOffset = "org.internetarchive.olimage.chunk.offset"
@@ -69,24 +73,30 @@ type Sidecar struct {
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// ParseSidecar reads the head of a sidecar document.
+// ParseSidecar reads the head of a sidecar document, version 1 (identified
+// by the raw image's sha256) or 2 (by its dm-verity root hash).
 func ParseSidecar(data []byte) (*Sidecar, error) {
-	var doc struct {
-		Schema string             `json:"schema"`
-		Image  manifest.ImageFile `json:"image"`
-	}
-	if err := json.Unmarshal(data, &doc); err != nil {
+	h, err := manifest.ReadSidecarHead(data)
+	if err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
-	if doc.Schema != manifest.SidecarSchema {
-		return nil, fmt.Errorf("sidecar: schema %q, want %s", doc.Schema, manifest.SidecarSchema)
+	img := h.Image
+	if img.Size <= 0 || (img.SHA256 != "" && !hex64.MatchString(img.SHA256)) || (img.Verity != nil && !hex64.MatchString(img.Verity.RootHash)) {
+		return nil, fmt.Errorf("sidecar: image size %d, sha256 %q or verity root hash is not valid", img.Size, img.SHA256)
 	}
-	if doc.Image.Size <= 0 || !hex64.MatchString(doc.Image.SHA256) {
-		return nil, fmt.Errorf("sidecar: image size %d or sha256 %q is not valid", doc.Image.Size, doc.Image.SHA256)
+	_, head, _, err := manifest.Head(data)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: embedded manifest: %w", err)
 	}
-	schema, head, _, err := manifest.Head(data)
-	if err != nil || schema != manifest.SidecarSchema {
-		return nil, fmt.Errorf("sidecar: embedded manifest: %v", err)
+	return &Sidecar{Image: img, Manifest: head}, nil
+}
+
+// Identity is the digest that identifies the image: its dm-verity root
+// hash when the sidecar has one, else its sha256, as "sha256:HEX" or
+// "verity:HEX".
+func (s *Sidecar) Identity() string {
+	if s.Image.Verity != nil {
+		return "verity:" + s.Image.Verity.RootHash
 	}
-	return &Sidecar{Image: doc.Image, Manifest: head}, nil
+	return "sha256:" + s.Image.SHA256
 }

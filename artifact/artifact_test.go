@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
@@ -32,8 +33,9 @@ import (
 const testChunk = 1 << 20
 
 // buildImage builds a small image with incompressible content spread
-// over several chunks and zero chunks between, and returns its path.
-func buildImage(t *testing.T, compress, version string) string {
+// over several chunks and zero chunks between, and returns its path. o
+// gives the compression and whether to add the sha256 and verity tree.
+func buildImage(t *testing.T, version string, o builder.Options) string {
 	t.Helper()
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -55,7 +57,8 @@ func buildImage(t *testing.T, compress, version string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := builder.Build(context.Background(), f, r, builder.Options{Output: t.TempDir(), Compress: compress, Version: "test"})
+	o.Output, o.Version = t.TempDir(), "test"
+	res, err := builder.Build(context.Background(), f, r, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +74,31 @@ func fileSHA256(t *testing.T, p string, size int64) string {
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// rawSHA256 is the sha256 of the raw image a build wrote, compressed or
+// not.
+func rawSHA256(t *testing.T, img string) string {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(img, ".zst") {
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -121,11 +149,19 @@ var local = &Client{Insecure: true}
 func TestPushPullRoundTrip(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
-	for _, compress := range []string{builder.Raw, builder.Zstd} {
-		t.Run(compress, func(t *testing.T) {
-			img := buildImage(t, compress, "2024.01")
+	for _, tc := range []struct {
+		name string
+		opts builder.Options
+	}{
+		{"raw-sha256", builder.Options{Compress: builder.Raw, SHA256: true}},
+		{"zstd", builder.Options{Compress: builder.Zstd}},
+		{"raw-verity-tree", builder.Options{Compress: builder.Raw, Verity: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := buildImage(t, "2024.01", tc.opts)
 			side := readSidecar(t, img)
-			ref := reg.Host + "/ol/web-" + compress + ":2024.01"
+			want := rawSHA256(t, img)
+			ref := reg.Host + "/ol/web-" + tc.name + ":2024.01"
 			res, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk, Tags: []string{"latest"}})
 			if err != nil {
 				t.Fatal(err)
@@ -142,14 +178,14 @@ func TestPushPullRoundTrip(t *testing.T) {
 			}
 			dir := t.TempDir()
 			out := filepath.Join(dir, "web.img")
-			for _, r := range []string{ref, reg.Host + "/ol/web-" + compress + ":latest", reg.Host + "/ol/web-" + compress + "@" + res.Digest} {
+			for _, r := range []string{ref, reg.Host + "/ol/web-" + tc.name + ":latest", reg.Host + "/ol/web-" + tc.name + "@" + res.Digest} {
 				os.Remove(out)
 				pr, err := local.Pull(ctx, r, out, PullOptions{Jobs: 3})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := fileSHA256(t, out, 1<<62); got != side.Image.SHA256 || pr.SHA256 != got {
-					t.Fatalf("pulled %s: sha256 %s, want %s", r, got, side.Image.SHA256)
+				if got := fileSHA256(t, out, 1<<62); got != want || pr.SHA256 != side.Image.SHA256 || pr.Image != side.Identity() {
+					t.Fatalf("pulled %s: sha256 %s, want %s; result %+v", r, got, want, pr)
 				}
 				if pr.Written >= pr.Size/2 {
 					t.Errorf("wrote %d of %d bytes: zero blocks should stay holes", pr.Written, pr.Size)
@@ -160,8 +196,8 @@ func TestPushPullRoundTrip(t *testing.T) {
 			}
 			fsck(t, out)
 			onlyFiles(t, dir, "web.img", "web.img.manifest.json")
-			if s := readSidecar(t, out); s.Image.SHA256 != side.Image.SHA256 {
-				t.Errorf("pulled sidecar names sha256 %s, want %s", s.Image.SHA256, side.Image.SHA256)
+			if s := readSidecar(t, out); s.Identity() != side.Identity() {
+				t.Errorf("pulled sidecar names %s, want %s", s.Identity(), side.Identity())
 			}
 			skopeoReads(t, ref, res.Digest, side)
 		})
@@ -188,7 +224,7 @@ func skopeoReads(t *testing.T, ref, digest string, side *Sidecar) {
 	if err := json.Unmarshal(out, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.ArtifactType != ArtifactType || m.Annotations[AnnotationImageDigest] != "sha256:"+side.Image.SHA256 || m.Annotations[AnnotationRole] != "web" {
+	if m.ArtifactType != ArtifactType || m.Annotations[AnnotationImageDigest] != side.Identity() || m.Annotations[AnnotationRole] != "web" {
 		t.Errorf("skopeo inspect: artifactType %q, annotations %v", m.ArtifactType, m.Annotations)
 	}
 	layout := t.TempDir()
@@ -212,7 +248,7 @@ func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
 func TestAuth(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{User: "ci", Password: "s3cret"})
 	ctx := context.Background()
-	img := buildImage(t, builder.Raw, "1")
+	img := buildImage(t, "1", builder.Options{})
 	ref := reg.Host + "/ol/web:1"
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	_, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk})
@@ -232,7 +268,7 @@ func TestAuth(t *testing.T) {
 	if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), readSidecar(t, img).Image.SHA256; got != want {
+	if got, want := fileSHA256(t, out, 1<<62), rawSHA256(t, img); got != want {
 		t.Fatalf("sha256 %s, want %s", got, want)
 	}
 	registrytest.Need(t, "skopeo")
@@ -281,7 +317,7 @@ func TestPullResumesAfterRegistryStops(t *testing.T) {
 	if res.Resumed < 2 {
 		t.Errorf("resumed %d layers, want the 2 or more written before the registry stopped", res.Resumed)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), readSidecar(t, img).Image.SHA256; got != want {
+	if got, want := fileSHA256(t, out, 1<<62), rawSHA256(t, img); got != want {
 		t.Fatalf("sha256 %s, want %s", got, want)
 	}
 	fsck(t, out)
@@ -296,7 +332,7 @@ func TestPullFaults(t *testing.T) {
 	proxy := registrytest.NewProxy(t, reg)
 	ctx := context.Background()
 	img, ref := pushImage(t, proxy.Host)
-	want := readSidecar(t, img).Image.SHA256
+	want := rawSHA256(t, img)
 	blob := func(r *http.Request) bool {
 		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
 	}
@@ -424,7 +460,7 @@ func pushForeign(t *testing.T, ref string) string {
 func TestPushSignatureReferrer(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
-	img := buildImage(t, builder.Raw, "1")
+	img := buildImage(t, "1", builder.Options{})
 	sig := "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
 	if err := os.WriteFile(img+".sig", []byte(sig), 0o644); err != nil {
 		t.Fatal(err)
@@ -488,10 +524,51 @@ func sizeOf(t *testing.T, repo *remote.Repository, d digest.Digest) int64 {
 // pushImage builds an image and pushes it as host/ol/web:1.
 func pushImage(t *testing.T, host string) (img, ref string) {
 	t.Helper()
-	img = buildImage(t, builder.Raw, "1")
+	img = buildImage(t, "1", builder.Options{})
 	ref = host + "/ol/web:1"
 	if _, err := local.Push(context.Background(), img, ref, PushOptions{Chunk: testChunk}); err != nil {
 		t.Fatal(err)
 	}
 	return img, ref
+}
+
+// An image whose bytes are not the ones its sidecar names (changed after
+// the build, pushed all the same): every chunk matches its own digest,
+// but the pull fails on the image's identity, by sha256 or by dm-verity
+// root hash, and leaves nothing under the target name.
+func TestPullImageNotMatchingSidecar(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		opts builder.Options
+	}{
+		{"sha256", builder.Options{SHA256: true}},
+		{"verity", builder.Options{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img := buildImage(t, "1", tc.opts)
+			f, err := os.OpenFile(img, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 1)
+			f.ReadAt(b, 1100) // in the superblock
+			b[0] ^= 0xff
+			if _, err := f.WriteAt(b, 1100); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			ref := reg.Host + "/ol/changed-" + tc.name + ":1"
+			if _, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk}); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			_, err = local.Pull(ctx, ref, filepath.Join(dir, "web.img"), PullOptions{})
+			if !errors.Is(err, ErrDigest) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("got %v, want %v naming %s and %s", err, ErrDigest, ref, tc.name)
+			}
+			onlyFiles(t, dir)
+		})
+	}
 }

@@ -24,6 +24,9 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/verity"
 )
 
 // PullOptions tune Pull.
@@ -44,14 +47,15 @@ type PullResult struct {
 	Target  string `json:"target"`
 	Device  bool   `json:"device"`
 	Size    int64  `json:"size"`
-	SHA256  string `json:"sha256"` // of the raw image, as the sidecar has it
+	Image   string `json:"image"`            // the image's identity, checked: Sidecar.Identity
+	SHA256  string `json:"sha256,omitempty"` // of the raw image, checked, when the sidecar has it
 	Layers  int    `json:"layers"`
 	Resumed int    `json:"resumed"` // layers an earlier, interrupted pull had written
 	Written int64  `json:"written"` // bytes written: the non-zero blocks
 }
 
-// image is a resolved olimage artifact.
-type image struct {
+// resolved is an olimage artifact whose manifest and sidecar were fetched.
+type resolved struct {
 	repo     *remote.Repository
 	desc     ocispec.Descriptor
 	manifest ocispec.Manifest
@@ -61,7 +65,7 @@ type image struct {
 
 // resolve fetches ref's manifest and sidecar and checks they are an
 // olimage image's.
-func (c *Client) resolve(ctx context.Context, ref string) (*image, error) {
+func (c *Client) resolve(ctx context.Context, ref string) (*resolved, error) {
 	repo, r, err := c.repository(ref)
 	if err != nil {
 		return nil, err
@@ -78,7 +82,7 @@ func (c *Client) resolve(ctx context.Context, ref string) (*image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading the manifest: %w", ref, err)
 	}
-	img := &image{repo: repo, desc: desc}
+	img := &resolved{repo: repo, desc: desc}
 	if desc.MediaType != ocispec.MediaTypeImageManifest {
 		return nil, fmt.Errorf("%s: %w: a %s", ref, ErrNotImage, desc.MediaType)
 	}
@@ -125,7 +129,7 @@ type chunk struct {
 }
 
 // chunks checks that the layers are olimage chunks that tile the image.
-func (img *image) chunks(ref string) ([]chunk, error) {
+func (img *resolved) chunks(ref string) ([]chunk, error) {
 	var cs []chunk
 	var next int64
 	maxChunk := int64(256 << 20)
@@ -150,7 +154,8 @@ func (img *image) chunks(ref string) ([]chunk, error) {
 }
 
 // Pull fetches the image ref names into target: a file, written beside it
-// and renamed into place once its sha256 matches the sidecar's, with the
+// and renamed into place once its dm-verity root hash and sha256 (those
+// of the two the sidecar has) match the sidecar's, with the
 // sidecar beside it as target.manifest.json; or a block device, written in
 // place and read back to check. Layers download opts.Jobs at a time; a
 // file pull that fails on the network keeps what it wrote, and the next
@@ -170,7 +175,7 @@ func (c *Client) Pull(ctx context.Context, ref, target string, opts PullOptions)
 	if opts.Retries == 0 {
 		opts.Retries = 4
 	}
-	res := &PullResult{Ref: ref, Digest: img.desc.Digest.String(), Target: target, Size: img.side.Image.Size, SHA256: img.side.Image.SHA256, Layers: len(cs)}
+	res := &PullResult{Ref: ref, Digest: img.desc.Digest.String(), Target: target, Size: img.side.Image.Size, Image: img.side.Identity(), SHA256: img.side.Image.SHA256, Layers: len(cs)}
 	fi, err := os.Stat(target)
 	if err == nil && fi.Mode()&os.ModeDevice != 0 {
 		res.Device = true
@@ -187,7 +192,7 @@ type output struct {
 }
 
 // pullFile pulls into a temporary file beside target.
-func (c *Client) pullFile(ctx context.Context, img *image, cs []chunk, target string, opts PullOptions, res *PullResult) error {
+func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target string, opts PullOptions, res *PullResult) error {
 	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
@@ -234,17 +239,20 @@ func (c *Client) pullFile(ctx context.Context, img *image, cs []chunk, target st
 		}
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
-	if sum != res.SHA256 {
+	if res.SHA256 != "" && sum != res.SHA256 {
 		return fmt.Errorf("%s: %s: %w: the image's sha256 is %s, the sidecar says %s", res.Ref, target, ErrDigest, sum, res.SHA256)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", target, err)
 	}
-	if err := os.WriteFile(target+".manifest.json", img.sidecar, 0o644); err != nil {
+	if err := checkVerity(ctx, f, img.side); err != nil {
+		return fmt.Errorf("%s: %s: %w", res.Ref, target, err)
+	}
+	if err := os.WriteFile(target+image.SidecarSuffix, img.sidecar, 0o644); err != nil {
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
 	if err := os.Rename(tmp, target); err != nil {
-		os.Remove(target + ".manifest.json")
+		os.Remove(target + image.SidecarSuffix)
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
 	os.Remove(journal)
@@ -253,7 +261,7 @@ func (c *Client) pullFile(ctx context.Context, img *image, cs []chunk, target st
 }
 
 // pullDevice writes the image onto a block device and reads it back.
-func (c *Client) pullDevice(ctx context.Context, img *image, cs []chunk, target string, opts PullOptions, res *PullResult) error {
+func (c *Client) pullDevice(ctx context.Context, img *resolved, cs []chunk, target string, opts PullOptions, res *PullResult) error {
 	// O_EXCL on a block device fails if it is mounted or otherwise held.
 	f, err := os.OpenFile(target, os.O_RDWR|os.O_EXCL, 0)
 	if err != nil {
@@ -274,13 +282,35 @@ func (c *Client) pullDevice(ctx context.Context, img *image, cs []chunk, target 
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("%s: %w", target, err)
 	}
-	// What counts is what the device returns, not what was sent to it.
+	// What counts is what the device returns, not what was sent to it:
+	// its dm-verity tree, else its sha256, read back.
+	if img.side.Image.Verity != nil {
+		if err := checkVerity(ctx, f, img.side); err != nil {
+			return fmt.Errorf("%s: %s: reading back: %w; do not use it", res.Ref, target, err)
+		}
+		return nil
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, res.Size)); err != nil {
 		return fmt.Errorf("%s: reading back: %w", target, err)
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != res.SHA256 {
 		return fmt.Errorf("%s: %s: %w: the device reads back sha256 %s, the sidecar says %s; do not use it", res.Ref, target, ErrDigest, sum, res.SHA256)
+	}
+	return nil
+}
+
+// checkVerity recomputes the dm-verity root hash of the data written to f
+// (and compares the tree stored after it, if any) with the sidecar's.
+func checkVerity(ctx context.Context, f *os.File, side *Sidecar) error {
+	if side.Image.Verity == nil {
+		return nil
+	}
+	if _, err := verity.Check(ctx, f, side.Image.Size, *side.Image.Verity); err != nil {
+		if errors.Is(err, verity.ErrMismatch) {
+			return fmt.Errorf("%w: %w", ErrDigest, err)
+		}
+		return err
 	}
 	return nil
 }
@@ -322,7 +352,7 @@ func readJournal(name string, n int) map[int]bool {
 // done, Jobs at a time, and returns the sha256 of the whole image,
 // hashed in order as chunks complete. Chunks in done are read back from
 // out for the hash.
-func (c *Client) fetchChunks(ctx context.Context, img *image, cs []chunk, out *output, done map[int]bool, journal *os.File, opts PullOptions, res *PullResult) (string, error) {
+func (c *Client) fetchChunks(ctx context.Context, img *resolved, cs []chunk, out *output, done map[int]bool, journal *os.File, opts PullOptions, res *PullResult) (string, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// Buffers are handed out in chunk order, so the next chunk to hash

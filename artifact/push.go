@@ -17,6 +17,8 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
+
+	"github.com/internetarchive/olimage/image"
 )
 
 // PushOptions tune Push.
@@ -40,19 +42,19 @@ type PushResult struct {
 	Size      int64    `json:"size"`      // raw image bytes
 	Pushed    int64    `json:"pushed"`    // compressed bytes of all layers
 	Signature string   `json:"signature"` // digest of the signature referrer, if one was pushed
-	Image     string   `json:"image_sha256"`
+	Image     string   `json:"image"`     // the image's identity, Sidecar.Identity
 }
 
 // Push publishes the image file at path (raw or .zst) with its sidecar
 // path.manifest.json, and path.sig as a signature referrer if it exists.
 func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (*PushResult, error) {
-	sideData, err := os.ReadFile(path + ".manifest.json")
+	sideData, err := os.ReadFile(path + image.SidecarSuffix)
 	if err != nil {
 		return nil, fmt.Errorf("%s: the image's sidecar: %w", path, err)
 	}
 	side, err := ParseSidecar(sideData)
 	if err != nil {
-		return nil, fmt.Errorf("%s.manifest.json: %w", path, err)
+		return nil, fmt.Errorf("%s%s: %w", path, image.SidecarSuffix, err)
 	}
 	repo, r, err := c.repository(ref)
 	if err != nil {
@@ -88,7 +90,7 @@ func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (
 		defer zr.Close()
 		raw = zr
 	}
-	res := &PushResult{Ref: ref, Tags: tags, Size: side.Image.Size, Image: side.Image.SHA256}
+	res := &PushResult{Ref: ref, Tags: tags, Size: side.Image.Size, Image: side.Identity()}
 	layers, err := pushChunks(ctx, repo, raw, side.Image.Size, opts, res)
 	if err != nil {
 		return nil, fmt.Errorf("%s: pushing %s: %w", ref, path, err)
@@ -102,12 +104,15 @@ func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (
 		AnnotationRole:        m.Role,
 		AnnotationFleet:       m.Fleet,
 		AnnotationTree:        m.TreeDigest,
-		AnnotationImageDigest: "sha256:" + side.Image.SHA256,
+		AnnotationImageDigest: side.Identity(),
 		AnnotationImageSize:   strconv.FormatInt(side.Image.Size, 10),
 		// The fleet epoch, not the time of the push: pushing the same
 		// image twice gives the same manifest digest.
 		ocispec.AnnotationCreated: time.Unix(m.Epoch, 0).UTC().Format(time.RFC3339),
 		ocispec.AnnotationTitle:   m.Role,
+	}
+	if side.Image.SHA256 != "" {
+		ann[AnnotationImageSHA256] = side.Image.SHA256
 	}
 	if m.FleetVersion != "" {
 		ann[AnnotationFleetVersion] = m.FleetVersion

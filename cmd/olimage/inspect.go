@@ -211,7 +211,8 @@ type inspectRefJSON struct {
 	Format   string          `json:"format"` // "oci"
 	Digest   string          `json:"digest"` // of the OCI manifest
 	Size     int64           `json:"size"`
-	SHA256   string          `json:"sha256"`
+	SHA256   string          `json:"sha256,omitempty"`
+	Verity   *verity.Params  `json:"verity,omitempty"`
 	Label    string          `json:"label"`
 	UUID     string          `json:"uuid"`
 	Manifest *manifestHeadJS `json:"manifest"`
@@ -230,7 +231,7 @@ func inspectRef(e *env, opts inspectOptions, ref string, out io.Writer) error {
 	m := side.Manifest
 	doc := inspectRefJSON{
 		Schema: "olimage.inspect/v1", Image: ref, Format: "oci", Digest: digest,
-		Size: side.Image.Size, SHA256: side.Image.SHA256, Label: m.Label, UUID: m.UUID,
+		Size: side.Image.Size, SHA256: side.Image.SHA256, Verity: side.Image.Verity, Label: m.Label, UUID: m.UUID,
 		Manifest: &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs},
 	}
 	if opts.json {
@@ -240,7 +241,13 @@ func inspectRef(e *env, opts inspectOptions, ref string, out io.Writer) error {
 	fmt.Fprintf(out, "digest:    %s\n", digest)
 	fmt.Fprintf(out, "label:     %s\n", doc.Label)
 	fmt.Fprintf(out, "uuid:      %s\n", doc.UUID)
-	fmt.Fprintf(out, "size:      %s, sha256 %s\n", mib(doc.Size), doc.SHA256)
+	fmt.Fprintf(out, "size:      %s\n", mib(doc.Size))
+	if doc.Verity != nil {
+		fmt.Fprintf(out, "verity:    root hash %s\n", doc.Verity.RootHash)
+	}
+	if doc.SHA256 != "" {
+		fmt.Fprintf(out, "sha256:    %s\n", doc.SHA256)
+	}
 	printHead(out, doc.Manifest)
 	return nil
 }

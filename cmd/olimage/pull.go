@@ -29,8 +29,10 @@ decompressed as they arrive; zero blocks are not written (a file keeps them
 as holes, a device gets them zeroed in place), so a mostly empty volume
 writes little.
 
-A file is written beside FILE and renamed into place only once the whole
-image's sha256 matches the sidecar's; the sidecar is written beside it as
+A file is written beside FILE and renamed into place only once the image
+matches the sidecar: its dm-verity root hash (and the tree after it, if the
+image carries one), and its sha256 if the sidecar has one. The sidecar is
+written beside it as
 FILE.manifest.json. If the network fails or the pull is interrupted, what
 was written stays beside FILE and the same pull run again resumes from it;
 nothing is ever left under FILE itself. A device is written in place (it
@@ -75,6 +77,6 @@ func runPull(e *env, opts pullOptions, ref string, out io.Writer) error {
 			*artifact.PullResult
 		}{"olimage.pull/v1", res})
 	}
-	fmt.Fprintf(out, "%s  %s  %s (%s written)  sha256 %s\n", res.Target, res.Digest, mib(res.Size), mib(res.Written), short(res.SHA256))
+	fmt.Fprintf(out, "%s  %s  %s (%s written)  %s\n", res.Target, res.Digest, mib(res.Size), mib(res.Written), res.Image)
 	return nil
 }

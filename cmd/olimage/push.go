@@ -29,8 +29,8 @@ it) to the registry repository REF as an OCI artifact of type
 ` + artifact.ArtifactType + `: the sidecar is the
 config, the raw image is cut into 16 MiB chunks compressed with zstd, one
 layer each, so that pulls download in parallel and resume per chunk. The
-manifest is annotated with the role, fleet version, tree digest and image
-sha256 (docs/registry.md). If IMAGE.sig exists (olimage sign), it is
+manifest is annotated with the role, fleet version, tree digest and the
+image's identity, its dm-verity root hash (docs/registry.md). If IMAGE.sig exists (olimage sign), it is
 attached to the image as a referrer.
 
 REF names a tag (registry.example.org/ol/ol-web:2024.01); --tag adds more.

@@ -27,7 +27,7 @@ func TestRegistryCommands(t *testing.T) {
 		Schema string   `json:"schema"`
 		Digest string   `json:"digest"`
 		Tags   []string `json:"tags"`
-		Image  string   `json:"image_sha256"`
+		Image  string   `json:"image"`
 	}
 	if err := json.Unmarshal([]byte(out), &pushed); err != nil {
 		t.Fatalf("push --json: %v\n%s", err, out)
@@ -40,7 +40,7 @@ func TestRegistryCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pushed.Schema != "olimage.push/v1" || !strings.HasPrefix(pushed.Digest, "sha256:") || strings.Join(pushed.Tags, ",") != "2024.01,latest" || pushed.Image != sa.Image.SHA256 {
+	if pushed.Schema != "olimage.push/v1" || !strings.HasPrefix(pushed.Digest, "sha256:") || strings.Join(pushed.Tags, ",") != "2024.01,latest" || pushed.Image != sa.Identity() {
 		t.Errorf("push --json: got %+v", pushed)
 	}
 	if _, errs, code := olimage(t, "push", "--insecure", b, refB); code != 0 {
@@ -56,7 +56,7 @@ func TestRegistryCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ins); err != nil {
 		t.Fatal(err)
 	}
-	if ins.Schema != "olimage.inspect/v1" || ins.Digest != pushed.Digest || ins.SHA256 != sa.Image.SHA256 || ins.Manifest.Role != "ol-web" || ins.Manifest.Tree != sa.Manifest.TreeDigest {
+	if ins.Schema != "olimage.inspect/v1" || ins.Digest != pushed.Digest || ins.Verity == nil || ins.Verity.RootHash != sa.Image.Verity.RootHash || ins.Manifest.Role != "ol-web" || ins.Manifest.Tree != sa.Manifest.TreeDigest {
 		t.Errorf("inspect --json: got %+v", ins)
 	}
 
@@ -78,7 +78,7 @@ func TestRegistryCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &pulled); err != nil || !strings.Contains(out, `"schema": "olimage.pull/v1"`) {
 		t.Fatalf("pull --json: %v\n%s", err, out)
 	}
-	if pulled.SHA256 != sa.Image.SHA256 || pulled.Digest != pushed.Digest {
+	if pulled.Image != sa.Identity() || pulled.Digest != pushed.Digest {
 		t.Errorf("pull --json: got %+v", pulled)
 	}
 	if _, errs, code := olimage(t, "verify", target); code != 0 {
