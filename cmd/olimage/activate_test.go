@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testfs"
@@ -332,5 +335,67 @@ func TestRecoverCommand(t *testing.T) {
 	want = strings.Replace(want, "var/lib/dpkg/status: dpkg\n\n", "var/lib/dpkg/status: dpkg\n\nvar/lib/olimage/\nvar/lib/olimage/journal.json.broken: {\n", 1)
 	if got := listing(t, root); got != want {
 		t.Errorf("after recover:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestActivateKilled kills activate at each rename it makes (strace fault
+// injection: the journal's replacement and the moves aside). status then
+// exits 1 saying what is wrong, never 2; the next run, a deactivate,
+// removes the journal.json.tmp the kill left and restores the root
+// exactly; activate then works.
+func TestActivateKilled(t *testing.T) {
+	strace, err := exec.LookPath("strace")
+	if err != nil {
+		skip(t, "strace not installed")
+	}
+	bin := binary(t)
+	leftTmp := 0
+	for n := 1; ; n++ {
+		root := activationRoot(t)
+		before := listing(t, root)
+		trace := filepath.Join(t.TempDir(), "trace")
+		calls := "?rename,renameat,renameat2"
+		cmd := exec.Command(strace, "-f", "-o", trace, "-e", "signal=none", "-e", "trace="+calls,
+			"-e", fmt.Sprintf("inject=%s:signal=KILL:when=%d", calls, n),
+			bin, "activate", "--root", root)
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+			if err == nil && n > 2 {
+				break // no rename left to kill at
+			}
+			tr, _ := os.ReadFile(trace)
+			t.Fatalf("activate was not killed at rename %d: %v\n%s", n, err, tr)
+		}
+		tmp := filepath.Join(root, activate.JournalFile+".tmp")
+		_, tmpErr := os.Lstat(tmp)
+		if tmpErr == nil {
+			leftTmp++
+		}
+		code, out, errOut := runMain(t, "status", "--root", root)
+		if code != exitFindings {
+			t.Errorf("killed at rename %d: status: exit %d, want %d\n%s%s", n, code, exitFindings, out, errOut)
+		}
+		if code, out, errOut := runMain(t, "deactivate", "--root", root); code != exitOK {
+			t.Fatalf("killed at rename %d: the next deactivate: exit %d\n%s%s", n, code, out, errOut)
+		}
+		if _, err := os.Lstat(tmp); tmpErr == nil && err == nil {
+			t.Errorf("killed at rename %d: %s is still there after the next run", n, tmp)
+		}
+		if got := listing(t, root); got != before {
+			t.Errorf("killed at rename %d: after deactivate:\n%s\nwant\n%s", n, got, before)
+		}
+		if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+			t.Fatalf("killed at rename %d: activate: exit %d\n%s%s", n, code, out, errOut)
+		}
+		if code, out, _ := runMain(t, "status", "--root", root); code != exitOK {
+			t.Errorf("killed at rename %d: status after the next activate: exit %d\n%s", n, code, out)
+		}
+		if n > 20 {
+			t.Fatal("no end to renames")
+		}
+	}
+	if leftTmp == 0 {
+		t.Errorf("no kill left %s.tmp: the test kills at no journal rename", activate.JournalFile)
 	}
 }
