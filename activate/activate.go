@@ -43,6 +43,13 @@ type Options struct {
 	// ForceAccounts activates an image whose files use ids that differ
 	// from the root's accounts of the same names.
 	ForceAccounts bool
+	// Systemctl is told about the units a run changes. Nil means the
+	// machine's own systemctl when Root is "/" and systemd runs it, and
+	// none otherwise.
+	Systemctl Systemctl
+
+	// switchTo names, by service, the deploy bins Switch links.
+	switchTo map[string]string
 
 	// hook, in tests, is called at every point where an interruption
 	// could happen; an error from it stops the run there.
@@ -59,6 +66,8 @@ type Change struct {
 	Path   string `json:"path"` // relative to the root
 	Target string `json:"target,omitempty"`
 	Backup string `json:"backup,omitempty"` // relative to the root
+	// Content is what a write puts in the file.
+	Content string `json:"content,omitempty"`
 	// Resume is true for a step an interrupted run had started.
 	Resume bool `json:"resume,omitempty"`
 }
@@ -69,6 +78,7 @@ const (
 	OpUnlink  = "unlink"
 	OpRestore = "restore"
 	OpRmdir   = "rmdir"
+	OpRemove  = "remove" // remove a file olimage wrote
 )
 
 // Report is what Activate and Deactivate did, or with DryRun would do.
@@ -164,7 +174,11 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 			return rep, err
 		}
 	}
-	plan, err := r.planActivate(m.Activation, img)
+	goals, err := r.goals(m, dir, img, opts.switchTo)
+	if err != nil {
+		return rep, err
+	}
+	plan, err := r.planActivate(goals, img)
 	if err != nil {
 		return rep, err
 	}
@@ -176,7 +190,10 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	if err := r.execute(ctx, "activate", plan); err != nil {
 		return rep, err
 	}
-	return rep, pruneBackups(opts.Root, r.j)
+	if err := pruneBackups(opts.Root, r.j); err != nil {
+		return rep, err
+	}
+	return rep, r.systemd(ctx, plan, goals)
 }
 
 // Deactivate undoes everything the journal records, in reverse order:
@@ -216,7 +233,7 @@ func Deactivate(ctx context.Context, opts Options) (*Report, error) {
 	// The state directory goes too, if nothing else is in it.
 	os.Remove(filepath.Join(opts.Root, BackupDir))
 	os.Remove(filepath.Join(opts.Root, StateDir))
-	return rep, nil
+	return rep, r.systemd(ctx, plan, nil)
 }
 
 func undoChange(a Action) Change {
@@ -225,6 +242,8 @@ func undoChange(a Action) Change {
 		return Change{Op: OpUnlink, Path: a.Path, Target: a.Target}
 	case OpMove:
 		return Change{Op: OpRestore, Path: a.Path, Backup: a.Backup}
+	case OpWrite:
+		return Change{Op: OpRemove, Path: a.Path, Content: a.Content}
 	}
 	return Change{Op: OpRmdir, Path: a.Path}
 }
@@ -285,7 +304,7 @@ func (r *run) resume() []Change {
 			after = append(after, a)
 			continue
 		case StatePending:
-			c = Change{Op: a.Op, Path: a.Path, Target: a.Target, Backup: a.Backup, Resume: true}
+			c = Change{Op: a.Op, Path: a.Path, Target: a.Target, Backup: a.Backup, Content: a.Content, Resume: true}
 			a.State = StateDone
 			after = append(after, a)
 		case StateUndoing:
@@ -331,11 +350,12 @@ func (r *run) complete(ctx context.Context) error {
 	return nil
 }
 
-// planActivate works out the steps from the journal's links to the plan's.
-func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, error) {
-	want := map[string]string{}
-	for _, l := range a.Links {
-		want[l.Path] = path.Join(img.Volume, l.Target)
+// planActivate works out the steps from the journal's links and files to
+// the goals.
+func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
+	want := map[string]goal{}
+	for _, g := range goals {
+		want[g.Path] = g
 	}
 	v := r.v
 	var plan []Change
@@ -343,27 +363,36 @@ func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, err
 		v.apply(c)
 		plan = append(plan, c)
 	}
-	// Our links that are gone, wrong or no longer wanted go first, with
-	// the originals they replaced.
+	// Our links and files that are gone, wrong or no longer wanted go
+	// first, with the originals they replaced.
 	linked := map[string]string{}
 	for i := len(r.j.Actions) - 1; i >= 0; i-- {
 		act := r.j.Actions[i]
-		if act.Op != OpLink {
+		if act.Op != OpLink && act.Op != OpWrite {
 			continue
 		}
 		n, err := v.lstat(act.Path)
 		if err != nil {
 			return nil, err
 		}
-		inPlace := n.kind == kindSymlink && n.text == act.Target
-		if inPlace && want[act.Path] == act.Target {
+		g, wanted := want[act.Path]
+		inPlace := act.Op == OpLink && n.kind == kindSymlink && n.text == act.Target ||
+			act.Op == OpWrite && n.kind == kindOther && holds(n, act.Content)
+		if inPlace && wanted && g.File == (act.Op == OpWrite) && g.Target == act.Target && g.Content == act.Content {
 			linked[act.Path] = act.Target
 			continue
 		}
 		if !inPlace && n.kind != kindAbsent {
+			if act.Op == OpWrite {
+				return nil, fmt.Errorf("/%s: %w: olimage wrote this file, now it is %s or was changed; move it away and run again", act.Path, ErrConflict, n.describe())
+			}
 			return nil, fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", act.Path, ErrConflict, act.Target, n.describe())
 		}
-		add(Change{Op: OpUnlink, Path: act.Path, Target: act.Target})
+		if act.Op == OpWrite {
+			add(Change{Op: OpRemove, Path: act.Path, Content: act.Content})
+		} else {
+			add(Change{Op: OpUnlink, Path: act.Path, Target: act.Target})
+		}
 		if k := r.j.find(OpMove, act.Path); k >= 0 {
 			add(Change{Op: OpRestore, Path: act.Path, Backup: r.j.Actions[k].Backup})
 		}
@@ -372,7 +401,7 @@ func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, err
 	// steps) go back if the plan no longer links their path.
 	for i := len(r.j.Actions) - 1; i >= 0; i-- {
 		act := r.j.Actions[i]
-		if act.Op == OpMove && r.j.find(OpLink, act.Path) < 0 && want[act.Path] == "" {
+		if _, wanted := want[act.Path]; act.Op == OpMove && !r.j.placed(act.Path) && !wanted {
 			add(Change{Op: OpRestore, Path: act.Path, Backup: act.Backup})
 		}
 	}
@@ -384,10 +413,9 @@ func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, err
 		}
 	}
 	var errs []error
-	for _, l := range a.Links {
-		target := want[l.Path]
-		if linked[l.Path] == target {
-			plan = append(plan, Change{Op: OpKeep, Path: l.Path, Target: target})
+	for _, l := range goals {
+		if _, ok := linked[l.Path]; ok {
+			plan = append(plan, Change{Op: OpKeep, Path: l.Path, Target: l.Target})
 			continue
 		}
 		var steps []Change
@@ -426,7 +454,7 @@ func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, err
 		if err != nil {
 			return nil, err
 		}
-		if n.kind != kindAbsent && r.j.find(OpMove, l.Path) >= 0 && r.j.find(OpLink, l.Path) < 0 {
+		if n.kind != kindAbsent && r.j.find(OpMove, l.Path) >= 0 && !r.j.placed(l.Path) {
 			k := r.j.find(OpMove, l.Path)
 			errs = append(errs, fmt.Errorf("/%s: %w: its original is kept at /%s, and the path is taken again by %s; move it away and run again", l.Path, ErrConflict, r.j.Actions[k].Backup, n.describe()))
 			continue
@@ -441,7 +469,10 @@ func (r *run) planActivate(a *manifest.Activation, img *ImageRef) ([]Change, err
 			v.apply(c)
 			steps = append(steps, c)
 		}
-		c := Change{Op: OpLink, Path: l.Path, Target: target}
+		c := Change{Op: OpLink, Path: l.Path, Target: l.Target}
+		if l.File {
+			c = Change{Op: OpWrite, Path: l.Path, Content: l.Content}
+		}
 		v.apply(c)
 		steps = append(steps, c)
 		plan = append(plan, steps...)
@@ -486,8 +517,8 @@ func (r *run) execute(ctx context.Context, name string, plan []Change) error {
 		switch c.Op {
 		case OpKeep:
 			continue
-		case OpMkdir, OpMove, OpLink:
-			a := Action{Op: c.Op, Path: c.Path, Target: c.Target, Backup: c.Backup, State: StatePending}
+		case OpMkdir, OpMove, OpLink, OpWrite:
+			a := Action{Op: c.Op, Path: c.Path, Target: c.Target, Backup: c.Backup, Content: c.Content, State: StatePending}
 			i := r.j.find(c.Op, c.Path)
 			if i < 0 {
 				r.j.Actions = append(r.j.Actions, a)
@@ -508,8 +539,8 @@ func (r *run) execute(ctx context.Context, name string, plan []Change) error {
 				return err
 			}
 			r.j.Actions[i].State = StateDone
-		case OpUnlink, OpRestore, OpRmdir:
-			op := map[string]string{OpUnlink: OpLink, OpRestore: OpMove, OpRmdir: OpMkdir}[c.Op]
+		case OpUnlink, OpRestore, OpRmdir, OpRemove:
+			op := map[string]string{OpUnlink: OpLink, OpRestore: OpMove, OpRmdir: OpMkdir, OpRemove: OpWrite}[c.Op]
 			i := r.j.find(op, c.Path)
 			if i < 0 {
 				return fmt.Errorf("/%s: no %s action in the journal to undo", c.Path, op)
@@ -552,6 +583,8 @@ func do(root string, a Action) error {
 		return doMove(root, a.Path, a.Backup)
 	case OpLink:
 		return doLink(root, a.Path, a.Target)
+	case OpWrite:
+		return doWrite(root, a.Path, a.Content)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
 }
@@ -564,6 +597,8 @@ func undo(root string, a Action) error {
 		return undoMove(root, a.Path, a.Backup)
 	case OpLink:
 		return undoLink(root, a.Path, a.Target)
+	case OpWrite:
+		return undoWrite(root, a.Path, a.Content)
 	}
 	return fmt.Errorf("unknown action %q", a.Op)
 }

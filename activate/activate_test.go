@@ -276,7 +276,8 @@ func active1(base spec) spec {
 		"etc/cron.d/openlibrary=link:/1/etc/cron.d/openlibrary",
 		"etc/new/sub/x.conf=link:/1/etc/new/sub/x.conf",
 		"etc/nginx/nginx.conf=link:/1/etc/nginx/nginx.conf",
-		"opt/openlibrary=link:/1/opt/openlibrary",
+		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
+		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/aaa",
 		"opt/petabox=link:/1/opt/petabox",
 		JournalFile+"=file:*",
 	)
@@ -289,8 +290,10 @@ func active2(base spec) spec {
 		"etc/systemd/system/ol.service>"+bk(v2.uuid, "etc/systemd/system/ol.service"),
 		"etc/cron.d/openlibrary=link:/1/etc/cron.d/openlibrary",
 		"etc/nginx/nginx.conf=link:/1/etc/nginx/nginx.conf",
-		"etc/systemd/system/ol.service=link:/1/etc/systemd/system/ol.service",
-		"opt/openlibrary=link:/1/opt/openlibrary",
+		"etc/systemd/system/ol.service=file:ol unit v2\n",
+		"etc/systemd/system/ol.service.d/olimage.conf=file:"+dropIn("/1"),
+		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
+		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/bbb",
 		JournalFile+"=file:*",
 	)
 }
@@ -365,7 +368,9 @@ func TestLifecycle(t *testing.T) {
 		"link etc/new/sub/x.conf -> /1/etc/new/sub/x.conf",
 		"move etc/nginx/nginx.conf => " + bk(v1.uuid, "etc/nginx/nginx.conf"),
 		"link etc/nginx/nginx.conf -> /1/etc/nginx/nginx.conf",
-		"link opt/openlibrary -> /1/opt/openlibrary",
+		"mkdir opt/openlibrary",
+		"link opt/openlibrary/deploys -> /1/opt/openlibrary/deploys",
+		"link opt/openlibrary/olsystem -> /1/opt/openlibrary/deploys/olsystem/aaa",
 		"move opt/petabox => " + bk(v1.uuid, "opt/petabox"),
 		"link opt/petabox -> /1/opt/petabox",
 	}
@@ -426,8 +431,10 @@ func TestSwitchMount(t *testing.T) {
 		"etc/systemd/system/ol.service>"+bk(v2.uuid, "etc/systemd/system/ol.service"),
 		"etc/cron.d/openlibrary=link:/2/etc/cron.d/openlibrary",
 		"etc/nginx/nginx.conf=link:/2/etc/nginx/nginx.conf",
-		"etc/systemd/system/ol.service=link:/2/etc/systemd/system/ol.service",
-		"opt/openlibrary=link:/2/opt/openlibrary",
+		"etc/systemd/system/ol.service=file:ol unit v2\n",
+		"etc/systemd/system/ol.service.d/olimage.conf=file:"+dropIn("/2"),
+		"opt/openlibrary/deploys=link:/2/opt/openlibrary/deploys",
+		"opt/openlibrary/olsystem=link:/2/opt/openlibrary/deploys/olsystem/bbb",
 		JournalFile+"=file:*",
 	)
 	check(t, root, want, "after activating /2")
@@ -631,7 +638,7 @@ func TestStatus(t *testing.T) {
 	}
 	activate(t, root, Options{})
 	st, err = ReadStatus(Options{Root: root, Volume: "/1"})
-	if err != nil || !st.OK() || st.Image.UUID != v1.uuid || len(st.Links) != 5 {
+	if err != nil || !st.OK() || st.Image.UUID != v1.uuid || len(st.Links) != 6 {
 		t.Fatalf("after activate: %v %+v", err, st)
 	}
 	os.Remove(filepath.Join(root, "opt/petabox"))

@@ -24,6 +24,7 @@ const (
 	OpMkdir = "mkdir" // created a missing parent directory of a link
 	OpMove  = "move"  // moved what was at Path aside to Backup
 	OpLink  = "link"  // made Path a symlink to Target
+	OpWrite = "write" // made Path a regular file holding Content (a unit file)
 )
 
 // States of a journal action.
@@ -88,7 +89,10 @@ type Action struct {
 	Path   string `json:"path"`             // relative to the root: etc/nginx/nginx.conf
 	Target string `json:"target,omitempty"` // link: the symlink's text
 	Backup string `json:"backup,omitempty"` // move: where the original went, relative to the root
-	State  string `json:"state"`            // pending, done or undoing
+	// Content is what a write put in the file: the unit files systemd
+	// reads at boot, before the volume is mounted, are small text.
+	Content string `json:"content,omitempty"`
+	State   string `json:"state"` // pending, done or undoing
 }
 
 // readJournal reads the journal under root; a missing journal is empty.
@@ -113,7 +117,7 @@ func readJournal(root string) (*Journal, error) {
 			return nil, fmt.Errorf("%s: action %s: %w", p, a.Op, err)
 		}
 		switch a.Op {
-		case OpMkdir, OpLink:
+		case OpMkdir, OpLink, OpWrite:
 		case OpMove:
 			if err := checkRel(a.Backup); err != nil || !under(a.Backup, BackupDir) {
 				return nil, fmt.Errorf("%s: move %s: backup %q is not under %s", p, a.Path, a.Backup, BackupDir)

@@ -25,13 +25,16 @@ const (
 // Status is which image is active on a root, and whether its links are
 // in place.
 type Status struct {
-	Schema   string       `json:"schema"`
-	Root     string       `json:"root"`
-	Image    *ImageRef    `json:"image"`  // the active image, nil if none
-	Volume   *ImageRef    `json:"volume"` // the image on the volume asked about, nil if none
-	Links    []LinkStatus `json:"links"`
-	Pending  int          `json:"pending"` // steps an interrupted run left unfinished
-	Findings []string     `json:"findings"`
+	Schema  string       `json:"schema"`
+	Root    string       `json:"root"`
+	Image   *ImageRef    `json:"image"`  // the active image, nil if none
+	Volume  *ImageRef    `json:"volume"` // the image on the volume asked about, nil if none
+	Links   []LinkStatus `json:"links"`
+	Pending int          `json:"pending"` // steps an interrupted run left unfinished
+	// Deploys are the active links of deployed services on the root
+	// disk, from the volume asked about.
+	Deploys  []DeployStatus `json:"deploys,omitempty"`
+	Findings []string       `json:"findings"`
 }
 
 // LinkStatus is one link of a status.
@@ -40,6 +43,9 @@ type LinkStatus struct {
 	Target string `json:"target"` // the symlink's text it should have
 	State  string `json:"state"`  // ok, missing, wrong or inactive
 	Found  string `json:"found,omitempty"`
+	// File is true for a file activate writes (a unit file) rather than
+	// a symlink; Target is empty then.
+	File bool `json:"file,omitempty"`
 }
 
 // OK reports whether the status has no findings.
@@ -61,31 +67,49 @@ func ReadStatus(opts Options) (*Status, error) {
 		s.Findings = append(s.Findings, "no image is active")
 	}
 	journaled := map[string]string{}
+	written := map[string]string{}
 	for _, a := range j.Actions {
 		if a.State != StateDone {
 			s.Pending++
 		}
-		if a.Op != OpLink {
-			continue
+		switch a.Op {
+		case OpLink:
+			journaled[a.Path] = a.Target
+			ls := LinkStatus{Path: a.Path, Target: a.Target}
+			ls.State, ls.Found = checkLink(opts.Root, a.Path, a.Target)
+			s.Links = append(s.Links, ls)
+		case OpWrite:
+			written[a.Path] = a.Content
+			ls := LinkStatus{Path: a.Path, File: true}
+			ls.State, ls.Found = checkFile(opts.Root, a.Path, a.Content)
+			s.Links = append(s.Links, ls)
 		}
-		journaled[a.Path] = a.Target
-		ls := LinkStatus{Path: a.Path, Target: a.Target}
-		ls.State, ls.Found = checkLink(opts.Root, a.Path, a.Target)
-		s.Links = append(s.Links, ls)
 	}
 	if s.Pending > 0 || j.Running != "" {
 		s.Findings = append(s.Findings, fmt.Sprintf("an interrupted %s left %d step(s) unfinished: run olimage activate or deactivate", orRun(j.Running), s.Pending))
 	}
 	if opts.Volume != "" {
-		s.checkVolume(opts, j, journaled)
+		s.checkVolume(opts, j, journaled, written)
 	}
 	for _, l := range s.Links {
 		switch l.State {
 		case LinkMissing:
+			if l.File {
+				s.Findings = append(s.Findings, fmt.Sprintf("/%s: missing, want the file activate wrote", l.Path))
+				continue
+			}
 			s.Findings = append(s.Findings, fmt.Sprintf("/%s: missing, want a symlink to %s", l.Path, l.Target))
 		case LinkWrong:
+			if l.File {
+				s.Findings = append(s.Findings, fmt.Sprintf("/%s: %s, want the file activate wrote", l.Path, l.Found))
+				continue
+			}
 			s.Findings = append(s.Findings, fmt.Sprintf("/%s: %s, want a symlink to %s", l.Path, l.Found, l.Target))
 		case LinkInactive:
+			if l.File {
+				s.Findings = append(s.Findings, fmt.Sprintf("/%s: not activated (%s), the volume's plan writes it", l.Path, l.Found))
+				continue
+			}
 			s.Findings = append(s.Findings, fmt.Sprintf("/%s: not activated (%s), the volume's plan links it to %s", l.Path, l.Found, l.Target))
 		}
 	}
@@ -96,7 +120,7 @@ func ReadStatus(opts Options) (*Status, error) {
 // active image and that every link of its plan is made. Nothing mounted
 // there, or no manifest olimage can read, is a finding: the links of the
 // active image point at nothing.
-func (s *Status) checkVolume(opts Options, j *Journal, journaled map[string]string) {
+func (s *Status) checkVolume(opts Options, j *Journal, journaled, written map[string]string) {
 	m, err := ReadManifest(filepath.Join(opts.Root, opts.Volume))
 	if errors.Is(err, fs.ErrNotExist) {
 		s.Findings = append(s.Findings, fmt.Sprintf("nothing olimage built is mounted at %s: there is no %s", opts.Volume, path.Join(opts.Volume, manifest.Path)))
@@ -113,18 +137,8 @@ func (s *Status) checkVolume(opts Options, j *Journal, journaled map[string]stri
 	if m.Activation == nil {
 		return
 	}
-	for _, l := range m.Activation.Links {
-		want := path.Join(opts.Volume, l.Target)
-		if t, ok := journaled[l.Path]; ok && t == want {
-			continue
-		}
-		ls := LinkStatus{Path: l.Path, Target: want, State: LinkInactive}
-		if st, found := checkLink(opts.Root, l.Path, want); st == LinkOK {
-			ls.State = LinkOK // linked by hand, or the journal was lost
-		} else {
-			ls.Found = found
-		}
-		s.Links = append(s.Links, ls)
+	if err := s.checkGoals(opts, j, m, journaled, written); err != nil {
+		s.Findings = append(s.Findings, fmt.Sprintf("volume %s: %v", opts.Volume, err))
 	}
 }
 

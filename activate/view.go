@@ -37,6 +37,9 @@ type node struct {
 	text string
 	fi   fs.FileInfo
 	real string // the real path, for messages
+	// written is true for a file a planned write leaves, whose content
+	// is text.
+	written bool
 }
 
 func (n node) describe() string {
@@ -59,7 +62,9 @@ func (v *view) apply(c Change) {
 	switch c.Op {
 	case OpMkdir:
 		v.over[c.Path] = override{kind: kindDir}
-	case OpMove, OpUnlink, OpRmdir:
+	case OpWrite:
+		v.over[c.Path] = override{kind: kindOther, text: c.Content}
+	case OpMove, OpUnlink, OpRmdir, OpRemove:
 		v.over[c.Path] = override{kind: kindAbsent}
 	case OpLink:
 		v.over[c.Path] = override{kind: kindSymlink, text: c.Target}
@@ -87,6 +92,10 @@ func (v *view) lstat(rel string) (node, error) {
 		case kindSymlink:
 			if rest == "" {
 				return node{kind: kindSymlink, text: o.text}, nil
+			}
+		case kindOther: // a file olimage writes; text is its content
+			if rest == "" {
+				return node{kind: kindOther, text: o.text, written: true}, nil
 			}
 		}
 		return node{kind: kindAbsent}, nil

@@ -65,10 +65,23 @@ ROOT/etc/group and refuses, listing every account missing or with another
 id, unless --force-accounts ('olimage sysusers' creates them). It changes
 nothing then.
 
+Unit files the image ships under etc/systemd/system are written to the root
+disk as regular files, as systemd reads them at boot before the volume is
+mounted; each unit gets a drop-in (UNIT.d/olimage.conf) ordering it after
+olimage-activate.service and requiring the volume's mount, and enablement
+links (*.wants/) keep the image's own text. A top-level /opt directory that
+holds deploys (opt/openlibrary/deploys/SERVICE/BIN) becomes a directory on
+the root disk whose entries are linked one by one, and each service's active
+link points straight at its bin, so 'olimage switch' can repoint it. On the
+running system (--root / under systemd), activate then reloads systemd's
+units, stops the units the image no longer ships and starts those it
+enables, without waiting for them.
+
 Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent
 directory made), move (the original moved aside to DETAIL), link (PATH now
-links to DETAIL), keep (the link is already in place), unlink, restore or
-rmdir (undoing a previous image's links); '(resumed)' marks a step an
+links to DETAIL), write (PATH is now a file activate wrote), keep (already
+in place), unlink, remove, restore or rmdir (undoing a previous image's
+steps); '(resumed)' marks a step an
 interrupted run had started. --dry-run prints the same steps and changes
 nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
 		Example: `  olimage activate                      # the volume at /1, on this machine
@@ -130,8 +143,11 @@ func printChanges(out io.Writer, changes []activate.Change) error {
 	for _, c := range changes {
 		counts[c.Op]++
 		detail := c.Target
-		if c.Op == activate.OpMove || c.Op == activate.OpRestore {
+		switch c.Op {
+		case activate.OpMove, activate.OpRestore:
 			detail = "/" + c.Backup
+		case activate.OpWrite, activate.OpRemove:
+			detail = fmt.Sprintf("(a file of %d bytes)", len(c.Content))
 		}
 		if c.Resume {
 			detail += " (resumed)"
@@ -144,7 +160,8 @@ func printChanges(out io.Writer, changes []activate.Change) error {
 	var sum []string
 	for _, k := range []struct{ op, what string }{
 		{activate.OpLink, "linked"}, {activate.OpKeep, "kept"}, {activate.OpMove, "moved aside"}, {activate.OpMkdir, "directories made"},
-		{activate.OpUnlink, "unlinked"}, {activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"},
+		{activate.OpWrite, "files written"}, {activate.OpUnlink, "unlinked"}, {activate.OpRemove, "files removed"},
+		{activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"},
 	} {
 		if counts[k.op] > 0 {
 			sum = append(sum, fmt.Sprintf("%d %s", counts[k.op], k.what))

@@ -187,6 +187,7 @@ the role's data volume, and shows, builds, reads and compares it.
 		newInspectCmd(e), newLsCmd(e), newCatCmd(e), newExtractCmd(e), newVerifyCmd(e), newDiffCmd(e),
 		newPushCmd(e), newPullCmd(e),
 		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
+	root.AddCommand(newSwitchCmd(e))
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.Example = `  olimage -f examples/openlibrary validate
   olimage -f examples/openlibrary plan ol-web

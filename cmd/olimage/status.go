@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -64,7 +65,18 @@ func runStatus(e *env, opts statusOptions, out io.Writer) error {
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for _, l := range st.Links {
+			if l.File {
+				fmt.Fprintf(tw, "%s\t/%s\t(file)\n", l.State, l.Path)
+				continue
+			}
 			fmt.Fprintf(tw, "%s\t/%s\t-> %s\n", l.State, l.Path, l.Target)
+		}
+		for _, d := range st.Deploys {
+			note := "the image's"
+			if d.Bin != d.Default {
+				note = "switched from " + d.Default
+			}
+			fmt.Fprintf(tw, "deploy\t%s\t%s (%s; bins: %s)\n", d.Service, d.Bin, note, strings.Join(d.Bins, " "))
 		}
 		tw.Flush()
 		for _, f := range st.Findings {
