@@ -160,7 +160,7 @@ func (r *run) goals(m *manifest.Image, dir string, img *ImageRef, switchTo map[s
 		if err != nil {
 			return nil, fmt.Errorf("/%s: unit file %s: %w", l.Path, real, err)
 		}
-		out = append(out, goal{Path: l.Path, File: true, Content: text})
+		out = append(out, goal{Path: l.Path, File: true, Content: writtenHeader(path.Join(vol, l.Target)) + text})
 		if parentOf(l.Path) == UnitDir && slices.Contains(unitKinds, path.Ext(l.Path)) {
 			units = append(units, goal{Path: l.Path + ".d/" + DropIn, File: true, Content: dropIn(vol)})
 		}
@@ -183,8 +183,7 @@ var (
 // dropIn orders a unit the image ships after activation, and makes it
 // require the volume's mount.
 func dropIn(volume string) string {
-	return `# Written by olimage activate: this unit comes from the volume at ` + volume + `.
-[Unit]
+	return writtenHeader("the volume at "+volume) + `[Unit]
 After=` + ActivateUnitName + `
 RequiresMountsFor=` + volume + `
 `
@@ -432,4 +431,86 @@ func checkFile(root, rel, content string) (state, found string) {
 		return LinkWrong, "a regular file changed since"
 	}
 	return LinkWrong, describe(p, fi)
+}
+
+// WrittenMark begins every file activate writes, so that Recover can
+// tell them without the journal.
+const WrittenMark = "# Written by olimage activate from "
+
+func writtenHeader(from string) string {
+	return WrittenMark + from + "; olimage deactivate removes it.\n"
+}
+
+// writtenFile returns the content of root/rel if it is a file activate
+// wrote.
+func writtenFile(root, rel string) (string, bool) {
+	f, err := os.Open(filepath.Join(root, rel))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxUnitSize+1))
+	if err != nil || len(b) > maxUnitSize || !strings.HasPrefix(string(b), WrittenMark) {
+		return "", false
+	}
+	return string(b), true
+}
+
+func written(root, rel string) bool {
+	_, ok := writtenFile(root, rel)
+	return ok
+}
+
+// deployDirLinks lists, as unlink steps, the symlinks into the volume
+// (text starting with prefix) in dir, a directory of /opt that activate
+// makes for deploys.
+func deployDirLinks(root, dir, prefix string) ([]Change, error) {
+	names, err := readDirNames(filepath.Join(root, dir))
+	if err != nil {
+		return nil, err
+	}
+	var out []Change
+	for _, n := range names {
+		t, err := os.Readlink(filepath.Join(root, dir, n))
+		if err == nil && strings.HasPrefix(t, prefix) {
+			out = append(out, Change{Op: OpUnlink, Path: dir + "/" + n, Target: t})
+		}
+	}
+	return out, nil
+}
+
+// enablementLinks lists, as unlink steps, the links in the *.wants
+// directories of root's units that name a unit file the steps remove: the
+// enablement activate made with the image's text. A link to a unit the
+// distribution ships cannot be told from one activate made, and stays.
+func enablementLinks(root string, steps []Change) []Change {
+	removed := map[string]bool{}
+	for _, c := range steps {
+		if c.Op == OpRemove && parentOf(c.Path) == UnitDir {
+			removed[c.Path] = true
+		}
+	}
+	var out []Change
+	dirs, _ := readDirNames(filepath.Join(root, UnitDir))
+	for _, d := range dirs {
+		if !isWantsDir(UnitDir + "/" + d) {
+			continue
+		}
+		names, _ := readDirNames(filepath.Join(root, UnitDir, d))
+		for _, n := range names {
+			p := UnitDir + "/" + d + "/" + n
+			t, err := os.Readlink(filepath.Join(root, p))
+			if err != nil {
+				continue
+			}
+			abs := path.Clean("/" + path.Join(parentOf(p), t))
+			if path.IsAbs(t) {
+				abs = path.Clean(t)
+			}
+			if removed[abs[1:]] {
+				out = append(out, Change{Op: OpUnlink, Path: p, Target: t})
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package activate
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,13 +49,15 @@ func TestBootUnits(t *testing.T) {
 	var calls recorder
 	o := Options{Systemctl: calls.systemctl}
 	activate(t, root, o)
-	unit := func(bin string) string { return "file:[Service]\nExecStart=/bin/true " + bin + "\n" }
+	unit := func(bin string) string {
+		return "file:" + writtenHeader("/1/etc/systemd/system/ol-web.service") + "[Service]\nExecStart=/bin/true " + bin + "\n"
+	}
 	want := edit(base,
 		"etc/systemd/system/ol-web.service>"+bk(vu.uuid, "etc/systemd/system/ol-web.service"),
 		"etc/systemd/system/ol-web.service="+unit("bbb"),
 		"etc/systemd/system/ol-web.service.d/olimage.conf=file:"+dropIn("/1"),
 		"etc/systemd/system/multi-user.target.wants/ol-web.service=link:/etc/systemd/system/ol-web.service",
-		"etc/systemd/system/ol-web.socket.d/override.conf=file:[Socket]\n",
+		"etc/systemd/system/ol-web.socket.d/override.conf=file:"+writtenHeader("/1/etc/systemd/system/ol-web.socket.d/override.conf")+"[Socket]\n",
 		"etc/systemd/system/apt-daily.timer=link:/dev/null",
 		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
 		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/bbb",
@@ -121,6 +124,17 @@ func TestBootUnits(t *testing.T) {
 	if diff := cmp.Diff(recorder{"stop --no-block ol-web.service", "daemon-reload"}, calls); diff != "" {
 		t.Errorf("systemctl calls on deactivate (-want +got):\n%s", diff)
 	}
+	// Without the journal, recover finds the files activate wrote by
+	// their first line, and the links enabling them; a mask it cannot
+	// tell from the distribution's own stays.
+	activate(t, root, Options{})
+	os.Remove(filepath.Join(root, JournalFile))
+	if _, err := Recover(ctx, Options{Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	check(t, root, edit(base, "opt/openlibrary=dir", "etc/systemd/system/ol-web.service.d=dir",
+		"etc/systemd/system/ol-web.socket.d=dir", "etc/systemd/system/multi-user.target.wants=dir",
+		"etc/systemd/system/apt-daily.timer=link:/dev/null"), "after recover")
 	// Switch needs the volume active.
 	if _, err := Switch(ctx, Options{Root: root}, "olsystem", "aaa"); !errors.Is(err, ErrNotActive) {
 		t.Errorf("switch with nothing active: got %v, want %v", err, ErrNotActive)

@@ -23,8 +23,10 @@ const BrokenJournal = JournalFile + ".broken"
 // Recover puts the root back without the journal, when it is lost or
 // corrupt: every original under the backup directory goes back to its
 // path, replacing the symlink into the volume mounted at opts.Volume
-// that activate made there; then the other symlinks into the volume under
-// /etc and at the top of /opt are removed. Nothing else is touched:
+// (or the file activate wrote) there; then the other symlinks into the
+// volume under /etc, at the top of /opt and inside a directory of deploys
+// there, and the files activate wrote under /etc (they start with
+// WrittenMark), are removed. Nothing else is touched:
 // directories activate made stay. Anything else at a path an original
 // goes back to refuses the whole recovery before anything changes.
 func Recover(ctx context.Context, opts Options) (*Report, error) {
@@ -77,6 +79,9 @@ func Recover(ctx context.Context, opts Options) (*Report, error) {
 					continue
 				}
 				rep.Changes = append(rep.Changes, Change{Op: OpUnlink, Path: p, Target: t})
+			case fi.Mode().IsRegular() && written(opts.Root, p):
+				c, _ := writtenFile(opts.Root, p)
+				rep.Changes = append(rep.Changes, Change{Op: OpRemove, Path: p, Content: c})
 			case fi.IsDir():
 				// Where activate moved an original below a directory of
 				// the root, the backup holds that directory too.
@@ -107,10 +112,11 @@ func Recover(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	for _, l := range links {
-		if !restored[l.Path] {
+		if !restored[l.Path] && !slices.ContainsFunc(rep.Changes, func(c Change) bool { return c.Path == l.Path && c.Op == OpRemove }) {
 			rep.Changes = append(rep.Changes, l)
 		}
 	}
+	rep.Changes = append(rep.Changes, enablementLinks(opts.Root, rep.Changes)...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -121,9 +127,12 @@ func Recover(ctx context.Context, opts Options) (*Report, error) {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		if c.Op == OpUnlink {
+		switch c.Op {
+		case OpUnlink:
 			err = undoLink(opts.Root, c.Path, c.Target)
-		} else {
+		case OpRemove:
+			err = undoWrite(opts.Root, c.Path, c.Content)
+		default:
 			err = undoMove(opts.Root, c.Path, c.Backup)
 		}
 		if err != nil {
@@ -160,20 +169,36 @@ func volumeLinks(root, prefix string) ([]Change, error) {
 		return nil, err
 	}
 	for _, n := range names {
-		if fi, err := os.Lstat(filepath.Join(root, "opt", n)); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		fi, err := os.Lstat(filepath.Join(root, "opt", n))
+		switch {
+		case err != nil:
+		case fi.Mode()&fs.ModeSymlink != 0:
 			if err := add("opt/" + n); err != nil {
 				return nil, err
 			}
+		case fi.IsDir():
+			// A directory of deploys is linked entry by entry.
+			sub, err := deployDirLinks(root, "opt/"+n, prefix)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
 		}
 	}
 	err = filepath.WalkDir(filepath.Join(root, "etc"), func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
+		rel, _ := filepath.Rel(root, p)
+		if err == nil && d.Type().IsRegular() {
+			if c, ok := writtenFile(root, filepath.ToSlash(rel)); ok {
+				out = append(out, Change{Op: OpRemove, Path: filepath.ToSlash(rel), Content: c})
+			}
+			return nil
+		}
 		if err != nil || d.Type()&fs.ModeSymlink == 0 {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
 		return add(filepath.ToSlash(rel))
 	})
 	return out, err

@@ -43,7 +43,8 @@ func TestRecover(t *testing.T) {
 				"restore etc/nginx/nginx.conf => " + bk(v1.uuid, "etc/nginx/nginx.conf"),
 				"unlink opt/petabox -> /1/opt/petabox",
 				"restore opt/petabox => " + bk(v1.uuid, "opt/petabox"),
-				"unlink opt/openlibrary -> /1/opt/openlibrary",
+				"unlink opt/openlibrary/deploys -> /1/opt/openlibrary/deploys",
+				"unlink opt/openlibrary/olsystem -> /1/opt/openlibrary/deploys/olsystem/aaa",
 				"unlink etc/cron.d/openlibrary -> /1/etc/cron.d/openlibrary",
 				"unlink etc/new/sub/x.conf -> /1/etc/new/sub/x.conf",
 			}
@@ -59,7 +60,7 @@ func TestRecover(t *testing.T) {
 			}
 			// Directories activate made stay: without the journal no
 			// one knows which they are.
-			after := edit(base, "etc/new/sub=dir")
+			after := edit(base, "etc/new/sub=dir", "opt/openlibrary=dir")
 			if tc.broken != "" {
 				after = edit(after, BrokenJournal+"="+tc.broken)
 			}
