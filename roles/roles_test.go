@@ -1,9 +1,13 @@
 package roles
 
 import (
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/internetarchive/olimage/internal/testfs"
 
@@ -276,4 +280,57 @@ func FuzzLoadRole(f *testing.F) {
 		dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/r.yaml": role})
 		Load(dir) // must not panic or hang
 	})
+}
+
+// Aliases are checked where their anchors are, once: a few kilobytes of
+// aliases to aliases would otherwise be checked millions of times.
+func TestCheckAliasesOnce(t *testing.T) {
+	const n = 2000
+	var b strings.Builder
+	b.WriteString("overlays:\n  - &o {name: a, files: [&f {path: a, content: b}")
+	b.WriteString(strings.Repeat(", *f", n))
+	b.WriteString("]}\n")
+	b.WriteString(strings.Repeat("  - *o\n", n))
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(b.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := &checker{file: "r.yaml"}
+	c.check(doc.Content[0], reflect.TypeOf(rawRole{}))
+	// The document has about 3n nodes; followed at every use, the aliases
+	// come to n*n.
+	if c.visits > 4*n {
+		t.Errorf("checked %d nodes of a document of about %d", c.visits, 3*n)
+	}
+	if len(c.errs) != 0 {
+		t.Errorf("errors: %v", c.errs)
+	}
+}
+
+// Fleet files are regular files of bounded size; the error names the file.
+func TestFleetFileLimits(t *testing.T) {
+	dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/ok.yaml": "overlays: [{name: a, dir: a}]\n"})
+	big := filepath.Join(dir, "roles", "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("overlays: []\n")
+	f.Truncate(MaxFileSize + 1) // sparse: no disk used
+	f.Close()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "roles", "zero.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(dir)
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	for _, want := range []string{
+		big + ": 16777217 bytes; a fleet file may have at most 16777216 (16 MiB)",
+		filepath.Join(dir, "roles", "zero.yaml") + ": not a regular file",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q; got:\n%v", want, err)
+		}
+	}
 }

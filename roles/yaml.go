@@ -3,6 +3,7 @@ package roles
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"sort"
@@ -41,7 +42,7 @@ func errorf(p Pos, format string, args ...any) error {
 // wrong kind is reported, each with its line, so one run shows them all.
 // It returns the document's root mapping for callers that need more lines.
 func decodeFile(file string, v any) (*yaml.Node, error) {
-	data, err := os.ReadFile(file)
+	data, err := readFleetFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -53,10 +54,10 @@ func decodeFile(file string, v any) (*yaml.Node, error) {
 		return nil, errorf(Pos{File: file}, "empty document")
 	}
 	root := doc.Content[0]
-	var errs []error
-	check(file, root, reflect.TypeOf(v).Elem(), &errs)
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	c := &checker{file: file}
+	c.check(root, reflect.TypeOf(v).Elem())
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
 	}
 	if err := root.Decode(v); err != nil {
 		return nil, yamlError(file, err)
@@ -95,15 +96,77 @@ var kindNames = map[yaml.Kind]string{
 	yaml.AliasNode:    "an alias",
 }
 
+// MaxFileSize is the largest fleet or role file olimage reads: far more
+// than anyone writes by hand, far less than what would take gigabytes to
+// parse.
+const MaxFileSize = 16 << 20
+
+// readFleetFile reads a fleet or role file, which must be a regular file
+// of at most MaxFileSize bytes.
+func readFleetFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errorf(Pos{File: file}, "not a regular file (%s)", fi.Mode().Type())
+	}
+	// The size may change as it is read: never read more than the cap.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxFileSize || fi.Size() > MaxFileSize {
+		return nil, errorf(Pos{File: file}, "%d bytes; a fleet file may have at most %d (%d MiB)", max(fi.Size(), int64(len(data))), MaxFileSize, MaxFileSize>>20)
+	}
+	return data, nil
+}
+
+// checker compares a YAML document with the Go type it decodes into.
+type checker struct {
+	file string
+	errs []error
+	// seen holds the nodes checked against each type. An alias is checked
+	// where its anchor is, once: followed at every use, a few kilobytes of
+	// aliases to aliases expand to millions of nodes (yaml.v3 limits
+	// that when decoding, not when a caller walks the nodes).
+	seen map[checked]bool
+	// visits counts the nodes checked, for tests.
+	visits int
+}
+
+type checked struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
 // check compares node n with Go type t and appends an error for every
 // unknown key and every value of the wrong kind.
-func check(file string, n *yaml.Node, t reflect.Type, errs *[]error) {
+func (c *checker) check(n *yaml.Node, t reflect.Type) {
+	file, errs := c.file, &c.errs
+	alias := false
 	for n.Kind == yaml.AliasNode {
-		n = n.Alias
+		n, alias = n.Alias, true
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if alias || n.Anchor != "" {
+		k := checked{n, t}
+		if c.seen[k] {
+			return
+		}
+		if c.seen == nil {
+			c.seen = map[checked]bool{}
+		}
+		c.seen[k] = true
+	}
+	c.visits++
 	pos := Pos{file, n.Line}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 		return // an empty value leaves the zero value
@@ -139,21 +202,21 @@ func check(file string, n *yaml.Node, t reflect.Type, errs *[]error) {
 				*errs = append(*errs, errorf(Pos{file, k.Line}, "unknown key %q (want one of: %s)", k.Value, strings.Join(names, ", ")))
 				continue
 			}
-			check(file, v, ft, errs)
+			c.check(v, ft)
 		}
 	case reflect.Map:
 		if !want(yaml.MappingNode, "value") {
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			check(file, n.Content[i+1], t.Elem(), errs)
+			c.check(n.Content[i+1], t.Elem())
 		}
 	case reflect.Slice:
 		if !want(yaml.SequenceNode, "value") {
 			return
 		}
-		for _, c := range n.Content {
-			check(file, c, t.Elem(), errs)
+		for _, item := range n.Content {
+			c.check(item, t.Elem())
 		}
 	case reflect.String:
 		want(yaml.ScalarNode, "value")
