@@ -6,6 +6,7 @@
 package extract
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -179,7 +180,7 @@ func writeFile(dst string, e *tree.Entry, buf []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.CopyBuffer(f, rc, buf)
+	n, err := copySparse(f, rc, buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -187,6 +188,42 @@ func writeFile(dst string, e *tree.Entry, buf []byte) (int64, error) {
 		return n, fmt.Errorf("%s: %w", e.Path, err)
 	}
 	return n, nil
+}
+
+// holeBlock is the unit copySparse leaves unwritten when all zero: the
+// block size of most file systems, so what it skips becomes a hole.
+const holeBlock = 4096
+
+var zeroBlock [holeBlock]byte
+
+// copySparse copies r into the new file f, writing only the blocks that
+// are not all zeros, so the holes of a sparse file (which read as zeros)
+// stay holes on the host rather than filling its disk.
+func copySparse(f *os.File, r io.Reader, buf []byte) (int64, error) {
+	var off int64
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		for i := 0; i < n; {
+			j := i
+			for j < n && !bytes.Equal(buf[j:min(j+holeBlock, n)], zeroBlock[:min(holeBlock, n-j)]) {
+				j += holeBlock
+			}
+			j = min(j, n)
+			if j > i {
+				if _, err := f.WriteAt(buf[i:j], off+int64(i)); err != nil {
+					return off + int64(i), err
+				}
+			}
+			i = j + holeBlock // j starts a zero block, or is n
+		}
+		off += int64(n)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			return off, f.Truncate(off)
+		}
+		if rerr != nil {
+			return off, rerr
+		}
+	}
 }
 
 func setMeta(dst string, e *tree.Entry, owners bool) error {

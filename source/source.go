@@ -350,10 +350,19 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 // HashedTree reads an image source's tree from its file system, hashing
 // every file, without opening the image again (which stdin cannot be).
 func (s *Source) HashedTree(ctx context.Context) (*tree.Tree, error) {
+	return s.fsTree(ctx, true)
+}
+
+// ListedTree is HashedTree without the hashing: every entry's metadata.
+func (s *Source) ListedTree(ctx context.Context) (*tree.Tree, error) {
+	return s.fsTree(ctx, false)
+}
+
+func (s *Source) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
 	if s.FS == nil {
 		return nil, errors.New("not an image")
 	}
-	t, err := s.FS.Tree(ctx, true)
+	t, err := s.FS.Tree(ctx, hashed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Name, err)
 	}

@@ -336,3 +336,46 @@ func TestReadFollowAndGlob(t *testing.T) {
 		t.Errorf("extract -L of a symlink to a file: got %d copies of the target in %s, want 1", len(found), dir)
 	}
 }
+
+// TestExtractSparse extracts a file that is mostly holes: the holes stay
+// holes on the host, and the content reads back the same.
+func TestExtractSparse(t *testing.T) {
+	fleet := tinyFleet(t, t.TempDir(), "")
+	big := filepath.Join(fleet, "src/opt/app/big")
+	const size = 64 << 20
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("head"), 0)
+	f.WriteAt([]byte("tail"), size-4)
+	f.Close()
+	img := filepath.Join(t.TempDir(), "r.img")
+	if o, e, code := olimage(t, "-f", fleet, "build", "r", "-o", img); code != 0 {
+		t.Fatalf("build: exit %d\n%s%s", code, o, e)
+	}
+	dir := filepath.Join(t.TempDir(), "x")
+	if o, e, code := olimage(t, "extract", img, dir); code != 0 {
+		t.Fatalf("extract: exit %d\n%s%s", code, o, e)
+	}
+	got := filepath.Join(dir, "opt/app/big")
+	var st syscall.Stat_t
+	if err := syscall.Stat(got, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Size != size || st.Blocks*512 > 1<<20 {
+		t.Errorf("extracted: %d bytes taking %d on disk, want %d bytes taking at most 1 MiB", st.Size, st.Blocks*512, size)
+	}
+	g, err := os.Open(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	const seekData = 3 // SEEK_DATA
+	if off, err := g.Seek(4096, seekData); err != nil || off != size-4096 {
+		t.Errorf("first data after the head at %d (%v), want %d: the middle is not a hole", off, err, size-4096)
+	}
+	if out, err := exec.Command("cmp", big, got).CombinedOutput(); err != nil {
+		t.Errorf("extracted content differs: %v %s", err, out)
+	}
+}

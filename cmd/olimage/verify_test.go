@@ -33,13 +33,20 @@ func debugfsNumbers(t *testing.T, img, req string) []int64 {
 	return nums
 }
 
-// flip copies img, keeping it sparse, and inverts one byte of the copy.
-func flip(t *testing.T, img string, off int64) string {
+// copyImage copies img, keeping it sparse.
+func copyImage(t *testing.T, img string) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "corrupt.img")
 	if out, err := exec.Command("cp", "--sparse=always", img, dst).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
+	return dst
+}
+
+// flip copies img and inverts one byte of the copy.
+func flip(t *testing.T, img string, off int64) string {
+	t.Helper()
+	dst := copyImage(t, img)
 	f, err := os.OpenFile(dst, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -88,4 +95,51 @@ func TestVerifyFindsCorruption(t *testing.T) {
 	if out, e, code := olimage(t, "verify", img); code != 0 {
 		t.Errorf("verify of the intact image: exit %d\n%s%s", code, out, e)
 	}
+}
+
+// TestVerifyHostileClaims gives verify an inode that claims 2^34 bytes
+// (of holes) where the manifest says a few hundred, and a manifest of a
+// schema version this olimage does not know: each is a finding, and the
+// claimed bytes are not hashed to find the first.
+func TestVerifyHostileClaims(t *testing.T) {
+	img := release(t, "a", nil)
+	t.Run("size", func(t *testing.T) {
+		tool, err := exec.LookPath("debugfs")
+		if err != nil {
+			skip(t, "debugfs not installed")
+		}
+		bad := copyImage(t, img)
+		const claim = 1 << 34
+		if out, err := exec.Command(tool, "-w", "-R", "sif /opt/openlibrary/README size "+strconv.Itoa(claim), bad).CombinedOutput(); err != nil {
+			t.Fatalf("debugfs: %v\n%s", err, out)
+		}
+		out, e, code := olimage(t, "verify", bad)
+		if code != 1 || !regexp.MustCompile(`(?m)^opt/openlibrary/README: size 17179869184, manifest says \d+$`).MatchString(out) {
+			t.Errorf("verify of an inode claiming %d bytes: exit %d, want 1 and the sizes reported\n%s%s", claim, code, out, e)
+		}
+	})
+	t.Run("schema", func(t *testing.T) {
+		// The manifest starts with its schema, in its first block.
+		bad := copyImage(t, img)
+		off := debugfsNumbers(t, bad, "bmap /.olimage/manifest.json 0")[0] * 4096
+		f, err := os.OpenFile(bad, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := make([]byte, 4096)
+		f.ReadAt(head, off)
+		const v1 = `"schema": "olimage.manifest/v1"`
+		i := strings.Index(string(head), v1)
+		if i < 0 {
+			t.Fatalf("no manifest schema in the manifest's first block:\n%s", head)
+		}
+		f.WriteAt([]byte("9"), off+int64(i+len(v1)-2))
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out, e, code := olimage(t, "verify", bad)
+		if code != 1 || !strings.Contains(out, `.olimage/manifest.json: schema "olimage.manifest/v9": this olimage verifies olimage.manifest/v1 only`) {
+			t.Errorf("verify of a manifest of schema v9: exit %d, want 1 and the schema reported\n%s%s", code, out, e)
+		}
+	})
 }

@@ -250,7 +250,7 @@ func (fs *FS) Tree(ctx context.Context, digests bool) (*tree.Tree, error) {
 	}
 	t.Normalize()
 	if digests {
-		if err := fs.digest(ctx, t.Entries); err != nil {
+		if err := fs.Digest(ctx, t.Entries); err != nil {
 			return nil, err
 		}
 	}
@@ -274,9 +274,10 @@ func dropEmptyLostFound(entries []*tree.Entry) []*tree.Entry {
 	return append(entries[:idx:idx], entries[idx+1:]...)
 }
 
-// digest reads the content of every file (once per inode) in parallel and
-// sets Digest on files and their hard links.
-func (fs *FS) digest(ctx context.Context, entries []*tree.Entry) error {
+// Digest reads the content of every file of entries that this file system
+// supplied (once per inode) in parallel and sets Digest on them and on
+// their hard links among entries.
+func (fs *FS) Digest(ctx context.Context, entries []*tree.Entry) error {
 	byIno := map[uint32][]*tree.Entry{}
 	var inos []uint32
 	for _, e := range entries {
