@@ -113,7 +113,11 @@ func (o *Options) normalize(needVolume bool) error {
 	o.Root = root
 	// A mistyped root is an error, not an empty root with nothing active.
 	if fi, err := os.Stat(root); err != nil {
-		return fmt.Errorf("root %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("root %s: %w", root, err)
 	} else if !fi.IsDir() {
 		return fmt.Errorf("root %s: not a directory", root)
 	}

@@ -176,6 +176,10 @@ func NoFleetError(name string, err error) error {
 
 // looksLikeFile tells a path from a role name: roles have no slashes and
 // no image or manifest extension.
+// LooksLikeFile reports whether name is meant as a file rather than a
+// role: it has a slash or an image or manifest file's extension.
+func LooksLikeFile(name string) bool { return looksLikeFile(name) }
+
 func looksLikeFile(name string) bool {
 	if strings.ContainsRune(name, '/') {
 		return true

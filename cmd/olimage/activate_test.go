@@ -259,7 +259,7 @@ func TestOperatorSafety(t *testing.T) {
 		t.Errorf("deactivate with no journal: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runMain(t, "deactivate", "--root", root+"/typo")
-	if code != exitError || !strings.Contains(errOut, "olimage: error: root stat "+root+"/typo: no such file or directory") {
+	if code != exitError || !strings.Contains(errOut, "olimage: error: root "+root+"/typo: no such file or directory") {
 		t.Errorf("deactivate --root typo: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := os.Lstat(root + "/typo"); err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -43,6 +44,11 @@ func runSysusers(e *env, _ sysusersOptions, name string, out io.Writer) error {
 		acc   *activate.Accounts
 		title string
 	)
+	if !source.IsImage(name) && source.LooksLikeFile(name) {
+		if _, err := os.Stat(name); err != nil {
+			return err // meant as an image: say why it cannot be read
+		}
+	}
 	if source.IsImage(name) {
 		src, err := source.OpenImage(e.ctx, name, source.NoTree)
 		if err != nil {

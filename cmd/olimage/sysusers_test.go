@@ -29,6 +29,10 @@ func TestSysusers(t *testing.T) {
 		t.Fatalf("sysusers IMAGE: exit %d\n%s%s", code, out, errOut)
 	}
 
+	_, errOut, code = olimage(t, "-f", exampleFleet, "sysusers", filepath.Join(dir, "missing.img"))
+	if code != exitError || !strings.Contains(errOut, "olimage: error: stat "+filepath.Join(dir, "missing.img")+": no such file or directory") {
+		t.Errorf("sysusers of a missing image: exit %d\n%s", code, errOut)
+	}
 	_, errOut, code = olimage(t, "-f", exampleFleet, "sysusers", "ol-nope")
 	if code != exitError || !strings.Contains(errOut, "ol-nope") {
 		t.Errorf("sysusers of no role: exit %d\n%s", code, errOut)
