@@ -55,3 +55,14 @@ func lock(ctx context.Context, root string, shared bool) (unlock func(), err err
 		}
 	}
 }
+
+// running reports whether a run holds the lock on root now; status says
+// so rather than wait, as what it reads may be half done.
+func running(root string) bool {
+	fd, err := unix.Open(filepath.Join(root, LockFile), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return errors.Is(unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB), unix.EWOULDBLOCK)
+}

@@ -108,3 +108,22 @@ func TestFindingsOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusWhileRunning: status does not wait for a run, and says one is
+// under way.
+func TestStatusWhileRunning(t *testing.T) {
+	root, _ := newRoot(t, v1)
+	activate(t, root, Options{})
+	unlock, err := lock(ctx, root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ReadStatus(Options{Root: root, Volume: "/1"})
+	unlock()
+	if err != nil || len(st.Findings) != 1 || !strings.HasPrefix(st.Findings[0], "an olimage run is under way on "+root) {
+		t.Fatalf("status during a run: %v, findings %q", err, st.Findings)
+	}
+	if st, err := ReadStatus(Options{Root: root, Volume: "/1"}); err != nil || !st.OK() {
+		t.Fatalf("status after the run: %v, findings %q", err, st.Findings)
+	}
+}

@@ -85,6 +85,9 @@ func ReadStatus(opts Options) (*Status, error) {
 			s.Links = append(s.Links, ls)
 		}
 	}
+	if running(opts.Root) {
+		s.Findings = append(s.Findings, fmt.Sprintf("an olimage run is under way on %s: what follows may change; run status again when it ends", opts.Root))
+	}
 	if s.Pending > 0 || j.Running != "" {
 		s.Findings = append(s.Findings, fmt.Sprintf("an interrupted %s left %d step(s) unfinished: run olimage activate or deactivate", orRun(j.Running), s.Pending))
 	}
