@@ -143,6 +143,9 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	dir := filepath.Join(opts.Root, opts.Volume)
 	m, err := ReadManifest(dir)
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fmt.Errorf("%w: %w", ErrNoVolume, err)
+		}
 		return nil, fmt.Errorf("volume %s: %w", opts.Volume, err)
 	}
 	if m.Activation != nil {

@@ -26,6 +26,10 @@ var ErrUnsafe = errors.New("refused")
 // volume: about a million entries.
 const MaxManifestSize = 256 << 20
 
+// ErrNoVolume is wrapped by the error of a volume path holding no
+// manifest: nothing olimage built is mounted there.
+var ErrNoVolume = errors.New("nothing olimage built is mounted here")
+
 // ReadManifest reads the manifest of the volume mounted at dir: a regular
 // file of at most MaxManifestSize bytes, reached through no symlink.
 func ReadManifest(dir string) (*manifest.Image, error) {

@@ -183,6 +183,8 @@ func activationError(err error) error {
 		return hintError{err, "check the volume with 'olimage verify DEVICE'; --force activates it anyway"}
 	case errors.Is(err, activate.ErrUnsafe):
 		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
+	case errors.Is(err, activate.ErrNoVolume):
+		return hintError{err, "mount the volume first: 'olimage fstab DEVICE --write && mount " + manifest.DefaultMount + "', or name where it is with --volume"}
 	case errors.Is(err, activate.ErrAccounts):
 		return hintError{err, "create the accounts with the fleet's ids first: 'olimage sysusers DEVICE > /etc/sysusers.d/olimage.conf && systemd-sysusers'; --force-accounts activates anyway"}
 	case errors.Is(err, activate.ErrRoleChange):

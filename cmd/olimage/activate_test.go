@@ -265,6 +265,10 @@ func TestOperatorSafety(t *testing.T) {
 	if _, err := os.Lstat(root + "/typo"); err == nil {
 		t.Errorf("deactivate --root typo made it")
 	}
+	code, out, errOut = runMain(t, "activate", "--root", root, "--volume", "/2")
+	if code != exitError || !strings.Contains(errOut, "olimage: error: volume /2: nothing olimage built is mounted here: open "+root+"/2: no such file or directory\nolimage: hint: mount the volume first") {
+		t.Errorf("activate --volume /2 with nothing there: exit %d\n%s%s", code, out, errOut)
+	}
 	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
