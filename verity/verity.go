@@ -363,6 +363,21 @@ func (t *Tree) superblock() []byte {
 	return b
 }
 
+// ReadParams reads the superblock at byte at of r and returns the tree's
+// parameters, all but the root hash, which a superblock does not hold.
+func ReadParams(r io.ReaderAt, at int64) (*Params, error) {
+	b := make([]byte, sbSize)
+	if _, err := r.ReadAt(b, at); err != nil {
+		return nil, fmt.Errorf("superblock at byte %d: %w", at, err)
+	}
+	sb, err := ParseSuperblock(b)
+	if err != nil {
+		return nil, err
+	}
+	return &Params{Salt: hex.EncodeToString(sb.Salt), Algorithm: sb.Algorithm, DataBlockSize: sb.DataBlockSize,
+		HashBlockSize: sb.HashBlockSize, DataBlocks: sb.DataBlocks, HashOffset: at}, nil
+}
+
 // Superblock is what a superblock says.
 type Superblock struct {
 	Algorithm     string

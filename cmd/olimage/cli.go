@@ -184,7 +184,7 @@ the role's data volume, and shows, builds, reads and compares it.
 	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e),
-		newInspectCmd(e), newLsCmd(e), newCatCmd(e), newExtractCmd(e), newVerifyCmd(e), newDiffCmd(e),
+		newInspectCmd(e), newLsCmd(e), newCatCmd(e), newExtractCmd(e), newVerifyCmd(e), newSignCmd(e), newDiffCmd(e),
 		newPushCmd(e), newPullCmd(e),
 		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
 	root.AddCommand(newSwitchCmd(e))

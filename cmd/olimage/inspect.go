@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -191,16 +190,11 @@ func verityOf(name string, raw bool, fsEnd int64) (*verity.Params, string) {
 		return nil, ""
 	}
 	defer f.Close()
-	b := make([]byte, 512)
-	if _, err := f.ReadAt(b, fsEnd); err != nil {
-		return nil, ""
-	}
-	sb, err := verity.ParseSuperblock(b)
+	p, err := verity.ReadParams(f, fsEnd)
 	if err != nil {
 		return nil, ""
 	}
-	return &verity.Params{Salt: hex.EncodeToString(sb.Salt), Algorithm: sb.Algorithm, DataBlockSize: sb.DataBlockSize,
-		HashBlockSize: sb.HashBlockSize, DataBlocks: sb.DataBlocks, HashOffset: fsEnd}, ""
+	return p, ""
 }
 
 // inspectRefJSON is inspect's document for an image in a registry: what
