@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ type machine struct {
 	root    debianRoot
 	overlay string
 	control string
+	boots   int // so far, numbering the consoles kept in $OLIMAGE_E2E_LOGS
 }
 
 // bootTimeout bounds one boot under software emulation: systemd reaches
@@ -67,7 +69,8 @@ func accelerator(t *testing.T, qemu, kernel string) string {
 // boot starts the machine with volume as its second disk (/dev/vdb) and
 // the kernel command line naming the stage the script runs and the release
 // that volume holds; it waits for the script's result and the power-off,
-// and fails the test with the console's tail when the stage failed.
+// and fails the test with the console's tail when a check failed. It
+// returns whether the stage ran to its end, so the next boot can follow.
 func (m *machine) boot(t *testing.T, name, stage string, release int, volume string) bool {
 	t.Helper()
 	timeout := bootTimeout
@@ -107,7 +110,7 @@ func (m *machine) boot(t *testing.T, name, stage string, release int, volume str
 			line, err := r.ReadString('\n')
 			console.WriteString(line)
 			if s := stepLine.FindString(line); s != "" {
-				t.Logf("%s: %s", name, strings.TrimPrefix(s, "OLIMAGE-E2E-STEP: "))
+				t.Logf("%s, %s in: %s", name, time.Since(start).Round(time.Second), strings.TrimPrefix(s, "OLIMAGE-E2E-STEP: "))
 			}
 			if s := emergency.FindString(line); s != "" && stuck == "" {
 				stuck = s
@@ -126,15 +129,23 @@ func (m *machine) boot(t *testing.T, name, stage string, release int, volume str
 	elapsed := time.Since(start)
 	out := console.String()
 	t.Logf("%s: boot %q ran %s (%s)", name, stage, elapsed.Round(time.Second), m.accel)
+	if d := os.Getenv("OLIMAGE_E2E_LOGS"); d != "" {
+		m.boots++
+		p := filepath.Join(d, fmt.Sprintf("boot-%d-%s.log", m.boots, stage))
+		if err := os.WriteFile(p, []byte(out), 0o644); err != nil {
+			t.Errorf("keeping the console: %v", err)
+		}
+	}
 
-	fail := failLine.FindString(out)
+	fails := failLine.FindAllString(out, -1)
 	switch {
 	case stuck != "":
 		t.Errorf("%s: the VM stopped booting (%q); console:\n%s", name, stuck, tail(out, 150))
-	case fail != "":
-		t.Errorf("%s: %s\nconsole:\n%s", name, fail, tail(out, 150))
 	case ctx.Err() != nil:
 		t.Errorf("%s: the VM did not finish within %s; console:\n%s", name, timeout, tail(out, 150))
+	case len(fails) > 0:
+		t.Errorf("%s:\n%s\nconsole:\n%s", name, strings.Join(fails, "\n"), tail(out, 150))
+		return true
 	case !passLine.MatchString(out):
 		t.Errorf("%s: the VM stopped without a result (qemu: %v); console:\n%s", name, werr, tail(out, 150))
 	default:

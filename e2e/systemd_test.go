@@ -74,7 +74,8 @@ func TestSystemdVM(t *testing.T) {
 	}
 	run(t, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", root.image, m.overlay)
 
-	// Each boot needs the ones before it; stop at the first that fails.
+	// Each boot builds on the ones before; one whose script did not run to
+	// its end (a VM that hung or did not boot) stops the walk.
 	for _, b := range []struct {
 		name, stage string
 		release     int

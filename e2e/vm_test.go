@@ -1,13 +1,22 @@
-// Package e2e proves olimage on a booted VM: it builds the example ol-web
-// image, boots Debian's cloud kernel under qemu with a busybox initramfs
-// holding olimage, and there mounts the image as /1 with the line
-// `olimage fstab` prints, activates it, checks the links, and deactivates
-// it. It holds only that test.
+// Package e2e proves olimage on booted VMs under qemu. It holds only tests:
 //
-// Run it with OLIMAGE_E2E=1 go test ./e2e (make e2e). It needs
-// qemu-system-x86_64, a /boot/vmlinuz-*-cloud-amd64 kernel with its modules,
-// and a static busybox; it skips without them, or fails when
-// OLIMAGE_TEST_DISALLOW_SKIP is set.
+//   - TestVM boots Debian's cloud kernel with a busybox initramfs holding
+//     olimage, and there mounts the example ol-web image as /1 with the
+//     line `olimage fstab` prints, activates it, checks the links, and
+//     deactivates it.
+//   - TestSystemdVM boots a Debian systemd machine (its root built with
+//     mmdebstrap and cached) and runs README's "On a VM" through five cold
+//     boots: provisioning, serving from /1, a reboot, the next release, a
+//     rollback with a switch and a deactivate.
+//
+// Run them with OLIMAGE_E2E=1 go test ./e2e (make e2e). They need
+// qemu-system-x86_64, a /boot/vmlinuz-*-cloud-amd64 kernel with its
+// modules, a static busybox, and for the systemd VM mmdebstrap,
+// debian-archive-keyring, qemu-img and root; they skip without them, or
+// fail when OLIMAGE_TEST_DISALLOW_SKIP is set. $OLIMAGE_E2E_CACHE holds the
+// built root (default ~/.cache/olimage-e2e), $OLIMAGE_E2E_MIRROR is the
+// Debian mirror mmdebstrap uses, $OLIMAGE_E2E_ACCEL=kvm|tcg skips probing
+// KVM, and $OLIMAGE_E2E_LOGS names a directory to keep each boot's console.
 package e2e
 
 import (
