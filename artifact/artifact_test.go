@@ -18,13 +18,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/internetarchive/olimage/builder"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/registrytest"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
@@ -58,6 +58,12 @@ func buildImage(t *testing.T, version string, o builder.Options) string {
 		t.Fatal(err)
 	}
 	o.Output, o.Version = t.TempDir(), "test"
+	switch o.Compress {
+	case builder.GPT: // formats a file name gives
+		o.Output, o.Compress = filepath.Join(o.Output, "web.gpt.img"), ""
+	case builder.Qcow2:
+		o.Output, o.Compress = filepath.Join(o.Output, "web.qcow2"), ""
+	}
 	res, err := builder.Build(context.Background(), f, r, o)
 	if err != nil {
 		t.Fatal(err)
@@ -79,26 +85,17 @@ func fileSHA256(t *testing.T, p string, size int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// rawSHA256 is the sha256 of the raw image a build wrote, compressed or
-// not.
-func rawSHA256(t *testing.T, img string) string {
+// volumeSHA256 is the sha256 of the volume in an image file of any
+// format, read through package image.
+func volumeSHA256(t *testing.T, p string) string {
 	t.Helper()
-	f, err := os.Open(img)
+	vol, err := image.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var r io.Reader = f
-	if strings.HasSuffix(img, ".zst") {
-		zr, err := zstd.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer zr.Close()
-		r = zr
-	}
+	defer vol.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
+	if _, err := io.Copy(h, io.NewSectionReader(vol, 0, vol.Size)); err != nil {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -156,11 +153,13 @@ func TestPushPullRoundTrip(t *testing.T) {
 		{"raw-sha256", builder.Options{Compress: builder.Raw, SHA256: true}},
 		{"zstd", builder.Options{Compress: builder.Zstd}},
 		{"raw-verity-tree", builder.Options{Compress: builder.Raw, Verity: true}},
+		{"gpt", builder.Options{Compress: builder.GPT, SHA256: true}},
+		{"qcow2", builder.Options{Compress: builder.Qcow2, Verity: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := buildImage(t, "2024.01", tc.opts)
 			side := readSidecar(t, img)
-			want := rawSHA256(t, img)
+			want := volumeSHA256(t, img)
 			ref := reg.Host + "/ol/web-" + tc.name + ":2024.01"
 			res, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk, Tags: []string{"latest"}})
 			if err != nil {
@@ -268,7 +267,7 @@ func TestAuth(t *testing.T) {
 	if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), rawSHA256(t, img); got != want {
+	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
 		t.Fatalf("sha256 %s, want %s", got, want)
 	}
 	registrytest.Need(t, "skopeo")
@@ -317,7 +316,7 @@ func TestPullResumesAfterRegistryStops(t *testing.T) {
 	if res.Resumed < 2 {
 		t.Errorf("resumed %d layers, want the 2 or more written before the registry stopped", res.Resumed)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), rawSHA256(t, img); got != want {
+	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
 		t.Fatalf("sha256 %s, want %s", got, want)
 	}
 	fsck(t, out)
@@ -332,7 +331,7 @@ func TestPullFaults(t *testing.T) {
 	proxy := registrytest.NewProxy(t, reg)
 	ctx := context.Background()
 	img, ref := pushImage(t, proxy.Host)
-	want := rawSHA256(t, img)
+	want := volumeSHA256(t, img)
 	blob := func(r *http.Request) bool {
 		return r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/")
 	}

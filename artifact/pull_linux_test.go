@@ -54,7 +54,7 @@ func TestPullDevice(t *testing.T) {
 	if !res.Device || res.Written >= side.Image.Size/2 {
 		t.Errorf("device %v, wrote %d of %d bytes: want a device pull writing only non-zero blocks", res.Device, res.Written, side.Image.Size)
 	}
-	if got, want := fileSHA256(t, dev, side.Image.Size), rawSHA256(t, img); got != want {
+	if got, want := fileSHA256(t, dev, side.Image.Size), volumeSHA256(t, img); got != want {
 		t.Fatalf("device reads sha256 %s, want %s", got, want)
 	}
 	if _, err := os.Stat(dev + ".manifest.json"); err == nil {

@@ -76,19 +76,31 @@ func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (
 	if opts.Jobs <= 0 {
 		opts.Jobs = 2
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var raw io.Reader = f
+	var raw io.Reader
 	if side.Image.Compressed == "zstd" { // as builder.Zstd names it
+		// Decompressed as it is read, rather than first to a temporary
+		// file as image.Open would.
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
 		zr, err := zstd.NewReader(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		defer zr.Close()
 		raw = zr
+	} else {
+		// The volume: the file itself, a GPT disk's partition or a qcow2
+		// image's virtual disk. The registry carries the volume; the disk
+		// format is the builder's container for it.
+		vol, err := image.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer vol.Close()
+		raw = io.NewSectionReader(vol, 0, side.Image.Size)
 	}
 	res := &PushResult{Ref: ref, Tags: tags, Size: side.Image.Size, Image: side.Identity()}
 	layers, err := pushChunks(ctx, repo, raw, side.Image.Size, opts, res)

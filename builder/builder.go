@@ -30,6 +30,13 @@ import (
 const (
 	Raw  = "raw"
 	Zstd = "zstd"
+	// GPT is a disk image (NAME.gpt.img): a GPT with one Linux
+	// file-system partition, named for the role's label, holding the
+	// volume at 1 MiB.
+	GPT = "gpt"
+	// Qcow2 is the volume in a qcow2 image (NAME.qcow2), zero clusters
+	// unallocated.
+	Qcow2 = "qcow2"
 )
 
 // Options control one build.
@@ -267,8 +274,12 @@ func target(f *roles.Fleet, role, digest string, opts Options) (path, compress s
 	switch {
 	case strings.HasSuffix(out, ".img.zst"):
 		return out, Zstd, nil
+	case strings.HasSuffix(out, ".gpt.img"):
+		return out, GPT, nil
+	case strings.HasSuffix(out, ".qcow2"):
+		return out, Qcow2, nil
 	case strings.HasSuffix(out, ".img"):
 		return out, Raw, nil
 	}
-	return "", "", fmt.Errorf("%w: %s: not a directory, and not a file name ending in .img or .img.zst", ErrOutput, out)
+	return "", "", fmt.Errorf("%w: %s: not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", ErrOutput, out)
 }

@@ -15,12 +15,14 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/ext4"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/qcow2"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/verity"
 )
@@ -101,12 +103,22 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	}
 	defer img.abort()
 	w := &stream{w: img.f, ctx: ctx, progress: progress}
-	if compress == Zstd {
+	switch compress {
+	case Zstd:
 		err = compressTo(img.f, func(zw io.Writer) error {
 			w.w = zw
 			return writeImage(w)
 		})
-	} else {
+	case Qcow2:
+		q := qcow2.NewWriter(img.f, res.Size)
+		w.w = q
+		if err = writeImage(w); err == nil {
+			err = q.Close()
+		}
+	default: // Raw, and GPT: the volume at its partition's offset
+		if compress == GPT {
+			w.pos = gptStart
+		}
 		w.file = img.f // raw images keep unwritten space as holes
 		release := func() {}
 		if d, derr := openDirect(img.f); derr == nil {
@@ -116,7 +128,11 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		}
 		err = writeImage(w)
 		release()
-		if err == nil {
+		switch {
+		case err != nil:
+		case compress == GPT:
+			err = writeGPT(img.f, r, digest, res.Size)
+		default:
 			err = img.f.Truncate(res.Size)
 		}
 	}
@@ -148,6 +164,40 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	}
 	if fi, err := os.Stat(path); err == nil {
 		res.FileSize = fileBytes(fi)
+	}
+	return nil
+}
+
+// gptStart is where a GPT disk's one partition starts: 1 MiB, the
+// alignment partitioning tools use.
+const gptStart = 1 << 20
+
+// writeGPT writes the partition table of a GPT disk whose partition, of
+// size bytes at gptStart, is already written; 1 MiB after it holds the
+// backup table. The disk and partition GUIDs derive from the role and tree
+// digest, like the file system's UUID, so the disk is reproducible.
+func writeGPT(f *os.File, r *roles.Role, digest string, size int64) error {
+	disk := gptStart + size + gptStart
+	if err := f.Truncate(disk); err != nil {
+		return err
+	}
+	t := &gpt.Table{
+		LogicalSectorSize:  512,
+		PhysicalSectorSize: 512,
+		ProtectiveMBR:      true,
+		GUID:               formatUUID(derive("gpt disk guid", r.Name, digest)),
+		Partitions: []*gpt.Partition{{
+			Index: 1,
+			Start: gptStart / 512,
+			End:   (gptStart+uint64(size))/512 - 1,
+			Size:  uint64(size),
+			Type:  gpt.LinuxFilesystem,
+			Name:  r.Image.Label,
+			GUID:  formatUUID(derive("gpt partition guid", r.Name, digest)),
+		}},
+	}
+	if err := t.Write(f, disk); err != nil {
+		return fmt.Errorf("partition table: %w", err)
 	}
 	return nil
 }
@@ -395,6 +445,10 @@ func (s *stream) Skip(n int64) error {
 	if s.file != nil {
 		s.pos += n // writes are positioned: the hole is what is not written
 		return nil
+	}
+	if sk, ok := s.w.(interface{ Skip(int64) error }); ok {
+		s.pos += n
+		return sk.Skip(n) // a qcow2 image leaves zero clusters out
 	}
 	if s.zeros == nil {
 		s.zeros = make([]byte, 1<<20)

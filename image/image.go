@@ -1,6 +1,6 @@
 // Package image opens image files for reading as one random-access file
-// system: a raw ext4 image, the same compressed with zstd or gzip, or a
-// GPT disk holding one ext4 partition. It finds the bytes; it does not
+// system: a raw ext4 image, the same compressed with zstd or gzip, a GPT
+// disk holding one ext4 partition, or either inside a qcow2 image. It finds the bytes; it does not
 // interpret ext4 (package ext4/reader does). It also replaces an image
 // file and its sidecar as one pair, for builds and for the reads that find
 // a replacement a killed build left unfinished.
@@ -18,13 +18,16 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/qcow2"
 )
 
 // Formats of an image file.
 const (
-	Raw  = "raw"
-	Zstd = "zstd"
-	Gzip = "gzip"
+	Raw   = "raw"
+	Zstd  = "zstd"
+	Gzip  = "gzip"
+	Qcow2 = "qcow2"
 )
 
 // ErrNoFS is returned when a file holds no ext4 file system olimage can
@@ -36,7 +39,7 @@ var ErrNoFS = errors.New("no ext4 file system found")
 // offset.
 type File struct {
 	Path      string
-	Format    string // Raw, Zstd or Gzip: how the file is stored
+	Format    string // Raw, Zstd, Gzip or Qcow2: how the file is stored
 	Partition int    // GPT partition number, 0 for a bare file system
 	Size      int64  // bytes of the file system
 	r         io.ReaderAt
@@ -129,8 +132,15 @@ func Open(path string) (*File, error) {
 		img.Format = Zstd
 	case n >= 2 && head[0] == 0x1f && head[1] == 0x8b:
 		img.Format = Gzip
+	case qcow2.IsQcow2(head[:n]):
+		q, err := qcow2.NewReader(f, img.Size)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		img.Format, img.r, img.Size = Qcow2, q, q.Size
 	}
-	if img.Format != Raw {
+	if img.Format == Zstd || img.Format == Gzip {
 		if err := img.decompress(); err != nil {
 			img.Close()
 			return nil, fmt.Errorf("%s: %s: %w", path, img.Format, err)
@@ -330,8 +340,8 @@ func (f *File) Map(off, n int64) (data []byte, unmap func() error, ok bool) {
 	if f.tmp != nil {
 		file = f.tmp
 	}
-	if off < 0 || n <= 0 || off+n > f.Size || n > 1<<40 {
-		return nil, nil, false
+	if off < 0 || n <= 0 || off+n > f.Size || n > 1<<40 || f.Format == Qcow2 {
+		return nil, nil, false // a qcow2 image's clusters are not in order
 	}
 	abs := f.off + off
 	page := int64(os.Getpagesize())

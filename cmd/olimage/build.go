@@ -69,7 +69,12 @@ directory hash seed derive from the role and its content, every time stamp
 is the fleet epoch. Raw images are sparse. Output is atomic: a failed or
 interrupted build leaves nothing at the output path.
 
-With -o FILE (ending in .img or .img.zst) one role is written there; with
+With -o FILE one role is written there, in the format its name gives:
+.img raw, .img.zst zstd, .gpt.img a GPT disk whose one Linux file-system
+partition (named for the role's label, at 1 MiB) holds the volume, .qcow2
+a qcow2 image for any hypervisor (zero clusters left out). The sidecar of a
+disk or qcow2 image describes the volume inside it, so its size, sha256 and
+dm-verity root hash are those of the raw image. With
 -o - the image goes to stdout (raw, or zstd with --compress zstd) and no
 sidecar is written. One summary line per image goes to stdout as soon as
 that image is written, or with --json one document at the end that lists
@@ -77,6 +82,8 @@ the images built and the roles that failed, with their errors.`,
 		Example: `  olimage build -f examples/openlibrary ol-web -o out/
   olimage build -f examples/openlibrary --all -j 2 -o out/ --json
   olimage build -f examples/openlibrary ol-web --verity -o out/
+  olimage build -f examples/openlibrary ol-web -o out/ol-web.gpt.img
+  olimage build -f examples/openlibrary ol-web -o out/ol-web.qcow2
   olimage build -f examples/openlibrary ol-db -o - --compress zstd | ssh host 'zstd -d > /dev/vdb'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(e, opts, args)
@@ -84,7 +91,7 @@ the images built and the roles that failed, with their errors.`,
 	}
 	cmd.Flags().BoolVar(&opts.all, "all", false, "build every role that is not abstract")
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 1, "roles to build at once")
-	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst), or - for stdout")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst, .gpt.img, .qcow2), or - for stdout")
 	cmd.Flags().StringVar(&opts.compress, "compress", builder.Raw, "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
@@ -238,9 +245,9 @@ func outputIsFile(out string) (bool, error) {
 		}
 		return true, nil
 	case err == nil:
-		return false, usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img or .img.zst", out)}
+		return false, usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", out)}
 	case filepath.Ext(out) != "":
-		return false, hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img or .img.zst", out)}, "for a directory of that name, write -o " + out + "/"}
+		return false, hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img, .img.zst, .gpt.img or .qcow2", out)}, "for a directory of that name, write -o " + out + "/"}
 	}
 	return false, nil
 }
@@ -250,7 +257,7 @@ func isImageName(p string) bool {
 	if err == nil && fi.IsDir() {
 		return false
 	}
-	return len(p) > 4 && (p[len(p)-4:] == ".img" || len(p) > 8 && p[len(p)-8:] == ".img.zst")
+	return strings.HasSuffix(p, ".img") || strings.HasSuffix(p, ".img.zst") || strings.HasSuffix(p, ".qcow2")
 }
 
 // printResult prints one image's summary line, as soon as it is built.
