@@ -2,7 +2,6 @@ package activate
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,27 +17,16 @@ import (
 // openlibrary, etc/ entries to root and group www-data.
 func nameOwners(t *testing.T, dir string) {
 	t.Helper()
-	p := filepath.Join(dir, manifest.Path)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m manifest.Image
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	for i := range m.Entries {
-		e := &m.Entries[i]
-		if strings.HasPrefix(e.Path, "opt/") {
-			e.Owner, e.Group = "openlibrary", "openlibrary"
-		} else {
-			e.Owner, e.Group = "root", "www-data"
+	editManifest(t, dir, func(m *manifest.Image) {
+		for i := range m.Entries {
+			e := &m.Entries[i]
+			if strings.HasPrefix(e.Path, "opt/") {
+				e.Owner, e.Group = "openlibrary", "openlibrary"
+			} else {
+				e.Owner, e.Group = "root", "www-data"
+			}
 		}
-	}
-	b, _ = json.Marshal(m)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 // TestAccounts: the image's files use ids for names that the root's

@@ -181,6 +181,9 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 			return rep, err
 		}
 	}
+	if err := checkState(m.Activation.State); err != nil {
+		return rep, err
+	}
 	goals, err := r.goals(m, dir, img, opts.switchTo)
 	if err != nil {
 		return rep, err
@@ -191,13 +194,20 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep.Changes = append(rep.Changes, plan...)
 	if opts.DryRun {
-		return rep, nil
+		st, err := makeState(opts.Root, m.Activation.State, true)
+		rep.Changes = append(rep.Changes, st...)
+		return rep, err
 	}
 	r.j.Image = img
 	if err := r.execute(ctx, "activate", plan); err != nil {
 		return rep, err
 	}
 	if err := pruneBackups(opts.Root, r.j); err != nil {
+		return rep, err
+	}
+	st, err := makeState(opts.Root, m.Activation.State, false)
+	rep.Changes = append(rep.Changes, st...)
+	if err != nil {
 		return rep, err
 	}
 	return rep, r.systemd(ctx, plan, goals)

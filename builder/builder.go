@@ -175,6 +175,10 @@ func prepare(f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err er
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
 		TreeDigest: p.digest, Activation: manifest.ActivationFor(merged.Tree), Inputs: merged.Inputs,
 	}
+	for _, s := range r.State {
+		p.doc.Activation.State = append(p.doc.Activation.State, manifest.StatePath{
+			Path: s.Path, Owner: s.Owner, Group: s.Group, UID: s.UID, GID: s.GID, Mode: fmt.Sprintf("%04o", s.Mode)})
+	}
 	if p.mf, err = manifest.Spool(p.doc, merged.Tree); err != nil {
 		return nil, err
 	}

@@ -56,6 +56,9 @@ type Activation struct {
 	Mount string `json:"mount"`
 	// Links are made on the root file system, in this order.
 	Links []Link `json:"links"`
+	// State are the directories the role's services write to, made on
+	// the root disk if missing, in this order.
+	State []StatePath `json:"state,omitempty"`
 }
 
 // Link is one symlink activation makes.

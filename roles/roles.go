@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/internetarchive/olimage/manifest"
 )
 
 // FleetFile is the name of a fleet's top-level file.
@@ -118,6 +120,19 @@ type Role struct {
 	Image       Image
 	Rules       []Rule     // the parent's first
 	Overlays    []*Overlay // the parent's first
+	State       []State    // the parent's first
+}
+
+// State is a directory the role's services write to on the VM's root
+// disk: never in the image, created by activation when missing.
+type State struct {
+	Path  string // relative to the root: var/lib/postgresql/15/main
+	Owner string
+	Group string
+	UID   uint32
+	GID   uint32
+	Mode  uint32
+	Pos   Pos
 }
 
 // Overlay is one layer of a role.
@@ -224,6 +239,14 @@ type rawRole struct {
 	Image       rawImage     `yaml:"image"`
 	Rules       []rawRule    `yaml:"rules"`
 	Overlays    []rawOverlay `yaml:"overlays"`
+	State       []rawState   `yaml:"state"`
+}
+
+type rawState struct {
+	Path  string `yaml:"path"`
+	Owner string `yaml:"owner"`
+	Group string `yaml:"group"`
+	Mode  string `yaml:"mode"`
 }
 
 type rawOverlay struct {
@@ -429,7 +452,13 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 		r.Image.Label = name
 		r.Rules = append(r.Rules, parent.Rules...)
 		r.Overlays = append(r.Overlays, parent.Overlays...)
+		r.State = append(r.State, parent.State...)
 	}
+	state, err := f.state(rr.State, file, root, r.State)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	r.State = append(r.State, state...)
 	if err := mergeImage(&r.Image, rr.Image, file, field(root, "image")); err != nil {
 		errs = append(errs, err)
 	}
@@ -628,6 +657,58 @@ func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, er
 			errs = append(errs, errorf(pos, "rule for %q sets nothing (want owner, group, mode, setuid or capability)", rr.Path))
 		}
 		out = append(out, r)
+	}
+	return out, errors.Join(errs...)
+}
+
+// state reads a role's state: paths, after those it inherits.
+func (f *Fleet) state(raw []rawState, file string, parent *yaml.Node, inherited []State) ([]State, error) {
+	var out []State
+	var errs []error
+	seen := map[string]Pos{}
+	for _, s := range inherited {
+		seen[s.Path] = s.Pos
+	}
+	lines := itemLines(parent, "state")
+	for i, rs := range raw {
+		pos := Pos{file, lineAt(lines, i)}
+		s := State{Path: strings.TrimPrefix(rs.Path, "/"), Owner: rs.Owner, Group: rs.Group, Mode: f.Defaults.DirMode, Pos: pos}
+		if !strings.HasPrefix(rs.Path, "/") {
+			errs = append(errs, errorf(pos, "state path %q: want an absolute path such as /var/lib/postgresql/15/main", rs.Path))
+			continue
+		}
+		if err := manifest.CheckStatePath(s.Path); err != nil {
+			errs = append(errs, errorf(pos, "%v", err))
+			continue
+		}
+		if prev, dup := seen[s.Path]; dup {
+			errs = append(errs, errorf(pos, "state path /%s already declared at %s", s.Path, prev))
+			continue
+		}
+		seen[s.Path] = pos
+		if s.Owner == "" {
+			s.Owner = "root"
+		}
+		if s.Group == "" {
+			s.Group = s.Owner
+			if _, ok := f.Groups[s.Group]; !ok && rs.Group == "" {
+				s.Group = "root"
+			}
+		}
+		if err := f.checkNames(pos, s.Owner, s.Group); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.UID, s.GID = f.Owners[s.Owner], f.Groups[s.Group]
+		if rs.Mode != "" {
+			m, err := parseMode(rs.Mode)
+			if err != nil {
+				errs = append(errs, errorf(pos, "state mode: %v", err))
+				continue
+			}
+			s.Mode = m
+		}
+		out = append(out, s)
 	}
 	return out, errors.Join(errs...)
 }

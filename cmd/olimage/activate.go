@@ -161,7 +161,7 @@ func printChanges(out io.Writer, changes []activate.Change) error {
 	for _, k := range []struct{ op, what string }{
 		{activate.OpLink, "linked"}, {activate.OpKeep, "kept"}, {activate.OpMove, "moved aside"}, {activate.OpMkdir, "directories made"},
 		{activate.OpWrite, "files written"}, {activate.OpUnlink, "unlinked"}, {activate.OpRemove, "files removed"},
-		{activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"},
+		{activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"}, {activate.OpState, "state directories made"},
 	} {
 		if counts[k.op] > 0 {
 			sum = append(sum, fmt.Sprintf("%d %s", counts[k.op], k.what))

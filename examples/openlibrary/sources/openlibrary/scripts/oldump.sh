@@ -4,7 +4,7 @@
 set -euo pipefail
 
 date=${1:?usage: oldump.sh YYYY-MM-DD [--archive]}
-dir=/opt/openlibrary/dumps/ol_dump_$date
+dir=/var/lib/openlibrary/dumps/ol_dump_$date
 mkdir -p "$dir"
 psql -h ol-db1 -U openlibrary -d openlibrary \
 	-c "\\copy (select * from data) to stdout" | gzip -c >"$dir/data_$date.txt.gz"
