@@ -210,6 +210,7 @@ func TestMount(t *testing.T) {
 			continue // covered by TestImages; slow to walk
 		}
 		t.Run(tc.name, func(t *testing.T) {
+			skipLong(t, tc.long)
 			o := testOptions()
 			o.Headroom, o.InodeHeadroom = 16<<20, 1000 // room for changeMounted
 			if tc.opts != nil {

@@ -12,6 +12,9 @@ type imageCase struct {
 	name    string
 	entries func(t testing.TB) []*tree.Entry
 	opts    func(o *Options)
+	// long cases write hundreds of MiB or tens of thousands of inodes;
+	// -short (make test) leaves them to make test-long.
+	long bool
 }
 
 func manyFiles(dirPath string, n int, nameLen int) func(t testing.TB) []*tree.Entry {
@@ -102,8 +105,8 @@ var imageCases = []imageCase{
 		}
 		return es
 	}},
-	{name: "htree 5000", entries: manyFiles("many", 5000, 0)},
-	{name: "htree two levels", entries: manyFiles("long", 8000, 250), opts: func(o *Options) { o.Journal = false }},
+	{name: "htree 5000", entries: manyFiles("many", 5000, 0), long: true},
+	{name: "htree two levels", entries: manyFiles("long", 8000, 250), opts: func(o *Options) { o.Journal = false }, long: true},
 	{name: "sparse", entries: func(t testing.TB) []*tree.Entry {
 		return []*tree.Entry{
 			file(t, "holes", 0o644, &genContent{size: 10<<20 + 123, zeros: [][2]int64{{0, 1 << 20}, {3 << 20, 5<<20 + 17}, {9 << 20, 11 << 20}}}),
@@ -129,14 +132,18 @@ var imageCases = []imageCase{
 	}, opts: func(o *Options) { o.Size = (32768 + 2000) * BlockSize }},
 	{name: "htree utf-8", entries: func(t testing.TB) []*tree.Entry {
 		es := []*tree.Entry{dir("ünïcødé", 0o755)}
-		for i := range 3000 {
+		n := 3000
+		if testing.Short() {
+			n = 800 // still a directory of several blocks, so an htree
+		}
+		for i := range n {
 			es = append(es, symlink(fmt.Sprintf("ünïcødé/файл-%d-\xff\x80", i), "t"))
 		}
 		return es
 	}},
 	{name: "journal across groups", entries: func(t testing.TB) []*tree.Entry {
 		return []*tree.Entry{file(t, "f", 0o644, memContent("x"))}
-	}, opts: func(o *Options) { o.Size = 17 << 30 }},
+	}, opts: func(o *Options) { o.Size = 17 << 30 }, long: true},
 	{name: "inodes in three groups", entries: func(t testing.TB) []*tree.Entry {
 		var es []*tree.Entry
 		for i := range 3000 {
@@ -144,14 +151,22 @@ var imageCases = []imageCase{
 			es = append(es, dir(d, 0o755), dir(d+"/sub", 0o700), file(t, d+"/sub/f", 0o644, memContent(d)), symlink(d+"/l", "sub/f"))
 		}
 		return es
-	}, opts: func(o *Options) { o.Size = 300 << 20 }},
+	}, opts: func(o *Options) { o.Size = 300 << 20 }, long: true},
 	{name: "300 MiB", entries: func(t testing.TB) []*tree.Entry {
 		return []*tree.Entry{
 			dir("big", 0o755),
 			file(t, "big/file", 0o644, &genContent{size: 200 << 20, seed: 3}),
 			file(t, "big/after", 0o644, memContent("after")),
 		}
-	}, opts: func(o *Options) { o.Size = 300 << 20 }},
+	}, opts: func(o *Options) { o.Size = 300 << 20 }, long: true},
+}
+
+// skipLong skips a long case under -short.
+func skipLong(t *testing.T, long bool) {
+	t.Helper()
+	if long && testing.Short() {
+		t.Skip("long case; run without -short (make test-long)")
+	}
 }
 
 // everyOther makes zero ranges of size step every other step up to n.
@@ -166,6 +181,7 @@ func everyOther(n, step int64) [][2]int64 {
 func TestImages(t *testing.T) {
 	for _, tc := range imageCases {
 		t.Run(tc.name, func(t *testing.T) {
+			skipLong(t, tc.long)
 			t.Parallel()
 			o := testOptions()
 			if tc.opts != nil {

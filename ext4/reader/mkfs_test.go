@@ -125,6 +125,13 @@ func aclXattr(entries [][3]uint32) []byte {
 	return b
 }
 
+// mkfsShort are the cases -short (make test) runs: one of each block size,
+// inline data, block maps, meta_bg and htree.
+var mkfsShort = map[string]bool{
+	"default 4k": true, "1k blocks": true, "inline data": true, "no extents": true,
+	"meta_bg": true, "htree 4k": true, "64k blocks": true,
+}
+
 var mkfsCases = []struct {
 	name  string
 	opts  []string
@@ -157,6 +164,9 @@ func TestMkfsImages(t *testing.T) {
 	}
 	for _, tc := range mkfsCases {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && !mkfsShort[tc.name] {
+				t.Skip("long case; run without -short (make test-long)")
+			}
 			t.Parallel()
 			size := 64 << 10
 			if strings.Contains(strings.Join(tc.opts, " "), "65536") {
