@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -17,20 +16,6 @@ import (
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 )
-
-// version is set at link time (-ldflags "-X main.version=v1.2.3"); it is
-// recorded in every manifest, so it must not vary from build to build.
-var version = ""
-
-func olimageVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 type buildOptions struct {
 	all      bool

@@ -211,3 +211,23 @@ func TestBuildToDevNull(t *testing.T) {
 		t.Errorf("stderr %q: want the summary line", stderr.String())
 	}
 }
+
+// TestBuildRecordsVersion checks that an image's manifest records the
+// version olimage was built as (make build sets it with -ldflags).
+func TestBuildRecordsVersion(t *testing.T) {
+	old := version
+	version = "v9.8.7-test"
+	t.Cleanup(func() { version = old })
+	img := filepath.Join(t.TempDir(), "r.img")
+	fleet := tinyFleet(t, t.TempDir(), "x\n")
+	if o, e, code := olimage(t, "-f", fleet, "build", "r", "-o", img); code != 0 {
+		t.Fatalf("build: exit %d\n%s%s", code, o, e)
+	}
+	out, e, code := olimage(t, "cat", img, ".olimage/manifest.json")
+	if code != 0 || !strings.Contains(out, `"olimage": "v9.8.7-test"`) {
+		t.Errorf("manifest: exit %d, want olimage v9.8.7-test in:\n%.300s%s", code, out, e)
+	}
+	if o, _, _ := olimage(t, "--version"); !strings.HasPrefix(o, "olimage v9.8.7-test\n") {
+		t.Errorf("--version: got %q", o)
+	}
+}

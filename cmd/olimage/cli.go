@@ -188,7 +188,19 @@ the role's data volume, and shows, builds, reads and compares it.
 		newPushCmd(e), newPullCmd(e),
 		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
 	root.AddCommand(newSwitchCmd(e))
-	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newVersionCmd(e))
+	root.AddCommand(newManCmd(e, root))
+	setCompletions(e, root)
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = `  olimage completion bash > /etc/bash_completion.d/olimage
+  olimage completion zsh > "${fpath[1]}/_olimage"
+  olimage completion fish > ~/.config/fish/completions/olimage.fish`
+		}
+	}
+	root.Version = olimageVersion()
+	root.SetVersionTemplate("{{.Name}} " + versionText()[len("olimage "):])
 	root.Example = `  olimage -f examples/openlibrary validate
   olimage -f examples/openlibrary plan ol-web
   olimage -f examples/openlibrary build --all -o out/`
