@@ -84,7 +84,7 @@ while read kind name id rest; do
 	u) gid=${id#*:}; echo "$name:x:${id%%:*}:$gid::/:/bin/false" >> /etc/passwd ;;
 	esac
 done < /tmp/sysusers
-grep -q '^openlibrary:x:999:999:' /etc/passwd || fail "olimage sysusers /dev/vda printed no openlibrary account"
+grep -q '^openlibrary:x:2000:2000:' /etc/passwd || fail "olimage sysusers /dev/vda printed no openlibrary account"
 
 step "olimage activate --dry-run"
 olimage activate --dry-run || fail "olimage activate --dry-run"

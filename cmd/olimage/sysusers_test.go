@@ -12,7 +12,7 @@ import (
 // image built from it, the same but for the title; systemd-sysusers, where
 // installed, creates them with the fleet's ids.
 func TestSysusers(t *testing.T) {
-	const accounts = "g openlibrary 999\ng postgres 105\nu openlibrary 999:999 - - -\nu postgres 105:105 - - -\n"
+	const accounts = "g openlibrary 2000\ng postgres 105\nu openlibrary 2000:2000 - - -\nu postgres 105:105 - - -\n"
 	out, errOut, code := olimage(t, "-f", exampleFleet, "sysusers", "ol-db")
 	if code != exitOK || !strings.HasPrefix(out, "# Accounts the files of role ol-db (fleet openlibrary 2024.01) use, with the fleet's ids.\n") || !strings.HasSuffix(out, "\n"+accounts) {
 		t.Fatalf("sysusers ol-db: exit %d\n%s%s", code, out, errOut)
@@ -53,12 +53,12 @@ func TestSysusers(t *testing.T) {
 	}
 	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
 	group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
-	for _, want := range []string{"openlibrary:x:999:999:", "postgres:x:105:105:"} {
+	for _, want := range []string{"openlibrary:x:2000:2000:", "postgres:x:105:105:"} {
 		if !strings.Contains(string(passwd), "\n"+want) && !strings.HasPrefix(string(passwd), want) {
 			t.Errorf("etc/passwd lacks %q:\n%s", want, passwd)
 		}
 	}
-	for _, want := range []string{"openlibrary:x:999:", "postgres:x:105:"} {
+	for _, want := range []string{"openlibrary:x:2000:", "postgres:x:105:"} {
 		if !strings.Contains(string(group), want) {
 			t.Errorf("etc/group lacks %q:\n%s", want, group)
 		}
