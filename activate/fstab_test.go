@@ -112,3 +112,43 @@ func TestInstallActivateUnit(t *testing.T) {
 		t.Error("relative binary: want an error")
 	}
 }
+
+// FuzzEditFstab checks, for any fstab, that the result has the line as
+// its one entry for /1 and every other line as it was, in order.
+func FuzzEditFstab(f *testing.F) {
+	for _, s := range []string{"", "UUID=a / ext4 defaults 0 1\n", "UUID=1 /1 ext4 defaults 0 2\nx /1/ y\n", "#c /1\n\n  \t\n", "a /srv/my\\040x b", "L /\\061 ext4"} {
+		f.Add(s)
+	}
+	const line = "LABEL=ol-web /1 ext4 ro,nodev 0 2"
+	f.Fuzz(func(t *testing.T, in string) {
+		out, did := editFstab(in, "/1", line)
+		var kept, ours []string
+		for _, l := range strings.SplitAfter(out, "\n") {
+			if fstabMount(l) == "/1" {
+				ours = append(ours, l)
+			} else if l != "" {
+				kept = append(kept, l)
+			}
+		}
+		if len(ours) != 1 || ours[0] != line+"\n" {
+			t.Fatalf("entries for /1: %q", ours)
+		}
+		var want []string
+		for _, l := range strings.SplitAfter(in, "\n") {
+			if fstabMount(l) != "/1" && l != "" {
+				want = append(want, l)
+			}
+		}
+		// A last line without a newline gets one only when the entry
+		// goes after it.
+		if n := len(want); n > 0 && !strings.HasSuffix(want[n-1], "\n") && did == FstabAdded {
+			want[n-1] += "\n"
+		}
+		if !slices.Equal(kept, want) {
+			t.Fatalf("other lines: got %q, want %q", kept, want)
+		}
+		if again, did2 := editFstab(out, "/1", line); again != out || did2 != FstabUnchanged {
+			t.Fatalf("second edit (%s) changed %q to %q", did2, out, again)
+		}
+	})
+}
