@@ -92,7 +92,7 @@ var ErrOutput = errors.New("output")
 // Build builds role r of fleet f.
 func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
 	start := time.Now()
-	p, err := prepare(f, r, opts.Version)
+	p, err := prepare(ctx, f, r, opts.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +128,8 @@ type Checked struct {
 // Check does everything Build does short of writing: merge the overlays,
 // write the manifest and lay out the file system, so that it refuses what
 // Build would (a size too small for the content, or not whole blocks).
-func Check(f *roles.Fleet, r *roles.Role) (*Checked, error) {
-	p, err := prepare(f, r, "")
+func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error) {
+	p, err := prepare(ctx, f, r, "")
 	if err != nil {
 		return nil, err
 	}
@@ -154,8 +154,8 @@ func (p *prepared) close() {
 	p.merged.Close()
 }
 
-func prepare(f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err error) {
-	merged, err := overlays.Merge(f, r)
+func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err error) {
+	merged, err := overlays.Merge(ctx, f, r)
 	if err != nil {
 		return nil, err
 	}
@@ -179,10 +179,18 @@ func prepare(f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err er
 		p.doc.Activation.State = append(p.doc.Activation.State, manifest.StatePath{
 			Path: s.Path, Owner: s.Owner, Group: s.Group, UID: s.UID, GID: s.GID, Mode: fmt.Sprintf("%04o", s.Mode)})
 	}
+	// Each step takes a second or more on a large tree: look at ctx
+	// between them.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if p.mf, err = manifest.Spool(p.doc, merged.Tree); err != nil {
 		return nil, err
 	}
 	if p.tree, err = withManifest(merged.Tree, p.mf, f, merged.Epoch); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 

@@ -27,7 +27,7 @@ func TestDiskfsReadsImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, err := overlays.Merge(f, r)
+	merged, err := overlays.Merge(context.Background(), f, r)
 	if err != nil {
 		t.Fatal(err)
 	}

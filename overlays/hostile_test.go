@@ -1,14 +1,19 @@
 package overlays
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/roles"
 )
 
 // noHang runs fn and fails the test if it has not returned after a long
@@ -181,4 +186,65 @@ func skip(t *testing.T, why string) {
 		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
 	}
 	t.Skip(why)
+}
+
+// countdown is a context that is done after its Err has said nil n times.
+type countdown struct {
+	context.Context
+	left atomic.Int64
+}
+
+func (c *countdown) Err() error {
+	if c.left.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Merge looks at its context all along the way, reading directories and
+// archives, hashing and merging, and stops with its error wherever it is
+// done.
+func TestMergeCancelled(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]any{
+		"olimage.yaml": testFleetYAML,
+		"roles/r.yaml": `overlays:
+  - {name: d, dir: d}
+  - {name: t, tar: t.tar, remove: ["opt/d/*/x1*"]}
+`,
+	}
+	var members []tarMember
+	for i := range 1000 {
+		files[fmt.Sprintf("d/opt/d/%d/x%d", i%50, i)] = "x"
+		members = append(members, tarMember{name: fmt.Sprintf("opt/t/%d/y%d", i%50, i), body: "y"})
+	}
+	files["t.tar"] = mkTar(members...)
+	writeFiles(t, dir, files)
+	f, err := roles.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := f.Role("r")
+	count := &countdown{Context: context.Background()}
+	count.left.Store(1 << 62)
+	res, err := Merge(count, f, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Close()
+	calls := 1<<62 - count.left.Load()
+	if calls < 2000/checkEvery {
+		t.Fatalf("a merge of 2000 entries looked at its context %d times", calls)
+	}
+	for _, k := range []int64{0, 1, calls / 4, calls / 2, calls * 3 / 4, calls - 2} {
+		c := &countdown{Context: context.Background()}
+		c.left.Store(k)
+		res, err := Merge(c, f, r)
+		if err == nil {
+			res.Close()
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("done after %d of %d looks: got %v, want context.Canceled", k, calls, err)
+		}
+	}
 }

@@ -7,6 +7,7 @@ package overlays
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -170,6 +171,7 @@ type spool struct {
 	f    *os.File
 	size int64 // where the last member ends
 	end  int64 // the file's size
+	buf  []byte
 }
 
 func newSpool() (*spool, error) {
@@ -194,7 +196,10 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 	defer s.mu.Unlock()
 	off = (s.size + spoolBlock - 1) &^ (spoolBlock - 1)
 	sum := newSums(size)
-	buf := make([]byte, 32*spoolBlock)
+	if s.buf == nil {
+		s.buf = make([]byte, 32*spoolBlock)
+	}
+	buf := s.buf
 	var n int64
 	for {
 		k, rerr := io.ReadFull(r, buf)
@@ -253,14 +258,15 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 // source of a few large files ends with one CPU hashing the last file
 // alone, while more workers share the CPUs so the files finish together.
 type hasher struct {
+	ctx  context.Context
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	errs []error
 	jobs chan *tree.Entry
 }
 
-func newHasher(workers int) *hasher {
-	h := &hasher{jobs: make(chan *tree.Entry, 256)}
+func newHasher(ctx context.Context, workers int) *hasher {
+	h := &hasher{ctx: ctx, jobs: make(chan *tree.Entry, 256)}
 	for range workers {
 		h.wg.Add(1)
 		go h.work()
@@ -272,8 +278,11 @@ func (h *hasher) work() {
 	defer h.wg.Done()
 	buf := make([]byte, 128<<10)
 	for e := range h.jobs {
+		if h.ctx.Err() != nil {
+			continue // the walk stops too, and says why
+		}
 		fc := e.Content.(fileContent)
-		sm, err := hashFile(fc, buf)
+		sm, err := hashFile(h.ctx, fc, buf)
 		if err == nil && sm.size != e.Size {
 			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", fc, e.Size, sm.size)
 		}

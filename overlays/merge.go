@@ -1,6 +1,7 @@
 package overlays
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,11 @@ import (
 // ErrConflict marks a path that two overlays supply in a way the conflict
 // policy or the type rules forbid.
 var ErrConflict = errors.New("conflict")
+
+// checkEvery is how many entries a loop handles between looks at its
+// context: often enough to stop within a fraction of a second, seldom
+// enough to cost nothing.
+const checkEvery = 1024
 
 // ErrReserved marks an entry at a path the volume keeps for itself.
 var ErrReserved = errors.New("reserved path")
@@ -56,6 +62,7 @@ type node struct {
 }
 
 type merger struct {
+	ctx     context.Context
 	fleet   *roles.Fleet
 	role    *roles.Role
 	root    *node
@@ -76,12 +83,18 @@ func within(where string, err error) error {
 	return fmt.Errorf("%s: %w", where, err)
 }
 
-// Merge reads every overlay of role and merges them in order.
-func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
-	rd := &reader{fleet: f}
-	m := &merger{fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
+// Merge reads every overlay of role and merges them in order. It stops
+// with ctx's error once ctx is done: every loop over sources, entries or
+// bytes checks it.
+func Merge(ctx context.Context, f *roles.Fleet, role *roles.Role) (*Result, error) {
+	rd := &reader{fleet: f, ctx: ctx}
+	m := &merger{ctx: ctx, fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
 	res := &Result{Role: role, Epoch: f.Epoch, Removed: m.removed, r: rd}
 	for _, o := range role.Overlays {
+		if err := ctx.Err(); err != nil {
+			rd.close()
+			return nil, err
+		}
 		l, err := rd.read(o)
 		if err != nil {
 			rd.close()
@@ -99,9 +112,17 @@ func Merge(f *roles.Fleet, role *roles.Role) (*Result, error) {
 	}
 	var entries []*tree.Entry
 	m.flatten(m.root, &entries)
+	if err := ctx.Err(); err != nil {
+		rd.close()
+		return nil, err
+	}
 	if err := m.applyRules(entries); err != nil {
 		rd.close()
 		return nil, within(fmt.Sprintf("%s: role %s", role.File, role.Name), err)
+	}
+	if err := ctx.Err(); err != nil {
+		rd.close()
+		return nil, err
 	}
 	t, err := tree.New(entries)
 	if err != nil {
@@ -176,7 +197,12 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 	}
 	var errs []error
 	refused := map[string]bool{}
-	for _, e := range l.sorted() {
+	for i, e := range l.sorted() {
+		if i%checkEvery == 0 {
+			if err := m.ctx.Err(); err != nil {
+				return err
+			}
+		}
 		// A build adds these to every volume itself, and reading an image
 		// back leaves them out, so what an overlay put there would make
 		// the image disagree with its own manifest.
@@ -316,7 +342,11 @@ func entryDiff(a, b *tree.Entry) string {
 }
 
 // walk visits entries in tree order; fn returns false to skip a subtree.
+// Once m.ctx is done it stops short, and Merge returns the context's error.
 func (m *merger) walk(n *node, fn func(*tree.Entry) bool) {
+	if m.ctx.Err() != nil {
+		return
+	}
 	for _, name := range sortedKids(n) {
 		k := n.kids[name]
 		if fn(k.e) && k.kids != nil {
@@ -350,7 +380,12 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 	}
 	common := append(append([]roles.Rule(nil), m.fleet.Rules...), m.role.Rules...)
 	var errs []error
-	for _, e := range entries {
+	for i, e := range entries {
+		if i%checkEvery == 0 {
+			if err := m.ctx.Err(); err != nil {
+				return err
+			}
+		}
 		// Owner and mode written on an inline entry are the most specific
 		// word on it: rules do not override them.
 		ownerSet, modeSet := e.OwnerRule != "", e.ModeRule != ""

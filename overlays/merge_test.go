@@ -3,6 +3,7 @@ package overlays
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -73,7 +74,7 @@ func mergeRole(t *testing.T, dir string) (*Result, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Merge(f, r)
+	res, err := Merge(context.Background(), f, r)
 	if err == nil {
 		t.Cleanup(func() { res.Close() })
 	}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ var ErrOutside = errors.New("source outside the fleet directory")
 
 // reader turns overlay sources into layers.
 type reader struct {
+	ctx       context.Context
 	fleet     *roles.Fleet
 	spool     *spool     // created on first tar member
 	roots     []*dirRoot // of directory sources, open until close
@@ -164,10 +166,13 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 		return nil, &os.PathError{Op: "stat", Path: root, Err: err}
 	}
 	l := newLayer()
-	h := newHasher(4 * runtime.GOMAXPROCS(0))
+	h := newHasher(r.ctx, 4*runtime.GOMAXPROCS(0))
 	d := r.fleet.Defaults
 	err = filepath.WalkDir(root, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := r.ctx.Err(); err != nil {
 			return err
 		}
 		if p == root {
@@ -327,6 +332,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 // so far (packed). The error is sticky: archive/tar drops an error that
 // comes with a full read, so the next read says it again.
 type bombGuard struct {
+	ctx      context.Context // checked on every read: a member can be gigabytes
 	r        io.Reader
 	packed   *countReader
 	n        int64
@@ -339,6 +345,9 @@ type bombGuard struct {
 func (g *bombGuard) Read(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
+	}
+	if err := g.ctx.Err(); err != nil {
+		return 0, err
 	}
 	n, err := g.r.Read(p)
 	g.n += int64(n)
@@ -406,7 +415,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 	if lim.MaxRatio <= 0 {
 		lim.MaxRatio = roles.DefaultMaxRatio
 	}
-	guard := &bombGuard{r: zr, packed: packed, maxBytes: lim.MaxUnpacked, maxRatio: lim.MaxRatio, minRatio: minRatioCheck}
+	guard := &bombGuard{ctx: r.ctx, r: zr, packed: packed, maxBytes: lim.MaxUnpacked, maxRatio: lim.MaxRatio, minRatio: minRatioCheck}
 	if r.spool == nil {
 		if r.spool, err = newSpool(); err != nil {
 			return nil, err
@@ -420,6 +429,9 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 	tr := tar.NewReader(tail)
 	var end int64 // where the last member's data ends, padded to a block
 	for i := 0; ; i++ {
+		if err := r.ctx.Err(); err != nil {
+			return nil, err
+		}
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if tail.n < end+512 || tail.zeros < 512 {

@@ -2,6 +2,7 @@ package overlays
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -33,13 +34,26 @@ func (c contentSums) set(e *tree.Entry) {
 // listed, once. It reads at most one byte more, so that a file that has
 // grown since is caught by the caller's size check without hashing all it
 // has become.
-func hashFile(fc fileContent, buf []byte) (contentSums, error) {
+func hashFile(ctx context.Context, fc fileContent, buf []byte) (contentSums, error) {
 	f, err := fc.open()
 	if err != nil {
 		return contentSums{}, err
 	}
 	defer f.Close()
-	return hashReader(io.LimitReader(f, fc.size+1), fc.size, buf)
+	return hashReader(ctxReader{ctx, io.LimitReader(f, fc.size+1)}, fc.size, buf)
+}
+
+// ctxReader reads r until ctx is done: a file can take minutes to read.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // hashReader reads r, of size bytes, once; buf may be nil.

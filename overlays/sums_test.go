@@ -2,6 +2,7 @@ package overlays
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash/crc32"
@@ -107,7 +108,7 @@ func TestHashChangedSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, listed := range []int64{5, 20} {
-		h := newHasher(2)
+		h := newHasher(context.Background(), 2)
 		fc := listedFile(t, p)
 		fc.size = listed
 		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fc})

@@ -3,6 +3,7 @@ package overlays
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 
 func testReader(t *testing.T) *reader {
 	t.Helper()
-	r := &reader{fleet: &roles.Fleet{
+	r := &reader{ctx: context.Background(), fleet: &roles.Fleet{
 		Epoch:    1000,
 		Owners:   map[string]uint32{"root": 0},
 		Groups:   map[string]uint32{"root": 0},

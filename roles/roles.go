@@ -5,6 +5,7 @@
 package roles
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -280,7 +281,10 @@ type rawOverlay struct {
 
 // Load reads the fleet in dir. The error joins every problem found, so a
 // user sees them all at once; roles that loaded are returned even then.
-func Load(dir string) (*Fleet, error) {
+func Load(dir string) (*Fleet, error) { return LoadContext(context.Background(), dir) }
+
+// LoadContext is Load, stopping with ctx's error once ctx is done.
+func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 	file := filepath.Join(dir, FleetFile)
 	var raw rawFleet
 	root, err := decodeFile(file, &raw)
@@ -383,6 +387,9 @@ func Load(dir string) (*Fleet, error) {
 	raws := map[string]*rawRole{}
 	rawRoots := map[string]*yaml.Node{}
 	for _, rf := range files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		name := strings.TrimSuffix(filepath.Base(rf), ".yaml")
 		var rr rawRole
 		n, err := decodeFile(rf, &rr)
@@ -398,6 +405,9 @@ func Load(dir string) (*Fleet, error) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		if _, err := f.resolve(name, raws, rawRoots, nil); err != nil {
 			errs = append(errs, err)
 		}

@@ -143,7 +143,7 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 	role := opts.Role
 	if role == nil {
 		role = func(name string) (*roles.Fleet, *roles.Role, error) {
-			f, err := roles.Load(opts.Fleet)
+			f, err := roles.LoadContext(ctx, opts.Fleet)
 			if f == nil {
 				return nil, nil, NoFleetError(name, err)
 			}
@@ -161,7 +161,7 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := overlays.Merge(f, r)
+	res, err := overlays.Merge(ctx, f, r)
 	if err != nil {
 		return nil, err
 	}

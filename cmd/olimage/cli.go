@@ -52,7 +52,7 @@ type env struct {
 
 // loadFleet loads the fleet named by --fleet.
 func (e *env) loadFleet() (*roles.Fleet, error) {
-	f, err := roles.Load(e.fleet)
+	f, err := roles.LoadContext(e.ctx, e.fleet)
 	if f == nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func (e *env) merge(name string) (*roles.Fleet, *roles.Role, *overlays.Result, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res, err := overlays.Merge(f, r)
+	res, err := overlays.Merge(e.ctx, f, r)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -37,7 +37,7 @@ func runValidate(e *env, out io.Writer) error {
 		if e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
-		c, cerr := builder.Check(f, f.Roles[name])
+		c, cerr := builder.Check(e.ctx, f, f.Roles[name])
 		if cerr != nil {
 			errs = append(errs, cerr)
 			continue
