@@ -52,7 +52,7 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 		if bufs[w][0] == nil {
 			bufs[w] = [2][]byte{make([]byte, 256<<10), make([]byte, 256<<10)}
 		}
-		equal[k], errs[k] = sameBytes(pairs[k].a, pairs[k].b, bufs[w][0], bufs[w][1])
+		equal[k], errs[k] = sameBytes(ctx, pairs[k].a, pairs[k].b, bufs[w][0], bufs[w][1])
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 }
 
 // sameBytes reports whether a's and b's contents, of equal size, are equal.
-func sameBytes(a, b *tree.Entry, ba, bb []byte) (bool, error) {
+func sameBytes(ctx context.Context, a, b *tree.Entry, ba, bb []byte) (bool, error) {
 	ra, err := a.Content.Open()
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", a.Path, err)
@@ -80,6 +80,9 @@ func sameBytes(a, b *tree.Entry, ba, bb []byte) (bool, error) {
 	}
 	defer rb.Close()
 	for left := a.Size; left > 0; {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		k := int(min(left, int64(len(ba))))
 		if _, err := io.ReadFull(ra, ba[:k]); err != nil {
 			return false, fmt.Errorf("%s: %w", a.Path, err)

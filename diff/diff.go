@@ -143,7 +143,7 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 		if !opts.keep(c.Path) && (c.From == "" || !opts.keep(c.From)) {
 			continue
 		}
-		kinds, err := compare(ea, eb, opts, same)
+		kinds, err := compare(ctx, ea, eb, opts, same)
 		if err != nil {
 			return nil, err
 		}
@@ -273,7 +273,7 @@ func pathOf(a, b *tree.Entry) string {
 	return b.Path
 }
 
-func compare(a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind, error) {
+func compare(ctx context.Context, a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind, error) {
 	switch {
 	case a == nil:
 		return []Kind{Added}, nil
@@ -289,7 +289,7 @@ func compare(a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind,
 			eq, compared := same[a]
 			if !compared {
 				var err error
-				if eq, err = sameContent(a, b); err != nil {
+				if eq, err = sameContent(ctx, a, b); err != nil {
 					return nil, err
 				}
 			}
@@ -317,15 +317,15 @@ func compare(a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind,
 	return k, nil
 }
 
-func sameContent(a, b *tree.Entry) (bool, error) {
+func sameContent(ctx context.Context, a, b *tree.Entry) (bool, error) {
 	if a.Size != b.Size {
 		return false, nil
 	}
-	da, err := digest(a)
+	da, err := digest(ctx, a)
 	if err != nil {
 		return false, err
 	}
-	db, err := digest(b)
+	db, err := digest(ctx, b)
 	if err != nil {
 		return false, err
 	}
@@ -333,7 +333,7 @@ func sameContent(a, b *tree.Entry) (bool, error) {
 }
 
 // digest returns e's content digest, computing it when the tree lacks one.
-func digest(e *tree.Entry) (string, error) {
+func digest(ctx context.Context, e *tree.Entry) (string, error) {
 	if e.Digest != "" {
 		return e.Digest, nil
 	}
@@ -345,7 +345,7 @@ func digest(e *tree.Entry) (string, error) {
 		return "", fmt.Errorf("%s: %w", e.Path, err)
 	}
 	defer rc.Close()
-	d, err := sha256Reader(rc)
+	d, err := sha256Reader(tree.ContextReader(ctx, rc))
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", e.Path, err)
 	}

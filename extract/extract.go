@@ -93,14 +93,14 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 			}
 			// The file it links to lies outside prefix: this name
 			// becomes the file, and the next names link to it.
-			n, err := writeFile(dst, e, buf)
+			n, err := writeFile(ctx, dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
 			res.Bytes += n
 			files[e.Target] = dst
 		case tree.File:
-			n, err := writeFile(dst, e, buf)
+			n, err := writeFile(ctx, dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
@@ -166,7 +166,7 @@ func cleanUp(dir string, made bool) {
 	}
 }
 
-func writeFile(dst string, e *tree.Entry, buf []byte) (int64, error) {
+func writeFile(ctx context.Context, dst string, e *tree.Entry, buf []byte) (int64, error) {
 	if e.Content == nil {
 		return 0, fmt.Errorf("%s: no content to extract", e.Path)
 	}
@@ -180,7 +180,7 @@ func writeFile(dst string, e *tree.Entry, buf []byte) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := copySparse(f, rc, buf)
+	n, err := copySparse(f, tree.ContextReader(ctx, rc), buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -2,6 +2,7 @@ package extract
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -138,7 +139,7 @@ func TestCancelled(t *testing.T) {
 	first := file("opt/a", "a")
 	first.Content = cancelOnOpen{text("a"), cancel}
 	tr := mkTree(t, dir("opt"), first, file("opt/b", "b"))
-	if _, err := Tree(ctx, tr, "", out); err != context.Canceled {
+	if _, err := Tree(ctx, tr, "", out); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got error %v, want %v", err, context.Canceled)
 	}
 	des, err := os.ReadDir(out)

@@ -81,6 +81,6 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 		return fmt.Errorf("%s: %w", img, err)
 	}
 	defer rc.Close()
-	_, err = io.Copy(out, rc)
+	_, err = io.CopyBuffer(out, tree.ContextReader(e.ctx, rc), make([]byte, 1<<20))
 	return err
 }

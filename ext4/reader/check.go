@@ -245,7 +245,9 @@ func (fs *FS) Check(ctx context.Context) []Finding {
 		c.addErr(err, "")
 		return c.findings
 	}
-	fs.checkBitmaps(c)
+	if err := fs.checkBitmaps(ctx, c); err != nil {
+		c.addErr(err, "")
+	}
 	return c.findings
 }
 
@@ -482,12 +484,16 @@ func (fs *FS) checkLinks(c *checker) {
 }
 
 // checkBitmaps compares every group's bitmaps with what is in use, and
-// the free counts with the bitmaps.
-func (fs *FS) checkBitmaps(c *checker) {
+// the free counts with the bitmaps. A device can have tens of thousands
+// of groups: ctx is checked at each.
+func (fs *FS) checkBitmaps(ctx context.Context, c *checker) error {
 	var freeBlocks, freeInodes uint64
 	uninitOK := fs.csum || fs.gdtCsum
 	buf := make([]byte, fs.bs)
 	for g := uint32(0); g < fs.ngroups; g++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		gr := &fs.groups[g]
 		freeBlocks += uint64(gr.freeBlocks)
 		freeInodes += uint64(gr.freeInodes)
@@ -601,4 +607,5 @@ func (fs *FS) checkBitmaps(c *checker) {
 	if uint64(fs.sb.FreeInodesCount) != freeInodes {
 		c.add("superblock", "", "free inodes count %d, groups have %d", fs.sb.FreeInodesCount, freeInodes)
 	}
+	return nil
 }

@@ -153,7 +153,14 @@ func (w *walker) walk() error {
 		var sub []dirItem
 		seenDot := 0
 		names := map[string]bool{}
+		seen := 0
 		err := fs.readDir(d.in, &w.budget, w.ck, func(ino uint32, nameb []byte, ftype uint8) error {
+			// A directory can hold millions of names.
+			if seen++; seen%4096 == 0 {
+				if err := w.ctx.Err(); err != nil {
+					return err
+				}
+			}
 			if string(nameb) == "." || string(nameb) == ".." {
 				seenDot++
 				if w.ck != nil {
