@@ -79,7 +79,11 @@ func (m *machine) boot(t *testing.T, name, stage string, release int, volume str
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmdline := fmt.Sprintf("root=/dev/vda rw console=ttyS0 panic=-1 olimage_e2e.stage=%s olimage_e2e.release=%d", stage, release)
+	// Under emulation on a busy host, udev can take longer than systemd's
+	// default 90 s to show /dev/disk/by-label/ol-web, and /1 is then given
+	// up: wait as long as the boot may take.
+	cmdline := fmt.Sprintf("root=/dev/vda rw console=ttyS0 panic=-1 systemd.default_timeout_start_sec=%d olimage_e2e.stage=%s olimage_e2e.release=%d",
+		int(timeout.Seconds()), stage, release)
 	cmd := exec.CommandContext(ctx, m.qemu,
 		"-accel", m.accel, "-nographic", "-m", "1024", "-no-reboot", "-nic", "none",
 		"-kernel", m.root.kernel, "-initrd", m.root.initrd, "-append", cmdline,
