@@ -159,6 +159,10 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string)
 	if err != nil {
 		return nil, err
 	}
+	if err := merged.Activated(); err != nil {
+		merged.Close()
+		return nil, err
+	}
 	p := &prepared{merged: merged}
 	defer func() {
 		if err != nil {

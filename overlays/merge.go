@@ -442,3 +442,21 @@ func hasXattr(e *tree.Entry, name string) bool {
 	}
 	return false
 }
+
+// Activated checks that every entry of a merged role is under opt/ or
+// etc/, the parts of a volume activation serves on a VM: anything else
+// would be in the image and never used. What a service writes is declared
+// as the role's state: and lives on the root disk. validate and build
+// refuse such a role; Merge itself does not, so that plan and explain
+// still show it.
+func (r *Result) Activated() error {
+	t, role := r.Tree, r.Role
+	var errs []error
+	for _, e := range t.Entries {
+		if strings.Contains(e.Path, "/") || e.Path == "opt" || e.Path == "etc" {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("%s: role %s: /%s (from overlay %q): outside opt/ and etc/, so never activated on a VM; put it under opt/, or declare what services write as state: in the role", role.File, role.Name, e.Path, e.Overlay))
+	}
+	return errors.Join(errs...)
+}
