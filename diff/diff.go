@@ -401,7 +401,7 @@ func WriteText(w io.Writer, changes []Change) error {
 				fmt.Fprintln(w)
 			}
 			group = g
-			fmt.Fprintln(w, g)
+			fmt.Fprintln(w, tree.Quote(g))
 		}
 		var flags strings.Builder
 		for _, k := range order {
@@ -409,7 +409,7 @@ func WriteText(w io.Writer, changes []Change) error {
 				flags.WriteString(letters[k])
 			}
 		}
-		if _, err := fmt.Fprintf(w, "  %-4s %s%s\n", flags.String(), c.Path, detail(c)); err != nil {
+		if _, err := fmt.Fprintf(w, "  %-4s %s%s\n", flags.String(), tree.Quote(c.Path), detail(c)); err != nil {
 			return err
 		}
 	}
@@ -426,7 +426,7 @@ func detail(c *Change) string {
 	}
 	var d []string
 	if c.Has(Renamed) {
-		d = append(d, "was "+c.From)
+		d = append(d, "was "+tree.Quote(c.From))
 	}
 	if c.Has(Type) {
 		d = append(d, fmt.Sprintf("%s -> %s", a.Type, b.Type))
@@ -435,7 +435,7 @@ func detail(c *Change) string {
 		d = append(d, fmt.Sprintf("%d -> %d bytes", a.Size, b.Size))
 	}
 	if c.Has(Target) {
-		d = append(d, fmt.Sprintf("-> %s (was %s)", b.Target, a.Target))
+		d = append(d, fmt.Sprintf("-> %s (was %s)", tree.Quote(b.Target), tree.Quote(a.Target)))
 	}
 	if c.Has(Mode) {
 		d = append(d, fmt.Sprintf("mode %04o -> %04o", a.Mode, b.Mode))
@@ -458,9 +458,9 @@ func detail(c *Change) string {
 func describe(e *tree.Entry) string {
 	switch e.Type {
 	case tree.Symlink:
-		return " -> " + e.Target
+		return " -> " + tree.Quote(e.Target)
 	case tree.Hardlink:
-		return " => " + e.Target
+		return " => " + tree.Quote(e.Target)
 	case tree.Dir:
 		return "/"
 	}

@@ -21,7 +21,9 @@ type Finding struct {
 	Msg   string `json:"message"`
 }
 
-func (f Finding) String() string { return f.Where + ": " + f.Msg }
+// String is the finding as one line of a report: a path in it, which the
+// image chose, is quoted if it could break or forge lines.
+func (f Finding) String() string { return tree.Quote(f.Where) + ": " + tree.Quote(f.Msg) }
 
 // Report is the outcome of verifying one image.
 type Report struct {

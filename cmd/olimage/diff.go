@@ -207,11 +207,11 @@ func writeContentDiffs(out io.Writer, changes []diff.Change) error {
 			return err
 		}
 		if c.A != nil && c.A.Type == tree.File && c.A.Content == nil || c.B != nil && c.B.Type == tree.File && c.B.Content == nil {
-			fmt.Fprintf(out, "\n%s: content not available from a manifest\n", c.Path)
+			fmt.Fprintf(out, "\n%s: content not available from a manifest\n", tree.Quote(c.Path))
 			continue
 		}
 		if !oka || !okb {
-			fmt.Fprintf(out, "\nBinary files a/%s and b/%s differ\n", c.Path, c.Path)
+			fmt.Fprintf(out, "\nBinary files %s and %s differ\n", tree.Quote("a/"+c.Path), tree.Quote("b/"+c.Path))
 			continue
 		}
 		if da == nil && db == nil {
@@ -222,7 +222,7 @@ func writeContentDiffs(out io.Writer, changes []diff.Change) error {
 		if c.From != "" {
 			from = c.From
 		}
-		if err := diff.Unified(out, "a/"+from, "b/"+c.Path, da, db); err != nil {
+		if err := diff.Unified(out, tree.Quote("a/"+from), tree.Quote("b/"+c.Path), da, db); err != nil {
 			return err
 		}
 	}

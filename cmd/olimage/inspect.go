@@ -13,6 +13,7 @@ import (
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/tree"
 	"github.com/internetarchive/olimage/verity"
 )
 
@@ -116,8 +117,8 @@ func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
 		where += fmt.Sprintf(", GPT partition %d", d.Partition)
 	}
 	used := d.Blocks - d.FreeBlocks
-	fmt.Fprintf(out, "image:     %s (%s)\n", d.Image, where)
-	fmt.Fprintf(out, "label:     %s\n", d.Label)
+	fmt.Fprintf(out, "image:     %s (%s)\n", tree.Quote(d.Image), where)
+	fmt.Fprintf(out, "label:     %s\n", tree.Quote(d.Label))
 	fmt.Fprintf(out, "uuid:      %s\n", d.UUID)
 	fmt.Fprintf(out, "size:      %s, %d blocks of %d bytes\n", mib(d.Size), d.Blocks, d.BlockSize)
 	fmt.Fprintf(out, "used:      %s of blocks (%d%%), %d of %d inodes\n", mib(int64(used)*int64(d.BlockSize)), pct(used, d.Blocks), d.Inodes-d.FreeInodes, d.Inodes)
@@ -160,15 +161,16 @@ func printHead(out io.Writer, m *manifestHeadJS) {
 	if m.FleetVersion != "" {
 		v += " " + m.FleetVersion
 	}
-	fmt.Fprintf(out, "manifest:  role %s of fleet %s, built by olimage %s\n", m.Role, v, m.Olimage)
-	fmt.Fprintf(out, "tree:      %s\n", m.Tree)
+	// Every string here is the image's to choose.
+	fmt.Fprintf(out, "manifest:  role %s of fleet %s, built by olimage %s\n", tree.Quote(m.Role), tree.Quote(v), tree.Quote(m.Olimage))
+	fmt.Fprintf(out, "tree:      %s\n", tree.Quote(m.Tree))
 	fmt.Fprintf(out, "epoch:     %d\n", m.Epoch)
 	for i, in := range m.Inputs {
 		label := "inputs:"
 		if i > 0 {
 			label = ""
 		}
-		fmt.Fprintf(out, "%-10s %-20s %-7s %s\n", label, in.Name, in.Kind, short(in.Digest))
+		fmt.Fprintf(out, "%-10s %-20s %-7s %s\n", label, tree.Quote(in.Name), tree.Quote(in.Kind), tree.Quote(short(in.Digest)))
 	}
 }
 

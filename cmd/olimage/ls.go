@@ -84,12 +84,12 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	var walk func(list []*tree.Entry) error
 	walk = func(list []*tree.Entry) error {
 		for _, en := range list {
-			name := en.Name()
+			name := tree.Quote(en.Name())
 			if opts.recursive {
-				name = en.Path
+				name = tree.Quote(en.Path)
 			}
 			if en.Type == tree.Symlink {
-				name += " -> " + en.Target
+				name += " -> " + tree.Quote(en.Target)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
 			if opts.recursive && en.Type == tree.Dir {

@@ -99,9 +99,9 @@ func owner(e *tree.Entry) string {
 func pathWithTarget(e *tree.Entry) string {
 	switch e.Type {
 	case tree.Symlink:
-		return e.Path + " -> " + e.Target
+		return tree.Quote(e.Path) + " -> " + tree.Quote(e.Target)
 	case tree.Hardlink:
-		return e.Path + " => " + e.Target
+		return tree.Quote(e.Path) + " => " + tree.Quote(e.Target)
 	}
-	return e.Path
+	return tree.Quote(e.Path)
 }

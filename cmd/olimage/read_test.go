@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -377,5 +378,62 @@ func TestExtractSparse(t *testing.T) {
 	}
 	if out, err := exec.Command("cmp", big, got).CombinedOutput(); err != nil {
 		t.Errorf("extracted content differs: %v %s", err, out)
+	}
+}
+
+// TestNamesQuoted reads images that another tool made from names olimage
+// would refuse to build: a newline and a forged diff line in a file name,
+// a newline in a symlink's target and in the label. ls, diff and inspect
+// show them quoted, one line each, so no line of their output is forged.
+func TestNamesQuoted(t *testing.T) {
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		skip(t, "mkfs.ext4 not installed")
+	}
+	const evil = "evil\n  +    fake"
+	images := map[string]string{}
+	for _, side := range []string{"a", "b"} {
+		src := t.TempDir()
+		os.MkdirAll(filepath.Join(src, "opt"), 0o755)
+		os.WriteFile(filepath.Join(src, "opt", `"q"`), []byte(side), 0o644)
+		os.Symlink("/etc/"+side+"\nlrwxrwxrwx forged", filepath.Join(src, "opt", "link"))
+		if side == "a" {
+			os.WriteFile(filepath.Join(src, "opt", evil), []byte("x"), 0o644)
+		}
+		img := filepath.Join(t.TempDir(), side+".img")
+		if out, err := exec.Command(mkfs, "-q", "-L", "l\nlabel: x", "-d", src, img, "8M").CombinedOutput(); err != nil {
+			t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+		}
+		images[side] = img
+	}
+	a, b := images["a"], images["b"]
+	for _, tc := range []struct {
+		args []string
+		code int
+		want []string // quoted, each within one line
+		line string   // what every line of output must look like
+	}{
+		{[]string{"ls", "-R", a, "opt"}, 0, []string{`"opt/evil\n  +    fake"`, `-> "/etc/a\nlrwxrwxrwx forged"`, "opt/\"q\"\n"}, `^[-dl][-rwxsStT]{9} `},
+		{[]string{"ls", a, "opt"}, 0, []string{`"evil\n  +    fake"`, ` "\"q\""`}, `^[-dl][-rwxsStT]{9} `},
+		{[]string{"diff", a, b}, 1, []string{`-    "opt/evil\n  +    fake"`, `"/etc/b\nlrwxrwxrwx forged" (was "/etc/a\nlrwxrwxrwx forged")`}, `^($|opt/$|\d+ added, |  [-+MLRTmoxt]+ +\S)`},
+		{[]string{"inspect", a}, 0, []string{`label:     "l\nlabel: x"`}, `^(\w+: |  )`},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			out, e, code := olimage(t, tc.args...)
+			if code != tc.code {
+				t.Fatalf("olimage %s: exit %d, want %d\n%s%s", strings.Join(tc.args, " "), code, tc.code, out, e)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("olimage %s does not show %s:\n%s", tc.args[0], w, out)
+				}
+			}
+			line := regexp.MustCompile(tc.line)
+			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if !line.MatchString(l) {
+					t.Errorf("olimage %s: line %q is not one of its own", tc.args[0], l)
+				}
+			}
+		})
 	}
 }
