@@ -148,7 +148,12 @@ func (l *Layout) inode(b []byte, ino uint32) {
 }
 
 // journalSuperblock writes the first block of an empty JBD2 v2 journal of
-// blocks blocks, as mke2fs makes it.
+// blocks blocks, as mke2fs makes it, but with the journal features the
+// kernel sets when it mounts a 64bit, metadata_csum file system. With
+// mke2fs's none, the kernel sets them in its copy of the block, even on a
+// read-only mount, and whoever reads the mounted device (olimage verify
+// /dev/vdb) sees a block that differs from the one built: the image's
+// dm-verity root hash and the signature over it no longer match.
 func (l *Layout) journalSuperblock(b []byte, blocks uint32) {
 	clear(b[:BlockSize])
 	j := format.JournalSuperblock{
@@ -160,8 +165,12 @@ func (l *Layout) journalSuperblock(b []byte, blocks uint32) {
 		Start:     0, // empty: nothing to replay
 		UUID:      l.opts.UUID,
 		NrUsers:   1, // this file system
+		// As the kernel's ext4_set_journal_csum_feature_set sets them.
+		FeatureIncompat: format.JournalIncompat64Bit | format.JournalIncompatCsumV3,
+		ChecksumType:    format.JournalCsumCrc32c,
 	}
 	j.Marshal(b)
+	format.SetJournalChecksum(b)
 }
 
 // reservedGDTBlock writes reserved GDT block j of group grp: in group 0 it

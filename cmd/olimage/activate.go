@@ -24,6 +24,8 @@ type activateOptions struct {
 	roleChange bool
 	// forceAccounts allows ids that differ from the VM's accounts.
 	forceAccounts bool
+	// signed: check the volume against a signed sidecar first (trust.go).
+	signed signedVolume
 }
 
 func newActivateCmd(e *env) *cobra.Command {
@@ -99,10 +101,14 @@ nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
 	cmd.Flags().BoolVar(&opts.force, "force", false, "activate a volume whose manifest fails verification")
 	cmd.Flags().BoolVar(&opts.roleChange, "role-change", false, "activate a volume of another role than the active image's")
 	cmd.Flags().BoolVar(&opts.forceAccounts, "force-accounts", false, "activate although the image's files use ids other than the VM's accounts")
+	opts.signed.flags(cmd)
 	return cmd
 }
 
 func runActivate(e *env, opts activateOptions, out io.Writer) error {
+	if err := opts.signed.check(e, opts.root, opts.volume, out); err != nil {
+		return err
+	}
 	rep, err := activate.Activate(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, Force: opts.force, DryRun: opts.dryRun, RoleChange: opts.roleChange, ForceAccounts: opts.forceAccounts})
 	if err != nil {
 		// What was done before the error is in the journal: status shows it.

@@ -186,7 +186,7 @@ the role's data volume, and shows, builds, reads and compares it.
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e),
 		newInspectCmd(e), newLsCmd(e), newCatCmd(e), newExtractCmd(e), newVerifyCmd(e), newSignCmd(e), newDiffCmd(e),
 		newPushCmd(e), newPullCmd(e),
-		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
+		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newVeritytabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
 	root.AddCommand(newSwitchCmd(e))
 	root.AddCommand(newVersionCmd(e))
 	root.AddCommand(newManCmd(e, root))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/manifest"
 )
 
 // sshKeygen makes an ed25519 key pair and returns the private key's path
@@ -198,5 +199,151 @@ func TestVerifyExpectRootHash(t *testing.T) {
 				t.Errorf("exit %d, want %d saying %q\n%s%s", code, c.code, c.want, o, e)
 			}
 		})
+	}
+}
+
+// volume extracts img into dir as a mounted volume shows it, manifest
+// included.
+func volume(t *testing.T, img, dir string) {
+	t.Helper()
+	if _, e, code := olimage(t, "extract", img, dir); code != 0 {
+		t.Fatal(e)
+	}
+	m, e, code := olimage(t, "cat", img, manifest.Path)
+	if code != 0 {
+		t.Fatal(e)
+	}
+	os.MkdirAll(filepath.Join(dir, manifest.Dir), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, manifest.Path), []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestActivateKey: activate --key checks the signature, the device and
+// the mounted volume's manifest before anything changes; each failure
+// exits 1 with nothing activated.
+func TestActivateKey(t *testing.T) {
+	key := sshKeygen(t)
+	other := sshKeygen(t)
+	fleetA := tinyFleet(t, t.TempDir(), "release a\n")
+	fleetB := tinyFleet(t, t.TempDir(), "release b\n")
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T, img, vol string) // vol: the volume's directory
+		key    string
+		code   int
+		want   string
+	}{
+		{"signed and unchanged", func(*testing.T, string, string) {}, key, 0, "link"},
+		{"wrong key", func(*testing.T, string, string) {}, other, 1, "not by the given key"},
+		{"one byte of the device", func(t *testing.T, img, _ string) {
+			flipMatch(t, img, []byte("release a\n"), 0)
+		}, key, 1, "dm-verity: root hash of the data is"},
+		{"another image mounted", func(t *testing.T, _, vol string) {
+			os.RemoveAll(vol)
+			volume(t, signedImage(t, fleetB, t.TempDir(), key), vol)
+		}, key, 1, "the signed sidecar says role r"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			img := signedImage(t, fleetA, t.TempDir(), key)
+			root := t.TempDir()
+			vol := filepath.Join(root, "1")
+			volume(t, img, vol)
+			c.tamper(t, img, vol)
+			o, e, code := olimage(t, "activate", "--root", root, "--force-accounts", "--key", c.key+".pub", "--sidecar", img+image.SidecarSuffix, "--device", img)
+			if code != c.code || !strings.Contains(o, c.want) {
+				t.Fatalf("activate --key: exit %d, want %d saying %q\n%s%s", code, c.code, c.want, o, e)
+			}
+			_, err := os.Lstat(filepath.Join(root, "opt/app"))
+			if activated := err == nil; activated != (c.code == 0) {
+				t.Errorf("exit %d, yet opt/app linked: %v", code, activated)
+			}
+		})
+	}
+	o, e, code := olimage(t, "activate", "--root", t.TempDir(), "--key", key+".pub")
+	if code != 2 || !strings.Contains(e, "--key needs --sidecar") {
+		t.Errorf("activate --key without --sidecar: exit %d\n%s%s", code, o, e)
+	}
+}
+
+// TestActivateKeyMounted: without --device, activate --key reads the
+// device the volume is mounted from.
+func TestActivateKeyMounted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skip(t, "loop mounts need root")
+	}
+	key := sshKeygen(t)
+	img := signedImage(t, tinyFleet(t, t.TempDir(), "release a\n"), t.TempDir(), key)
+	root := t.TempDir()
+	vol := filepath.Join(root, "1")
+	os.MkdirAll(vol, 0o755)
+	if out, err := exec.Command("mount", "-o", "loop,ro", img, vol).CombinedOutput(); err != nil {
+		skip(t, "loop mount: "+strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("umount", vol).Run() })
+	dev, err := mountSource(vol)
+	if err != nil || !strings.HasPrefix(dev, "/dev/loop") {
+		t.Fatalf("mountSource: %q, %v; want a loop device", dev, err)
+	}
+	o, e, code := olimage(t, "activate", "--root", root, "--force-accounts", "--key", key+".pub", "--sidecar", img+image.SidecarSuffix)
+	if code != 0 {
+		t.Fatalf("activate --key: exit %d\n%s%s", code, o, e)
+	}
+	if _, e, code := olimage(t, "deactivate", "--root", root); code != 0 {
+		t.Fatalf("deactivate: %s", e)
+	}
+}
+
+// TestVeritytab: the unit's veritysetup open command, run as veritysetup
+// verify, accepts the image and refuses it with a byte flipped; the
+// veritytab and fstab lines name the same device and root hash.
+func TestVeritytab(t *testing.T) {
+	vs, err := exec.LookPath("veritysetup")
+	if err != nil {
+		skip(t, "veritysetup not installed (Debian: cryptsetup-bin)")
+	}
+	key := sshKeygen(t)
+	img := signedImage(t, tinyFleet(t, t.TempDir(), "release a\n"), t.TempDir(), key)
+	side := img + image.SidecarSuffix
+	unit, e, code := olimage(t, "veritytab", img, "--sidecar", side, "--key", key+".pub", "--unit")
+	if code != 0 {
+		t.Fatalf("veritytab --unit: exit %d\n%s", code, e)
+	}
+	var open []string
+	for _, l := range strings.Split(unit, "\n") {
+		if rest, ok := strings.CutPrefix(l, "ExecStart=/usr/sbin/veritysetup open "); ok {
+			open = strings.Fields(rest) // DATA NAME HASH ROOT --hash-offset=N
+		}
+	}
+	if len(open) != 5 || open[0] != img || open[1] != "olimage-r" || open[2] != img || !strings.Contains(unit, "RequiredBy=1.mount") {
+		t.Fatalf("unexpected unit:\n%s", unit)
+	}
+	verifyCmd := func() error {
+		return exec.Command(vs, "verify", open[0], open[2], open[3], open[4]).Run()
+	}
+	if err := verifyCmd(); err != nil {
+		t.Fatalf("veritysetup verify with the unit's arguments: %v\n%s", err, unit)
+	}
+	line, _, code := olimage(t, "veritytab", img, "--sidecar", side)
+	if want := strings.Join([]string{"olimage-r", img, img, open[3], strings.TrimPrefix(open[4], "--")}, " ") + "\n"; code != 0 || line != want {
+		t.Errorf("veritytab: exit %d, %q, want %q", code, line, want)
+	}
+	fstab, _, _ := olimage(t, "veritytab", img, "--sidecar", side, "--fstab")
+	if want := "/dev/mapper/olimage-r /1 ext4 ro,nodev,x-systemd.requires=olimage-verity.service,x-systemd.before=olimage-activate.service 0 2\n"; fstab != want {
+		t.Errorf("veritytab --fstab: %q, want %q", fstab, want)
+	}
+	other := sshKeygen(t)
+	if o, _, code := olimage(t, "veritytab", img, "--sidecar", side, "--key", other+".pub"); code != 1 || !strings.Contains(o, "not by the given key") {
+		t.Errorf("veritytab with the wrong key: exit %d\n%s", code, o)
+	}
+	flipMatch(t, img, []byte("release a\n"), 0)
+	if err := verifyCmd(); err == nil {
+		t.Errorf("veritysetup verify accepted the image with a byte flipped")
+	}
+	plain := filepath.Join(t.TempDir(), "p.img")
+	olimage(t, "-f", tinyFleet(t, t.TempDir(), "x\n"), "build", "r", "-o", plain)
+	if _, e, code := olimage(t, "veritytab", plain, "--sidecar", plain+image.SidecarSuffix); code != 2 || !strings.Contains(e, "build --verity") {
+		t.Errorf("veritytab of an image without a tree: exit %d\n%s", code, e)
 	}
 }

@@ -45,6 +45,21 @@ const (
 	JournalSuperblockV2 = 4 // h_blocktype of a v2 journal superblock
 )
 
+// Journal features and checksum type.
+const (
+	JournalIncompat64Bit  = 0x2  // JBD2_FEATURE_INCOMPAT_64BIT: 64-bit block numbers in the log
+	JournalIncompatCsumV3 = 0x10 // JBD2_FEATURE_INCOMPAT_CSUM_V3: checksummed log blocks
+	JournalCsumCrc32c     = 4    // JBD2_CRC32C_CHKSUM: s_checksum_type
+)
+
+// SetJournalChecksum sets the checksum of the journal superblock in b
+// (CSUM_V3): crc32c from ~0 of the 1024 bytes with the checksum zeroed.
+func SetJournalChecksum(b []byte) {
+	const off = 0xFC // s_checksum
+	clear(b[off : off+4])
+	binary.BigEndian.PutUint32(b[off:], Crc32c(^uint32(0), b[:JournalSuperblockSize]))
+}
+
 // JournalSuperblockSize is the encoded size of JournalSuperblock.
 const JournalSuperblockSize = 1024
 
