@@ -36,17 +36,17 @@ func noHang(t *testing.T, what string, fn func()) {
 // unless olimage.yaml allows a place outside it.
 func TestSourcesOutsideFleet(t *testing.T) {
 	out := t.TempDir() // the host, as far as the fleet is concerned
-	writeFiles(t, out, map[string]any{"etc/ssh/ssh_host_key": "secret", "a.tar": mkTar(tarMember{name: "etc/shadow", body: "secret"})})
+	writeFiles(t, out, map[string]any{"src/etc/ssh/ssh_host_key": "secret", "a.tar": mkTar(tarMember{name: "etc/shadow", body: "secret"})})
 	tests := []struct {
 		name  string
 		role  string
 		files map[string]any
 		allow string // allow_outside globs that make it pass
 	}{
-		{name: "absolute dir", role: `overlays: [{name: a, dir: "` + out + `/etc"}]`, allow: out + "/etc"},
-		{name: "relative dir leaving the fleet", role: `overlays: [{name: a, dir: "../` + filepath.Base(out) + `/etc"}]`, allow: out + "/**"},
+		{name: "absolute dir", role: `overlays: [{name: a, dir: "` + out + `/src"}]`, allow: out + "/src"},
+		{name: "relative dir leaving the fleet", role: `overlays: [{name: a, dir: "../` + filepath.Base(out) + `/src"}]`, allow: out + "/**"},
 		{name: "dir symlinked to /", role: `overlays: [{name: a, dir: a}]`, files: map[string]any{"a": "-> /"}, allow: "/"},
-		{name: "deploy source symlinked outside", role: `overlays: [{name: a, deploy: {service: s, source: src}}]`, files: map[string]any{"src": "-> " + out + "/etc"}, allow: out + "/*"},
+		{name: "deploy source symlinked outside", role: `overlays: [{name: a, deploy: {service: s, source: src}}]`, files: map[string]any{"src": "-> " + out + "/src"}, allow: out + "/*"},
 		{name: "tar symlinked outside", role: `overlays: [{name: a, tar: a.tar}]`, files: map[string]any{"a.tar": "-> " + out + "/a.tar"}, allow: out + "/a.tar"},
 	}
 	for _, tc := range tests {

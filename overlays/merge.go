@@ -446,17 +446,24 @@ func hasXattr(e *tree.Entry, name string) bool {
 // Activated checks that every entry of a merged role is under opt/ or
 // etc/, the parts of a volume activation serves on a VM: anything else
 // would be in the image and never used. What a service writes is declared
-// as the role's state: and lives on the root disk. validate and build
+// as the role's state: and lives on the root disk. A fleet that has a
+// use for another name at the volume root (a service reading /1/srv
+// itself) declares it: volume: {top_level: [srv]}. validate and build
 // refuse such a role; Merge itself does not, so that plan and explain
 // still show it.
 func (r *Result) Activated() error {
 	t, role := r.Tree, r.Role
 	var errs []error
 	for _, e := range t.Entries {
-		if strings.Contains(e.Path, "/") || e.Path == "opt" || e.Path == "etc" {
+		if strings.Contains(e.Path, "/") || e.Path == "opt" || e.Path == "etc" || r.r.fleet.TopLevelAllowed(e.Path) {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("%s: role %s: /%s (from overlay %q): outside opt/ and etc/, so never activated on a VM; put it under opt/, or declare what services write as state: in the role", role.File, role.Name, e.Path, e.Overlay))
+		errs = append(errs, fmt.Errorf("%s: role %s: /%s (from overlay %q): outside opt/ and etc/, so never activated on a VM; put it under opt/, declare what services write as state: in the role, or declare a name the VM uses at /1/NAME itself in %s (volume: {top_level: [%q]}): %w",
+			role.File, role.Name, e.Path, e.Overlay, roles.FleetFile, e.Path, ErrTopLevel))
 	}
 	return errors.Join(errs...)
 }
+
+// ErrTopLevel marks an entry at the volume root outside opt/ and etc/
+// that the fleet has not declared.
+var ErrTopLevel = errors.New("undeclared top-level entry")

@@ -46,6 +46,11 @@ type Fleet struct {
 	Defaults Defaults
 	Rules    []Rule
 	Sources  Sources
+	// TopLevel are the names at the volume root, besides opt and etc,
+	// that roles may put entries in (volume: {top_level: [...]}).
+	// Activate links only opt/ and etc/; whatever else an image holds is
+	// used at /1/NAME by something the fleet knows of.
+	TopLevel []Glob
 	Roles    map[string]*Role
 }
 
@@ -214,6 +219,9 @@ type rawFleet struct {
 		MaxUnpacked  string   `yaml:"max_unpacked"`
 		MaxRatio     *float64 `yaml:"max_ratio"`
 	} `yaml:"sources"`
+	Volume struct {
+		TopLevel []string `yaml:"top_level"`
+	} `yaml:"volume"`
 }
 
 type rawImage struct {
@@ -352,6 +360,17 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 	f.Rules, err = f.rules(raw.Rules, file, root)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	tl := itemLines(field(root, "volume"), "top_level")
+	for i, name := range raw.Volume.TopLevel {
+		pos := Pos{file, lineAt(tl, i)}
+		switch {
+		case name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == "..":
+			errs = append(errs, errorf(pos, "top_level: %q: want a name at the volume root, such as srv", name))
+		case name == "opt" || name == "etc":
+			errs = append(errs, errorf(pos, "top_level: %q is always allowed; list only other names", name))
+		}
+		f.TopLevel = append(f.TopLevel, Glob{name, pos})
 	}
 	srcs := field(root, "sources")
 	al := itemLines(srcs, "allow_outside")
@@ -777,6 +796,17 @@ func mergeImage(img *Image, raw rawImage, file string, n *yaml.Node) error {
 		img.Journal = *raw.Journal
 	}
 	return errors.Join(errs...)
+}
+
+// TopLevelAllowed reports whether the fleet declares name, at the volume
+// root, in volume: {top_level: [...]}; the names may be globs.
+func (f *Fleet) TopLevelAllowed(name string) bool {
+	for _, g := range f.TopLevel {
+		if ok, _ := path.Match(g.Pattern, name); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Rel names source path p relative to the fleet directory, with

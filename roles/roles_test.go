@@ -120,6 +120,14 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 			},
 		},
 		{
+			name:  "bad top-level names",
+			files: map[string]string{FleetFile: goodFleet + "volume:\n  top_level: [opt, a/b]\n", "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"},
+			want: []string{
+				`olimage.yaml:6: top_level: "opt" is always allowed; list only other names`,
+				`olimage.yaml:6: top_level: "a/b": want a name at the volume root, such as srv`,
+			},
+		},
+		{
 			name:  "no roles",
 			files: map[string]string{},
 			want:  []string{`roles: no roles (want roles/*.yaml)`},
