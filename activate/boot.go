@@ -449,11 +449,15 @@ func writtenFile(root, rel string) (string, bool) {
 		return "", false
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxUnitSize+1))
-	if err != nil || len(b) > maxUnitSize || !strings.HasPrefix(string(b), WrittenMark) {
+	head := make([]byte, len(WrittenMark))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != WrittenMark {
 		return "", false
 	}
-	return string(b), true
+	rest, err := io.ReadAll(io.LimitReader(f, maxUnitSize))
+	if err != nil || len(head)+len(rest) > maxUnitSize {
+		return "", false
+	}
+	return string(head) + string(rest), true
 }
 
 func written(root, rel string) bool {

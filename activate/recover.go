@@ -191,6 +191,10 @@ func volumeLinks(root, prefix string) ([]Change, error) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		if err == nil && d.Type().IsRegular() {
+			// activate writes files only among the units.
+			if !under(filepath.ToSlash(rel), UnitDir) {
+				return nil
+			}
 			if c, ok := writtenFile(root, filepath.ToSlash(rel)); ok {
 				out = append(out, Change{Op: OpRemove, Path: filepath.ToSlash(rel), Content: c})
 			}
