@@ -3,7 +3,7 @@
 # same run, and prints times, ratios and peak memory. No test asserts on
 # these numbers; the issue notes quote them. See bench/README.md.
 #
-#   BENCH_ONLY=merge|build|size|diff   run one part (default: all)
+#   BENCH_ONLY=merge|build|size|registry|diff   run one part (default: all)
 #   BENCH_TREES="source big" the build trees to run (default: source small60k big)
 #   BENCH_RUNS=N             runs per measurement; the fastest counts (default 3)
 #   BENCH_WORK=DIR           cached trees and temporaries (default bench/work)
@@ -14,7 +14,7 @@ bin=bin/olimage
 only=${BENCH_ONLY:-all}
 trees=${BENCH_TREES:-source small60k big}
 runs=${BENCH_RUNS:-3}
-case $only in all | merge | build | size | diff) ;; *) echo "bench: BENCH_ONLY=$only: want merge, build, size or diff" >&2; exit 2 ;; esac
+case $only in all | merge | build | size | registry | diff) ;; *) echo "bench: BENCH_ONLY=$only: want merge, build, size, registry or diff" >&2; exit 2 ;; esac
 case $runs in '' | *[!0-9]* | 0) echo "bench: BENCH_RUNS=$runs: want a count of 1 or more" >&2; exit 2 ;; esac
 for t in $trees; do
 	case $t in source | small60k | big) ;; *) echo "bench: BENCH_TREES: unknown tree $t (want source, small60k, big)" >&2; exit 2 ;; esac
@@ -252,6 +252,70 @@ echo "|---|---:|---|"
 for pair in "64 GiB / 1 GiB <= 1.5:$r" "64 GiB / 1 GiB <= 1.5, --verity:$rv"; do
 	printf '| %s | %s | %s |\n' "${pair%%:*}" "${pair##*:}" "$(awk -v a="${pair##*:}" 'BEGIN { print (a != "n/a" && a <= 1.5) ? "PASS" : "MISS" }')"
 done
+fi
+
+# registry: push and pull of the big tree's image through a local registry
+# (Debian's docker-registry), against skopeo copy of the same image as one
+# zstd layer in an OCI layout, both ways. Each push goes to a new
+# repository, so that no blob is there already.
+if want registry; then
+for tool in docker-registry skopeo zstd curl; do
+	command -v "$tool" >/dev/null || { echo "bench: registry: $tool is missing (docker-registry, skopeo, zstd, curl)" >&2; exit 2; }
+done
+echo
+echo "== registry: the big tree's image, push and pull via a local registry; best of $runs run(s); $(busy)"
+tree big
+fleet "$work/fleet-registry" "$work/big"
+rdir=$work/registry rimg=$work/reg.img
+rm -rf "$rdir" && mkdir -p "$rdir/data"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+host=127.0.0.1:$port
+printf 'version: 0.1\nlog: {level: error, accesslog: {disabled: true}}\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "%s"}\n' \
+	"$(realpath "$rdir/data")" "$host" > "$rdir/config.yml"
+docker-registry serve "$rdir/config.yml" >"$rdir/log" 2>&1 &
+regpid=$!
+cleanup_registry() { kill "$regpid" 2>/dev/null; wait "$regpid" 2>/dev/null || true; rm -rf "$rdir" "$rimg" "$rimg.manifest.json" "$work"/.reg.img.* "$work/pulled.img"*; }
+trap cleanup_registry EXIT
+for _ in $(seq 100); do curl -fs "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+"$bin" -f "$work/fleet-registry" build bench -o "$rimg" --sha256 >/dev/null
+size=$(stat -c %s "$rimg")
+echo "  image: $(awk -v s="$size" 'BEGIN { printf "%.1f MiB", s / 1048576 }'), $(du -B1 "$rimg" | awk '{ printf "%.1f MB", $1 / 1e6 }') on disk"
+# The same image for skopeo: an OCI layout with one zstd -T0 layer.
+oci=$rdir/oci
+mkdir -p "$oci/blobs/sha256"
+zstd -q -T0 -c "$rimg" > "$oci/layer"
+ld=$(sha256sum "$oci/layer" | cut -c1-64) ls=$(stat -c %s "$oci/layer")
+mv "$oci/layer" "$oci/blobs/sha256/$ld"
+printf '{}' > "$oci/blobs/sha256/cfg"
+cd_=$(sha256sum "$oci/blobs/sha256/cfg" | cut -c1-64); mv "$oci/blobs/sha256/cfg" "$oci/blobs/sha256/$cd_"
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+zstd","digest":"sha256:%s","size":%s}]}' "$cd_" "$ld" "$ls" > "$oci/m"
+md=$(sha256sum "$oci/m" | cut -c1-64) ms=$(stat -c %s "$oci/m"); mv "$oci/m" "$oci/blobs/sha256/$md"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"x"}}]}' "$md" "$ms" > "$oci/index.json"
+printf '{"imageLayoutVersion":"1.0.0"}' > "$oci/oci-layout"
+echo "  zstd -T0 of the image: $(awk -v s="$ls" 'BEGIN { printf "%.1f MB", s / 1e6 }')"
+echo 0 > "$rdir/n"
+next='n=$(($(cat '"$rdir"'/n) + 1)); echo $n > '"$rdir"'/n'
+for c in 4 16 64; do
+	measure "olimage push --chunk $c" sh -c "$next; '$bin' push --insecure --chunk $c '$rimg' '$host/p$c-'\$n':1'"
+done
+measure "olimage push -j 1" sh -c "$next; '$bin' push --insecure -j 1 '$rimg' '$host/pj1-'\$n':1'"
+measure "skopeo copy oci: -> docker://" sh -c "$next; skopeo copy -q --dest-tls-verify=false 'oci:$oci:x' 'docker://$host/s-'\$n':1'"
+# The floor: zstd -T0 and one monolithic upload with curl.
+measure "zstd -T0 | curl (floor)" sh -c "$next; zstd -q -T0 -c '$rimg' > '$rdir/floor.zst' && d=\$(sha256sum '$rdir/floor.zst' | cut -c1-64) &&
+	loc=\$(curl -fsS -o /dev/null -D - -X POST 'http://$host/v2/f'\$n'/blobs/uploads/' | tr -d '\r' | awk 'tolower(\$1)==\"location:\" { print \$2 }') &&
+	case \$loc in http*) ;; *) loc=http://$host\$loc ;; esac &&
+	curl -fsS -X PUT -H 'Content-Type: application/octet-stream' -T '$rdir/floor.zst' \"\$loc&digest=sha256:\$d\""
+"$bin" push --insecure "$rimg" "$host/pull:1" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$oci:x" "docker://$host/spull:1"
+prep='rm -rf "$work/pulled.img" "$work/pulled.img.manifest.json" "$rdir/out"'
+for j in 1 4 8; do
+	measure "olimage pull -j $j" "$bin" pull --insecure -j "$j" "$host/pull:1" -o "$work/pulled.img"
+done
+cmp "$rimg" "$work/pulled.img" || { echo "bench: registry: the pulled image differs from the built one"; exit 1; }
+measure "skopeo copy docker:// -> oci:" skopeo copy -q --src-tls-verify=false "docker://$host/spull:1" "oci:$rdir/out:x"
+measure "skopeo copy + zstd -d (to a raw file)" sh -c "skopeo copy -q --src-tls-verify=false 'docker://$host/spull:1' 'oci:$rdir/out:x' && zstd -q -d -c '$rdir/out/blobs/sha256/$ld' > '$work/pulled.img'"
+prep=
+echo "  ratios: push/skopeo $(ratio 'olimage push --chunk 16' 'skopeo copy oci: -> docker://')  pull/skopeo+zstd $(ratio 'olimage pull -j 4' 'skopeo copy + zstd -d (to a raw file)')"
 fi
 
 want diff || exit 0

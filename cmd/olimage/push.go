@@ -14,6 +14,7 @@ import (
 type pushOptions struct {
 	tags     []string
 	jobs     int
+	chunk    int
 	insecure bool
 	json     bool
 	progress bool
@@ -51,6 +52,7 @@ plain HTTP, and only to a registry on this machine.`,
 	}
 	cmd.Flags().StringArrayVarP(&opts.tags, "tag", "t", nil, "also tag the image with this tag (repeatable)")
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 2, "chunks to compress and upload at once")
+	cmd.Flags().IntVar(&opts.chunk, "chunk", artifact.DefaultChunk>>20, "MiB of raw image per layer")
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.push/v1)")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
@@ -61,12 +63,15 @@ func runPush(e *env, opts pushOptions, img, ref string, out io.Writer) error {
 	if opts.jobs < 1 {
 		return usageError{fmt.Errorf("push: -j %d: want 1 or more", opts.jobs)}
 	}
+	if opts.chunk < 1 || opts.chunk > 256 {
+		return usageError{fmt.Errorf("push: --chunk %d: want 1 to 256 (MiB)", opts.chunk)}
+	}
 	if !artifact.IsRef(ref) && !artifact.IsRef(ref+":tag") { // the tag may come from --tag
 		return usageError{fmt.Errorf("push: %q is not a registry reference (HOST/REPO:TAG)", ref)}
 	}
 	bar := newProgress(e.stderr, opts.progress && !opts.json && isTerminal(e.stderr))
 	c := registryClient(opts.insecure)
-	res, err := c.Push(e.ctx, img, ref, artifact.PushOptions{Tags: opts.tags, Jobs: opts.jobs, Progress: bar.update(ref)})
+	res, err := c.Push(e.ctx, img, ref, artifact.PushOptions{Tags: opts.tags, Jobs: opts.jobs, Chunk: int64(opts.chunk) << 20, Progress: bar.update(ref)})
 	bar.done(ref)
 	if err != nil {
 		return registryHint(err)

@@ -43,8 +43,16 @@ func TestRegistryCommands(t *testing.T) {
 	if pushed.Schema != "olimage.push/v1" || !strings.HasPrefix(pushed.Digest, "sha256:") || strings.Join(pushed.Tags, ",") != "2024.01,latest" || pushed.Image != sa.Identity() {
 		t.Errorf("push --json: got %+v", pushed)
 	}
-	if _, errs, code := olimage(t, "push", "--insecure", b, refB); code != 0 {
+	out, errs, code = olimage(t, "push", "--insecure", "--chunk", "64", "--json", b, refB)
+	if code != 0 {
 		t.Fatalf("push: exit %d\n%s", code, errs)
+	}
+	var pushedB artifact.PushResult
+	if err := json.Unmarshal([]byte(out), &pushedB); err != nil {
+		t.Fatal(err)
+	}
+	if want := (pushedB.Size + 64<<20 - 1) / (64 << 20); int64(pushedB.Layers) != want {
+		t.Errorf("push --chunk 64 of %d bytes: %d layers, want %d", pushedB.Size, pushedB.Layers, want)
 	}
 
 	// inspect reads the sidecar only.
@@ -98,6 +106,7 @@ func TestRegistryCommands(t *testing.T) {
 		{[]string{"pull", "--insecure", "registry.example.org/ol/ol-web:1", "-o", filepath.Join(dir, "x.img")}, "plain HTTP is only allowed to localhost"},
 		{[]string{"pull", refA}, "-o FILE|DEVICE is required"},
 		{[]string{"push", "--insecure", a, reg.Host + "/ol/ol-web"}, "no tag"},
+		{[]string{"push", "--insecure", "--chunk", "0", a, refA}, "--chunk 0"},
 		{[]string{"push", "--insecure", filepath.Join(dir, "missing.img"), refA}, "missing.img"},
 		{[]string{"inspect", "--insecure", reg.Host + "/ol/ol-web:nope"}, "ol-web:nope"},
 	} {
