@@ -10,9 +10,12 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testfs"
+	"github.com/internetarchive/olimage/roles"
 
 	"golang.org/x/sys/unix"
 )
@@ -189,5 +192,44 @@ func TestCommitPairRollsBack(t *testing.T) {
 	}
 	if _, err := os.Lstat(img); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("an image without its sidecar was left: %v", err)
+	}
+}
+
+// Builds of one target from different inputs, at the same time, leave an
+// image and the sidecar that describes it, and nothing else.
+func TestConcurrentBuildsOfOneTarget(t *testing.T) {
+	var fleets [2]struct {
+		f *roles.Fleet
+		r *roles.Role
+	}
+	for i := range fleets {
+		src := t.TempDir()
+		testfs.WriteFiles(t, src, map[string]string{"opt/a": strings.Repeat("release "+strconv.Itoa(i), 1000)})
+		fleets[i].f, fleets[i].r = loadRole(t, writeFleet(t, src), "r")
+	}
+	out := t.TempDir()
+	img := filepath.Join(out, "x.img")
+	for round := range 10 {
+		var wg sync.WaitGroup
+		errs := make([]error, len(fleets))
+		for i, fl := range fleets {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = Build(context.Background(), fl.f, fl.r, Options{Output: img, SHA256: true})
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := readSidecar(t, img+".manifest.json").Image.SHA256; got != fileSHA256(t, img) {
+			t.Fatalf("round %d: the sidecar describes image %s, the image is %s", round, got, fileSHA256(t, img))
+		}
+		if got := testfs.Names(t, out); len(got) != 2 {
+			t.Fatalf("round %d: %v, want the image and its sidecar", round, got)
+		}
 	}
 }
