@@ -315,7 +315,7 @@ func readVolumeFile(dir, rel string) (string, error) {
 
 // systemd tells a live systemd about the units a run changed: units no
 // longer wanted are stopped, units are reloaded, and the units the image
-// enables are started. Nothing waits for a unit: they are ordered after
+// enables are started, or restarted when the run changed anything. Nothing waits for a unit: they are ordered after
 // olimage-activate.service, which runs this.
 func (r *run) systemd(ctx context.Context, plan []Change, goals []goal) error {
 	sc := systemctlFor(r.opts.Root, r.opts.Systemctl)
@@ -330,9 +330,10 @@ func (r *run) systemd(ctx context.Context, plan []Change, goals []goal) error {
 			enabled = append(enabled, path.Base(g.Path))
 		}
 	}
-	changed := false
+	changed, anyChange := false, false
 	var stop []string
 	for _, c := range plan {
+		anyChange = anyChange || c.Op != OpKeep
 		if c.Op == OpKeep || !under(c.Path, UnitDir) {
 			continue
 		}
@@ -351,10 +352,16 @@ func (r *run) systemd(ctx context.Context, plan []Change, goals []goal) error {
 			return err
 		}
 	}
-	if len(enabled) > 0 {
-		return sc(ctx, append([]string{"start", "--no-block"}, enabled...)...)
+	if len(enabled) == 0 {
+		return nil
 	}
-	return nil
+	// When links or units changed (another release, a switch), running
+	// units restart to use them; else those not running start.
+	verb := "start"
+	if anyChange {
+		verb = "restart"
+	}
+	return sc(ctx, append([]string{verb, "--no-block"}, enabled...)...)
 }
 
 // open opens the path, a regular file, for reading without following a

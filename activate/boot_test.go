@@ -66,7 +66,7 @@ func TestBootUnits(t *testing.T) {
 		JournalFile+"=file:*",
 	)
 	check(t, root, want, "after activate")
-	if diff := cmp.Diff(recorder{"daemon-reload", "start --no-block ol-web.service"}, calls); diff != "" {
+	if diff := cmp.Diff(recorder{"daemon-reload", "restart --no-block ol-web.service"}, calls); diff != "" {
 		t.Errorf("systemctl calls (-want +got):\n%s", diff)
 	}
 	st, err := ReadStatus(Options{Root: root, Volume: "/1"})
@@ -91,12 +91,17 @@ func TestBootUnits(t *testing.T) {
 		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/aaa",
 	)
 	check(t, root, switched, "after switch")
-	if diff := cmp.Diff(recorder{"daemon-reload", "start --no-block ol-web.service"}, calls); diff != "" {
+	if diff := cmp.Diff(recorder{"daemon-reload", "restart --no-block ol-web.service"}, calls); diff != "" {
 		t.Errorf("systemctl calls after switch (-want +got):\n%s", diff)
 	}
-	// At the next boot activate runs again: the switch holds.
-	if rep := activate(t, root, Options{}); rep.Changed() {
+	// At the next boot activate runs again: the switch holds, and the
+	// units only start.
+	calls = nil
+	if rep := activate(t, root, Options{Systemctl: calls.systemctl}); rep.Changed() {
 		t.Errorf("re-activate after switch changed %q", ops(rep))
+	}
+	if diff := cmp.Diff(recorder{"start --no-block ol-web.service"}, calls); diff != "" {
+		t.Errorf("systemctl calls when nothing changed (-want +got):\n%s", diff)
 	}
 	check(t, root, switched, "after re-activate")
 	st, _ = ReadStatus(Options{Root: root, Volume: "/1"})

@@ -77,7 +77,8 @@ the root disk whose entries are linked one by one, and each service's active
 link points straight at its bin, so 'olimage switch' can repoint it. On the
 running system (--root / under systemd), activate then reloads systemd's
 units, stops the units the image no longer ships and starts those it
-enables, without waiting for them.
+enables (restarts them when the run changed anything), without waiting
+for them.
 
 Output: one line per step: OP PATH DETAIL, where OP is mkdir (a parent
 directory made), move (the original moved aside to DETAIL), link (PATH now
