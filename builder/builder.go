@@ -53,8 +53,9 @@ type Options struct {
 	// Progress, if set, is called as bytes of the raw image are produced.
 	Progress func(done, total int64)
 	// Verity appends the dm-verity hash tree (after a superblock) to the
-	// image, at the first byte after the file system. The root hash is
-	// computed and recorded either way.
+	// image, at the first byte after the file system, as the role's
+	// image: {verity: true} does. The root hash is computed and recorded
+	// either way.
 	Verity bool
 	// SHA256 computes the raw image's sha256 too, which costs hashing
 	// every byte of the declared size, empty space included.
@@ -101,6 +102,7 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 		opts.afterPlan()
 	}
 	res := &Result{Role: r.Name, UUID: p.doc.UUID, TreeDigest: p.digest, Entries: p.tree.Len(), Size: p.layout.Size(), FreeBlocks: p.layout.FreeBlocks()}
+	opts.Verity = opts.Verity || r.Image.Verity
 	if opts.Verity {
 		res.Size += verity.TreeSize(p.layout.Size() / verity.BlockSize)
 	}

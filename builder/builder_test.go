@@ -312,3 +312,29 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestRoleVerity: a role's image: {verity: true} appends the tree as
+// --verity does, and -o - streams the same bytes as the file.
+func TestRoleVerity(t *testing.T) {
+	dir := t.TempDir()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml":     "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"roles/r.yaml":     "image: {verity: true}\noverlays: [{name: s, dir: src}]\n",
+		"src/opt/app/data": "release a\n",
+	})
+	f, r := loadRole(t, dir, "r")
+	res, err := Build(context.Background(), f, r, Options{Output: t.TempDir(), SHA256: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVerity(t, res, true)
+	var stdout bytes.Buffer
+	st, err := Build(context.Background(), f, r, Options{Output: "-", Stdout: &stdout, SHA256: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stdout.Bytes())
+	if got := hex.EncodeToString(sum[:]); got != res.SHA256 || st.SHA256 != res.SHA256 || *st.Verity != *res.Verity {
+		t.Errorf("stdout: sha256 %s (result %s, %+v), file %s (%+v)", got, st.SHA256, st.Verity, res.SHA256, res.Verity)
+	}
+}

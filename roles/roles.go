@@ -93,6 +93,8 @@ type Image struct {
 	Headroom      Amount // free space added to the content with auto size
 	InodeHeadroom Amount // spare inodes
 	Journal       bool
+	// Verity appends the dm-verity hash tree to the image (build --verity).
+	Verity bool
 }
 
 // Amount is a percentage or an absolute quantity.
@@ -230,6 +232,7 @@ type rawImage struct {
 	Headroom      string `yaml:"headroom"`
 	InodeHeadroom string `yaml:"inode_headroom"`
 	Journal       *bool  `yaml:"journal"`
+	Verity        *bool  `yaml:"verity"`
 }
 
 type rawRule struct {
@@ -794,6 +797,9 @@ func mergeImage(img *Image, raw rawImage, file string, n *yaml.Node) error {
 	amount("inode_headroom", raw.InodeHeadroom, &img.InodeHeadroom)
 	if raw.Journal != nil {
 		img.Journal = *raw.Journal
+	}
+	if raw.Verity != nil {
+		img.Verity = *raw.Verity
 	}
 	return errors.Join(errs...)
 }

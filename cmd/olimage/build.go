@@ -80,7 +80,7 @@ the images built and the roles that failed, with their errors.`,
 	cmd.Flags().StringVar(&opts.compress, "compress", builder.Raw, "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
-	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system")
+	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system (as a role's image: {verity: true})")
 	cmd.Flags().BoolVar(&opts.sha256, "sha256", false, "also compute the raw image's sha256 (hashes the whole declared size)")
 	return cmd
 }
