@@ -534,8 +534,8 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 	var errs []error
 	if o.Name == "" {
 		errs = append(errs, errorf(pos, "overlay has no name"))
-	} else if strings.ContainsAny(o.Name, "/ \t") {
-		errs = append(errs, errorf(pos, "overlay name %q: want no slashes or spaces", o.Name))
+	} else if strings.ContainsAny(o.Name, "/ \t") || checkControl(o.Name) != nil {
+		errs = append(errs, errorf(pos, "overlay name %q: want no slashes, spaces or control characters", o.Name))
 	}
 	var kinds []string
 	if ro.Dir != "" {
@@ -572,6 +572,8 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 				e.Type = "symlink"
 				if err := checkControl(rf.Symlink); err != nil {
 					errs = append(errs, errorf(ep, "symlink: %v", err))
+				} else if len(rf.Symlink) > MaxPath {
+					errs = append(errs, errorf(ep, "symlink: target is %d bytes; olimage allows %d (PATH_MAX)", len(rf.Symlink), MaxPath))
 				}
 			}
 			if len(types) != 1 {
@@ -596,13 +598,13 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 		dp := Pos{file, keyLine(n, "deploy")}
 		o.Kind, o.Source = "deploy", f.sourcePath(d.Source)
 		o.Deploy = &Deploy{Service: d.Service, Revision: d.Revision, Link: d.Link, Active: d.Active == nil || *d.Active}
-		if d.Service == "" || strings.ContainsAny(d.Service, "/ ") || d.Service == "." || d.Service == ".." {
+		if d.Service == "" || strings.ContainsAny(d.Service, "/ ") || checkControl(d.Service) != nil || d.Service == "." || d.Service == ".." {
 			errs = append(errs, errorf(dp, "deploy: service %q: want a plain name such as openlibrary", d.Service))
 		}
 		if d.Source == "" {
 			errs = append(errs, errorf(dp, "deploy: missing source"))
 		}
-		if d.Revision != "" && (strings.ContainsAny(d.Revision, "/ ") || d.Revision == "." || d.Revision == "..") {
+		if d.Revision != "" && (strings.ContainsAny(d.Revision, "/ ") || checkControl(d.Revision) != nil || d.Revision == "." || d.Revision == "..") {
 			errs = append(errs, errorf(dp, "deploy: revision %q: want a plain name", d.Revision))
 		}
 		if o.Deploy.Link == "" {
@@ -944,6 +946,9 @@ func cleanPath(p string) (string, error) {
 	if p == "" {
 		return "", errors.New("empty path")
 	}
+	if len(p) > MaxPath {
+		return "", fmt.Errorf("path is %d bytes; olimage allows %d (PATH_MAX)", len(p), MaxPath)
+	}
 	if strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%q is absolute; paths are relative to the volume root (opt/..., etc/...)", p)
 	}
@@ -957,6 +962,9 @@ func cleanPath(p string) (string, error) {
 		if c == ".." {
 			return "", fmt.Errorf("%q leaves the volume root", p)
 		}
+		if len(c) > 255 {
+			return "", fmt.Errorf("a name in %.60q... is %d bytes; ext4 allows 255", p, len(c))
+		}
 	}
 	c := path.Clean(p)
 	if c == "." {
@@ -964,6 +972,10 @@ func cleanPath(p string) (string, error) {
 	}
 	return c, nil
 }
+
+// MaxPath is the longest path or symlink target olimage takes, Linux's
+// PATH_MAX.
+const MaxPath = 4096
 
 // checkControl refuses control characters in a name: a newline would let
 // one path pass for two lines in every listing that prints it.

@@ -111,6 +111,17 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 			want:  []string{`roles/r.yaml:4: path: "etc/a\nb" contains the control character '\n'`, `roles/r.yaml:5: symlink: "x\ty" contains the control character '\t'`},
 		},
 		{
+			name: "control characters in names, long inline paths",
+			files: map[string]string{"roles/r.yaml": "overlays:\n  - name: \"a\\rb\"\n    files:\n      - {path: \"opt/" + strings.Repeat("d/", 2100) + "x\", content: x}\n      - {path: \"opt/" + strings.Repeat("n", 256) + "\", content: x}\n" +
+				"  - {name: d, deploy: {service: \"s\\x1b\", source: s}}\n"},
+			want: []string{
+				`roles/r.yaml:2: overlay name "a\rb": want no slashes, spaces or control characters`,
+				`roles/r.yaml:4: path: path is 4205 bytes; olimage allows 4096 (PATH_MAX)`,
+				`roles/r.yaml:5: path: a name in "opt/` + strings.Repeat("n", 56) + `"... is 256 bytes; ext4 allows 255`,
+				`roles/r.yaml:6: deploy: service "s\x1b": want a plain name`,
+			},
+		},
+		{
 			name:  "bad source limits",
 			files: map[string]string{FleetFile: goodFleet + "sources:\n  allow_outside: [\"/srv/[\"]\n  max_unpacked: lots\n  max_ratio: 0.5\n", "roles/r.yaml": "overlays: [{name: a, dir: a}]\n"},
 			want: []string{
