@@ -16,6 +16,18 @@ type fstabOptions struct {
 	uuid  bool
 	write bool
 	root  string
+	json  bool
+}
+
+// fstabJSON is fstab --json's document.
+type fstabJSON struct {
+	Schema string `json:"schema"`
+	Image  string `json:"image"`
+	UUID   string `json:"uuid"`
+	Label  string `json:"label"`
+	Mount  string `json:"mount"`
+	Line   string `json:"line"`
+	Fstab  string `json:"fstab,omitempty"` // with --write: what was done to etc/fstab
 }
 
 func newFstabCmd(e *env) *cobra.Command {
@@ -55,6 +67,7 @@ Needs no root to print and mounts nothing.`,
 	cmd.Flags().BoolVar(&opts.uuid, "uuid", false, "mount by UUID= (this release only) instead of LABEL=")
 	cmd.Flags().BoolVar(&opts.write, "write", false, "make the line ROOT/etc/fstab's one entry for the mount point")
 	cmd.Flags().StringVar(&opts.root, "root", "/", "with --write, the root file system whose etc/fstab to edit")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.fstab/v1)")
 	return cmd
 }
 
@@ -102,6 +115,10 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
+	doc := fstabJSON{Schema: "olimage.fstab/v1", Image: img, UUID: fs.UUID, Label: fs.Label, Mount: opts.mount, Line: text}
+	if opts.json && !opts.write {
+		return manifest.WriteJSON(out, doc)
+	}
 	if unit || !opts.write {
 		if !unit {
 			text += "\n"
@@ -112,6 +129,10 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	did, err := activate.WriteFstab(opts.root, opts.mount, text)
 	if err != nil {
 		return err
+	}
+	if opts.json {
+		doc.Fstab = fmt.Sprint(did)
+		return manifest.WriteJSON(out, doc)
 	}
 	_, err = fmt.Fprintf(out, "%s: %s %s\n", activate.FstabFile, did, text)
 	return err

@@ -9,11 +9,20 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
 	"github.com/internetarchive/olimage/tree"
 )
 
-type lsOptions struct{ recursive bool }
+type lsOptions struct{ recursive, json bool }
+
+// lsJSON is ls --json's document.
+type lsJSON struct {
+	Schema  string           `json:"schema"`
+	Image   string           `json:"image"`
+	Path    string           `json:"path"`
+	Entries []manifest.Entry `json:"entries"`
+}
 
 func newLsCmd(e *env) *cobra.Command {
 	var opts lsOptions
@@ -26,7 +35,8 @@ their target. Owners are the names the image's manifest records (those of
 the fleet's owners: and groups:), else numbers. -R lists the whole subtree,
 with full paths. IMAGE - reads the image from stdin.`,
 		Example: `  olimage ls out/ol-web.img opt/openlibrary
-  olimage ls -R out/ol-web.img etc`,
+  olimage ls -R out/ol-web.img etc
+  olimage ls --json out/ol-web.img etc/nginx | jq '.entries[].path'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 1 || len(args) > 2 {
 				return usageError{fmt.Errorf("ls: want IMAGE [PATH], got %d argument(s)", len(args))}
@@ -42,6 +52,7 @@ with full paths. IMAGE - reads the image from stdin.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "R", false, "list the whole subtree")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.ls/v1); content digests are not computed")
 	return cmd
 }
 
@@ -80,6 +91,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 		}
 		return owner(en)
 	}
+	doc := lsJSON{Schema: "olimage.ls/v1", Image: img, Path: p, Entries: []manifest.Entry{}}
 	tw := tabwriter.NewWriter(out, 0, 0, 1, ' ', 0)
 	var walk func(list []*tree.Entry) error
 	walk = func(list []*tree.Entry) error {
@@ -91,7 +103,12 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 			if en.Type == tree.Symlink {
 				name += " -> " + tree.Quote(en.Target)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
+			if opts.json {
+				named(en)
+				doc.Entries = append(doc.Entries, manifest.FromEntry(en))
+			} else {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
+			}
 			if opts.recursive && en.Type == tree.Dir {
 				kids, err := src.FS.ReadDir(en.Path)
 				if err != nil {
@@ -106,6 +123,9 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	}
 	if err := walk(list); err != nil {
 		return err
+	}
+	if opts.json {
+		return manifest.WriteJSON(out, doc)
 	}
 	return tw.Flush()
 }
