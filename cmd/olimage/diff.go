@@ -114,7 +114,7 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		return err
 	}
 	if opts.json {
-		if err := writeDiffJSON(out, sa, sb, changes); err != nil {
+		if err := writeDiffJSON(out, sa, sb, changes, opts.content); err != nil {
 			return err
 		}
 	} else {
@@ -195,38 +195,61 @@ func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Clien
 
 func writeContentDiffs(out io.Writer, changes []diff.Change) error {
 	for _, c := range changes {
-		if !c.Has(diff.Content) && !c.Has(diff.Added) && !c.Has(diff.Removed) && !c.Has(diff.Type) {
-			continue
-		}
-		da, oka, err := textOf(c.A)
+		cd, err := contentDiff(c)
 		if err != nil {
 			return err
 		}
-		db, okb, err := textOf(c.B)
-		if err != nil {
-			return err
-		}
-		if c.A != nil && c.A.Type == tree.File && c.A.Content == nil || c.B != nil && c.B.Type == tree.File && c.B.Content == nil {
-			fmt.Fprintf(out, "\n%s: content not available from a manifest\n", tree.Quote(c.Path))
-			continue
-		}
-		if !oka || !okb {
-			fmt.Fprintf(out, "\nBinary files %s and %s differ\n", tree.Quote("a/"+c.Path), tree.Quote("b/"+c.Path))
-			continue
-		}
-		if da == nil && db == nil {
-			continue
-		}
-		fmt.Fprintln(out)
-		from := c.Path
-		if c.From != "" {
-			from = c.From
-		}
-		if err := diff.Unified(out, tree.Quote("a/"+from), tree.Quote("b/"+c.Path), da, db); err != nil {
-			return err
+		switch {
+		case cd == nil:
+		case cd.note != "":
+			fmt.Fprintf(out, "\n%s\n", cd.note)
+		default:
+			fmt.Fprintf(out, "\n%s", cd.text)
 		}
 	}
 	return nil
+}
+
+// contentDiffOf is one change's content comparison: a unified diff of
+// text, or a note saying why there is none.
+type contentDiffOf struct {
+	text   string
+	note   string
+	binary bool
+}
+
+// contentDiff compares the content of a change's two sides; nil when the
+// change does not concern content or neither side has any.
+func contentDiff(c diff.Change) (*contentDiffOf, error) {
+	if !c.Has(diff.Content) && !c.Has(diff.Added) && !c.Has(diff.Removed) && !c.Has(diff.Type) {
+		return nil, nil
+	}
+	da, oka, err := textOf(c.A)
+	if err != nil {
+		return nil, err
+	}
+	db, okb, err := textOf(c.B)
+	if err != nil {
+		return nil, err
+	}
+	if c.A != nil && c.A.Type == tree.File && c.A.Content == nil || c.B != nil && c.B.Type == tree.File && c.B.Content == nil {
+		return &contentDiffOf{note: tree.Quote(c.Path) + ": content not available from a manifest"}, nil
+	}
+	if !oka || !okb {
+		return &contentDiffOf{note: fmt.Sprintf("Binary files %s and %s differ", tree.Quote("a/"+c.Path), tree.Quote("b/"+c.Path)), binary: true}, nil
+	}
+	if da == nil && db == nil {
+		return nil, nil
+	}
+	from := c.Path
+	if c.From != "" {
+		from = c.From
+	}
+	var buf bytes.Buffer
+	if err := diff.Unified(&buf, tree.Quote("a/"+from), tree.Quote("b/"+c.Path), da, db); err != nil {
+		return nil, err
+	}
+	return &contentDiffOf{text: buf.String()}, nil
 }
 
 // textOf reads a file entry's content; ok is false for binary or too large.
@@ -270,6 +293,10 @@ type changeJSON struct {
 	Changes []diff.Kind     `json:"changes"`
 	A       *manifest.Entry `json:"a,omitempty"`
 	B       *manifest.Entry `json:"b,omitempty"`
+	// With --content: a unified diff of text content, or why there is none.
+	Diff       string `json:"diff,omitempty"`
+	Binary     bool   `json:"binary,omitempty"`
+	DiffAbsent string `json:"diff_absent,omitempty"`
 }
 
 func side(s *source.Source) sideJSON {
@@ -289,7 +316,7 @@ func side(s *source.Source) sideJSON {
 	return j
 }
 
-func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change) error {
+func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change, content bool) error {
 	doc := diffJSON{Schema: "olimage.diff/v1", A: side(sa), B: side(sb), Summary: diff.Summarize(changes), Changes: []changeJSON{}}
 	for _, c := range changes {
 		cj := changeJSON{Path: c.Path, From: c.From, Changes: c.Kinds}
@@ -300,6 +327,18 @@ func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change) 
 		if c.B != nil {
 			m := manifest.FromEntry(c.B)
 			cj.B = &m
+		}
+		if content {
+			cd, err := contentDiff(c)
+			if err != nil {
+				return err
+			}
+			if cd != nil {
+				cj.Diff, cj.Binary = cd.text, cd.binary
+				if !cd.binary {
+					cj.DiffAbsent = cd.note
+				}
+			}
 		}
 		doc.Changes = append(doc.Changes, cj)
 	}

@@ -70,6 +70,7 @@ func TestReadCommandsGolden(t *testing.T) {
 		{"diff.txt", 1, []string{"diff", a, b}},
 		{"diff.json", 1, []string{"diff", "--json", a, b}},
 		{"diff-content.txt", 1, []string{"diff", "--content", "--path", "opt/openlibrary/deploys/olsystem/**/nginx.conf", "--path", "opt/openlibrary/RELEASE", a, b}},
+		{"diff-content.json", 1, []string{"diff", "--json", "--content", "--path", "opt/openlibrary/deploys/olsystem/**/nginx.conf", "--path", "opt/openlibrary/RELEASE", a, b}},
 		{"diff-same.txt", 0, []string{"diff", a, a}},
 		{"verify.txt", 0, []string{"verify", a}},
 	}
