@@ -167,7 +167,7 @@ func TestBuildOutputRefusals(t *testing.T) {
 		wantNot string
 	}{
 		{"other extension", []string{"build", "ol-mem", "-o", filepath.Join(dir, "x.raw")}, filepath.Join(dir, "x.raw"),
-			"an image file name ends in .img or .img.zst", ""},
+			"an image file name ends in .img", ""},
 		{"missing directory", []string{"build", "ol-mem", "-o", filepath.Join(dir, "missing", "x.img")}, filepath.Join(dir, "missing"),
 			"directory " + filepath.Join(dir, "missing") + " does not exist", ".tmp-"},
 		{"abstract role", []string{"build", "ol-base", "-o", filepath.Join(dir, "out")}, filepath.Join(dir, "out"),
