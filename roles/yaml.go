@@ -199,7 +199,11 @@ func (c *checker) check(n *yaml.Node, t reflect.Type) {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
 			if !ok {
-				*errs = append(*errs, errorf(Pos{file, k.Line}, "unknown key %q (want one of: %s)", k.Value, strings.Join(names, ", ")))
+				if near := Closest(k.Value, names); near != "" {
+					*errs = append(*errs, errorf(Pos{file, k.Line}, "unknown key %q (did you mean %q? want one of: %s)", k.Value, near, strings.Join(names, ", ")))
+				} else {
+					*errs = append(*errs, errorf(Pos{file, k.Line}, "unknown key %q (want one of: %s)", k.Value, strings.Join(names, ", ")))
+				}
 				continue
 			}
 			c.check(v, ft)
@@ -284,4 +288,46 @@ func lineAt(lines []int, i int) int {
 		return lines[i]
 	}
 	return 0
+}
+
+// Closest returns the candidate nearest to word by edit distance, if it is
+// near enough to be a typo (a third of word's length or less), else "".
+// Ties go to the first in name order.
+func Closest(word string, candidates []string) string {
+	best, bestD := "", len(word)/3+1
+	for _, c := range candidates {
+		if d := editDistance(word, c); d < bestD || d == bestD && best != "" && c < best {
+			best, bestD = c, d
+		}
+	}
+	if best == word || bestD > len(word)/3 {
+		return ""
+	}
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a into b (optimal string alignment, in bytes).
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }

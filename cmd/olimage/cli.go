@@ -69,7 +69,10 @@ func (e *env) role(name string) (*roles.Fleet, *roles.Role, error) {
 	r, err := f.Role(name)
 	if err != nil {
 		if errors.Is(err, roles.ErrNoRole) {
-			return nil, nil, err
+			if near := roles.Closest(name, f.RoleNames(true)); near != "" {
+				return nil, nil, hintError{err, fmt.Sprintf("did you mean %s?", near)}
+			}
+			return nil, nil, hintError{err, "list the fleet's roles with olimage roles"}
 		}
 		return nil, nil, errors.Join(err, ferr)
 	}
@@ -118,7 +121,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	return report(ctx, err, stderr)
+	path := "olimage"
+	if c, _, ferr := root.Find(args); ferr == nil {
+		path = c.CommandPath()
+	}
+	return report(ctx, err, stderr, path)
 }
 
 // buffered runs fn with a buffered writer on out and flushes it, for
@@ -133,7 +140,7 @@ func buffered(out io.Writer, fn func(io.Writer) error) error {
 	return err
 }
 
-func report(ctx context.Context, err error, stderr io.Writer) int {
+func report(ctx context.Context, err error, stderr io.Writer, cmdPath string) int {
 	if err == nil {
 		return exitOK
 	}
@@ -148,12 +155,13 @@ func report(ctx context.Context, err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "olimage: error: %s\n", line)
 	}
 	var h hintError
-	if errors.As(err, &h) {
-		fmt.Fprintf(stderr, "olimage: hint: %s\n", h.hint)
-	}
 	var u usageError
-	if errors.As(err, &u) {
-		fmt.Fprintln(stderr, "olimage: hint: run 'olimage help' for usage")
+	switch {
+	case errors.As(err, &h):
+		fmt.Fprintf(stderr, "olimage: hint: %s\n", h.hint)
+	case errors.As(err, &u):
+		// No better next step is known: point at the command's help.
+		fmt.Fprintf(stderr, "olimage: hint: run '%s --help' for usage\n", cmdPath)
 	}
 	return exitError
 }
@@ -220,7 +228,17 @@ const exitStatusHelp = `EXIT STATUS
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+		err := usageError{fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+		var names []string
+		for _, c := range cmd.Commands() {
+			if !c.Hidden && c.Name() != "help" {
+				names = append(names, c.Name())
+			}
+		}
+		if near := roles.Closest(args[0], names); near != "" {
+			return hintError{err, fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), near)}
+		}
+		return hintError{err, "run 'olimage --help' for the list of commands"}
 	}
 	return nil
 }
