@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -345,5 +346,40 @@ func TestVeritytab(t *testing.T) {
 	olimage(t, "-f", tinyFleet(t, t.TempDir(), "x\n"), "build", "r", "-o", plain)
 	if _, e, code := olimage(t, "veritytab", plain, "--sidecar", plain+image.SidecarSuffix); code != 2 || !strings.Contains(e, "build --verity") {
 		t.Errorf("veritytab of an image without a tree: exit %d\n%s", code, e)
+	}
+}
+
+// TestVerifyV1Sidecar: a version 1 sidecar (raw sha256, no root hash) is
+// still read, and its sha256 checked.
+func TestVerifyV1Sidecar(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "r.img")
+	if _, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--sha256", "-o", img); code != 0 {
+		t.Fatal(e)
+	}
+	data, err := os.ReadFile(img + image.SidecarSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	var head map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(doc["image"], &head)
+	delete(head, "verity")
+	imageJSON, _ := json.Marshal(head)
+	// In the order olimage wrote it: schema, image, manifest.
+	v1 := []byte(`{"schema": "olimage.sidecar/v1", "image": ` + string(imageJSON) + `, "manifest": ` + string(doc["manifest"]) + "}\n")
+	side := filepath.Join(t.TempDir(), "v1.json")
+	os.WriteFile(side, v1, 0o644)
+	if o, e, code := olimage(t, "verify", img, "--sidecar", side); code != 0 {
+		t.Fatalf("verify --sidecar v1: exit %d\n%s%s", code, o, e)
+	}
+	if o, e, code := olimage(t, "diff", side, img); code != 0 {
+		t.Fatalf("diff of a v1 sidecar and its image: exit %d\n%s%s", code, o, e)
+	}
+	flipMatch(t, img, []byte("release a\n"), 0)
+	if o, _, code := olimage(t, "verify", img, "--sidecar", side); code != 1 || !strings.Contains(o, "sha256: sha256 of the image is") {
+		t.Errorf("verify --sidecar v1 of a changed image: exit %d\n%s", code, o)
 	}
 }
