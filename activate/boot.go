@@ -21,7 +21,7 @@ import (
 //   - Unit files the image ships under etc/systemd/system are written to
 //     the root disk as regular files: systemd reads them when it starts,
 //     before the volume is mounted, and never finds a unit through a link
-//     into it. Each .service, .socket, .timer and .path unit also gets a
+//     into it. Each .service unit also gets a
 //     drop-in ordering it after olimage-activate.service and requiring the
 //     volume's mount. Enablement links (*.wants/, *.requires/) are made
 //     with the image's own text, so they name the unit file on the root
@@ -59,7 +59,7 @@ const maxUnitSize = 1 << 20
 // DropIn is the name of the drop-in activation gives each unit it writes.
 const DropIn = "olimage.conf"
 
-// unitKinds are the units ordered after activation by a drop-in.
+// unitKinds are the units activation stops when the image drops them.
 var unitKinds = []string{".service", ".socket", ".timer", ".path"}
 
 // holds reports whether the view's node, a file, holds content.
@@ -161,7 +161,11 @@ func (r *run) goals(m *manifest.Image, dir string, img *ImageRef, switchTo map[s
 			return nil, fmt.Errorf("/%s: unit file %s: %w", l.Path, real, err)
 		}
 		out = append(out, goal{Path: l.Path, File: true, Content: writtenHeader(path.Join(vol, l.Target)) + text})
-		if parentOf(l.Path) == UnitDir && slices.Contains(unitKinds, path.Ext(l.Path)) {
+		// Services only: sockets, timers and paths come before
+		// basic.target, which olimage-activate.service comes after, so
+		// ordering them after it would be a cycle. The services they
+		// trigger wait for activation all the same.
+		if parentOf(l.Path) == UnitDir && path.Ext(l.Path) == ".service" {
 			units = append(units, goal{Path: l.Path + ".d/" + DropIn, File: true, Content: dropIn(vol)})
 		}
 	}

@@ -20,6 +20,7 @@ var vu = volume{
 		"etc/systemd/system/ol-web.service":                                      "link:/opt/openlibrary/olsystem/etc/systemd/system/ol-web.service",
 		"etc/systemd/system/multi-user.target.wants/ol-web.service":              "link:/etc/systemd/system/ol-web.service",
 		"etc/systemd/system/ol-web.socket.d/override.conf":                       "file:[Socket]\n",
+		"etc/systemd/system/ol-web.socket":                                       "file:[Socket]\nListenStream=8080\n",
 		"etc/systemd/system/apt-daily.timer":                                     "link:/dev/null",
 		"opt/openlibrary/olsystem":                                               "link:deploys/olsystem/bbb",
 		"opt/openlibrary/openlibrary":                                            "link:deploys/openlibrary/c1",
@@ -32,6 +33,7 @@ var vu = volume{
 		"etc/systemd/system/apt-daily.timer",
 		"etc/systemd/system/multi-user.target.wants/ol-web.service",
 		"etc/systemd/system/ol-web.service",
+		"etc/systemd/system/ol-web.socket",
 		"etc/systemd/system/ol-web.socket.d/override.conf",
 		"opt/openlibrary",
 	},
@@ -58,6 +60,8 @@ func TestBootUnits(t *testing.T) {
 		"etc/systemd/system/ol-web.service.d/olimage.conf=file:"+dropIn("/1"),
 		"etc/systemd/system/multi-user.target.wants/ol-web.service=link:/etc/systemd/system/ol-web.service",
 		"etc/systemd/system/ol-web.socket.d/override.conf=file:"+writtenHeader("/1/etc/systemd/system/ol-web.socket.d/override.conf")+"[Socket]\n",
+		// No drop-in for a socket: it comes before activation.
+		"etc/systemd/system/ol-web.socket=file:"+writtenHeader("/1/etc/systemd/system/ol-web.socket")+"[Socket]\nListenStream=8080\n",
 		"etc/systemd/system/apt-daily.timer=link:/dev/null",
 		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
 		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/bbb",
@@ -126,7 +130,7 @@ func TestBootUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(t, root, base, "after deactivate")
-	if diff := cmp.Diff(recorder{"stop --no-block ol-web.service", "daemon-reload"}, calls); diff != "" {
+	if diff := cmp.Diff(recorder{"stop --no-block ol-web.service ol-web.socket", "daemon-reload"}, calls); diff != "" {
 		t.Errorf("systemctl calls on deactivate (-want +got):\n%s", diff)
 	}
 	// Without the journal, recover finds the files activate wrote by
@@ -188,6 +192,7 @@ func TestNextRelease(t *testing.T) {
 		"link opt/openlibrary/openlibrary",
 		"move etc/nginx/nginx.conf",
 		"remove etc/systemd/system/ol-web.service",
+		"remove etc/systemd/system/ol-web.socket",
 		"remove etc/systemd/system/ol-web.socket.d/override.conf",
 		"rmdir etc/systemd/system/ol-web.socket.d",
 		"unlink etc/systemd/system/apt-daily.timer",

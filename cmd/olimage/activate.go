@@ -69,7 +69,7 @@ nothing then.
 
 Unit files the image ships under etc/systemd/system are written to the root
 disk as regular files, as systemd reads them at boot before the volume is
-mounted; each unit gets a drop-in (UNIT.d/olimage.conf) ordering it after
+mounted; each service gets a drop-in (UNIT.d/olimage.conf) ordering it after
 olimage-activate.service and requiring the volume's mount, and enablement
 links (*.wants/) keep the image's own text. A top-level /opt directory that
 holds deploys (opt/openlibrary/deploys/SERVICE/BIN) becomes a directory on

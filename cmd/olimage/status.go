@@ -29,7 +29,14 @@ made, with its state: ok (the symlink is in place), missing (nothing is
 there), wrong (something else is there). It also checks that the volume
 mounted at --volume (default /1, as for activate) holds the active image
 and that every link of its plan is made (inactive: the plan names it, the
-journal does not); --volume '' skips that check.
+journal does not); --volume '' skips that check. A file activate wrote (a
+unit file) shows as (file). For each deployed service of the volume, a
+line
+
+  deploy  SERVICE  BIN (the image's | switched from BIN; bins: BIN...)
+
+says which bin its active link names and which bins the image carries
+('olimage switch' changes it).
 
 Exits 1, with a line saying why, when anything is not in place: no image
 active, nothing olimage built mounted at the volume, another image
