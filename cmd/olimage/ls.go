@@ -96,6 +96,9 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	var walk func(list []*tree.Entry) error
 	walk = func(list []*tree.Entry) error {
 		for _, en := range list {
+			if err := e.ctx.Err(); err != nil { // -R of a large image
+				return err
+			}
 			name := tree.Quote(en.Name())
 			if opts.recursive {
 				name = tree.Quote(en.Path)
