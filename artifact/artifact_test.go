@@ -571,3 +571,55 @@ func TestPullImageNotMatchingSidecar(t *testing.T) {
 		})
 	}
 }
+
+// Layers from a registry are untrusted: chunks refuses any that are not
+// olimage chunks tiling the image exactly.
+func TestChunksRefusesBadLayers(t *testing.T) {
+	layer := func(off, size string) ocispec.Descriptor {
+		return ocispec.Descriptor{MediaType: ChunkType, Size: 100, Digest: digest.FromString(off),
+			Annotations: map[string]string{AnnotationOffset: off, AnnotationRawSize: size}}
+	}
+	side := &Sidecar{}
+	side.Image.Size = 2 << 20
+	for _, tc := range []struct {
+		name   string
+		layers []ocispec.Descriptor
+	}{
+		{"gap", []ocispec.Descriptor{layer("0", "1048576"), layer("1048577", "1048575")}},
+		{"overlap", []ocispec.Descriptor{layer("0", "1048576"), layer("1000", "1048576")}},
+		{"short", []ocispec.Descriptor{layer("0", "1048576")}},
+		{"long", []ocispec.Descriptor{layer("0", "2097152"), layer("2097152", "1")}},
+		{"huge", []ocispec.Descriptor{layer("0", "9223372036854775807")}},
+		{"negative", []ocispec.Descriptor{layer("0", "-1"), layer("-1", "2097153")}},
+		{"no annotation", []ocispec.Descriptor{{MediaType: ChunkType, Size: 1}}},
+		{"other type", []ocispec.Descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar", Size: 1,
+			Annotations: map[string]string{AnnotationOffset: "0", AnnotationRawSize: "2097152"}}}},
+		{"none", nil},
+	} {
+		img := &resolved{side: side, manifest: ocispec.Manifest{Layers: tc.layers}}
+		if _, err := img.chunks("r"); !errors.Is(err, ErrNotImage) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, ErrNotImage)
+		}
+	}
+	img := &resolved{side: side, manifest: ocispec.Manifest{Layers: []ocispec.Descriptor{layer("0", "1048576"), layer("1048576", "1048576")}}}
+	if cs, err := img.chunks("r"); err != nil || len(cs) != 2 {
+		t.Errorf("two chunks tiling the image: %v, %v", cs, err)
+	}
+}
+
+// A sidecar from a registry is untrusted: ParseSidecar returns an error
+// or a sidecar with a positive size and a valid identity, never panics.
+func FuzzParseSidecar(f *testing.F) {
+	f.Add([]byte(`{"schema":"olimage.sidecar/v1","image":{"file":"x.img","size":4096,"sha256":"` + strings.Repeat("a", 64) + `","compression":"raw"},"manifest":{"schema":"olimage.manifest/v1","entries":[]}}`))
+	f.Add([]byte(`{"schema":"olimage.sidecar/v2","image":{"size":1,"verity":{"root_hash":"x"}},"manifest":{}}`))
+	f.Add([]byte(`{"schema":"olimage.sidecar/v2","manifest":`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSidecar(b)
+		if err != nil {
+			return
+		}
+		if s.Image.Size <= 0 || len(s.Identity()) < 64 {
+			t.Fatalf("accepted a sidecar with size %d and identity %q", s.Image.Size, s.Identity())
+		}
+	})
+}
