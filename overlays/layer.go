@@ -166,36 +166,60 @@ func (b bytesContent) Open() (io.ReadCloser, error) {
 
 // spool holds the members of tar archives in one unlinked temporary file,
 // so that nothing is left behind however the process ends.
+//
+// Its cost per member is constant: one buffer for copying, one set of
+// sums reset for each member, and writes gathered in pend so that a
+// million one-byte members are not a million pwrite calls. Members
+// smaller than a block are packed end to end (they have no zero blocks
+// to leave as holes); larger ones start at a block boundary.
 type spool struct {
-	mu   sync.Mutex
-	f    *os.File
-	size int64 // where the last member ends
-	end  int64 // the file's size
-	buf  []byte
+	mu      sync.Mutex
+	f       *os.File
+	dir     string // where the file lies, for errors
+	size    int64  // where the last member ends
+	end     int64  // the file's size, once pend is written
+	buf     []byte
+	sum     *sums
+	pend    []byte // bytes not yet written, which belong at pendOff
+	pendOff int64
 }
 
-func newSpool() (*spool, error) {
-	f, err := os.CreateTemp("", "olimage-spool-*")
+// spoolPend is how many bytes the spool gathers before it writes them.
+const spoolPend = 1 << 20
+
+func newSpool(dir string) (*spool, error) {
+	f, err := os.CreateTemp(dir, "olimage-spool-*")
+	if dir == "" {
+		dir = os.TempDir()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("spool in %s: %w", dir, err)
 	}
 	// Unlinked at once: the open descriptor keeps the data until Close.
 	if err := os.Remove(f.Name()); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("spool: %w", err)
+		return nil, fmt.Errorf("spool in %s: %w", dir, err)
 	}
-	return &spool{f: f}, nil
+	return &spool{f: f, dir: dir}, nil
 }
 
 // write copies r, of size bytes, to the spool and returns where it landed
 // and its sums. Blocks of zeros are left as holes, so an archive's sparse
-// or zero-filled members take no room in $TMPDIR; members start at a
-// block boundary so that their zero blocks are the file's.
+// or zero-filled members take no room in $TMPDIR. Bytes past s.size were
+// never written, so they read as zeros wherever a member starts.
 func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	off = (s.size + spoolBlock - 1) &^ (spoolBlock - 1)
-	sum := newSums(size)
+	off = s.size
+	if size >= spoolBlock {
+		off = (s.size + spoolBlock - 1) &^ (spoolBlock - 1)
+	}
+	if s.sum == nil {
+		s.sum = newSums(size)
+	} else {
+		s.sum.reset(size)
+	}
+	sum := s.sum
 	if s.buf == nil {
 		s.buf = make([]byte, 32*spoolBlock)
 	}
@@ -210,11 +234,9 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 				if bytes.Equal(b, zeros[:len(b)]) {
 					continue
 				}
-				at := off + n + int64(i)
-				if _, err := s.f.WriteAt(b, at); err != nil {
-					return off, contentSums{}, fmt.Errorf("spool: %w", err)
+				if err := s.writeAt(b, off+n+int64(i)); err != nil {
+					return off, contentSums{}, err
 				}
-				s.end = max(s.end, at+int64(len(b)))
 			}
 			n += int64(k)
 		}
@@ -226,15 +248,62 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 			break
 		}
 	}
-	// A member that ends in zeros ends in a hole: make the file as long.
 	s.size = off + n
+	return off, sum.sums(), err
+}
+
+// writeAt gathers b, which belongs at offset at, past every earlier
+// write, and writes what it gathered once pend is full or b does not
+// follow it closely. A gap of less than a block is filled with zeros;
+// a larger one is a hole.
+func (s *spool) writeAt(b []byte, at int64) error {
+	pendEnd := s.pendOff + int64(len(s.pend))
+	if len(s.pend) > 0 && (at-pendEnd >= spoolBlock || int64(len(s.pend))+(at-pendEnd)+int64(len(b)) > spoolPend) {
+		if err := s.flushLocked(); err != nil {
+			return err
+		}
+		pendEnd = s.pendOff
+	}
+	if len(s.pend) == 0 {
+		if s.pend == nil {
+			s.pend = make([]byte, 0, spoolPend)
+		}
+		s.pendOff, pendEnd = at, at
+	}
+	for ; pendEnd < at; pendEnd++ {
+		s.pend = append(s.pend, 0)
+	}
+	s.pend = append(s.pend, b...)
+	return nil
+}
+
+// flushLocked writes what pend holds and makes the file as long as the
+// members in it, whose last bytes may be a hole. s.mu is held.
+func (s *spool) flushLocked() error {
+	if len(s.pend) > 0 {
+		if _, err := s.f.WriteAt(s.pend, s.pendOff); err != nil {
+			return fmt.Errorf("spool in %s: %w", s.dir, err)
+		}
+		s.end = max(s.end, s.pendOff+int64(len(s.pend)))
+		s.pend = s.pend[:0]
+	}
+	return nil
+}
+
+// flush writes everything spooled so far, so that it can be read back.
+func (s *spool) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return err
+	}
 	if s.size > s.end {
-		if terr := s.f.Truncate(s.size); terr != nil && err == nil {
-			err = fmt.Errorf("spool: %w", terr)
+		if err := s.f.Truncate(s.size); err != nil {
+			return fmt.Errorf("spool in %s: %w", s.dir, err)
 		}
 		s.end = s.size
 	}
-	return off, sum.sums(), err
+	return nil
 }
 
 // spoolBlock is the unit of holes in the spool: the page size, which is
@@ -249,6 +318,9 @@ type spoolContent struct {
 }
 
 func (c spoolContent) Open() (io.ReadCloser, error) {
+	if err := c.s.flush(); err != nil {
+		return nil, err
+	}
 	return io.NopCloser(io.NewSectionReader(c.s.f, c.off, c.n)), nil
 }
 

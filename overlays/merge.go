@@ -144,13 +144,16 @@ func Merge(ctx context.Context, f *roles.Fleet, role *roles.Role) (*Result, erro
 
 func (m *merger) lookup(p string) (parent, n *node) {
 	parent = m.root
-	parts := strings.Split(p, "/")
-	for _, c := range parts[:len(parts)-1] {
+	for {
+		c, rest, more := strings.Cut(p, "/")
+		if !more {
+			return parent, parent.kids[c]
+		}
 		if parent = parent.kids[c]; parent == nil {
 			return nil, nil
 		}
+		p = rest
 	}
-	return parent, parent.kids[parts[len(parts)-1]]
 }
 
 func (m *merger) remove(p, why string) {
@@ -226,10 +229,14 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 
 func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	parent := m.root
-	parts := strings.Split(e.Path, "/")
+	// Walk the components as substrings of e.Path: no slice per entry,
+	// and the map keys share e.Path's bytes.
+	last := strings.LastIndexByte(e.Path, '/')
 	end := -1 // where the parent path ends in e.Path
-	for _, c := range parts[:len(parts)-1] {
-		end += 1 + len(c)
+	for end < last {
+		start := end + 1
+		end = start + strings.IndexByte(e.Path[start:], '/')
+		c := e.Path[start:end]
 		n := parent.kids[c]
 		if n == nil {
 			p := e.Path[:end]
@@ -246,7 +253,7 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 		}
 		parent = n
 	}
-	name := parts[len(parts)-1]
+	name := e.Path[last+1:]
 	old := parent.kids[name]
 	if old == nil {
 		n := &node{e: e}

@@ -47,6 +47,7 @@ type reader struct {
 	spool     *spool     // created on first tar member
 	roots     []*dirRoot // of directory sources, open until close
 	fleetReal string     // the fleet directory, symlinks resolved; once known
+	tmpdir    string     // where the spool goes; "" for $TMPDIR
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -249,10 +250,14 @@ func checkName(p string) error {
 	if i := strings.IndexFunc(p, isControl); i >= 0 {
 		return fmt.Errorf("%w: name contains the control character %q", ErrUnsafe, p[i])
 	}
-	for _, c := range strings.Split(p, "/") {
+	// Component by component without strings.Split, which would allocate
+	// a slice for every entry of a million-entry archive.
+	for rest := p; rest != ""; {
+		c, tail, _ := strings.Cut(rest, "/")
 		if len(c) > maxName {
 			return fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
 		}
+		rest = tail
 	}
 	return nil
 }
@@ -417,7 +422,7 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 	}
 	guard := &bombGuard{ctx: r.ctx, r: zr, packed: packed, maxBytes: lim.MaxUnpacked, maxRatio: lim.MaxRatio, minRatio: minRatioCheck}
 	if r.spool == nil {
-		if r.spool, err = newSpool(); err != nil {
+		if r.spool, err = newSpool(r.tmpdir); err != nil {
 			return nil, err
 		}
 	}
@@ -535,6 +540,9 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		}
 		l.add(e)
 	}
+	if err := r.spool.flush(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
 	// Read a little past the end-of-archive marker, as far as tar's
 	// padding to a record goes and further, so that gzip and zstd verify
 	// their checksums where the stream ends there: a corrupt trailer is
@@ -598,10 +606,12 @@ func archivePath(name string) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	for _, c := range strings.Split(name, "/") {
+	for rest := name; rest != ""; {
+		c, tail, _ := strings.Cut(rest, "/")
 		if c == ".." {
 			return "", errors.New("path contains \"..\"")
 		}
+		rest = tail
 	}
 	p := path.Clean(name)
 	if p == "." {

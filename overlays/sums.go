@@ -92,6 +92,13 @@ func newSums(size int64) *sums {
 	return &sums{h: sha256.New(), scan: size >= tree.SparseMin && size <= 1<<44}
 }
 
+// reset starts s over for content expected to be size bytes, as newSums
+// would, without a new hash: the spool sums every member with one.
+func (s *sums) reset(size int64) {
+	s.h.Reset()
+	*s = sums{h: s.h, scan: size >= tree.SparseMin && size <= 1<<44}
+}
+
 func (s *sums) Write(p []byte) (int, error) {
 	s.h.Write(p)
 	s.crc = crc32.Update(s.crc, castagnoli, p)
