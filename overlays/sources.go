@@ -211,6 +211,11 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 				return fmt.Errorf("%s: no device and inode number", p)
 			}
 			e.Content = fileContent{dr, filepath.FromSlash(rel), e.Size, fileID{uint64(st.Dev), uint64(st.Ino)}}
+			if st.Nlink > 1 {
+				// Names of one inode become one file and hard links to it,
+				// as in a tar archive; tree.Normalize picks the file.
+				e.LinkKey = fmt.Sprintf("%s:%d:%d", overlay, st.Dev, st.Ino)
+			}
 			if r.listed != nil {
 				r.listed(p)
 			}
@@ -224,6 +229,9 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			e.Target = target
 		default:
 			return fmt.Errorf("%s: %w: %v (a data volume holds files, directories and symlinks only)", p, ErrUnsafe, m.Type())
+		}
+		if e.Xattrs, err = dirXattrs(p, d.Xattrs); err != nil {
+			return err
 		}
 		l.add(e)
 		return nil

@@ -83,7 +83,12 @@ type Defaults struct {
 	DirMode  uint32
 	FileMode uint32
 	ExecMode uint32
-	Image    Image
+	// Xattrs are the extended attributes directory sources keep, as
+	// path.Match patterns of their names (security.capability, user.*).
+	// None by default, so that a build host's SELinux labels and other
+	// local attributes do not leak into images.
+	Xattrs []string
+	Image  Image
 }
 
 // Image holds the parameters of a role's image.
@@ -213,6 +218,7 @@ type rawFleet struct {
 		DirMode  string   `yaml:"dir_mode"`
 		FileMode string   `yaml:"file_mode"`
 		ExecMode string   `yaml:"exec_mode"`
+		Xattrs   []string `yaml:"xattrs"`
 		Image    rawImage `yaml:"image"`
 	} `yaml:"defaults"`
 	Rules   []rawRule `yaml:"rules"`
@@ -356,6 +362,12 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 			*m.out = v
 		}
 	}
+	for i, x := range raw.Defaults.Xattrs {
+		if _, err := path.Match(x, ""); err != nil || x == "" {
+			errs = append(errs, errorf(Pos{file, lineAt(itemLines(defs, "xattrs"), i)}, "xattrs: %q is not a name or pattern such as security.capability or user.*", x))
+		}
+	}
+	f.Defaults.Xattrs = raw.Defaults.Xattrs
 	f.Defaults.Image = Image{Headroom: Amount{Percent: 20}, InodeHeadroom: Amount{Percent: 20}, Journal: true}
 	if err := mergeImage(&f.Defaults.Image, raw.Defaults.Image, file, field(defs, "image")); err != nil {
 		errs = append(errs, err)

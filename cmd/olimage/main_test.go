@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/rogpeppe/go-internal/testscript"
+	"golang.org/x/sys/unix"
 )
 
 // TestMain makes the test binary double as the olimage command, so that
@@ -35,6 +36,14 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				// CI runs as root and sets OLIMAGE_TEST_DISALLOW_SKIP: a
+				// script that needs root must not skip there.
+				return os.Geteuid() == 0 || os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"mktar":    cmdMktar,
 			"corrupt":  cmdCorrupt,
@@ -42,6 +51,8 @@ func TestScripts(t *testing.T) {
 			"mkfifo":   cmdMkfifo,
 			"setuid":   cmdSetuid,
 			"exits":    cmdExits,
+			"hardlink": cmdHardlink,
+			"setxattr": cmdSetxattr,
 		},
 	})
 }
@@ -303,4 +314,23 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
+}
+
+// cmdHardlink makes NEW a hard link of OLD: hardlink OLD NEW
+func cmdHardlink(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: hardlink OLD NEW")
+	}
+	ts.Check(os.Link(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
+}
+
+// cmdSetxattr sets an extended attribute; \xHH in VALUE is the byte HH.
+// Scripts setting security.* or trusted.* ones start with [!root] skip.
+//
+//	setxattr FILE NAME VALUE
+func cmdSetxattr(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: setxattr FILE NAME VALUE")
+	}
+	ts.Check(unix.Lsetxattr(ts.MkAbs(args[0]), args[1], []byte(unescape(args[2])), 0))
 }
