@@ -197,6 +197,13 @@ func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target
 	if dir == "" {
 		dir = "."
 	}
+	// The lock builds of the target take too: one writer of the target,
+	// and of the partial file, at a time.
+	lock, err := image.LockTarget(target)
+	if err != nil {
+		return fmt.Errorf("%s: %w", res.Ref, err)
+	}
+	defer lock.Unlock()
 	// Named after the manifest, so that only a pull of the same image
 	// resumes from it.
 	tmp := filepath.Join(dir, "."+base+".pull-"+img.desc.Digest.Encoded()[:16])
@@ -248,16 +255,50 @@ func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target
 	if err := checkVerity(ctx, f, img.side); err != nil {
 		return fmt.Errorf("%s: %s: %w", res.Ref, target, err)
 	}
-	if err := os.WriteFile(target+image.SidecarSuffix, img.sidecar, 0o644); err != nil {
+	// The image and its sidecar replace what was at the target as one
+	// pair, as a build's do (image.Lock.Replace).
+	imgTmp, err := tempBeside(target, nil)
+	if err == nil {
+		err = os.Rename(tmp, imgTmp)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
-	if err := os.Rename(tmp, target); err != nil {
-		os.Remove(target + image.SidecarSuffix)
+	tmp = imgTmp // removed on failure from here
+	sideTmp, err := tempBeside(target+image.SidecarSuffix, img.sidecar)
+	if err != nil {
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
 	os.Remove(journal)
-	keep = true // nothing left to remove
+	keep = true // Replace owns the temporaries
+	if err := lock.Replace(target, imgTmp, sideTmp); err != nil {
+		return fmt.Errorf("%s: %w", res.Ref, err)
+	}
 	return nil
+}
+
+// tempBeside makes a temporary of the name builds use for path
+// (image.TempPrefix), holding data, synced.
+func tempBeside(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), image.TempPrefix(path))
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // pullDevice writes the image onto a block device and reads it back.
