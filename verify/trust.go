@@ -96,8 +96,14 @@ func against(ctx context.Context, path string, t Trust, stopped *bool) ([]Findin
 	switch {
 	case head != nil && head.Image.Verity != nil:
 		p := *head.Image.Verity
-		if !r.raw {
+		switch {
+		case !r.raw:
 			p.HashOffset = 0 // the tree is not inside a compressed or partitioned file's file system
+		case r.device && size == p.DataBlocks*verity.BlockSize:
+			// A device of the data alone: the volume opened through
+			// dm-verity (/dev/mapper/olimage-ROLE), whose tree the
+			// kernel reads from the disk underneath.
+			p.HashOffset = 0
 		}
 		want = &p
 	case t.ExpectRootHash != "":
@@ -144,7 +150,8 @@ func against(ctx context.Context, path string, t Trust, stopped *bool) ([]Findin
 // the decompressed file system (or partition) of another format.
 type data struct {
 	io.ReaderAt
-	raw bool
+	raw    bool
+	device bool // a block device, not a file
 }
 
 func openData(path string) (data, int64, func(), error) {
@@ -165,7 +172,12 @@ func openData(path string) (data, int64, func(), error) {
 		f.Close()
 		return data{}, 0, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return data{ReaderAt: f, raw: true}, size, func() { f.Close() }, nil
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return data{}, 0, nil, err
+	}
+	return data{ReaderAt: f, raw: true, device: fi.Mode()&os.ModeDevice != 0}, size, func() { f.Close() }, nil
 }
 
 // superblockParams reads the dm-verity superblock after the file system

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,5 +382,38 @@ func TestVerifyV1Sidecar(t *testing.T) {
 	flipMatch(t, img, []byte("release a\n"), 0)
 	if o, _, code := olimage(t, "verify", img, "--sidecar", side); code != 1 || !strings.Contains(o, "sha256: sha256 of the image is") {
 		t.Errorf("verify --sidecar v1 of a changed image: exit %d\n%s", code, o)
+	}
+}
+
+// TestVerifyDataDevice: a block device holding the data alone, as the
+// volume opened through dm-verity is, verifies against the sidecar of an
+// image built with --verity; a file cut off at the same size does not.
+func TestVerifyDataDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skip(t, "losetup needs root")
+	}
+	img := filepath.Join(t.TempDir(), "r.img")
+	o, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--verity", "-o", img, "--json")
+	if code != 0 {
+		t.Fatal(e)
+	}
+	i := strings.Index(o, `"hash_offset": `)
+	var end int64
+	fmt.Sscan(o[i+len(`"hash_offset": `):], &end)
+	data := filepath.Join(t.TempDir(), "data.img")
+	raw, _ := os.ReadFile(img)
+	os.WriteFile(data, raw[:end], 0o644)
+	dev, err := exec.Command("losetup", "--find", "--show", "--read-only", data).Output()
+	if err != nil {
+		skip(t, "losetup: "+err.Error())
+	}
+	loop := strings.TrimSpace(string(dev))
+	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	side := img + image.SidecarSuffix
+	if o, e, code := olimage(t, "verify", loop, "--sidecar", side); code != 0 {
+		t.Errorf("verify of the data device: exit %d\n%s%s", code, o, e)
+	}
+	if o, _, code := olimage(t, "verify", data, "--sidecar", side); code != 1 || !strings.Contains(o, "truncated") {
+		t.Errorf("verify of the data alone as a file: exit %d, want 1 saying truncated\n%s", code, o)
 	}
 }
