@@ -278,6 +278,33 @@ func TestAuth(t *testing.T) {
 	_ = res
 }
 
+// Token auth, as Docker Hub and GHCR do it: the client answers the Bearer
+// challenge by getting a token with the docker config's credentials.
+func TestTokenAuth(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{})
+	proxy := registrytest.NewProxy(t, reg)
+	proxy.RequireToken("ci", "s3cret")
+	ctx := context.Background()
+	img := buildImage(t, "1", builder.Options{})
+	ref := proxy.Host + "/ol/web:1"
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	writeDockerConfig(t, proxy.Host, "ci", "wrong")
+	if _, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk}); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("push with a wrong password: got %v, want a 401", err)
+	}
+	writeDockerConfig(t, proxy.Host, "ci", "s3cret")
+	if _, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "web.img")
+	if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
+		t.Fatalf("sha256 %s, want %s", got, want)
+	}
+}
+
 func writeDockerConfig(t *testing.T, host, user, pass string) {
 	t.Helper()
 	cred := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))

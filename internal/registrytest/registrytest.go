@@ -181,6 +181,46 @@ type Proxy struct {
 	mu   sync.Mutex
 	f    Fault
 	srv  *http.Server
+	user string // with RequireToken: the basic credentials /token takes
+	pass string
+}
+
+// token is the bearer token the proxy's /token endpoint hands out.
+const token = "registrytest-token"
+
+// RequireToken makes the proxy demand bearer-token auth the way Docker
+// Hub and GHCR do: a 401 with a Bearer challenge naming its /token
+// endpoint, which gives a token for user and pass in basic auth.
+func (p *Proxy) RequireToken(user, pass string) {
+	p.mu.Lock()
+	p.user, p.pass = user, pass
+	p.mu.Unlock()
+}
+
+// auth answers the token protocol; it reports whether the request may go on.
+func (p *Proxy) auth(w http.ResponseWriter, req *http.Request) bool {
+	p.mu.Lock()
+	user, pass := p.user, p.pass
+	p.mu.Unlock()
+	if user == "" {
+		return true
+	}
+	if req.URL.Path == "/token" {
+		if u, pw, ok := req.BasicAuth(); !ok || u != user || pw != pass {
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"token": %q, "access_token": %q}`, token, token)
+		return false
+	}
+	if req.Header.Get("Authorization") != "Bearer "+token {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="http://%s/token",service="registrytest"`, p.Host))
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED"}]}`, http.StatusUnauthorized)
+		return false
+	}
+	req.Header.Del("Authorization")
+	return true
 }
 
 // SetFault replaces the fault function; nil passes everything.
@@ -210,6 +250,9 @@ func NewProxy(t testing.TB, r *Registry) *Proxy {
 		return nil
 	}
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if !p.auth(w, req) {
+			return
+		}
 		p.mu.Lock()
 		f := p.f
 		p.mu.Unlock()
