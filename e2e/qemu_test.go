@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -58,6 +59,7 @@ func accelerator(t *testing.T, qemu, kernel string) string {
 	cmd := exec.CommandContext(ctx, qemu, "-accel", "kvm", "-nographic", "-m", "256", "-no-reboot", "-nic", "none",
 		"-kernel", kernel, "-append", "console=ttyS0 panic=-1")
 	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, _ := cmd.CombinedOutput()
 	if bytes.Contains(out, []byte("Kernel panic")) {
 		return "kvm"
@@ -92,6 +94,8 @@ func (m *machine) boot(t *testing.T, name, stage string, release int, volume str
 		"-drive", "file="+m.control+",format=raw,if=virtio",
 	)
 	cmd.WaitDelay = 5 * time.Second
+	// A test killed at its -timeout takes the VM with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
