@@ -295,6 +295,8 @@ func FuzzLoadRole(f *testing.F) {
 	f.Add("overlays:\n  - {name: a, dir: a, rules: [{path: x, mode: \"0644\"}]}\n")
 	f.Add("extends: r\nimage: {size: 1G}\n")
 	f.Add("overlays: [{name: d, deploy: {service: s, source: x}}]\n")
+	f.Add("overlays:\n  - &o {name: a, files: [&f {path: a, content: b}, *f, *f]}\n  - *o\n")
+	f.Add("overlays: [{name: a, files: [{path: \"etc/a\\nb\", symlink: \"x\\ty\"}]}]\n")
 	f.Fuzz(func(t *testing.T, role string) {
 		dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/r.yaml": role})
 		Load(dir) // must not panic or hang
