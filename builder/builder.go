@@ -60,6 +60,9 @@ type Options struct {
 	// SHA256 computes the raw image's sha256 too, which costs hashing
 	// every byte of the declared size, empty space included.
 	SHA256 bool
+	// TmpDir is where members of compressed archives are spooled; ""
+	// is $TMPDIR.
+	TmpDir string
 
 	// afterPlan runs between planning and writing; tests change sources there.
 	afterPlan func()
@@ -93,7 +96,7 @@ var ErrOutput = errors.New("output")
 // Build builds role r of fleet f.
 func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
 	start := time.Now()
-	p, err := prepare(ctx, f, r, opts.Version)
+	p, err := prepare(ctx, f, r, opts.Version, opts.TmpDir)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +134,13 @@ type Checked struct {
 // write the manifest and lay out the file system, so that it refuses what
 // Build would (a size too small for the content, or not whole blocks).
 func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error) {
-	p, err := prepare(ctx, f, r, "")
+	return CheckWith(ctx, f, r, Options{})
+}
+
+// CheckWith is Check with the options that bear on reading sources
+// (TmpDir); the others are ignored.
+func CheckWith(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Checked, error) {
+	p, err := prepare(ctx, f, r, "", opts.TmpDir)
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +165,8 @@ func (p *prepared) close() {
 	p.merged.Close()
 }
 
-func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string) (_ *prepared, err error) {
-	merged, err := overlays.Merge(ctx, f, r)
+func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version, tmpdir string) (_ *prepared, err error) {
+	merged, err := overlays.MergeWith(ctx, f, r, overlays.Options{TmpDir: tmpdir})
 	if err != nil {
 		return nil, err
 	}

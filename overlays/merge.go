@@ -83,11 +83,23 @@ func within(where string, err error) error {
 	return fmt.Errorf("%s: %w", where, err)
 }
 
+// Options tune how Merge reads sources; the zero value is the default.
+type Options struct {
+	// TmpDir is where members of compressed archives are spooled; ""
+	// is $TMPDIR (os.TempDir).
+	TmpDir string
+}
+
 // Merge reads every overlay of role and merges them in order. It stops
 // with ctx's error once ctx is done: every loop over sources, entries or
 // bytes checks it.
 func Merge(ctx context.Context, f *roles.Fleet, role *roles.Role) (*Result, error) {
-	rd := &reader{fleet: f, ctx: ctx}
+	return MergeWith(ctx, f, role, Options{})
+}
+
+// MergeWith is Merge with options.
+func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Options) (*Result, error) {
+	rd := &reader{fleet: f, ctx: ctx, tmpdir: opts.TmpDir}
 	m := &merger{ctx: ctx, fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
 	res := &Result{Role: role, Epoch: f.Epoch, Removed: m.removed, r: rd}
 	for _, o := range role.Overlays {

@@ -48,6 +48,8 @@ type reader struct {
 	roots     []*dirRoot // of directory sources, open until close
 	fleetReal string     // the fleet directory, symlinks resolved; once known
 	tmpdir    string     // where the spool goes; "" for $TMPDIR
+	archives  []*os.File // plain tar archives, read again for content
+	tarBuf    []byte     // copy buffer for members of plain archives
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -61,6 +63,10 @@ func (r *reader) close() error {
 		errs = append(errs, d.close())
 	}
 	r.roots = nil
+	for _, f := range r.archives {
+		errs = append(errs, f.Close())
+	}
+	r.archives = nil
 	return errors.Join(errs...)
 }
 
@@ -386,41 +392,53 @@ func bytesString(n int64) string {
 }
 
 // decompress sniffs the compression of an archive from its first bytes
-// rather than trusting its name.
-func decompress(f io.Reader) (io.Reader, func(), error) {
+// rather than trusting its name. kind is "gzip", "zstd" or "" (plain).
+func decompress(f io.Reader) (_ io.Reader, done func(), kind string, err error) {
 	br := bufio.NewReaderSize(f, 64<<10)
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
+			return nil, nil, "", fmt.Errorf("gzip: %w", err)
 		}
-		return zr, func() { zr.Close() }, nil
+		return zr, func() { zr.Close() }, "gzip", nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
+			return nil, nil, "", fmt.Errorf("zstd: %w", err)
 		}
-		return zr, zr.Close, nil
+		return zr, zr.Close, "zstd", nil
 	}
-	return br, func() {}, nil
+	return br, func() {}, "", nil
 }
 
 // readTar reads a tar archive, plain or compressed with gzip or zstd.
-// Members are spooled, digested on the way.
-func (r *reader) readTar(name, overlay string) (*layer, error) {
+// Members are digested on the way. Members of a compressed archive are
+// spooled; those of a plain one are read again from the archive, held
+// open until the reader closes, so it needs no room in $TMPDIR.
+func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 	f, err := openArchive(name)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
 	packed := &countReader{r: f}
-	zr, done, err := decompress(packed)
+	zr, done, kind, err := decompress(packed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	defer done()
+	plain := kind == ""
+	if plain {
+		keep = true
+		r.archives = append(r.archives, f)
+	}
 	lim := r.fleet.Sources
 	if lim.MaxUnpacked <= 0 {
 		lim.MaxUnpacked = roles.DefaultMaxUnpacked
@@ -429,8 +447,13 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		lim.MaxRatio = roles.DefaultMaxRatio
 	}
 	guard := &bombGuard{ctx: r.ctx, r: zr, packed: packed, maxBytes: lim.MaxUnpacked, maxRatio: lim.MaxRatio, minRatio: minRatioCheck}
-	if r.spool == nil {
-		if r.spool, err = newSpool(r.tmpdir); err != nil {
+	if !plain {
+		if r.spool == nil {
+			if r.spool, err = newSpool(r.tmpdir); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		if err := r.spool.reserve(name, unpackedSize(f, kind)); err != nil {
 			return nil, err
 		}
 	}
@@ -508,6 +531,20 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		switch hdr.Typeflag {
 		case tar.TypeReg:
 			e.Type = tree.File
+			if plain {
+				// tail.n is where the member's data starts in the archive.
+				off := tail.n
+				if r.tarBuf == nil {
+					r.tarBuf = make([]byte, 128<<10)
+				}
+				sm, err := hashReader(tr, hdr.Size, r.tarBuf)
+				if err != nil {
+					return nil, fmt.Errorf("%s: entry %s: %w", name, shortName(hdr.Name), err)
+				}
+				sm.set(e)
+				e.Content = archiveContent{f, off, sm.size}
+				break
+			}
 			off, sm, err := r.spool.write(tr, hdr.Size)
 			if err != nil {
 				return nil, fmt.Errorf("%s: entry %s: %w", name, shortName(hdr.Name), err)
@@ -548,8 +585,10 @@ func (r *reader) readTar(name, overlay string) (*layer, error) {
 		}
 		l.add(e)
 	}
-	if err := r.spool.flush(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if !plain {
+		if err := r.spool.flush(); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
 	// Read a little past the end-of-archive marker, as far as tar's
 	// padding to a record goes and further, so that gzip and zstd verify

@@ -154,6 +154,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			results[i], errs[i] = builder.Build(e.ctx, f, r, builder.Options{
 				Output: opts.output, Compress: opts.compress, Stdout: e.stdout,
 				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
+				TmpDir: e.tmpdir,
 			})
 			bar.done(name)
 			if !opts.json && results[i] != nil {

@@ -48,6 +48,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	fleet  string
+	tmpdir string // --tmpdir: where compressed archives are spooled
 }
 
 // loadFleet loads the fleet named by --fleet.
@@ -106,7 +107,7 @@ func (e *env) merge(name string) (*roles.Fleet, *roles.Role, *overlays.Result, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res, err := overlays.Merge(e.ctx, f, r)
+	res, err := overlays.MergeWith(e.ctx, f, r, overlays.Options{TmpDir: e.tmpdir})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -159,6 +160,8 @@ func report(ctx context.Context, err error, stderr io.Writer, cmdPath string) in
 	switch {
 	case errors.As(err, &h):
 		fmt.Fprintf(stderr, "olimage: hint: %s\n", h.hint)
+	case errors.Is(err, overlays.ErrNoRoom):
+		fmt.Fprintln(stderr, "olimage: hint: spool to a directory with more room: --tmpdir DIR or $TMPDIR")
 	case errors.As(err, &u):
 		// No better next step is known: point at the command's help.
 		fmt.Fprintf(stderr, "olimage: hint: run '%s --help' for usage\n", cmdPath)
@@ -190,6 +193,7 @@ the role's data volume, and shows, builds, reads and compares it.
 		def = "."
 	}
 	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
+	root.PersistentFlags().StringVar(&e.tmpdir, "tmpdir", "", "directory for spooling compressed archives' members (default $TMPDIR, else /tmp)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e),
 		newInspectCmd(e), newLsCmd(e), newCatCmd(e), newExtractCmd(e), newVerifyCmd(e), newSignCmd(e), newDiffCmd(e),

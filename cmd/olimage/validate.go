@@ -61,7 +61,7 @@ func runValidate(e *env, opts validateOptions, out io.Writer) error {
 		if e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
-		c, cerr := builder.Check(e.ctx, f, f.Roles[name])
+		c, cerr := builder.CheckWith(e.ctx, f, f.Roles[name], builder.Options{TmpDir: e.tmpdir})
 		if cerr != nil {
 			errs = append(errs, cerr)
 			continue
