@@ -174,6 +174,10 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version, tmpdir
 		merged.Close()
 		return nil, err
 	}
+	if err := merged.Policy(ctx); err != nil {
+		merged.Close()
+		return nil, err
+	}
 	p := &prepared{merged: merged}
 	defer func() {
 		if err != nil {

@@ -210,6 +210,14 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			if m.Perm()&0o111 != 0 {
 				mode = d.ExecMode
 			}
+			// A setuid or setgid bit is kept, so that merging refuses it
+			// unless a rule allows it; dropping it would hide it.
+			if m&fs.ModeSetuid != 0 {
+				mode |= tree.ModeSetuid
+			}
+			if m&fs.ModeSetgid != 0 {
+				mode |= tree.ModeSetgid
+			}
 			e = r.base(rel, tree.File, mode, overlay)
 			e.Size = info.Size()
 			st, ok := info.Sys().(*syscall.Stat_t)

@@ -51,7 +51,9 @@ type Fleet struct {
 	// Activate links only opt/ and etc/; whatever else an image holds is
 	// used at /1/NAME by something the fleet knows of.
 	TopLevel []Glob
-	Roles    map[string]*Role
+	// Policy is the fleet's content policy; each role's adds to it.
+	Policy ContentPolicy
+	Roles  map[string]*Role
 }
 
 // Sources are the fleet's limits on what overlay sources may be.
@@ -131,9 +133,10 @@ type Role struct {
 	Extends     string
 	Abstract    bool
 	Image       Image
-	Rules       []Rule     // the parent's first
-	Overlays    []*Overlay // the parent's first
-	State       []State    // the parent's first
+	Rules       []Rule        // the parent's first
+	Overlays    []*Overlay    // the parent's first
+	State       []State       // the parent's first
+	Policy      ContentPolicy // the fleet's, then the parent's, then its own
 }
 
 // State is a directory the role's services write to on the VM's root
@@ -230,6 +233,7 @@ type rawFleet struct {
 	Volume struct {
 		TopLevel []string `yaml:"top_level"`
 	} `yaml:"volume"`
+	Policy rawPolicy `yaml:"policy"`
 }
 
 type rawImage struct {
@@ -258,6 +262,7 @@ type rawRole struct {
 	Rules       []rawRule    `yaml:"rules"`
 	Overlays    []rawOverlay `yaml:"overlays"`
 	State       []rawState   `yaml:"state"`
+	Policy      rawPolicy    `yaml:"policy"`
 }
 
 type rawState struct {
@@ -414,6 +419,10 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 		f.Sources.MaxRatio = *v
 	}
 
+	if f.Policy, err = policy(raw.Policy, file, root, ContentPolicy{}); err != nil {
+		errs = append(errs, err)
+	}
+
 	files, _ := filepath.Glob(filepath.Join(dir, "roles", "*.yaml"))
 	if len(files) == 0 {
 		errs = append(errs, fmt.Errorf("%s: no roles (want roles/*.yaml)", filepath.Join(dir, "roles")))
@@ -466,7 +475,7 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 	}
 	rr, root := raws[name], roots[name]
 	file := f.roleFile(name)
-	r := &Role{Name: name, File: file, Description: rr.Description, Extends: rr.Extends, Abstract: rr.Abstract, Image: f.Defaults.Image}
+	r := &Role{Name: name, File: file, Description: rr.Description, Extends: rr.Extends, Abstract: rr.Abstract, Image: f.Defaults.Image, Policy: f.Policy}
 	r.Image.Label = name
 	var errs []error
 	if rr.Extends != "" {
@@ -497,7 +506,13 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 		r.Rules = append(r.Rules, parent.Rules...)
 		r.Overlays = append(r.Overlays, parent.Overlays...)
 		r.State = append(r.State, parent.State...)
+		r.Policy = parent.Policy
 	}
+	pol, err := policy(rr.Policy, file, root, r.Policy)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	r.Policy = pol
 	state, err := f.state(rr.State, file, root, r.State)
 	if err != nil {
 		errs = append(errs, err)

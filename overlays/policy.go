@@ -1,0 +1,68 @@
+package overlays
+
+import (
+	"context"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/internetarchive/olimage/policy"
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Policy checks the merged tree against the role's content policy and
+// returns every finding joined, each naming the overlay and the source
+// file the entry came from. validate and build refuse a role with any.
+func (res *Result) Policy(ctx context.Context) error {
+	fs, err := policy.Apply(ctx, res.r.fleet, res.Role.Policy, res.Tree.Entries, res.source)
+	if err != nil {
+		return err
+	}
+	return policy.Join(fs)
+}
+
+// source names where entry e came from: the file of a directory source,
+// archive:member of a tar source, or the role file and line of an inline
+// entry, and whether it is the last.
+func (res *Result) source(e *tree.Entry) (string, bool) {
+	f := res.r.fleet
+	var o *roles.Overlay
+	for _, c := range res.Role.Overlays {
+		if c.Name == e.Overlay {
+			o = c
+		}
+	}
+	if o == nil {
+		return "", false
+	}
+	rel := e.Path
+	switch o.Kind {
+	case "files":
+		for _, fe := range o.Files {
+			if fe.Path == e.Path {
+				return f.Where(fe.Pos), true
+			}
+		}
+		return f.Where(o.Pos), true
+	case "deploy":
+		// opt/openlibrary/deploys/SERVICE/BIN/REL
+		prefix := path.Join("opt/openlibrary/deploys", o.Deploy.Service) + "/"
+		if !strings.HasPrefix(rel, prefix) {
+			return f.Where(o.Pos), false
+		}
+		rel = strings.TrimPrefix(rel, prefix)
+		i := strings.IndexByte(rel, '/')
+		if i < 0 {
+			return f.Rel(o.Source), false
+		}
+		rel = rel[i+1:]
+		if fi, err := os.Stat(o.Source); err == nil && !fi.IsDir() {
+			return f.Rel(o.Source) + ":" + rel, false
+		}
+	case "tar":
+		return f.Rel(o.Source) + ":" + rel, false
+	}
+	return f.Rel(filepath.Join(o.Source, filepath.FromSlash(rel))), false
+}

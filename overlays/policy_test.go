@@ -1,0 +1,127 @@
+package overlays
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/internetarchive/olimage/policy"
+	"github.com/internetarchive/olimage/roles"
+)
+
+// The content policy names the overlay, the source file and the line of
+// every finding, and allow: with a reason exempts a path.
+func TestContentPolicy(t *testing.T) {
+	dir := t.TempDir()
+	role := `overlays:
+  - {name: conf, dir: conf}
+  - {name: data, tar: data.tar}
+  - name: inline
+    files:
+      - path: etc/app/inline.ini
+        content: "password = hunter2\n"
+  - {name: app, deploy: {service: app, source: app, revision: r1}}
+`
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml":         testFleetYAML + "policy: {forbid: [\"etc/**/*.bak\"], max_file_size: 100}\n",
+		"roles/r.yaml":         role,
+		"conf/etc/app/.env":    "secret=hunter2\n",
+		"conf/etc/app/ok.yml":  "password: SET-FROM-ENVIRONMENT\n",
+		"conf/etc/app/old.bak": "x",
+		"conf/opt/big":         strings.Repeat("z", 101),
+		"app/etc/keys.pem":     "comment\n-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n",
+		"data.tar": mkTar(
+			tarMember{name: "etc/shared/", typ: '5', mode: 0o777},
+			tarMember{name: "etc/shared/notes", mode: 0o666, body: "hi\n"},
+		),
+	})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = res.Policy(context.Background())
+	if !errors.Is(err, policy.ErrPolicy) {
+		t.Fatalf("got %v, want an error wrapping policy.ErrPolicy", err)
+	}
+	wants := []string{
+		`conf/etc/app/.env: secret file (overlay "conf", /etc/app/.env): an environment file`,
+		`conf/etc/app/.env:1: secret (overlay "conf", /etc/app/.env): a literal value for secret`,
+		`conf/etc/app/old.bak: forbidden (overlay "conf", /etc/app/old.bak): matches forbid glob "etc/**/*.bak" (olimage.yaml:`,
+		`conf/opt/big: too large (overlay "conf", /opt/big): 101 bytes, over max_file_size 100`,
+		`data.tar:etc/shared: world-writable (overlay "data", /etc/shared): mode 0777`,
+		`data.tar:etc/shared/notes: world-writable (overlay "data", /etc/shared/notes): mode 0666`,
+		`roles/r.yaml:6 (line 1 of its content): secret (overlay "inline", /etc/app/inline.ini): a literal value for password`,
+		`app/etc/keys.pem:2: secret (overlay "app", /opt/openlibrary/deploys/app/r1/etc/keys.pem): a private key block`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, w := range wants {
+		found := false
+		for _, l := range lines {
+			found = found || strings.Contains(l, w)
+		}
+		if !found {
+			t.Errorf("no finding %q in:\n%s", w, err)
+		}
+	}
+	if len(lines) != len(wants) {
+		t.Errorf("got %d findings, want %d:\n%s", len(lines), len(wants), err)
+	}
+
+	// allow: exempts the paths it matches, and only those.
+	writeFiles(t, dir, map[string]any{"roles/r.yaml": role + `policy:
+  allow:
+    - {path: "etc/shared/**", reason: "a drop box the app shares with its users"}
+    - {path: etc/app/.env, reason: "test credentials of the staging database"}
+`})
+	res, err = mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = res.Policy(context.Background())
+	if err == nil || strings.Contains(err.Error(), "etc/shared") || strings.Contains(err.Error(), ".env") || !strings.Contains(err.Error(), "old.bak") {
+		t.Errorf("with allow: got %v, want only the findings outside etc/shared and .env", err)
+	}
+}
+
+// allow: without a reason is refused where it is written.
+func TestContentPolicyAllowNeedsReason(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml": testFleetYAML + "policy:\n  allow:\n    - {path: etc/x}\n",
+		"roles/r.yaml": `overlays: [{name: a, files: [{path: etc/x, content: ""}]}]`,
+	})
+	_, err := roles.Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "olimage.yaml:7: policy: allow \"etc/x\" has no reason") {
+		t.Fatalf("got %v, want olimage.yaml:7 naming the allow without a reason", err)
+	}
+}
+
+// A setuid bit on a file of a directory source is refused unless a rule
+// allows it; it used to be dropped without a word.
+func TestDirSourceSetuid(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml":      testFleetYAML,
+		"roles/r.yaml":      `overlays: [{name: a, dir: src}]`,
+		"src/opt/bin/tool":  "+x #!/bin/sh\n",
+		"src/opt/bin/other": "+x #!/bin/sh\n",
+	})
+	must(t, os.Chmod(filepath.Join(dir, "src/opt/bin/tool"), 0o755|os.ModeSetuid))
+	_, err := mergeRole(t, dir)
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), `opt/bin/tool: mode 4755 from overlay "a" has a setuid or setgid bit`) {
+		t.Fatalf("got %v, want opt/bin/tool refused for its setuid bit", err)
+	}
+	writeFiles(t, dir, map[string]any{"roles/r.yaml": "overlays: [{name: a, dir: src}]\nrules: [{path: opt/bin/tool, setuid: true}]\n"})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Tree.Entries {
+		if e.Path == "opt/bin/tool" && e.Mode != 0o4755 {
+			t.Errorf("allowed setuid file has mode %04o, want 4755", e.Mode)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+// Package policy checks a merged tree against a fleet's content policy:
+// forbidden paths, secrets in file content and file names, world-writable
+// entries and oversized files. It reads content through the tree's
+// Content and never changes the tree; setuid bits and capabilities are
+// checked by package overlays, where the metadata rules apply.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Check names one kind of finding.
+type Check string
+
+// The checks.
+const (
+	Forbidden     Check = "forbidden"      // a path matches a forbid glob
+	Secret        Check = "secret"         // content that looks like a secret
+	SecretFile    Check = "secret file"    // a name secrets are kept under
+	WorldWritable Check = "world-writable" // mode has the write bit for others
+	TooLarge      Check = "too large"      // a file over max_file_size
+)
+
+// ErrPolicy marks a finding of the content policy.
+var ErrPolicy = errors.New("refused by the content policy")
+
+// Finding is one thing the policy refuses.
+type Finding struct {
+	Check   Check
+	Path    string // volume path
+	Overlay string // the overlay that supplied it
+	Source  string // where it came from (a file, archive:member or role file:line), if known
+	Line    int    // line in the content, 0 if not about a line
+	Inline  bool   // Source is the role file and line of an inline entry
+	What    string
+}
+
+func (f Finding) Error() string {
+	at := f.Source
+	if at == "" {
+		at = f.Path
+	}
+	switch {
+	case f.Line > 0 && f.Inline:
+		at = fmt.Sprintf("%s (line %d of its content)", at, f.Line)
+	case f.Line > 0:
+		at = fmt.Sprintf("%s:%d", at, f.Line)
+	}
+	return fmt.Sprintf("%s: %s (overlay %q, /%s): %s; remove it, or exempt the path with policy: {allow: [{path: ..., reason: ...}]}",
+		at, f.Check, f.Overlay, f.Path, f.What)
+}
+
+func (f Finding) Unwrap() error { return ErrPolicy }
+
+// Apply checks entries against p and returns every finding, in tree
+// order. source names where an entry came from, for the findings, and
+// says whether that is an inline entry of a role file.
+func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool)) ([]Finding, error) {
+	var out []Finding
+	for i, e := range entries {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if _, ok := p.Allowed(e.Path); ok {
+			continue
+		}
+		find := func(c Check, line int, what string) {
+			src, inline := source(e)
+			out = append(out, Finding{Check: c, Path: e.Path, Overlay: e.Overlay, Source: src, Inline: inline, Line: line, What: what})
+		}
+		for _, g := range p.Forbid {
+			if roles.Match(g.Pattern, e.Path) {
+				find(Forbidden, 0, fmt.Sprintf("matches forbid glob %q (%s)", g.Pattern, f.Where(g.Pos)))
+				break
+			}
+		}
+		if e.Type == tree.Symlink || e.Type == tree.Hardlink {
+			continue
+		}
+		if e.Mode&0o002 != 0 {
+			find(WorldWritable, 0, fmt.Sprintf("mode %04o lets any user write it", e.Mode))
+		}
+		if e.Type != tree.File {
+			continue
+		}
+		if why := SecretName(path.Base(e.Path)); why != "" {
+			find(SecretFile, 0, why)
+		}
+		if p.MaxFileSize > 0 && e.Size > p.MaxFileSize {
+			find(TooLarge, 0, fmt.Sprintf("%d bytes, over max_file_size %d", e.Size, p.MaxFileSize))
+		}
+		if e.Content == nil {
+			continue
+		}
+		hits, err := scanContent(e.Content)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading it for the content policy: %w", e.Path, err)
+		}
+		for _, h := range hits {
+			find(Secret, h.Line, h.What)
+		}
+	}
+	return out, nil
+}
+
+func scanContent(c tree.Content) ([]Hit, error) {
+	rc, err := c.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return Scan(rc)
+}
+
+// ScanLimit is how much of a file the secret detector reads: secrets sit
+// in configuration and keys, which are small; data files are large.
+const ScanLimit = 1 << 20
+
+// Join turns findings into one error, or nil.
+func Join(fs []Finding) error {
+	errs := make([]error, len(fs))
+	for i, f := range fs {
+		errs[i] = f
+	}
+	return errors.Join(errs...)
+}
