@@ -135,7 +135,30 @@ func TestDirSourceSwapped(t *testing.T) {
 			must(t, os.Symlink(host, d))
 		},
 	}
+	noOpenat2 := func(int, string, int) (int, error) { return -1, syscall.ENOSYS }
 	for name, swap := range swaps {
+		// Without openat2, opening by path with O_NOFOLLOW, the identity
+		// check alone must catch every swap.
+		t.Run(name+" without openat2", func(t *testing.T) {
+			defer func(f func(int, string, int) (int, error)) { openBelow = f }(openBelow)
+			openBelow = noOpenat2
+			src := t.TempDir()
+			writeFiles(t, src, map[string]any{"etc/shadow": "placeholder!!!"})
+			l, err := testReader(t).readDir(src, "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			swap(t, filepath.Join(src, "etc/shadow"))
+			noHang(t, "opening", func() {
+				var rc io.ReadCloser
+				if rc, err = l.entries["etc/shadow"].Content.Open(); err == nil {
+					rc.Close()
+				}
+			})
+			if !errors.Is(err, ErrChanged) {
+				t.Fatalf("got %v, want ErrChanged", err)
+			}
+		})
 		// "shadow" below etc/, so the directory swap lands on the secret.
 		t.Run(name+" after hashing", func(t *testing.T) {
 			src := t.TempDir()

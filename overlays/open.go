@@ -72,6 +72,9 @@ func openDirRoot(p string) (*dirRoot, error) {
 
 func (d *dirRoot) close() error { return syscall.Close(d.fd) }
 
+// openBelow is openBeneath; tests replace it to take the fallback.
+var openBelow = openBeneath
+
 // fileID is what identifies a file while it exists: its device and inode.
 type fileID struct{ dev, ino uint64 }
 
@@ -91,8 +94,10 @@ var ErrChanged = errors.New("replaced since it was listed")
 func openListed(root *dirRoot, rel string, size int64, id fileID) (*rawFile, error) {
 	p := root.path + string(os.PathSeparator) + rel
 	const flags = syscall.O_RDONLY | syscall.O_CLOEXEC | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-	fd, err := retry(func() (int, error) { return openBeneath(root.fd, rel, flags) })
-	if err == syscall.ENOSYS {
+	fd, err := retry(func() (int, error) { return openBelow(root.fd, rel, flags) })
+	if err == syscall.ENOSYS || err == syscall.EPERM {
+		// No openat2 here, or a seccomp filter refuses it (some container
+		// runtimes answer EPERM): the identity check below still holds.
 		fd, err = retry(func() (int, error) { return syscall.Open(p, flags, 0) })
 	}
 	switch {
