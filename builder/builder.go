@@ -192,11 +192,7 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version, tmpdir
 	p.doc = manifest.Image{
 		Schema: manifest.ImageSchema, Olimage: version, Fleet: f.Name, FleetVersion: f.Version,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
-		TreeDigest: p.digest, Activation: manifest.ActivationFor(merged.Tree), Inputs: merged.Inputs,
-	}
-	for _, s := range r.State {
-		p.doc.Activation.State = append(p.doc.Activation.State, manifest.StatePath{
-			Path: s.Path, Owner: s.Owner, Group: s.Group, UID: s.UID, GID: s.GID, Mode: fmt.Sprintf("%04o", s.Mode)})
+		TreeDigest: p.digest, Activation: Activation(r, merged.Tree), Inputs: merged.Inputs,
 	}
 	// Each step takes a second or more on a large tree: look at ctx
 	// between them.
@@ -236,6 +232,17 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version, tmpdir
 		return nil, fmt.Errorf("%s: %w", r.Name, err)
 	}
 	return p, nil
+}
+
+// Activation is the activation plan the manifest of role r's image
+// records: the links its tree calls for and the role's state directories.
+func Activation(r *roles.Role, t *tree.Tree) *manifest.Activation {
+	a := manifest.ActivationFor(t)
+	for _, s := range r.State {
+		a.State = append(a.State, manifest.StatePath{
+			Path: s.Path, Owner: s.Owner, Group: s.Group, UID: s.UID, GID: s.GID, Mode: fmt.Sprintf("%04o", s.Mode)})
+	}
+	return a
 }
 
 // derive makes a 16-byte value from the role and its tree digest, so the

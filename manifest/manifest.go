@@ -56,13 +56,16 @@ type Entry struct {
 
 // Plan is the document `olimage plan --json` prints.
 type Plan struct {
-	Schema  string  `json:"schema"`
-	Fleet   string  `json:"fleet"`
-	Role    string  `json:"role"`
-	Epoch   int64   `json:"epoch"`
-	Digest  string  `json:"digest"` // sha256 of the tree, see TreeDigest
-	Inputs  []Input `json:"inputs"`
-	Entries []Entry `json:"entries"`
+	Schema string  `json:"schema"`
+	Fleet  string  `json:"fleet"`
+	Role   string  `json:"role"`
+	Epoch  int64   `json:"epoch"`
+	Digest string  `json:"digest"` // sha256 of the tree, see TreeDigest
+	Inputs []Input `json:"inputs"`
+	// Activation is what activate will link and make, as the image's
+	// manifest records it.
+	Activation *Activation `json:"activation,omitempty"`
+	Entries    []Entry     `json:"entries"`
 }
 
 // FromEntry converts a tree entry.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -127,6 +128,12 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 			}
 		}
 		if len(changes) > 0 {
+			if act := activationChanges(sa, sb); len(act) > 0 {
+				fmt.Fprintln(out, "\nactivation:")
+				for _, a := range act {
+					fmt.Fprintln(out, a)
+				}
+			}
 			s := diff.Summarize(changes)
 			fmt.Fprintf(out, "\n%d added, %d removed, %d modified\n", s.Added, s.Removed, s.Modified)
 		}
@@ -278,6 +285,84 @@ type diffJSON struct {
 	B       sideJSON     `json:"b"`
 	Summary diff.Summary `json:"summary"`
 	Changes []changeJSON `json:"changes"`
+	// Activation lists what activate links or makes differently.
+	Activation []activationChange `json:"activation,omitempty"`
+}
+
+// activationChange is a link or state directory activation makes for
+// one side and not the other.
+type activationChange struct {
+	Op     string `json:"op"`               // "+" (only in B) or "-" (only in A)
+	Kind   string `json:"kind"`             // link or state
+	Path   string `json:"path"`             // on the root file system: /etc/x
+	Target string `json:"target,omitempty"` // a link's target: /1/etc/x
+	Owner  string `json:"owner,omitempty"`  // a state directory's owner:group
+	Mode   string `json:"mode,omitempty"`   // a state directory's mode
+}
+
+func (c activationChange) String() string {
+	if c.Kind == "link" {
+		return fmt.Sprintf("%s link %s -> %s", c.Op, tree.Quote(c.Path), tree.Quote(c.Target))
+	}
+	return fmt.Sprintf("%s state %s %s %s", c.Op, tree.Quote(c.Path), c.Owner, c.Mode)
+}
+
+// activationOf is the activation plan of a side: its manifest's, or the
+// one its tree calls for (without state, which a tree does not say).
+func activationOf(s *source.Source) *manifest.Activation {
+	if s.Manifest != nil && s.Manifest.Activation != nil {
+		return s.Manifest.Activation
+	}
+	if s.Kind == source.Image {
+		if m, err := s.EmbeddedHead(); err == nil && m.Activation != nil {
+			return m.Activation
+		}
+	}
+	if s.Tree != nil {
+		return manifest.ActivationFor(s.Tree)
+	}
+	return nil
+}
+
+// activationChanges lists the links and state directories of A's plan
+// that B's lacks (-), then B's that A's lacks (+), in plan order.
+func activationChanges(sa, sb *source.Source) []activationChange {
+	a, b := activationOf(sa), activationOf(sb)
+	if a == nil || b == nil {
+		return nil
+	}
+	items := func(op string, p *manifest.Activation) []activationChange {
+		var out []activationChange
+		for _, l := range p.Links {
+			out = append(out, activationChange{Op: op, Kind: "link", Path: "/" + l.Path, Target: path.Join(p.Mount, l.Target)})
+		}
+		for _, s := range p.State {
+			out = append(out, activationChange{Op: op, Kind: "state", Path: "/" + s.Path, Owner: nameOr(s.Owner, s.UID) + ":" + nameOr(s.Group, s.GID), Mode: s.Mode})
+		}
+		return out
+	}
+	la, lb := items("-", a), items("+", b)
+	key := func(c activationChange) activationChange { c.Op = ""; return c }
+	in := func(list []activationChange) map[activationChange]bool {
+		m := map[activationChange]bool{}
+		for _, c := range list {
+			m[key(c)] = true
+		}
+		return m
+	}
+	ina, inb := in(la), in(lb)
+	var out []activationChange
+	for _, c := range la {
+		if !inb[key(c)] {
+			out = append(out, c)
+		}
+	}
+	for _, c := range lb {
+		if !ina[key(c)] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 type sideJSON struct {
@@ -317,7 +402,7 @@ func side(s *source.Source) sideJSON {
 }
 
 func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change, content bool) error {
-	doc := diffJSON{Schema: "olimage.diff/v1", A: side(sa), B: side(sb), Summary: diff.Summarize(changes), Changes: []changeJSON{}}
+	doc := diffJSON{Schema: "olimage.diff/v1", A: side(sa), B: side(sb), Summary: diff.Summarize(changes), Changes: []changeJSON{}, Activation: activationChanges(sa, sb)}
 	for _, c := range changes {
 		cj := changeJSON{Path: c.Path, From: c.From, Changes: c.Kinds}
 		if c.A != nil {

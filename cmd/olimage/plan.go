@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"path"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -50,7 +52,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	if opts.json {
 		return manifest.WritePlan(out, manifest.Plan{
 			Schema: manifest.PlanSchema, Fleet: f.Name, Role: r.Name, Epoch: res.Epoch,
-			Digest: manifest.TreeDigest(res.Tree), Inputs: res.Inputs,
+			Digest: manifest.TreeDigest(res.Tree), Inputs: res.Inputs, Activation: builder.Activation(r, res.Tree),
 		}, res.Tree)
 	}
 	// Sizes align right, in a column as wide as the largest.
@@ -74,8 +76,30 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(out, "%d entries, %d bytes of file content, tree %s\n", res.Tree.Len(), bytes, short(manifest.TreeDigest(res.Tree)))
-	return err
+	if _, err := fmt.Fprintf(out, "%d entries, %d bytes of file content, tree %s\n", res.Tree.Len(), bytes, short(manifest.TreeDigest(res.Tree))); err != nil {
+		return err
+	}
+	return writeActivation(out, builder.Activation(r, res.Tree))
+}
+
+// writeActivation prints what activate will do with the mounted volume.
+func writeActivation(out io.Writer, a *manifest.Activation) error {
+	fmt.Fprintf(out, "\nactivation (volume mounted at %s): %s, %s\n", a.Mount, plural(len(a.Links), "link", "links"), plural(len(a.State), "state directory", "state directories"))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	for _, l := range a.Links {
+		fmt.Fprintf(tw, "  link\t%s\t-> %s\n", tree.Quote("/"+l.Path), tree.Quote(path.Join(a.Mount, l.Target)))
+	}
+	for _, s := range a.State {
+		fmt.Fprintf(tw, "  state\t%s\t%s:%s %s\n", tree.Quote("/"+s.Path), nameOr(s.Owner, s.UID), nameOr(s.Group, s.GID), s.Mode)
+	}
+	return tw.Flush()
+}
+
+func nameOr(name string, id uint32) string {
+	if name != "" {
+		return name
+	}
+	return fmt.Sprint(id)
 }
 
 func short(digest string) string {

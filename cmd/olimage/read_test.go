@@ -416,7 +416,7 @@ func TestNamesQuoted(t *testing.T) {
 	}{
 		{[]string{"ls", "-R", a, "opt"}, 0, []string{`"opt/evil\n  +    fake"`, `-> "/etc/a\nlrwxrwxrwx forged"`, "opt/\"q\"\n"}, `^[-dl][-rwxsStT]{9} `},
 		{[]string{"ls", a, "opt"}, 0, []string{`"evil\n  +    fake"`, ` "\"q\""`}, `^[-dl][-rwxsStT]{9} `},
-		{[]string{"diff", a, b}, 1, []string{`-    "opt/evil\n  +    fake"`, `"/etc/b\nlrwxrwxrwx forged" (was "/etc/a\nlrwxrwxrwx forged")`}, `^($|opt/$|\d+ added, |  [-+MLRTmoxt]+ +\S)`},
+		{[]string{"diff", a, b}, 1, []string{`-    "opt/evil\n  +    fake"`, `"/etc/b\nlrwxrwxrwx forged" (was "/etc/a\nlrwxrwxrwx forged")`}, `^($|opt/$|\d+ added, |  [-+MLRTmoxt]+ +\S|activation:$|[-+] (link|state) )`},
 		{[]string{"inspect", a}, 0, []string{`label:     "l\nlabel: x"`}, `^(\w+: |  )`},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {
