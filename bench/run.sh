@@ -3,7 +3,7 @@
 # same run, and prints times, ratios and peak memory. No test asserts on
 # these numbers; the issue notes quote them. See bench/README.md.
 #
-#   BENCH_ONLY=merge|build|size|registry|diff   run one part (default: all)
+#   BENCH_ONLY=merge|build|size|registry|diff|million|fleet   run one part (default: all)
 #   BENCH_TREES="source big" the build trees to run (default: source small60k big)
 #   BENCH_RUNS=N             runs per measurement; the fastest counts (default 3)
 #   BENCH_WORK=DIR           cached trees and temporaries (default bench/work)
@@ -14,7 +14,7 @@ bin=bin/olimage
 only=${BENCH_ONLY:-all}
 trees=${BENCH_TREES:-source small60k big}
 runs=${BENCH_RUNS:-3}
-case $only in all | merge | build | size | registry | diff) ;; *) echo "bench: BENCH_ONLY=$only: want merge, build, size, registry or diff" >&2; exit 2 ;; esac
+case $only in all | merge | build | size | registry | diff | million | fleet) ;; *) echo "bench: BENCH_ONLY=$only: want merge, build, size, registry, diff, million or fleet" >&2; exit 2 ;; esac
 case $runs in '' | *[!0-9]* | 0) echo "bench: BENCH_RUNS=$runs: want a count of 1 or more" >&2; exit 2 ;; esac
 for t in $trees; do
 	case $t in source | small60k | big) ;; *) echo "bench: BENCH_TREES: unknown tree $t (want source, small60k, big)" >&2; exit 2 ;; esac
@@ -322,6 +322,95 @@ measure "skopeo copy docker:// -> oci:" skopeo copy -q --src-tls-verify=false "d
 measure "skopeo copy + zstd -d (to a raw file)" sh -c "skopeo copy -q --src-tls-verify=false 'docker://$host/spull:1' 'oci:$rdir/out:x' && zstd -q -d -c '$rdir/out/blobs/sha256/$ld' > '$work/pulled.img'"
 prep=
 echo "  ratios: push/skopeo $(ratio 'olimage push --chunk 16' 'skopeo copy oci: -> docker://')  pull/skopeo+zstd $(ratio 'olimage pull -j 4' 'skopeo copy + zstd -d (to a raw file)')"
+fi
+
+# million: 1,000,000 one-byte files (1,000 directories of 1,000) as a
+# directory and as a .tar.zst. olimage validate and build against what
+# the standard tools take for the same entries in the same run: listing
+# the archive (zstd -dc | tar -tf -), unpacking it to a tmpfs (tar -xf)
+# and mkfs.ext4 -d of the unpacked tree.
+if want million; then
+for tool in zstd mkfs.ext4; do
+	command -v "$tool" >/dev/null || { echo "bench: million: $tool is missing" >&2; exit 2; }
+done
+echo
+echo "== million: 1M one-byte files in 1,000 directories, as a directory and as .tar.zst; best of $runs run(s); $(busy)"
+tree million
+msrc=$(realpath "$work/million")
+if [ ! -f "$work/million.tar.zst" ] || [ "$work/million.tar.zst" -ot "$work/.million.stamp" ]; then
+	echo "  (writing $work/million.tar.zst)"
+	tar -C "$msrc" -cf - . | zstd -q -T0 -o "$work/million.tar.zst.tmp"
+	mv "$work/million.tar.zst.tmp" "$work/million.tar.zst"
+fi
+mz=$(realpath "$work/million.tar.zst")
+for kind in dir tar; do
+	mkdir -p "$work/fleet-million-$kind/roles"
+	printf 'fleet: bench\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: ["%s", "%s"]}\n' "$msrc" "$mz" > "$work/fleet-million-$kind/olimage.yaml"
+done
+printf 'overlays:\n  - {name: tree, dir: %s}\n' "$msrc" > "$work/fleet-million-dir/roles/bench.yaml"
+printf 'overlays:\n  - {name: tree, tar: %s}\n' "$mz" > "$work/fleet-million-tar/roles/bench.yaml"
+mimg=$work/million.img mmk=$work/million-mkfs.img mx=$(mktemp -d)
+mount -t tmpfs -o size=8g tmpfs "$mx" 2>/dev/null || echo "  (no tmpfs mount; tar -xf goes to $mx on $(df --output=fstype "$mx" | tail -1))"
+cleanup_million() { umount "$mx" 2>/dev/null; rm -rf "$mx" "$mimg" "$mimg.manifest.json" "$work"/.million.img.* "$mmk"; }
+trap cleanup_million EXIT
+warm "$msrc"
+measure "zstd -dc | tar -tf -" sh -c "zstd -dc '$mz' | tar -tf - >/dev/null"
+prep="rm -rf '$mx'/t; mkdir '$mx'/t"
+measure "tar -xf (to tmpfs)" tar -C "$mx/t" -xf "$mz" --zstd
+prep=
+measure "olimage validate (.tar.zst)" "$bin" -f "$work/fleet-million-tar" validate
+measure "olimage validate (dir)" "$bin" -f "$work/fleet-million-dir" validate
+prep='rm -f "$mimg" "$mimg.manifest.json"'
+measure "olimage build (.tar.zst)" "$bin" -f "$work/fleet-million-tar" build bench -o "$mimg"
+measure "olimage build (dir)" "$bin" -f "$work/fleet-million-dir" build bench -o "$mimg"
+if ! e2fsck -fn "$mimg" >"$work/fsck.out" 2>&1; then
+	echo "bench: million: e2fsck -fn finds problems in olimage's image:"; cat "$work/fsck.out"; exit 1
+fi
+msize=$(stat -c %s "$mimg")
+minodes=$(dumpe2fs -h "$mimg" 2>/dev/null | awk -F: '/^Inode count/ { print $2 + 0 }')
+prep='rm -f "$mmk"; truncate -s "$msize" "$mmk"'
+measure "mkfs.ext4 -d (unpacked tree)" mkfs.ext4 -q -F -b 4096 -I 256 -N "$minodes" -m 0 -j \
+	-E root_owner=0:0 -d "$mx/t" "$mmk" "$((msize / 1024))k"
+prep=
+rm -f "$mmk" "$mimg" "$mimg.manifest.json"
+cleanup_million
+trap - EXIT
+echo
+echo "| bar | measured | result |"
+echo "|---|---:|---|"
+mbar() { printf '| %s | %s | %s |\n' "$1" "$2" "$(awk -v a="$2" -v b="$3" 'BEGIN { print (a != "n/a" && a + 0 <= b) ? "PASS" : "MISS" }')"; }
+mbar "validate .tar.zst / (zstd -dc | tar -tf) <= 3" "$(ratio 'olimage validate (.tar.zst)' 'zstd -dc | tar -tf -')" 3
+mbar "build .tar.zst / mkfs.ext4 -d <= 1" "$(ratio 'olimage build (.tar.zst)' 'mkfs.ext4 -d (unpacked tree)')" 1
+mbar "build dir / mkfs.ext4 -d <= 1" "$(ratio 'olimage build (dir)' 'mkfs.ext4 -d (unpacked tree)')" 1
+mbar "build .tar.zst peak RSS < 600 MB" "${rss[olimage build (.tar.zst)]}" 599
+mbar "build dir peak RSS < 600 MB" "${rss[olimage build (dir)]}" 599
+echo "  ratios: tar -xf/validate .tar.zst $(ratio 'tar -xf (to tmpfs)' 'olimage validate (.tar.zst)')"
+fi
+
+# fleet: nine roles sharing the 60k-file base, each with a file of its
+# own: build --all -j 2 against nine single builds one after another.
+if want fleet; then
+echo
+echo "== fleet: nine roles sharing the 60k-file base; best of $runs run(s); $(busy)"
+tree small60k
+fsrc=$(realpath "$work/small60k") fdir=$work/fleet-nine fout=$work/fleet-nine-out
+rm -rf "$fdir" && mkdir -p "$fdir/roles"
+printf 'fleet: bench\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: ["%s"]}\n' "$fsrc" > "$fdir/olimage.yaml"
+for i in 1 2 3 4 5 6 7 8 9; do
+	printf 'overlays:\n  - {name: base, dir: %s}\n  - name: own\n    files:\n      - {path: opt/role, content: "r%s"}\n' "$fsrc" "$i" > "$fdir/roles/r$i.yaml"
+done
+cleanup_fleet() { rm -rf "$fout"; }
+trap cleanup_fleet EXIT
+warm "$fsrc"
+prep='rm -rf "$fout"; mkdir -p "$fout"'
+measure "build --all -j 2" "$bin" -f "$fdir" build --all -j 2 -o "$fout"
+measure "nine single builds" sh -c "for i in 1 2 3 4 5 6 7 8 9; do '$bin' -f '$fdir' build r\$i -o '$fout' || exit 1; done"
+prep=
+for img in "$fout"/*.img; do e2fsck -fn "$img" >"$work/fsck.out" 2>&1 || { echo "bench: fleet: e2fsck -fn: $img"; cat "$work/fsck.out"; exit 1; }; done
+r=$(ratio "build --all -j 2" "nine single builds")
+echo "  ratio: build --all -j 2 / nine single builds $r (bar: at most 0.4: $(awk -v a="$r" 'BEGIN { print (a != "n/a" && a <= 0.4) ? "PASS" : "MISS" }'))"
+cleanup_fleet
+trap - EXIT
 fi
 
 want diff || exit 0

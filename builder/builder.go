@@ -63,6 +63,9 @@ type Options struct {
 	// TmpDir is where members of compressed archives are spooled; ""
 	// is $TMPDIR.
 	TmpDir string
+	// Shared, if set, reads each dir and tar source once for all the
+	// roles built with it (overlays.Shared).
+	Shared *overlays.Shared
 
 	// afterPlan runs between planning and writing; tests change sources there.
 	afterPlan func()
@@ -96,7 +99,7 @@ var ErrOutput = errors.New("output")
 // Build builds role r of fleet f.
 func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
 	start := time.Now()
-	p, err := prepare(ctx, f, r, opts.Version, opts.TmpDir)
+	p, err := prepare(ctx, f, r, opts.Version, overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +143,7 @@ func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error)
 // CheckWith is Check with the options that bear on reading sources
 // (TmpDir); the others are ignored.
 func CheckWith(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Checked, error) {
-	p, err := prepare(ctx, f, r, "", opts.TmpDir)
+	p, err := prepare(ctx, f, r, "", overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared})
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +168,8 @@ func (p *prepared) close() {
 	p.merged.Close()
 }
 
-func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version, tmpdir string) (_ *prepared, err error) {
-	merged, err := overlays.MergeWith(ctx, f, r, overlays.Options{TmpDir: tmpdir})
+func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options) (_ *prepared, err error) {
+	merged, err := overlays.MergeWith(ctx, f, r, mo)
 	if err != nil {
 		return nil, err
 	}

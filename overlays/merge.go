@@ -88,6 +88,9 @@ type Options struct {
 	// TmpDir is where members of compressed archives are spooled; ""
 	// is $TMPDIR (os.TempDir).
 	TmpDir string
+	// Shared, if set, reads each dir and tar source once for every role
+	// merged with it; TmpDir is then the Shared's.
+	Shared *Shared
 }
 
 // Merge reads every overlay of role and merges them in order. It stops
@@ -99,7 +102,7 @@ func Merge(ctx context.Context, f *roles.Fleet, role *roles.Role) (*Result, erro
 
 // MergeWith is Merge with options.
 func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Options) (*Result, error) {
-	rd := &reader{fleet: f, ctx: ctx, tmpdir: opts.TmpDir}
+	rd := &reader{fleet: f, ctx: ctx, tmpdir: opts.TmpDir, shared: opts.Shared}
 	m := &merger{ctx: ctx, fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
 	res := &Result{Role: role, Epoch: f.Epoch, Removed: m.removed, r: rd}
 	for _, o := range role.Overlays {

@@ -50,6 +50,7 @@ type reader struct {
 	tmpdir    string     // where the spool goes; "" for $TMPDIR
 	archives  []*os.File // plain tar archives, read again for content
 	tarBuf    []byte     // copy buffer for members of plain archives
+	shared    *Shared    // reads dir and tar sources once per run; or nil
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -128,6 +129,9 @@ func (r *reader) read(o *roles.Overlay) (*layer, error) {
 		if err := r.checkPlace(o.Source); err != nil {
 			return nil, err
 		}
+	}
+	if r.shared != nil && (o.Kind == "dir" || o.Kind == "tar") {
+		return r.shared.layer(o)
 	}
 	switch o.Kind {
 	case "dir":

@@ -5,6 +5,7 @@
 //	gentree -kind source DIR      about 13k files, 130 MB, shaped like a source tree
 //	gentree -kind small60k DIR    60k files of 1-8 KiB in 3k directories, with symlinks
 //	gentree -kind big DIR         four 256 MiB random files and one 256 MiB zero file
+//	gentree -kind million DIR     1,000 directories of 1,000 one-byte files
 package main
 
 import (
@@ -16,7 +17,7 @@ import (
 )
 
 func main() {
-	kind := flag.String("kind", "merge100k", "tree to write: merge100k, source, small60k or big")
+	kind := flag.String("kind", "merge100k", "tree to write: merge100k, source, small60k, big or million")
 	seed := flag.Int64("seed", 1, "random seed; the same seed writes the same tree")
 	change := flag.Float64("change", 0, "fraction of files whose content differs from seed's (for diff benchmarks)")
 	flag.Parse()
@@ -35,6 +36,8 @@ func main() {
 		err = g.files(3000, 20, 1024, 8192, true)
 	case "big":
 		err = g.big()
+	case "million":
+		err = g.files(1000, 1000, 1, 2, false)
 	default:
 		err = fmt.Errorf("unknown kind %q", *kind)
 	}

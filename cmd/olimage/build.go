@@ -14,6 +14,7 @@ import (
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -139,6 +140,12 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if opts.output == "-" {
 		out = e.stderr // stdout carries the image
 	}
+	// Roles built in one run read a source they share once.
+	var shared *overlays.Shared
+	if len(names) > 1 {
+		shared = overlays.NewShared(e.ctx, f, e.tmpdir)
+		defer shared.Close()
+	}
 	results := make([]*builder.Result, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, opts.jobs)
@@ -154,7 +161,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			results[i], errs[i] = builder.Build(e.ctx, f, r, builder.Options{
 				Output: opts.output, Compress: opts.compress, Stdout: e.stdout,
 				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
-				TmpDir: e.tmpdir,
+				TmpDir: e.tmpdir, Shared: shared,
 			})
 			bar.done(name)
 			if !opts.json && results[i] != nil {

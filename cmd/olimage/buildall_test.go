@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
+)
+
+// build --all reads a source its roles share once (overlays.Shared) and
+// writes the same bytes as building each role alone.
+func TestBuildAllMatchesSingle(t *testing.T) {
+	dir := t.TempDir()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml":       "fleet: t\nowners: {app: 999}\ngroups: {app: 999}\n",
+		"roles/a.yaml":       "rules:\n  - {path: opt/app/*, owner: app}\noverlays: [{name: base, dir: base}]\n",
+		"roles/b.yaml":       "overlays:\n  - {name: base, dir: base}\n  - name: own\n    files:\n      - {path: opt/own, content: b}\n",
+		"roles/c.yaml":       "overlays: [{name: base, dir: base}, {name: t, tar: t.tar}]\n",
+		"base/opt/app/data":  "data",
+		"base/opt/app/more":  "more",
+		"base/etc/app.conf":  "conf",
+		"base/opt/lib/x.txt": "x",
+	})
+	// t.tar: a plain archive of the base's opt/lib.
+	if o, err := exec.Command("tar", "-C", filepath.Join(dir, "base"), "-cf", filepath.Join(dir, "t.tar"), "opt/lib").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, o)
+	}
+	all, one := filepath.Join(dir, "all"), filepath.Join(dir, "one")
+	if code, _, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "-o", all); code != 0 {
+		t.Fatalf("build --all: exit %d\n%s", code, stderr)
+	}
+	for _, r := range []string{"a", "b", "c"} {
+		if code, _, stderr := runMain(t, "-f", dir, "build", r, "-o", one); code != 0 {
+			t.Fatalf("build %s: exit %d\n%s", r, code, stderr)
+		}
+	}
+	names := testfs.Names(t, all)
+	if got := testfs.Names(t, one); strings.Join(got, " ") != strings.Join(names, " ") || len(names) != 6 {
+		t.Fatalf("build --all wrote %v, single builds %v", names, got)
+	}
+	for _, name := range names {
+		x, err := os.ReadFile(filepath.Join(all, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(one, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s: build --all wrote other bytes than a single build", name)
+		}
+		if strings.HasSuffix(name, ".img") {
+			if o, err := exec.Command("e2fsck", "-fn", filepath.Join(all, name)).CombinedOutput(); err != nil {
+				t.Errorf("e2fsck -fn %s: %v\n%s", name, err, o)
+			}
+		}
+	}
+}

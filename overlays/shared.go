@@ -1,0 +1,94 @@
+package overlays
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
+)
+
+// Shared reads each directory and tar source once for every role merged
+// with it, as build --all does: a base that nine roles list is walked
+// and hashed once, not nine times. A source is the same one when its
+// kind, path, overlay name, device, inode, size and modification time
+// are. Each role gets its own copy of the entries, which its merge
+// changes (rules, provenance). Close it after the last role is built:
+// it holds the spool and the open source directories.
+type Shared struct {
+	mu    sync.Mutex // one read at a time: the reader's state is not shared-safe
+	r     *reader
+	items map[sharedKey]*sharedItem
+	reads int // sources read, for tests
+}
+
+type sharedKey struct {
+	kind, source, overlay string
+	dev, ino              uint64
+	size, mtime           int64
+}
+
+type sharedItem struct {
+	l   *layer
+	err error
+}
+
+// NewShared returns a Shared for roles of fleet f. Reads stop once ctx is
+// done; tmpdir is where compressed archives are spooled ("" for $TMPDIR).
+func NewShared(ctx context.Context, f *roles.Fleet, tmpdir string) *Shared {
+	return &Shared{r: &reader{ctx: ctx, fleet: f, tmpdir: tmpdir}, items: map[sharedKey]*sharedItem{}}
+}
+
+// Close releases what the shared sources hold.
+func (s *Shared) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.r.close()
+}
+
+// layer returns a copy of the layer of o, a dir or tar overlay, reading
+// the source the first time.
+func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
+	fi, err := os.Stat(o.Source)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("%s: no device and inode number", o.Source)
+	}
+	k := sharedKey{o.Kind, o.Source, o.Name, uint64(st.Dev), uint64(st.Ino), fi.Size(), fi.ModTime().UnixNano()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := s.items[k]
+	if it == nil {
+		it = &sharedItem{}
+		s.reads++
+		if o.Kind == "dir" {
+			it.l, it.err = s.r.readDir(o.Source, o.Name)
+		} else {
+			it.l, it.err = s.r.readTar(o.Source, o.Name)
+		}
+		if it.err == nil || s.r.ctx.Err() == nil {
+			s.items[k] = it // an interrupted read is not remembered
+		}
+	}
+	if it.err != nil {
+		return nil, it.err
+	}
+	return it.l.clone(), nil
+}
+
+// clone copies l and its entries, so that a merge can change them.
+// Content, xattrs and block lists are shared: merges never change them.
+func (l *layer) clone() *layer {
+	c := &layer{entries: make(map[string]*tree.Entry, len(l.entries)), whiteouts: l.whiteouts, opaque: l.opaque}
+	for p, e := range l.entries {
+		ce := *e
+		c.entries[p] = &ce
+	}
+	return c
+}
