@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -229,5 +230,25 @@ func TestBuildRecordsVersion(t *testing.T) {
 	}
 	if o, _, _ := olimage(t, "--version"); !strings.HasPrefix(o, "olimage v9.8.7-test\n") {
 		t.Errorf("--version: got %q", o)
+	}
+}
+
+// TestBuildProgressPlain checks that a build whose stderr is not a
+// terminal (a CI log) prints progress as plain lines, with rate, and that
+// -q and --json print none.
+func TestBuildProgressPlain(t *testing.T) {
+	old := plainEvery
+	plainEvery = 0 // every update, so that the tiny build shows some
+	t.Cleanup(func() { plainEvery = old })
+	fleet := tinyFleet(t, t.TempDir(), strings.Repeat("x", 1<<20))
+	_, stderr, code := olimage(t, "-f", fleet, "build", "r", "-o", filepath.Join(t.TempDir(), "r.img"))
+	if code != 0 || !regexp.MustCompile(`(?m)^r +\d+% of [0-9.]+ (MiB|KiB)`).MatchString(stderr) || strings.Contains(stderr, "\r") {
+		t.Errorf("build, stderr not a terminal: exit %d, want plain progress lines, got:\n%q", code, stderr)
+	}
+	for _, extra := range []string{"-q", "--json"} {
+		_, stderr, code := olimage(t, "-f", fleet, "build", "r", extra, "-o", filepath.Join(t.TempDir(), "r.img"))
+		if code != 0 || stderr != "" {
+			t.Errorf("build %s: exit %d, stderr %q, want none", extra, code, stderr)
+		}
 	}
 }

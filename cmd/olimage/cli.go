@@ -48,6 +48,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 	fleet  string
+	quiet  bool   // -q: no progress
 	tmpdir string // --tmpdir: where compressed archives are spooled
 }
 
@@ -193,6 +194,7 @@ the role's data volume, and shows, builds, reads and compares it.
 		def = "."
 	}
 	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
+	root.PersistentFlags().BoolVarP(&e.quiet, "quiet", "q", false, "print no progress, only results and errors")
 	root.PersistentFlags().StringVar(&e.tmpdir, "tmpdir", "", "directory for spooling compressed archives' members (default $TMPDIR, else /tmp)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e),

@@ -51,7 +51,7 @@ Credentials and --insecure as for push.`,
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 4, "chunks to download at once")
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.pull/v1)")
-	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
+	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
 	return cmd
 }
 
@@ -64,7 +64,7 @@ func runPull(e *env, opts pullOptions, ref string, out io.Writer) error {
 	case !artifact.IsRef(ref):
 		return usageError{fmt.Errorf("pull: %q is not a registry reference (HOST/REPO:TAG or HOST/REPO@sha256:...)", ref)}
 	}
-	bar := newProgress(e.stderr, opts.progress && !opts.json && isTerminal(e.stderr))
+	bar := newProgress(e.stderr, opts.progress && !opts.json && !e.quiet)
 	c := registryClient(opts.insecure)
 	res, err := c.Pull(e.ctx, ref, opts.output, artifact.PullOptions{Jobs: opts.jobs, Progress: bar.update(ref)})
 	bar.done(ref)

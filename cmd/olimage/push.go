@@ -55,7 +55,7 @@ plain HTTP, and only to a registry on this machine.`,
 	cmd.Flags().IntVar(&opts.chunk, "chunk", artifact.DefaultChunk>>20, "MiB of raw image per layer")
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.push/v1)")
-	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress when stderr is a terminal")
+	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
 	return cmd
 }
 
@@ -69,7 +69,7 @@ func runPush(e *env, opts pushOptions, img, ref string, out io.Writer) error {
 	if !artifact.IsRef(ref) && !artifact.IsRef(ref+":tag") { // the tag may come from --tag
 		return usageError{fmt.Errorf("push: %q is not a registry reference (HOST/REPO:TAG)", ref)}
 	}
-	bar := newProgress(e.stderr, opts.progress && !opts.json && isTerminal(e.stderr))
+	bar := newProgress(e.stderr, opts.progress && !opts.json && !e.quiet)
 	c := registryClient(opts.insecure)
 	res, err := c.Push(e.ctx, img, ref, artifact.PushOptions{Tags: opts.tags, Jobs: opts.jobs, Chunk: int64(opts.chunk) << 20, Progress: bar.update(ref)})
 	bar.done(ref)
