@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -173,7 +174,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	}
 	wg.Wait()
 	if opts.json {
-		doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}}
+		doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}, PeakRSS: peakRSS()}
 		for i, r := range results {
 			if r != nil {
 				doc.Images = append(doc.Images, r)
@@ -194,6 +195,18 @@ type buildJSON struct {
 	Schema string            `json:"schema"`
 	Images []*builder.Result `json:"images"`
 	Failed []failedJSON      `json:"failed"`
+	// PeakRSS is the process's peak resident set in bytes, from
+	// getrusage: what a run of this size needs of the machine.
+	PeakRSS int64 `json:"peak_rss"`
+}
+
+// peakRSS is the process's peak resident set in bytes so far, or 0.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return int64(ru.Maxrss) * 1024 // kilobytes on Linux
 }
 
 type failedJSON struct {

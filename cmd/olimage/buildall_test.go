@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,8 +31,16 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 		t.Fatalf("tar: %v\n%s", err, o)
 	}
 	all, one := filepath.Join(dir, "all"), filepath.Join(dir, "one")
-	if code, _, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "-o", all); code != 0 {
+	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "-o", all, "--json")
+	if code != 0 {
 		t.Fatalf("build --all: exit %d\n%s", code, stderr)
+	}
+	var doc struct {
+		Images  []json.RawMessage `json:"images"`
+		PeakRSS int64             `json:"peak_rss"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Images) != 3 || doc.PeakRSS <= 0 {
+		t.Errorf("build --all --json: %d images, peak_rss %d (%v), want 3 and more than 0:\n%s", len(doc.Images), doc.PeakRSS, err, stdout)
 	}
 	for _, r := range []string{"a", "b", "c"} {
 		if code, _, stderr := runMain(t, "-f", dir, "build", r, "-o", one); code != 0 {
