@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/internal/registrytest"
 )
 
 // The next release differs from the example fleet in what the stand-in
@@ -38,9 +40,20 @@ func TestSystemdVM(t *testing.T) {
 	olimage := buildOlimage(t, dir)
 	fleet2 := filepath.Join(dir, "fleet-next")
 	nextRelease(t, "../examples/openlibrary", fleet2)
-	images := []string{"",
+	built := []string{"",
 		buildRole(t, olimage, "../examples/openlibrary", "ol-web", filepath.Join(dir, "release-1")),
 		buildRole(t, olimage, fleet2, "ol-web", filepath.Join(dir, "release-2")),
+	}
+	// The VM gets each release the way operators do: CI pushes it to a
+	// registry, and it is pulled onto the disk that is attached.
+	reg := registrytest.Start(t, registrytest.Options{})
+	images := []string{""}
+	for n := 1; n < len(built); n++ {
+		ref := fmt.Sprintf("%s/ol/ol-web:release-%d", reg.Host, n)
+		run(t, olimage, "push", "--insecure", built[n], ref)
+		pulled := filepath.Join(dir, fmt.Sprintf("pulled-%d.img", n))
+		run(t, olimage, "pull", "--insecure", ref, "-o", pulled)
+		images = append(images, pulled)
 	}
 
 	ctl := filepath.Join(dir, "control")
