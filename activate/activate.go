@@ -162,6 +162,11 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if m.Activation != nil {
+		if err := checkSecrets(opts.Root, m.Activation.Secrets); err != nil {
+			return nil, err
+		}
+	}
 	if err := Verify(dir, m); err != nil && (!opts.Force || m.Activation == nil) {
 		return nil, err
 	}

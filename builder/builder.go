@@ -197,6 +197,10 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
 		TreeDigest: p.digest, Activation: Activation(r, merged.Tree), Inputs: merged.Inputs,
 	}
+	for _, s := range r.Secrets {
+		p.doc.Activation.Secrets = append(p.doc.Activation.Secrets, manifest.SecretPath{
+			Path: s.Path, Owner: s.Owner, Group: s.Group, UID: s.UID, GID: s.GID, Mode: fmt.Sprintf("%04o", s.Mode)})
+	}
 	// Each step takes a second or more on a large tree: look at ctx
 	// between them.
 	if err := ctx.Err(); err != nil {

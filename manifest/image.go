@@ -59,6 +59,9 @@ type Activation struct {
 	// State are the directories the role's services write to, made on
 	// the root disk if missing, in this order.
 	State []StatePath `json:"state,omitempty"`
+	// Secrets are the files the role's services need that the VM
+	// supplies; activation checks them before anything changes.
+	Secrets []SecretPath `json:"secrets,omitempty"`
 }
 
 // Link is one symlink activation makes.

@@ -2,6 +2,8 @@ package overlays
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,7 +22,26 @@ func (res *Result) Policy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return policy.Join(fs)
+	return errors.Join(res.secretsOut(), policy.Join(fs))
+}
+
+// ErrSecretInImage marks a declared secret that an overlay supplies.
+var ErrSecretInImage = errors.New("a declared secret is in the image")
+
+// secretsOut checks that no overlay supplies a path the role declares as
+// a secret, which the VM supplies and the image must never hold.
+func (res *Result) secretsOut() error {
+	var errs []error
+	for _, s := range res.Role.Secrets {
+		e := res.Tree.Get(s.Path)
+		if e == nil {
+			continue
+		}
+		src, _ := res.source(e)
+		errs = append(errs, fmt.Errorf("%s: secret /%s is supplied by overlay %q (%s); a secret is never built in: remove it from the source and put it on the VM: %w",
+			res.r.fleet.Where(s.Pos), s.Path, e.Overlay, src, ErrSecretInImage))
+	}
+	return errors.Join(errs...)
 }
 
 // source names where entry e came from: the file of a directory source,

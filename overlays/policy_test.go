@@ -125,3 +125,33 @@ func TestDirSourceSetuid(t *testing.T) {
 		}
 	}
 }
+
+// A role's secrets are never in its image: an overlay that supplies one
+// is refused, naming the declaration and the source.
+func TestSecretInImage(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml": testFleetYAML,
+		"roles/r.yaml": `overlays: [{name: conf, dir: conf}]
+secrets:
+  - {path: etc/app/secrets.yml, owner: app, mode: "0600"}
+  - {path: etc/app/other.yml}
+`,
+		"conf/etc/app/secrets.yml": "db_password: SET-FROM-ENVIRONMENT\n",
+	})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = res.Policy(context.Background())
+	if !errors.Is(err, ErrSecretInImage) || !strings.Contains(err.Error(), `roles/r.yaml:3: secret /etc/app/secrets.yml is supplied by overlay "conf" (conf/etc/app/secrets.yml)`) {
+		t.Fatalf("got %v, want the secret refused at roles/r.yaml:3", err)
+	}
+	if strings.Contains(err.Error(), "other.yml") {
+		t.Errorf("a secret no overlay supplies is refused: %v", err)
+	}
+	s := res.Role.Secrets
+	if len(s) != 2 || s[0].UID != 999 || s[0].GID != 999 || s[0].Mode != 0o600 || s[1].Owner != "root" || s[1].Mode != 0o600 {
+		t.Errorf("got secrets %+v, want app:app 0600 and root:root 0600", s)
+	}
+}

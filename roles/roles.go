@@ -137,6 +137,7 @@ type Role struct {
 	Overlays    []*Overlay    // the parent's first
 	State       []State       // the parent's first
 	Policy      ContentPolicy // the fleet's, then the parent's, then its own
+	Secrets     []Secret      // the parent's first
 }
 
 // State is a directory the role's services write to on the VM's root
@@ -263,6 +264,7 @@ type rawRole struct {
 	Overlays    []rawOverlay `yaml:"overlays"`
 	State       []rawState   `yaml:"state"`
 	Policy      rawPolicy    `yaml:"policy"`
+	Secrets     []rawSecret  `yaml:"secrets"`
 }
 
 type rawState struct {
@@ -507,7 +509,13 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 		r.Overlays = append(r.Overlays, parent.Overlays...)
 		r.State = append(r.State, parent.State...)
 		r.Policy = parent.Policy
+		r.Secrets = append(r.Secrets, parent.Secrets...)
 	}
+	secrets, err := f.secrets(rr.Secrets, file, root, r.Secrets)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	r.Secrets = append(r.Secrets, secrets...)
 	pol, err := policy(rr.Policy, file, root, r.Policy)
 	if err != nil {
 		errs = append(errs, err)
@@ -747,31 +755,41 @@ func (f *Fleet) state(raw []rawState, file string, parent *yaml.Node, inherited 
 			continue
 		}
 		seen[s.Path] = pos
-		if s.Owner == "" {
-			s.Owner = "root"
-		}
-		if s.Group == "" {
-			s.Group = s.Owner
-			if _, ok := f.Groups[s.Group]; !ok && rs.Group == "" {
-				s.Group = "root"
-			}
-		}
-		if err := f.checkNames(pos, s.Owner, s.Group); err != nil {
+		var err error
+		if s.Owner, s.Group, s.UID, s.GID, s.Mode, err = f.ownership(pos, "state", rs.Owner, rs.Group, rs.Mode, s.Mode); err != nil {
 			errs = append(errs, err)
 			continue
-		}
-		s.UID, s.GID = f.Owners[s.Owner], f.Groups[s.Group]
-		if rs.Mode != "" {
-			m, err := parseMode(rs.Mode)
-			if err != nil {
-				errs = append(errs, errorf(pos, "state mode: %v", err))
-				continue
-			}
-			s.Mode = m
 		}
 		out = append(out, s)
 	}
 	return out, errors.Join(errs...)
+}
+
+// ownership resolves the owner, group and mode of a path olimage makes
+// or checks on the VM (what: "state", "secret"): the owner defaults to
+// root, the group to the owner's if there is one, else root, the mode to
+// def.
+func (f *Fleet) ownership(pos Pos, what, owner, group, mode string, def uint32) (string, string, uint32, uint32, uint32, error) {
+	if owner == "" {
+		owner = "root"
+	}
+	if group == "" {
+		group = owner
+		if _, ok := f.Groups[group]; !ok {
+			group = "root"
+		}
+	}
+	if err := f.checkNames(pos, owner, group); err != nil {
+		return "", "", 0, 0, 0, err
+	}
+	m := def
+	if mode != "" {
+		var err error
+		if m, err = parseMode(mode); err != nil {
+			return "", "", 0, 0, 0, errorf(pos, "%s mode: %v", what, err)
+		}
+	}
+	return owner, group, f.Owners[owner], f.Groups[group], m, nil
 }
 
 func (f *Fleet) checkNames(pos Pos, owner, group string) error {

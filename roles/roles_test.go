@@ -355,3 +355,24 @@ func TestFleetFileLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretsRefused(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{`{path: opt/openlibrary/secrets.yml}`, "want a path below etc/"},
+		{`{path: etc/olimage/x}`, "olimage keeps its own configuration there"},
+		{`{path: etc/../x}`, "want a clean path"},
+		{`{path: etc/x, owner: nobody}`, `owner "nobody" is not in olimage.yaml owners`},
+		{`{path: etc/x, mode: "999"}`, "secret mode"},
+	} {
+		t.Run(tc.yaml, func(t *testing.T) {
+			dir := writeFleet(t, map[string]string{
+				"olimage.yaml": "fleet: t\n",
+				"roles/r.yaml": "overlays: [{name: a, files: [{path: etc/y, content: y}]}]\nsecrets:\n  - " + tc.yaml + "\n",
+			})
+			_, err := Load(dir)
+			if err == nil || !strings.Contains(err.Error(), "roles/r.yaml:3: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want roles/r.yaml:3 and %q", err, tc.want)
+			}
+		})
+	}
+}
