@@ -141,7 +141,7 @@ func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error)
 }
 
 // CheckWith is Check with the options that bear on reading sources
-// (TmpDir); the others are ignored.
+// (TmpDir, Shared); the others are ignored.
 func CheckWith(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Checked, error) {
 	p, err := prepare(ctx, f, r, "", overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
 )
 
 type validateOptions struct{ json bool }
@@ -57,11 +58,14 @@ func runValidate(e *env, opts validateOptions, out io.Writer) error {
 	}
 	errs := []error{err}
 	doc := validateJSON{Schema: "olimage.validate/v1", Fleet: f.Name, Roles: []validateRoleJSON{}, Errors: []string{}}
+	// Roles that list one source read it once.
+	shared := overlays.NewShared(e.ctx, f, e.tmpdir)
+	defer shared.Close()
 	for _, name := range f.RoleNames(false) {
 		if e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
-		c, cerr := builder.CheckWith(e.ctx, f, f.Roles[name], builder.Options{TmpDir: e.tmpdir})
+		c, cerr := builder.CheckWith(e.ctx, f, f.Roles[name], builder.Options{TmpDir: e.tmpdir, Shared: shared})
 		if cerr != nil {
 			errs = append(errs, cerr)
 			continue
