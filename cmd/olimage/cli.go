@@ -202,6 +202,7 @@ the role's data volume, and shows, builds, reads and compares it.
 		newPushCmd(e), newPullCmd(e),
 		newActivateCmd(e), newDeactivateCmd(e), newRecoverCmd(e), newStatusCmd(e), newSysusersCmd(e), newFstabCmd(e), newVeritytabCmd(e), newMountUnitCmd(e), newActivateUnitCmd(e))
 	root.AddCommand(newSwitchCmd(e))
+	root.AddCommand(newSbomCmd(e))
 	root.AddCommand(newVersionCmd(e))
 	root.AddCommand(newManCmd(e, root))
 	setCompletions(e, root)
