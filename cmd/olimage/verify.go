@@ -40,7 +40,8 @@ Prints one line per finding, naming the structure and inode or the path, and
 exits 1 if there is any. IMAGE may be an attached device (/dev/vdb).
 
 The manifest an image carries proves nothing against someone who rewrites
-the image: check it against what CI built as well.
+the image: check it against what CI built as well. An image file's sidecar
+(IMAGE.manifest.json), when there is one, is checked without asking.
   --key PUB             the sidecar (IMAGE.manifest.json, or --sidecar) must
                         carry a signature (SIDECAR.sig, or --signature) by the
                         SSH public key in PUB, made by 'olimage sign'. Checked
@@ -65,7 +66,7 @@ Each failure is a finding naming what failed: the signature file, dm-verity
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.verify/v1)")
 	cmd.Flags().StringVar(&opts.key, "key", "", "SSH public key file that must have signed the sidecar")
-	cmd.Flags().StringVar(&opts.sidecar, "sidecar", "", "sidecar to check the image against (default IMAGE.manifest.json with --key)")
+	cmd.Flags().StringVar(&opts.sidecar, "sidecar", "", "sidecar to check the image against (default IMAGE.manifest.json when it exists)")
 	cmd.Flags().StringVar(&opts.signature, "signature", "", "the sidecar's signature (default SIDECAR.sig)")
 	cmd.Flags().StringVar(&opts.expectRootHash, "expect-root-hash", "", "dm-verity root hash (hex) the image must have")
 	return cmd
@@ -77,6 +78,13 @@ func (o verifyOptions) trust(img string) (*verify.Trust, error) {
 	if o.key == "" && o.sidecar == "" && o.expectRootHash == "" {
 		if o.signature != "" {
 			return nil, usageError{errors.New("verify: --signature needs --key")}
+		}
+		// The sidecar beside an image file is what CI published: check
+		// the image against it too, not only against the manifest the
+		// image carries about itself, which whoever rewrote the image
+		// could have rewritten as well.
+		if fi, err := os.Stat(img + image.SidecarSuffix); err == nil && fi.Mode().IsRegular() {
+			return &verify.Trust{Sidecar: img + image.SidecarSuffix}, nil
 		}
 		return nil, nil
 	}

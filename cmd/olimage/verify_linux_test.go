@@ -19,6 +19,12 @@ func TestVerifyMounted(t *testing.T) {
 	img := release(t, "a", nil)
 	mnt := t.TempDir()
 	for _, opts := range []string{"loop,ro", "loop"} {
+		if opts == "loop" {
+			// A read-write mount writes to the file system (mount
+			// count, journal), so the image is no longer the one its
+			// sidecar names; from here on only the journal is checked.
+			os.Remove(img + ".manifest.json")
+		}
 		if out, err := exec.Command("mount", "-o", opts, img, mnt).CombinedOutput(); err != nil {
 			skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
 		}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
 )
 
 // debugfsNumbers runs a debugfs request on img and returns the numbers in
@@ -142,4 +144,28 @@ func TestVerifyHostileClaims(t *testing.T) {
 			t.Errorf("verify of a manifest of schema v9: exit %d, want 1 and the schema reported\n%s%s", code, out, e)
 		}
 	})
+}
+
+// TestVerifySidecarBeside verifies an image whose sidecar describes another
+// image: the manifest inside agrees with the image, the sidecar CI
+// published does not, and verify says so without being asked.
+func TestVerifySidecarBeside(t *testing.T) {
+	a := release(t, "a", nil)
+	b := release(t, "b", func(fleet string) {
+		testfs.WriteFiles(t, fleet, map[string]string{"sources/openlibrary/CHANGED": "b\n"})
+	})
+	if o, e, code := olimage(t, "verify", a); code != 0 {
+		t.Fatalf("verify of a built image: exit %d\n%s%s", code, o, e)
+	}
+	data, err := os.ReadFile(b + ".manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(a+".manifest.json", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, e, code := olimage(t, "verify", a)
+	if code != 1 || !strings.Contains(o, "dm-verity: root hash") {
+		t.Errorf("verify of an image beside another image's sidecar: exit %d, want 1 and the root hash named\n%s%s", code, o, e)
+	}
 }
