@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -392,23 +391,7 @@ func (s *Source) manifestBytes() ([]byte, error) {
 			return data, nil
 		}
 	}
-	st, err := s.FS.Stat(manifest.Path)
-	if err != nil {
-		return nil, err
-	}
-	if st.Size > s.File.Size {
-		return nil, fmt.Errorf("%s: %d bytes, larger than the image", manifest.Path, st.Size)
-	}
-	rc, err := s.FS.Open(manifest.Path)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	data := make([]byte, st.Size)
-	if _, err := io.ReadFull(rc, data); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifest.Path, err)
-	}
-	return data, nil
+	return s.FS.ReadFile(manifest.Path)
 }
 
 // EmbeddedHead returns the fields of the manifest inside an image that

@@ -450,6 +450,28 @@ func (fs *FS) Open(p string) (io.ReadCloser, error) {
 	return r, nil
 }
 
+// ReadFile reads the whole regular file at path p, refusing one that
+// claims more bytes than the file system holds.
+func (fs *FS) ReadFile(p string) ([]byte, error) {
+	st, err := fs.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size > fs.size {
+		return nil, fmt.Errorf("/%s: %d bytes, larger than the file system", p, st.Size)
+	}
+	rc, err := fs.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data := make([]byte, st.Size)
+	if _, err := io.ReadFull(rc, data); err != nil {
+		return nil, fmt.Errorf("/%s: %w", p, err)
+	}
+	return data, nil
+}
+
 // ReadDir returns the entries of the directory at path p, sorted by name,
 // without "." and "..", special files or digests.
 func (fs *FS) ReadDir(p string) ([]*tree.Entry, error) {
