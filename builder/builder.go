@@ -196,6 +196,7 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 		Schema: manifest.ImageSchema, Olimage: version, Fleet: f.Name, FleetVersion: f.Version,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
 		TreeDigest: p.digest, Activation: Activation(r, merged.Tree), Inputs: merged.Inputs,
+		Deploys: merged.Deploys,
 	}
 	for _, s := range r.Secrets {
 		p.doc.Activation.Secrets = append(p.doc.Activation.Secrets, manifest.SecretPath{

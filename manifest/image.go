@@ -45,6 +45,7 @@ type Image struct {
 	Epoch        int64       `json:"epoch"`
 	TreeDigest   string      `json:"tree"` // TreeDigest of the entries
 	Activation   *Activation `json:"activation"`
+	Deploys      []Deploy    `json:"deploys,omitempty"`
 	Inputs       []Input     `json:"inputs"`
 	Entries      []Entry     `json:"entries"`
 }
@@ -68,6 +69,23 @@ type Activation struct {
 type Link struct {
 	Path   string `json:"path"`   // on the root file system, relative to /: opt/openlibrary
 	Target string `json:"target"` // in the volume, relative to its root: opt/openlibrary
+}
+
+// Deploy is the history of one deployed service in an image: its bins
+// under opt/openlibrary/deploys/SERVICE, newest first, so that "the
+// newest N bins" means the same thing in every later release.
+type Deploy struct {
+	Service string      `json:"service"`
+	Bins    []DeployBin `json:"bins"`
+}
+
+// DeployBin is one bin of a deploy history.
+type DeployBin struct {
+	Bin string `json:"bin"`
+	// From names the previous release's image (relative to the fleet
+	// directory) that a bin carried over as history was copied from; ""
+	// for a bin deployed by this image's own role.
+	From string `json:"from,omitempty"`
 }
 
 // DefaultMount is where the /1 data volume is mounted.

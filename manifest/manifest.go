@@ -65,6 +65,7 @@ type Plan struct {
 	// Activation is what activate will link and make, as the image's
 	// manifest records it.
 	Activation *Activation `json:"activation,omitempty"`
+	Deploys    []Deploy    `json:"deploys,omitempty"`
 	Entries    []Entry     `json:"entries"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -39,12 +40,31 @@ type Result struct {
 	Epoch   int64
 	Tree    *tree.Tree
 	Inputs  []manifest.Input
+	Deploys []manifest.Deploy // each deployed service's bins, newest first
 	Removed map[string]string // removed path -> what removed it
 	r       *reader
 }
 
 // Close releases the spool.
 func (res *Result) Close() error { return res.r.close() }
+
+// HistoryOf names the previous release's image that p was copied from
+// as part of a deploy history, or "".
+func (res *Result) HistoryOf(p string) string {
+	for _, d := range res.Deploys {
+		dir := path.Join(DeploysDir, d.Service) + "/"
+		bin, _, _ := strings.Cut(strings.TrimPrefix(p, dir), "/")
+		if !strings.HasPrefix(p, dir) {
+			continue
+		}
+		for _, b := range d.Bins {
+			if b.Bin == bin {
+				return b.From
+			}
+		}
+	}
+	return ""
+}
 
 // Removal says what removed p, or of one of its parents, or "".
 func (res *Result) Removal(p string) string {
@@ -154,6 +174,7 @@ func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Optio
 		}
 	}
 	res.Tree = t
+	res.Deploys = rd.deployOrder(t)
 	return res, nil
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -44,13 +46,15 @@ var ErrOutside = errors.New("source outside the fleet directory")
 type reader struct {
 	ctx       context.Context
 	fleet     *roles.Fleet
-	spool     *spool     // created on first tar member
-	roots     []*dirRoot // of directory sources, open until close
-	fleetReal string     // the fleet directory, symlinks resolved; once known
-	tmpdir    string     // where the spool goes; "" for $TMPDIR
-	archives  []*os.File // plain tar archives, read again for content
-	tarBuf    []byte     // copy buffer for members of plain archives
-	shared    *Shared    // reads dir and tar sources once per run; or nil
+	spool     *spool                  // created on first tar member
+	roots     []*dirRoot              // of directory sources, open until close
+	fleetReal string                  // the fleet directory, symlinks resolved; once known
+	tmpdir    string                  // where the spool goes; "" for $TMPDIR
+	archives  []*os.File              // plain tar archives, read again for content
+	tarBuf    []byte                  // copy buffer for members of plain archives
+	shared    *Shared                 // reads dir and tar sources once per run; or nil
+	images    []*image.File           // of deploy histories, open until close
+	deploys   map[string]*serviceBins // bins placed, by service
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -68,6 +72,10 @@ func (r *reader) close() error {
 		errs = append(errs, f.Close())
 	}
 	r.archives = nil
+	for _, img := range r.images {
+		errs = append(errs, img.Close())
+	}
+	r.images = nil
 	return errors.Join(errs...)
 }
 
@@ -769,6 +777,13 @@ func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
 		link.Target = relative(tree.Parent(dp.Link), prefix)
 		l.add(link)
 	}
+	var hist []manifest.DeployBin
+	if dp.History != nil {
+		if hist, err = r.readHistory(o, bin, l); err != nil {
+			return nil, err
+		}
+	}
+	r.noteDeploy(dp.Service, bin, dp.Active, hist)
 	return l, nil
 }
 

@@ -184,6 +184,15 @@ type Deploy struct {
 	Revision string
 	Link     string
 	Active   bool
+	History  *History // bins carried over from a previous release, or nil
+}
+
+// History copies the newest Keep bins of a deploy's service from a
+// previous release's image, so the new image can switch back to them.
+type History struct {
+	From string // filesystem path of the previous image
+	Keep int
+	Pos  Pos // where history: is written
 }
 
 // Glob is a path pattern with where it was written.
@@ -293,6 +302,10 @@ type rawOverlay struct {
 		Revision string `yaml:"revision"`
 		Link     string `yaml:"link"`
 		Active   *bool  `yaml:"active"`
+		History  *struct {
+			From string `yaml:"from"`
+			Keep *int   `yaml:"keep"`
+		} `yaml:"history"`
 	} `yaml:"deploy"`
 	Remove    []string `yaml:"remove"`
 	Conflict  string   `yaml:"conflict"`
@@ -648,6 +661,18 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 			errs = append(errs, errorf(dp, "deploy: link: %v", err))
 		} else {
 			o.Deploy.Link = l
+		}
+		if h := d.History; h != nil {
+			hp := Pos{file, keyLine(field(n, "deploy"), "history")}
+			o.Deploy.History = &History{From: f.sourcePath(h.From), Pos: hp}
+			if h.From == "" {
+				errs = append(errs, errorf(hp, "deploy: history: missing from (the previous release's image)"))
+			}
+			if h.Keep == nil || *h.Keep < 1 {
+				errs = append(errs, errorf(hp, "deploy: history: keep: want 1 or more bins to carry over"))
+			} else {
+				o.Deploy.History.Keep = *h.Keep
+			}
 		}
 	}
 	switch len(kinds) {

@@ -29,17 +29,7 @@ func TestBootReleases(t *testing.T) {
 	if out, err := exec.Command("cp", "-a", exampleFleet, next).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
-	unit := filepath.Join(next, "sources/olsystem/etc/systemd/system/ol-web.service")
-	b, _ := os.ReadFile(unit)
-	os.WriteFile(unit, []byte(strings.Replace(string(b), "--workers 8", "--workers 12", 1)), 0o644)
-	role := filepath.Join(next, "roles/ol-web.yaml")
-	b, _ = os.ReadFile(role)
-	s := string(b)
-	i, j := strings.Index(s, "  - name: olsystem-previous"), strings.Index(s, "  - name: etc")
-	if i < 0 || j < i {
-		t.Fatalf("%s: no olsystem-previous overlay before etc", role)
-	}
-	os.WriteFile(role, []byte(s[:i]+s[j:]), 0o644)
+	nextRelease(t, next)
 	if _, errOut, code := olimage(t, "-f", next, "build", "ol-web", "-o", img2); code != exitOK {
 		t.Fatalf("build the next release: exit %d\n%s", code, errOut)
 	}
@@ -49,12 +39,7 @@ func TestBootReleases(t *testing.T) {
 		}
 	}
 
-	root := filepath.Join(dir, "root")
-	os.MkdirAll(filepath.Join(root, "1"), 0o755)
-	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
-	os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755)
-	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nopenlibrary:x:2000:2000::/:/usr/sbin/nologin\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nwww-data:x:33:\nopenlibrary:x:2000:\n"), 0o644)
+	root := fakeRoot(t, dir)
 	before := listing(t, root)
 	mount := func(img string) {
 		t.Helper()
@@ -143,4 +128,35 @@ func TestBootReleases(t *testing.T) {
 	if got := listing(t, root); got != before {
 		t.Errorf("after deactivate:\n%s\nwant\n%s", got, before)
 	}
+}
+
+// nextRelease edits a copy of the example fleet into its next release:
+// olsystem's unit changes (8 workers to 12) and the olsystem-previous
+// overlay goes.
+func nextRelease(t *testing.T, fleet string) {
+	t.Helper()
+	unit := filepath.Join(fleet, "sources/olsystem/etc/systemd/system/ol-web.service")
+	b, _ := os.ReadFile(unit)
+	os.WriteFile(unit, []byte(strings.Replace(string(b), "--workers 8", "--workers 12", 1)), 0o644)
+	role := filepath.Join(fleet, "roles/ol-web.yaml")
+	b, _ = os.ReadFile(role)
+	s := string(b)
+	i, j := strings.Index(s, "  - name: olsystem-previous"), strings.Index(s, "  - name: etc")
+	if i < 0 || j < i {
+		t.Fatalf("%s: no olsystem-previous overlay before etc", role)
+	}
+	os.WriteFile(role, []byte(s[:i]+s[j:]), 0o644)
+}
+
+// fakeRoot makes dir/root, a root file system as a Debian VM has it for
+// the example's ol-web, with an empty /1 to mount the volume on.
+func fakeRoot(t *testing.T, dir string) string {
+	t.Helper()
+	root := filepath.Join(dir, "root")
+	os.MkdirAll(filepath.Join(root, "1"), 0o755)
+	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nopenlibrary:x:2000:2000::/:/usr/sbin/nologin\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nwww-data:x:33:\nopenlibrary:x:2000:\n"), 0o644)
+	return root
 }

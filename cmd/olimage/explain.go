@@ -48,6 +48,9 @@ type explainJSON struct {
 	Shadowed  []overlayRef   `json:"shadowed"`
 	OwnerFrom string         `json:"owner_from"`
 	ModeFrom  string         `json:"mode_from"`
+	// History names the previous release's image a deploy bin carried
+	// over from it was copied from.
+	History string `json:"history,omitempty"`
 }
 
 // overlayRef names an overlay and where the role declares it.
@@ -86,7 +89,7 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	if opts.json {
 		doc := explainJSON{Schema: "olimage.explain/v1", Role: role, Entry: manifest.FromEntry(en),
 			Supplied: overlayRef{en.Overlay, declared[en.Overlay]}, Shadowed: []overlayRef{},
-			OwnerFrom: origin(en.OwnerRule, inline), ModeFrom: origin(en.ModeRule, inline)}
+			OwnerFrom: origin(en.OwnerRule, inline), ModeFrom: origin(en.ModeRule, inline), History: res.HistoryOf(p)}
 		for _, s := range en.Shadowed {
 			doc.Shadowed = append(doc.Shadowed, overlayRef{s, declared[s]})
 		}
@@ -98,6 +101,9 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 		fmt.Fprintf(out, "supplied:  implicitly, as a parent directory of overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
 	} else {
 		fmt.Fprintf(out, "supplied:  overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
+	}
+	if from := res.HistoryOf(p); from != "" {
+		fmt.Fprintf(out, "history:   copied from the previous release's image %s\n", from)
 	}
 	if len(en.Shadowed) == 0 {
 		fmt.Fprintln(out, "shadowed:  none")

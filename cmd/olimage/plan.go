@@ -10,6 +10,7 @@ import (
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -53,6 +54,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 		return manifest.WritePlan(out, manifest.Plan{
 			Schema: manifest.PlanSchema, Fleet: f.Name, Role: r.Name, Epoch: res.Epoch,
 			Digest: manifest.TreeDigest(res.Tree), Inputs: res.Inputs, Activation: builder.Activation(r, res.Tree),
+			Deploys: res.Deploys,
 		}, res.Tree)
 	}
 	// Sizes align right, in a column as wide as the largest.
@@ -75,6 +77,13 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, d := range res.Deploys {
+		for _, b := range d.Bins {
+			if b.From != "" {
+				fmt.Fprintf(out, "history: %s/%s/%s copied from %s\n", overlays.DeploysDir, d.Service, b.Bin, b.From)
+			}
+		}
 	}
 	if _, err := fmt.Fprintf(out, "%d entries, %d bytes of file content, tree %s\n", res.Tree.Len(), bytes, short(manifest.TreeDigest(res.Tree))); err != nil {
 		return err
