@@ -650,3 +650,44 @@ func FuzzParseSidecar(f *testing.F) {
 		}
 	})
 }
+
+// Credentials from a docker credential helper, as CI runners configure
+// them (credHelpers per registry, or credsStore for all): a helper program
+// on PATH answers "get" with the registry's user and secret.
+func TestCredentialHelper(t *testing.T) {
+	reg := registrytest.Start(t, registrytest.Options{User: "ci", Password: "s3cret"})
+	ctx := context.Background()
+	img := buildImage(t, "1", builder.Options{})
+	bin := t.TempDir()
+	asked := filepath.Join(bin, "asked")
+	helper := "#!/bin/sh\n" +
+		"[ \"$1\" = get ] || exit 1\n" +
+		"read host\n" +
+		"echo \"$host\" >> " + asked + "\n" +
+		"printf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"s3cret\"}' \"$host\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "docker-credential-olimagetest"), []byte(helper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	for _, cfg := range []string{
+		fmt.Sprintf(`{"credHelpers": {%q: "olimagetest"}}`, reg.Host),
+		`{"credsStore": "olimagetest"}`,
+	} {
+		t.Setenv("DOCKER_CONFIG", t.TempDir())
+		if err := os.WriteFile(filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(asked)
+		ref := reg.Host + "/ol/web:1"
+		if _, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk}); err != nil {
+			t.Fatalf("push with %s: %v", cfg, err)
+		}
+		out := filepath.Join(t.TempDir(), "web.img")
+		if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
+			t.Fatalf("pull with %s: %v", cfg, err)
+		}
+		if got, err := os.ReadFile(asked); err != nil || !strings.Contains(string(got), reg.Host) {
+			t.Errorf("with %s the helper was not asked for %s: %q, %v", cfg, reg.Host, got, err)
+		}
+	}
+}
