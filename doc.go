@@ -1,7 +1,7 @@
 // Package olimage documents how the repository's packages map to the data
 // flow of shared/DESIGN.md; it holds no code.
 //
-//	fleet YAML  --roles-->     roles.Fleet, roles.Role, roles.Overlay
+//	fleet YAML  --roles-->     roles.Fleet, roles.Role, roles.Overlay (paths matched by glob)
 //	overlays    --overlays-->  layers of tree.Entry, merged into a tree.Tree
 //	tree        --manifest-->  the JSON schema of plans and image manifests
 //	image data  --verity-->    the dm-verity hash tree and root hash veritysetup reads

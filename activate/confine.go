@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
 
+	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/manifest"
 )
 
@@ -260,31 +261,9 @@ func homeDirs(root string) ([]string, error) {
 	return slices.Compact(homes), sc.Err()
 }
 
-// matchGlob matches the absolute path p against glob g: components as
-// path.Match, "**" any number of them.
+// matchGlob matches the absolute path p against the absolute glob g.
 func matchGlob(g, p string) bool {
-	return matchParts(strings.Split(strings.Trim(g, "/"), "/"), strings.Split(strings.Trim(p, "/"), "/"))
-}
-
-func matchParts(g, p []string) bool {
-	for len(g) > 0 {
-		if g[0] == "**" {
-			for i := 0; i <= len(p); i++ {
-				if matchParts(g[1:], p[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(p) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(g[0], p[0]); !ok {
-			return false
-		}
-		g, p = g[1:], p[1:]
-	}
-	return len(p) == 0
+	return glob.Match(strings.Trim(g, "/"), strings.Trim(p, "/"))
 }
 
 // ErrRoleChange is returned when the volume holds an image of another

@@ -12,10 +12,10 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/internal/par"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -88,7 +88,7 @@ func (o Options) keep(p string) bool {
 	}
 	for _, f := range o.Paths {
 		f = strings.Trim(f, "/")
-		if f == "" || p == f || strings.HasPrefix(p, f+"/") || roles.Match(f, p) {
+		if f == "" || p == f || strings.HasPrefix(p, f+"/") || glob.Match(f, p) {
 			return true
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
@@ -207,7 +208,7 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 	for _, g := range o.Remove {
 		var hits []string
 		m.walk(m.root, func(e *tree.Entry) bool {
-			if roles.Match(g.Pattern, e.Path) {
+			if glob.Match(g.Pattern, e.Path) {
 				hits = append(hits, e.Path)
 				return false // its subtree goes with it
 			}
@@ -342,7 +343,7 @@ func shadow(old *tree.Entry) []string {
 func policyFor(o *roles.Overlay, p string) roles.Policy {
 	policy := o.Conflict
 	for _, c := range o.Conflicts {
-		if roles.Match(c.Pattern, p) {
+		if glob.Match(c.Pattern, p) {
 			policy = c.Policy
 		}
 	}
@@ -436,7 +437,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		var allowCap bool
 		apply := func(rules []roles.Rule) {
 			for _, r := range rules {
-				if !roles.Match(r.Pattern, e.Path) {
+				if !glob.Match(r.Pattern, e.Path) {
 					continue
 				}
 				if r.UID != nil && !ownerSet {

@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
@@ -110,7 +111,7 @@ func (r *reader) checkPlace(src string) error {
 		if !path.IsAbs(pat) {
 			pat = path.Join(filepath.ToSlash(r.fleetReal), pat)
 		}
-		if roles.Match(pat, filepath.ToSlash(real)) {
+		if glob.Match(pat, filepath.ToSlash(real)) {
 			return nil
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path"
 
+	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -77,7 +78,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 			out = append(out, Finding{Check: c, Path: e.Path, Overlay: e.Overlay, Source: src, Inline: inline, Line: line, What: what})
 		}
 		for _, g := range p.Forbid {
-			if roles.Match(g.Pattern, e.Path) {
+			if glob.Match(g.Pattern, e.Path) {
 				find(Forbidden, 0, fmt.Sprintf("matches forbid glob %q (%s)", g.Pattern, f.Where(g.Pos)))
 				break
 			}

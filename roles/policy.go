@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/internetarchive/olimage/glob"
 )
 
 // ContentPolicy is what a fleet and its roles refuse to put in an image
@@ -81,7 +83,7 @@ func policy(raw rawPolicy, file string, parent *yaml.Node, inherited ContentPoli
 // Allowed returns the allow rule that exempts volume path p, if any.
 func (p ContentPolicy) Allowed(vp string) (Allow, bool) {
 	for _, a := range p.Allow {
-		if Match(a.Pattern, vp) {
+		if glob.Match(a.Pattern, vp) {
 			return a, true
 		}
 	}

@@ -1082,30 +1082,3 @@ func checkGlob(g string) error {
 	}
 	return nil
 }
-
-// Match reports whether path p matches glob g. Segments match as in
-// path.Match; a "**" segment matches any number of segments, none included.
-func Match(g, p string) bool {
-	return matchSegs(strings.Split(g, "/"), strings.Split(p, "/"))
-}
-
-func matchSegs(g, p []string) bool {
-	for len(g) > 0 {
-		if g[0] == "**" {
-			for i := 0; i <= len(p); i++ {
-				if matchSegs(g[1:], p[i:]) {
-					return true
-				}
-			}
-			return false
-		}
-		if len(p) == 0 {
-			return false
-		}
-		if ok, _ := path.Match(g[0], p[0]); !ok {
-			return false
-		}
-		g, p = g[1:], p[1:]
-	}
-	return len(p) == 0
-}
