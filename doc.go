@@ -1,12 +1,26 @@
 // Package olimage documents how the repository's packages map to the data
-// flow of shared/DESIGN.md; it holds no code.
+// flow of shared/DESIGN.md; it holds no code. Every package is on an arrow:
 //
-//	fleet YAML  --roles-->     roles.Fleet, roles.Role, roles.Overlay (paths matched by glob)
-//	overlays    --overlays-->  layers of tree.Entry, merged into a tree.Tree
-//	tree        --manifest-->  the JSON schema of plans and image manifests
-//	image data  --verity-->    the dm-verity hash tree and root hash veritysetup reads
-//	image file  --qcow2-->     the qcow2 container a volume can be built into and read from
-//	image       --artifact-->  an OCI artifact in a registry, and back to a file or a VM's disk
-//	volume on a VM --activate--> activate: /opt and /etc linked from /1, journaled, reversible
-//	cmd/olimage                cobra commands; each parses flags and calls the above
+//	fleet YAML --roles--> roles.Fleet, roles.Role, roles.Overlay (paths matched by glob)
+//	role --overlays--> layers of tree.Entry --merge--> tree.Tree (provenance per entry)
+//	tree --policy--> content-policy findings (secrets, forbidden paths, modes, sizes)
+//	tree --manifest--> the JSON form of a tree: plans, image manifests, sidecars
+//	tree --builder--> ext4 layout (ext4, on-disk types in ext4/format)
+//	     --> block stream --> sink: .img | .img.zst | .gpt.img | .qcow2 (qcow2) | stdout,
+//	         with a dm-verity tree appended (verity) and the sidecar beside it
+//	sidecar --sshsig--> an SSH signature ssh-keygen -Y verify checks
+//	image file --image--> one random-access file system (raw, zstd, gzip, GPT, qcow2)
+//	           --ext4/reader--> tree.Tree and structural checks
+//	image | manifest | role --source--> tree.Tree for the read commands:
+//	           diff (tree vs tree), verify (image vs its manifest and sidecar),
+//	           extract (tree to a host directory), sbom (tree to CycloneDX)
+//	image --artifact--> OCI registry --artifact--> a file or a VM's disk
+//	volume at /1 on a VM --activate--> /opt and /etc linked from /1, units,
+//	           state and accounts on the root disk, journaled and reversible
+//	cmd/olimage: cobra commands; each parses flags, calls one of the above, prints
+//
+// Support: internal/par (bounded worker pools), internal/golden (golden
+// files and -update), internal/testfs (test trees), internal/registrytest
+// (a real registry for tests), bench/gentree (benchmark trees), e2e (VM
+// tests under qemu).
 package olimage
