@@ -23,9 +23,12 @@ const (
 	// zstd as one frame.
 	ChunkType = "application/vnd.internetarchive.olimage.chunk.v1+zstd"
 	// SignatureType is the artifactType of a signature referrer, and the
-	// media type of its one layer: an SSH signature (ssh-keygen -Y sign)
-	// of the raw image.
+	// media type of its one layer: the SSH signature of the sidecar that
+	// 'olimage sign' writes (SIDECAR.sig; ssh-keygen -Y verify checks it).
 	SignatureType = "application/vnd.internetarchive.olimage.signature.v1+sshsig"
+	// SBOMType is the artifactType of an SBOM referrer and the media type
+	// of its one layer: CycloneDX JSON, as 'olimage sbom IMAGE' writes it.
+	SBOMType = "application/vnd.cyclonedx+json"
 )
 
 // Annotations olimage sets.

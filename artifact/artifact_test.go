@@ -481,23 +481,25 @@ func pushForeign(t *testing.T, ref string) string {
 	return ref
 }
 
-// IMAGE.sig is attached to the pushed image as a referrer of the
-// signature type, holding the file's bytes.
-func TestPushSignatureReferrer(t *testing.T) {
+// TestPushReferrers pushes an image with its sidecar's signature
+// (IMAGE.manifest.json.sig) and IMAGE.sbom.json
+// beside it: each is attached to the image as a referrer of its own type,
+// found through the registry's referrers API with its bytes intact.
+func TestPushReferrers(t *testing.T) {
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
 	img := buildImage(t, "1", builder.Options{})
 	sig := "-----BEGIN SSH SIGNATURE-----\nU1NIU0lH\n-----END SSH SIGNATURE-----\n"
-	if err := os.WriteFile(img+".sig", []byte(sig), 0o644); err != nil {
-		t.Fatal(err)
+	bom := `{"bomFormat":"CycloneDX","specVersion":"1.5","version":1}` + "\n"
+	for suffix, body := range map[string]string{".manifest.json.sig": sig, ".sbom.json": bom} {
+		if err := os.WriteFile(img+suffix, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := reg.Host + "/ol/web:1"
 	res, err := local.Push(ctx, img, ref, PushOptions{Chunk: testChunk})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if res.Signature == "" {
-		t.Fatal("push with IMAGE.sig reports no signature")
 	}
 	repo, _, err := local.repository(ref)
 	if err != nil {
@@ -507,34 +509,45 @@ func TestPushSignatureReferrer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var found []string
-	err = repo.Referrers(ctx, subject, SignatureType, func(refs []ocispec.Descriptor) error {
-		for _, r := range refs {
-			found = append(found, r.Digest.String())
+	for _, tc := range []struct {
+		name, artifactType, pushed, body string
+	}{
+		{"signature", SignatureType, res.Signature, sig},
+		{"sbom", SBOMType, res.SBOM, bom},
+	} {
+		if tc.pushed == "" {
+			t.Errorf("push reports no %s referrer", tc.name)
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(found) != 1 || found[0] != res.Signature {
-		t.Fatalf("referrers of %s: %v, want [%s]", subject.Digest, found, res.Signature)
-	}
-	d, err := digest.Parse(res.Signature)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := content.FetchAll(ctx, repo, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: sizeOf(t, repo, d)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var man ocispec.Manifest
-	if err := json.Unmarshal(m, &man); err != nil {
-		t.Fatal(err)
-	}
-	body, err := content.FetchAll(ctx, repo, man.Layers[0])
-	if err != nil || string(body) != sig || man.Layers[0].MediaType != SignatureType {
-		t.Fatalf("signature layer %s: %q, %v; want %q", man.Layers[0].MediaType, body, err, sig)
+		var found []string
+		err = repo.Referrers(ctx, subject, tc.artifactType, func(refs []ocispec.Descriptor) error {
+			for _, r := range refs {
+				found = append(found, r.Digest.String())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(found) != 1 || found[0] != tc.pushed {
+			t.Fatalf("%s referrers of %s: %v, want [%s]", tc.name, subject.Digest, found, tc.pushed)
+		}
+		d, err := digest.Parse(tc.pushed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := content.FetchAll(ctx, repo, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d, Size: sizeOf(t, repo, d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var man ocispec.Manifest
+		if err := json.Unmarshal(m, &man); err != nil {
+			t.Fatal(err)
+		}
+		body, err := content.FetchAll(ctx, repo, man.Layers[0])
+		if err != nil || string(body) != tc.body || man.Layers[0].MediaType != tc.artifactType {
+			t.Fatalf("%s layer %s: %q, %v; want %q", tc.name, man.Layers[0].MediaType, body, err, tc.body)
+		}
 	}
 }
 

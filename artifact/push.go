@@ -42,11 +42,14 @@ type PushResult struct {
 	Size      int64    `json:"size"`      // raw image bytes
 	Pushed    int64    `json:"pushed"`    // compressed bytes of all layers
 	Signature string   `json:"signature"` // digest of the signature referrer, if one was pushed
+	SBOM      string   `json:"sbom"`      // digest of the SBOM referrer, if one was pushed
 	Image     string   `json:"image"`     // the image's identity, Sidecar.Identity
 }
 
 // Push publishes the image file at path (raw or .zst) with its sidecar
-// path.manifest.json, and path.sig as a signature referrer if it exists.
+// path.manifest.json, and as referrers where they exist the sidecar's
+// signature path.manifest.json.sig ('olimage sign') and an SBOM
+// path.sbom.json ('olimage sbom').
 func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (*PushResult, error) {
 	sideData, err := os.ReadFile(path + image.SidecarSuffix)
 	if err != nil {
@@ -143,14 +146,25 @@ func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (
 	}
 	res.Digest = desc.Digest.String()
 	res.Layers = len(layers)
-	if sig, err := os.ReadFile(path + ".sig"); err == nil {
-		d, err := pushSignature(ctx, repo, desc, sig, m.Epoch)
-		if err != nil {
-			return nil, fmt.Errorf("%s: pushing the signature %s.sig: %w", ref, path, err)
+	for _, r := range []struct {
+		suffix, artifactType string
+		digest               *string
+	}{
+		{image.SidecarSuffix + ".sig", SignatureType, &res.Signature},
+		{".sbom.json", SBOMType, &res.SBOM},
+	} {
+		data, err := os.ReadFile(path + r.suffix)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
 		}
-		res.Signature = d.Digest.String()
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
+		d, err := pushReferrer(ctx, repo, desc, r.artifactType, data, m.Epoch)
+		if err != nil {
+			return nil, fmt.Errorf("%s: pushing %s%s: %w", ref, path, r.suffix, err)
+		}
+		*r.digest = d.Digest.String()
 	}
 	return res, nil
 }
@@ -265,13 +279,14 @@ func pushBlob(ctx context.Context, repo *remote.Repository, d ocispec.Descriptor
 	return repo.Push(ctx, d, bytes.NewReader(data))
 }
 
-// pushSignature attaches sig to the image manifest subject as a referrer.
-func pushSignature(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, sig []byte, epoch int64) (ocispec.Descriptor, error) {
-	layer := content.NewDescriptorFromBytes(SignatureType, sig)
-	if err := pushBlob(ctx, repo, layer, sig); err != nil {
+// pushReferrer attaches data, of the given type, to the image manifest
+// subject as a referrer: an artifact of that type with data as its layer.
+func pushReferrer(ctx context.Context, repo *remote.Repository, subject ocispec.Descriptor, artifactType string, data []byte, epoch int64) (ocispec.Descriptor, error) {
+	layer := content.NewDescriptorFromBytes(artifactType, data)
+	if err := pushBlob(ctx, repo, layer, data); err != nil {
 		return ocispec.Descriptor{}, err
 	}
-	return oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, SignatureType, oras.PackManifestOptions{
+	return oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, artifactType, oras.PackManifestOptions{
 		Subject: &subject, Layers: []ocispec.Descriptor{layer},
 		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: time.Unix(epoch, 0).UTC().Format(time.RFC3339)},
 	})

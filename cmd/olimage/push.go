@@ -31,8 +31,9 @@ it) to the registry repository REF as an OCI artifact of type
 config, the raw image is cut into 16 MiB chunks compressed with zstd, one
 layer each, so that pulls download in parallel and resume per chunk. The
 manifest is annotated with the role, fleet version, tree digest and the
-image's identity, its dm-verity root hash (docs/registry.md). If IMAGE.sig exists (olimage sign), it is
-attached to the image as a referrer.
+image's identity, its dm-verity root hash (docs/registry.md). The sidecar's signature
+IMAGE.manifest.json.sig (olimage sign) and an SBOM IMAGE.sbom.json (olimage
+sbom IMAGE > IMAGE.sbom.json) are attached as referrers where they exist.
 
 REF names a tag (registry.example.org/ol/ol-web:2024.01); --tag adds more.
 Chunks the registry already has are not uploaded again, and pushing the same
