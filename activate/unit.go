@@ -100,12 +100,22 @@ func InstallActivateUnit(ctx context.Context, root string, o UnitOptions, sc Sys
 	if err != nil {
 		return nil, err
 	}
-	root, err = filepath.Abs(root)
+	return InstallUnit(ctx, root, ActivateUnitName, text, "multi-user.target.wants", sc)
+}
+
+// InstallUnit writes the unit name with text to root's
+// /etc/systemd/system and enables it with a link in /etc/systemd/system/BY
+// (multi-user.target.wants for WantedBy=multi-user.target,
+// 1.mount.requires for RequiredBy=1.mount), as systemctl enable does,
+// replacing an older version; on a live systemd it reloads the units. It
+// returns the paths it changed, relative to root; run again, none.
+func InstallUnit(ctx context.Context, root, name, text, by string, sc Systemctl) ([]string, error) {
+	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
 	}
 	var changed []string
-	unit := path.Join(UnitDir, ActivateUnitName)
+	unit := path.Join(UnitDir, name)
 	p := filepath.Join(root, unit)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return nil, err
@@ -125,7 +135,7 @@ func InstallActivateUnit(ctx context.Context, root string, o UnitOptions, sc Sys
 		}
 		changed = append(changed, unit)
 	}
-	wants := path.Join(UnitDir, "multi-user.target.wants", ActivateUnitName)
+	wants := path.Join(UnitDir, by, name)
 	w := filepath.Join(root, wants)
 	if err := os.MkdirAll(filepath.Dir(w), 0o755); err != nil {
 		return nil, err

@@ -331,10 +331,12 @@ func TestVeritytab(t *testing.T) {
 	if want := strings.Join([]string{"olimage-r", img, img, open[3], strings.TrimPrefix(open[4], "--")}, " ") + "\n"; code != 0 || line != want {
 		t.Errorf("veritytab: exit %d, %q, want %q", code, line, want)
 	}
+	// No fsck pass: fsck cannot open the read-only dm-verity device.
 	fstab, _, _ := olimage(t, "veritytab", img, "--sidecar", side, "--fstab")
-	if want := "/dev/mapper/olimage-r /1 ext4 ro,nodev,x-systemd.requires=olimage-verity.service,x-systemd.before=olimage-activate.service 0 2\n"; fstab != want {
+	if want := "/dev/mapper/olimage-r /1 ext4 ro,nodev,x-systemd.requires=olimage-verity.service,x-systemd.before=olimage-activate.service 0 0\n"; fstab != want {
 		t.Errorf("veritytab --fstab: %q, want %q", fstab, want)
 	}
+	testVeritytabWrite(t, img, side, unit, fstab)
 	other := sshKeygen(t)
 	if o, _, code := olimage(t, "veritytab", img, "--sidecar", side, "--key", other+".pub"); code != 1 || !strings.Contains(o, "not by the given key") {
 		t.Errorf("veritytab with the wrong key: exit %d\n%s", code, o)
@@ -347,6 +349,52 @@ func TestVeritytab(t *testing.T) {
 	olimage(t, "-f", tinyFleet(t, t.TempDir(), "x\n"), "build", "r", "-o", plain)
 	if _, e, code := olimage(t, "veritytab", plain, "--sidecar", plain+image.SidecarSuffix); code != 2 || !strings.Contains(e, "build --verity") {
 		t.Errorf("veritytab of an image without a tree: exit %d\n%s", code, e)
+	}
+}
+
+// testVeritytabWrite: veritytab --write installs the unit --unit prints,
+// enabled as systemctl enable does for RequiredBy=1.mount, and makes the
+// line --fstab prints /etc/fstab's one /1 entry, keeping the others; run
+// again, it changes nothing.
+func testVeritytabWrite(t *testing.T, img, side, unit, fstab string) {
+	t.Helper()
+	root := t.TempDir()
+	read := func(p string) string {
+		b, err := os.ReadFile(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	other := "LABEL=e2eroot / ext4 rw 0 1\n"
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/fstab"), []byte(other+"LABEL=r /1 ext4 ro,nodev 0 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"veritytab", img, "--sidecar", side, "--write", "--root", root}
+	o, e, code := olimage(t, args...)
+	want := "wrote /etc/systemd/system/olimage-verity.service\n" +
+		"wrote /etc/systemd/system/1.mount.requires/olimage-verity.service\n" +
+		"etc/fstab: replaced " + fstab
+	if code != 0 || o != want {
+		t.Fatalf("veritytab --write: exit %d\n%s%s\nwant:\n%s", code, o, e, want)
+	}
+	if got := read("etc/systemd/system/olimage-verity.service"); got != unit {
+		t.Errorf("the installed unit differs from --unit's:\n%s\nwant:\n%s", got, unit)
+	}
+	if l, err := os.Readlink(filepath.Join(root, "etc/systemd/system/1.mount.requires/olimage-verity.service")); err != nil || l != "/etc/systemd/system/olimage-verity.service" {
+		t.Errorf("1.mount.requires/olimage-verity.service: %q, %v", l, err)
+	}
+	if got := read("etc/fstab"); got != other+fstab {
+		t.Errorf("etc/fstab:\n%s\nwant:\n%s", got, other+fstab)
+	}
+	if o, e, code := olimage(t, args...); code != 0 || o != "etc/fstab: unchanged "+fstab {
+		t.Errorf("veritytab --write, again: exit %d\n%s%s", code, o, e)
+	}
+	if _, e, code := olimage(t, append(args, "--unit")...); code != 2 || !strings.Contains(e, "--write installs both") {
+		t.Errorf("veritytab --write --unit: exit %d\n%s", code, e)
 	}
 }
 

@@ -22,6 +22,8 @@ type veritytabOptions struct {
 	mount     string
 	unit      bool
 	fstab     bool
+	write     bool
+	root      string
 }
 
 // VerityUnitName is the oneshot unit that opens the volume through
@@ -48,13 +50,22 @@ Without options: a line for /etc/veritytab, read by systemd-veritysetup
   --fstab  the /etc/fstab line that mounts /dev/mapper/olimage-ROLE at --mount
            (instead of the disk by label), after the unit
 
-The device-mapper name is olimage-ROLE.`,
-		Example: `  olimage veritytab /dev/vdb --sidecar /etc/olimage/ol-web.img.manifest.json --key /etc/olimage/ci.pub
+  --write  install both on ROOT: the unit, enabled (the link in
+           1.mount.requires/ 'systemctl enable' makes), and the line as
+           /etc/fstab's one entry for --mount (replacing 'olimage fstab
+           --write''s); on the running system, reload systemd's units.
+           It prints the paths it changed; run again, it changes nothing.
+
+The device-mapper name is olimage-ROLE. The fstab line has no fsck pass:
+fsck cannot open the read-only device-mapper device, and the kernel
+checks every block against the root hash instead.`,
+		Example: `  olimage veritytab /dev/vdb --sidecar /etc/olimage/ol-web.manifest.json --key /etc/olimage/ci.pub --write
   olimage veritytab /dev/vdb --sidecar ol-web.img.manifest.json --unit > /etc/systemd/system/olimage-verity.service
-  olimage veritytab /dev/vdb --sidecar ol-web.img.manifest.json --fstab`,
+  olimage veritytab /dev/vdb --sidecar ol-web.img.manifest.json --fstab
+  olimage veritytab /dev/vdb --sidecar ol-web.img.manifest.json   # an /etc/veritytab line`,
 		Args: exactArgs(1, "DEVICE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVeritytab(opts, args[0], e.stdout)
+			return runVeritytab(e, opts, args[0], e.stdout)
 		},
 	}
 	cmd.Flags().StringVar(&opts.sidecar, "sidecar", "", "the image's sidecar, with the root hash and hash offset (required)")
@@ -63,15 +74,19 @@ The device-mapper name is olimage-ROLE.`,
 	cmd.Flags().StringVar(&opts.mount, "mount", manifest.DefaultMount, "mount point, for --fstab")
 	cmd.Flags().BoolVar(&opts.unit, "unit", false, "print a oneshot unit running veritysetup open")
 	cmd.Flags().BoolVar(&opts.fstab, "fstab", false, "print the fstab line mounting the opened volume")
+	cmd.Flags().BoolVar(&opts.write, "write", false, "install the unit, enabled, and make the line /etc/fstab's entry for --mount")
+	cmd.Flags().StringVar(&opts.root, "root", "/", "with --write, the root file system to install them on")
 	return cmd
 }
 
-func runVeritytab(opts veritytabOptions, dev string, out io.Writer) error {
+func runVeritytab(e *env, opts veritytabOptions, dev string, out io.Writer) error {
 	switch {
 	case opts.sidecar == "":
 		return usageError{errors.New("veritytab: --sidecar FILE is required: the root hash comes from CI, not from the disk")}
 	case opts.unit && opts.fstab:
 		return usageError{errors.New("veritytab: --unit or --fstab, not both")}
+	case opts.write && (opts.unit || opts.fstab):
+		return usageError{errors.New("veritytab: --write installs both the unit and the fstab line; without --unit or --fstab")}
 	case !strings.HasPrefix(dev, "/"):
 		return usageError{fmt.Errorf("veritytab: device %q: want an absolute path", dev)}
 	case strings.ContainsAny(dev, " \t\n\\\"'"):
@@ -112,10 +127,9 @@ func runVeritytab(opts veritytabOptions, dev string, out io.Writer) error {
 		return hintError{fmt.Errorf("%s: the image has no dm-verity tree", opts.sidecar), "build it with olimage build --verity"}
 	}
 	name := "olimage-" + m.Role
-	switch {
-	case opts.unit:
-		device := strings.TrimSuffix(activate.UnitName(dev), ".mount") + ".device"
-		_, err = fmt.Fprintf(out, `# /etc/systemd/system/%s
+	mount := activate.UnitName(opts.mount)
+	device := strings.TrimSuffix(activate.UnitName(dev), ".mount") + ".device"
+	unit := fmt.Sprintf(`# /etc/systemd/system/%s
 [Unit]
 Description=dm-verity for the olimage volume %s (root hash %s)
 Documentation=https://github.com/internetarchive/olimage
@@ -133,11 +147,33 @@ ExecStop=/usr/sbin/veritysetup close %s
 
 [Install]
 RequiredBy=%s
-`, VerityUnitName, m.Role, short(v.RootHash), device, device, activate.UnitName(opts.mount),
-			dev, name, dev, v.RootHash, v.HashOffset, name, activate.UnitName(opts.mount))
+`, VerityUnitName, m.Role, short(v.RootHash), device, device, mount,
+		dev, name, dev, v.RootHash, v.HashOffset, name, mount)
+	// No fsck pass: fsck cannot open the read-only device-mapper device
+	// (systemd-fsck would log a failure at every boot), and the kernel
+	// checks every block against the root hash.
+	fstab := fmt.Sprintf("/dev/mapper/%s %s ext4 %s,x-systemd.requires=%s,x-systemd.before=%s 0 0\n",
+		name, opts.mount, activate.MountOptions, VerityUnitName, activate.ActivateUnitName)
+	switch {
+	case opts.write:
+		changed, err := activate.InstallUnit(e.ctx, opts.root, VerityUnitName, unit, mount+".requires", nil)
+		for _, p := range changed {
+			fmt.Fprintf(out, "wrote /%s\n", p)
+		}
+		if err != nil {
+			return err
+		}
+		line := strings.TrimSuffix(fstab, "\n")
+		did, err := activate.WriteFstab(opts.root, opts.mount, line)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "%s: %s %s\n", activate.FstabFile, did, line)
+		return err
+	case opts.unit:
+		_, err = io.WriteString(out, unit)
 	case opts.fstab:
-		_, err = fmt.Fprintf(out, "/dev/mapper/%s %s ext4 %s,x-systemd.requires=%s,x-systemd.before=%s 0 2\n",
-			name, opts.mount, activate.MountOptions, VerityUnitName, activate.ActivateUnitName)
+		_, err = io.WriteString(out, fstab)
 	default:
 		_, err = fmt.Fprintf(out, "%s %s %s %s hash-offset=%d\n", name, dev, dev, v.RootHash, v.HashOffset)
 	}
