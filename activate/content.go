@@ -128,7 +128,7 @@ func metaMismatch(p string, fi fs.FileInfo, e *tree.Entry) string {
 	}
 	var d []string
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if mode := st.Mode & tree.ModeMask; got != tree.Symlink && mode != e.Mode {
+		if mode := uint32(st.Mode) & tree.ModeMask; got != tree.Symlink && mode != e.Mode {
 			d = append(d, fmt.Sprintf("mode %04o, manifest %04o", mode, e.Mode))
 		}
 		if st.Uid != e.UID || st.Gid != e.GID {

@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/ext4"
 	"github.com/internetarchive/olimage/image"
@@ -349,27 +349,6 @@ var extraPs struct {
 	was   int
 }
 
-// openDirect opens f again for writing with O_DIRECT, or fails where the
-// file system does not support it (tmpfs, for one). It opens f's own
-// descriptor through /proc rather than its name, which another process
-// could have replaced in the meantime, and checks it got the same file.
-func openDirect(f *os.File) (*os.File, error) {
-	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_WRONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return nil, err
-	}
-	var a, b unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &a); err != nil {
-		d.Close()
-		return nil, err
-	}
-	if err := unix.Fstat(int(d.Fd()), &b); err != nil || a.Dev != b.Dev || a.Ino != b.Ino {
-		d.Close()
-		return nil, fmt.Errorf("%s: reopened as another file", f.Name())
-	}
-	return d, nil
-}
-
 // directAlign is the alignment O_DIRECT needs of the buffer, the file
 // offset and the length. The logical block size of most devices is 512
 // bytes; 4096 covers those whose is 4096, and every write of the ext4
@@ -385,7 +364,7 @@ func aligned(p []byte, off int64) bool {
 func (s *stream) writeFile(p []byte) (int, error) {
 	if s.direct != nil && aligned(p, s.pos) {
 		n, err := s.direct.WriteAt(p, s.pos)
-		if err == nil || !errors.Is(err, unix.EINVAL) || n != 0 {
+		if err == nil || !errors.Is(err, syscall.EINVAL) || n != 0 {
 			return n, err
 		}
 		// A file system that accepts O_DIRECT at open but not for this
@@ -411,10 +390,7 @@ func (s *stream) writeback(n int64) {
 	if s.buffered-s.started < writebackEvery {
 		return
 	}
-	// Advisory: an error only means the final fsync does all the work.
-	// The range is the whole file so far: buffered writes need not be
-	// contiguous when most go around the page cache.
-	unix.SyncFileRange(int(s.file.Fd()), 0, s.pos, unix.SYNC_FILE_RANGE_WRITE)
+	startWriteback(s.file, s.pos)
 	s.started = s.buffered
 }
 

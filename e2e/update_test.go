@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // Every test binary defines -update, so that go test ./... -update runs.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package e2e proves olimage on booted VMs under qemu. It holds only tests:
 //
 //   - TestVM boots Debian's cloud kernel with a busybox initramfs holding

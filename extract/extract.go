@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -239,7 +241,7 @@ func setMeta(dst string, e *tree.Entry, owners bool) error {
 		for _, x := range e.Xattrs {
 			// Only what an unprivileged user may set is attempted without root.
 			if owners || strings.HasPrefix(x.Name, "user.") {
-				if err := syscall.Setxattr(dst, x.Name, x.Value, 0); err != nil && !errors.Is(err, syscall.ENOTSUP) {
+				if err := unix.Setxattr(dst, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
 					return fmt.Errorf("%s: xattr %s: %w", e.Path, x.Name, err)
 				}
 			}

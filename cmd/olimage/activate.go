@@ -107,6 +107,9 @@ nothing. --json prints the document olimage.activate/v1 (docs/json.md).`,
 }
 
 func runActivate(e *env, opts activateOptions, out io.Writer) error {
+	if err := needLinux("activate"); err != nil {
+		return err
+	}
 	if err := opts.signed.check(e, opts.root, opts.volume, out); err != nil {
 		return err
 	}

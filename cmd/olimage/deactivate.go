@@ -43,6 +43,9 @@ olimage.activate/v1 (docs/json.md), with "image": null.`,
 }
 
 func runDeactivate(e *env, opts deactivateOptions, out io.Writer) error {
+	if err := needLinux("deactivate"); err != nil {
+		return err
+	}
 	rep, err := activate.Deactivate(e.ctx, activate.Options{Root: opts.root, DryRun: opts.dryRun})
 	if err != nil {
 		// What was done before the error is in the journal: status shows it.

@@ -54,6 +54,9 @@ olimage.activate/v1 (docs/json.md), with "image": null.`,
 }
 
 func runRecover(e *env, opts recoverOptions, out io.Writer) error {
+	if err := needLinux("recover"); err != nil {
+		return err
+	}
 	rep, err := activate.Recover(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, DryRun: opts.dryRun})
 	if err != nil {
 		return activationError(err)

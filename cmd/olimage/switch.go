@@ -52,6 +52,9 @@ activate.`,
 }
 
 func runSwitch(e *env, opts switchOptions, service, bin string, out io.Writer) error {
+	if err := needLinux("switch"); err != nil {
+		return err
+	}
 	rep, err := activate.Switch(e.ctx, activate.Options{Root: opts.root, Volume: opts.volume, DryRun: opts.dryRun}, service, bin)
 	switch {
 	case errors.Is(err, activate.ErrNoBin), errors.Is(err, activate.ErrNoDeploy):

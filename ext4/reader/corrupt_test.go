@@ -1,13 +1,14 @@
 package reader
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -23,7 +24,7 @@ func newCorruptFixture(t *testing.T, opts ...string) *corruptFixture {
 	src := filepath.Join(t.TempDir(), "src")
 	writeFile(t, src, "f", []byte("file content"), 0o644)
 	x := writeFile(t, src, "x", []byte("xattr holder"), 0o644)
-	if err := syscall.Setxattr(x, "user.big", bytes.Repeat([]byte("v"), 600), 0); err != nil {
+	if err := unix.Setxattr(x, "user.big", bytes.Repeat([]byte("v"), 600), 0); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {

@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -164,7 +166,11 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 		if err := syscall.Lstat(p, &st); err != nil {
 			return err
 		}
-		e := &tree.Entry{Path: rel, Mode: st.Mode & tree.ModeMask, UID: st.Uid, GID: st.Gid, ModTime: st.Mtim.Sec}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := &tree.Entry{Path: rel, Mode: uint32(st.Mode) & tree.ModeMask, UID: st.Uid, GID: st.Gid, ModTime: fi.ModTime().Unix()}
 		switch st.Mode & syscall.S_IFMT {
 		case syscall.S_IFDIR:
 			e.Type = tree.Dir
@@ -207,7 +213,7 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 
 func hostXattrs(t testing.TB, p string) []tree.Xattr {
 	buf := make([]byte, 1<<16)
-	n, err := syscall.Listxattr(p, buf)
+	n, err := unix.Listxattr(p, buf)
 	if err != nil || n == 0 {
 		return nil
 	}
@@ -217,7 +223,7 @@ func hostXattrs(t testing.TB, p string) []tree.Xattr {
 			continue
 		}
 		v := make([]byte, 1<<16)
-		m, err := syscall.Getxattr(p, name, v)
+		m, err := unix.Getxattr(p, name, v)
 		if err != nil {
 			continue
 		}

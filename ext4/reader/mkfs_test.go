@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"golang.org/x/sys/unix"
+
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -71,18 +73,18 @@ func buildSource(t testing.TB, manyFiles int) string {
 	must(os.Link(filepath.Join(root, "hard/a"), filepath.Join(root, "hard2/c")))
 
 	x := writeFile(t, root, "xattr/small", []byte("s"), 0o644)
-	must(syscall.Setxattr(x, "user.a", []byte("1"), 0))
-	must(syscall.Setxattr(x, "trusted.t", []byte("two"), 0))
+	must(unix.Setxattr(x, "user.a", []byte("1"), 0))
+	must(unix.Setxattr(x, "trusted.t", []byte("two"), 0))
 	x = writeFile(t, root, "xattr/big", []byte("b"), 0o644)
-	must(syscall.Setxattr(x, "user.one", bytes.Repeat([]byte("1"), 50), 0))
-	must(syscall.Setxattr(x, "user.two", bytes.Repeat([]byte("2"), 700), 0))
-	must(syscall.Setxattr(x, "user.empty", nil, 0))
-	must(syscall.Setxattr(x, "security.test", []byte("label\x00"), 0))
-	must(syscall.Setxattr(filepath.Join(root, "xattr"), "user.dir", []byte("yes"), 0))
+	must(unix.Setxattr(x, "user.one", bytes.Repeat([]byte("1"), 50), 0))
+	must(unix.Setxattr(x, "user.two", bytes.Repeat([]byte("2"), 700), 0))
+	must(unix.Setxattr(x, "user.empty", nil, 0))
+	must(unix.Setxattr(x, "security.test", []byte("label\x00"), 0))
+	must(unix.Setxattr(filepath.Join(root, "xattr"), "user.dir", []byte("yes"), 0))
 	// A POSIX ACL, in the form getxattr uses (version 2, 8-byte entries).
 	acl := aclXattr([][3]uint32{{aclUserObj, 6, ^uint32(0)}, {aclUser, 4, 1000}, {aclGroupObj, 4, ^uint32(0)}, {aclMask, 4, ^uint32(0)}, {aclOther, 0, ^uint32(0)}})
 	x = writeFile(t, root, "xattr/acl", []byte("acl"), 0o640)
-	if err := syscall.Setxattr(x, "system.posix_acl_access", acl, 0); err != nil {
+	if err := unix.Setxattr(x, "system.posix_acl_access", acl, 0); err != nil {
 		t.Logf("no ACL test: %v", err)
 	}
 

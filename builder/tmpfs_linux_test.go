@@ -1,0 +1,28 @@
+package builder
+
+import (
+	"os"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// tmpfsDir returns a directory on a tmpfs, where O_DIRECT is refused, so
+// the build writes through the page cache.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err == nil && st.Type == unix.TMPFS_MAGIC {
+		if dir, err := os.MkdirTemp("/dev/shm", "olimage-test-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	// No usable /dev/shm: mount a tmpfs of our own, as root may.
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
+		skip(t, "no tmpfs at /dev/shm, and mounting one failed: "+err.Error())
+	}
+	t.Cleanup(func() { unix.Unmount(dir, 0) })
+	return dir
+}
