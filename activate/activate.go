@@ -162,8 +162,9 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	var secrets []goal
 	if m.Activation != nil {
-		if err := checkSecrets(opts.Root, m.Activation.Secrets); err != nil {
+		if secrets, err = secretLinks(opts.Root, m); err != nil {
 			return nil, err
 		}
 	}
@@ -193,6 +194,7 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	if err != nil {
 		return rep, err
 	}
+	goals = append(goals, secrets...)
 	plan, err := r.planActivate(goals, img)
 	if err != nil {
 		return rep, err

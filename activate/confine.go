@@ -90,6 +90,17 @@ func (pol *Policy) allows(role, p string) bool {
 // policy file allows them for the image's role. An unsafe or unreadable
 // policy file refuses the whole plan.
 func checkSensitive(root string, m *manifest.Image) error {
+	paths := make([]string, len(m.Activation.Links))
+	for i, l := range m.Activation.Links {
+		paths[i] = l.Path
+	}
+	return refuseSensitive(root, m.Role, paths)
+}
+
+// refuseSensitive refuses links at the paths (relative to the root) that
+// are sensitive or under a home directory, unless the policy file allows
+// them for role.
+func refuseSensitive(root, role string, paths []string) error {
 	pol, err := ReadPolicy(root)
 	if err != nil {
 		return err
@@ -99,8 +110,8 @@ func checkSensitive(root string, m *manifest.Image) error {
 		return err
 	}
 	var errs []error
-	for _, l := range m.Activation.Links {
-		p := "/" + l.Path
+	for _, rel := range paths {
+		p := "/" + rel
 		why := ""
 		for _, g := range sensitive {
 			if matchGlob(g, p) {
@@ -114,8 +125,8 @@ func checkSensitive(root string, m *manifest.Image) error {
 				break
 			}
 		}
-		if why != "" && !pol.allows(m.Role, p) {
-			errs = append(errs, fmt.Errorf("%s: %w: %s; /%s does not allow it for role %s", p, ErrUnsafe, why, PolicyFile, m.Role))
+		if why != "" && !pol.allows(role, p) {
+			errs = append(errs, fmt.Errorf("%s: %w: %s; /%s does not allow it for role %s", p, ErrUnsafe, why, PolicyFile, role))
 		}
 	}
 	return errors.Join(errs...)
@@ -165,15 +176,26 @@ func checkOwner(p string) error {
 	if err := unix.Lstat(p, &st); err != nil {
 		return &os.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	switch {
-	case st.Mode&unix.S_IFMT == unix.S_IFLNK:
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
 		return fmt.Errorf("%s: %w: a symlink; the policy must be a file of the root disk", p, ErrUnsafe)
-	case st.Uid != 0:
-		return fmt.Errorf("%s: %w: owned by uid %d, want root", p, ErrUnsafe, st.Uid)
-	case st.Mode&0o022 != 0:
-		return fmt.Errorf("%s: %w: mode %04o is writable by group or others", p, ErrUnsafe, st.Mode&0o7777)
+	}
+	if d := rootOnly(&st); d != "" {
+		return fmt.Errorf("%s: %w: %s", p, ErrUnsafe, d)
 	}
 	return nil
+}
+
+// rootOnly says why a file of the VM's own configuration, as st
+// describes it, could be changed by someone other than root; "" if it
+// cannot.
+func rootOnly(st *unix.Stat_t) string {
+	switch {
+	case st.Uid != 0:
+		return fmt.Sprintf("owned by uid %d, want root", st.Uid)
+	case st.Mode&0o022 != 0:
+		return fmt.Sprintf("mode %04o is writable by group or others", st.Mode&0o7777)
+	}
+	return ""
 }
 
 // readSmall reads the regular file base/rel, following no symlink below
@@ -216,10 +238,8 @@ func readSmall(base, rel string, limit int64, owned bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: not a regular file", p, ErrUnsafe)
 	case st.Size > limit:
 		return nil, fmt.Errorf("%s: %w: %d bytes, more than the %d allowed", p, ErrUnsafe, st.Size, limit)
-	case owned && st.Uid != 0:
-		return nil, fmt.Errorf("%s: %w: owned by uid %d, want root", p, ErrUnsafe, st.Uid)
-	case owned && st.Mode&0o022 != 0:
-		return nil, fmt.Errorf("%s: %w: mode %04o is writable by group or others", p, ErrUnsafe, st.Mode&0o7777)
+	case owned && rootOnly(&st) != "":
+		return nil, fmt.Errorf("%s: %w: %s", p, ErrUnsafe, rootOnly(&st))
 	}
 	// The size can grow after fstat: read one byte past the limit to see.
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))

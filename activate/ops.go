@@ -110,6 +110,11 @@ func lstatAt(fd int, name string) (fs.FileMode, error) {
 	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return 0, err
 	}
+	return modeOf(&st), nil
+}
+
+// modeOf converts the mode of st to the fs.FileMode os.Lstat gives.
+func modeOf(st *unix.Stat_t) fs.FileMode {
 	m := fs.FileMode(st.Mode & 0o777)
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
@@ -134,7 +139,7 @@ func lstatAt(fd int, name string) (fs.FileMode, error) {
 	if st.Mode&unix.S_ISVTX != 0 {
 		m |= fs.ModeSticky
 	}
-	return m, nil
+	return m
 }
 
 func readlinkAt(fd int, name string) (string, error) {

@@ -33,7 +33,10 @@ type Status struct {
 	Pending int          `json:"pending"` // steps an interrupted run left unfinished
 	// Deploys are the active links of deployed services on the root
 	// disk, from the volume asked about.
-	Deploys  []DeployStatus `json:"deploys,omitempty"`
+	Deploys []DeployStatus `json:"deploys,omitempty"`
+	// Secrets are the secrets the volume asked about declares, as found
+	// on the root disk.
+	Secrets  []SecretStatus `json:"secrets,omitempty"`
 	Findings []string       `json:"findings"`
 }
 
@@ -53,7 +56,8 @@ func (s *Status) OK() bool { return len(s.Findings) == 0 }
 
 // ReadStatus reads the journal under opts.Root and checks every link it
 // records. With opts.Volume set, it also checks that the volume mounted
-// there is the active image and that every link of its plan is made.
+// there is the active image, that every link of its plan is made and that
+// every secret its role declares is in place.
 func ReadStatus(opts Options) (*Status, error) {
 	if err := opts.normalize(opts.Volume != ""); err != nil {
 		return nil, err
@@ -142,6 +146,17 @@ func (s *Status) checkVolume(opts Options, j *Journal, journaled, written map[st
 	}
 	if err := s.checkGoals(opts, j, m, journaled, written); err != nil {
 		s.Findings = append(s.Findings, fmt.Sprintf("volume %s: %v", opts.Volume, err))
+	}
+	for _, sec := range m.Activation.Secrets {
+		st, err := lookSecret(opts.Root, m.Role, sec)
+		if err != nil {
+			s.Findings = append(s.Findings, fmt.Sprintf("volume %s: %v", opts.Volume, err))
+			continue
+		}
+		s.Secrets = append(s.Secrets, st)
+		if p := st.problem(m.Role); p != "" {
+			s.Findings = append(s.Findings, p)
+		}
 	}
 }
 

@@ -64,8 +64,12 @@ allows them for the role (docs/activation.md); and it refuses a volume of
 another role than the active image's unless --role-change. It compares
 the user and group ids the image's files use with ROOT/etc/passwd and
 ROOT/etc/group and refuses, listing every account missing or with another
-id, unless --force-accounts ('olimage sysusers' creates them). It changes
-nothing then.
+id, unless --force-accounts ('olimage sysusers' creates them). It refuses
+until every secret the role declares is a regular file at its path with
+the declared owner and mode; one that is missing there is linked to the
+VM's copy at ROOT/etc/olimage/secrets/ROLE/PATH if that passes the same
+test, in directories owned by root and writable by no one else (journaled:
+deactivate removes the link). It changes nothing then.
 
 Unit files the image ships under etc/systemd/system are written to the root
 disk as regular files, as systemd reads them at boot before the volume is
@@ -195,6 +199,8 @@ func activationError(err error) error {
 		return hintError{err, "olimage changes only real directories it can see; fix the path on the root file system, or the role's activation plan"}
 	case errors.Is(err, activate.ErrNoVolume):
 		return hintError{err, "mount the volume first: 'olimage fstab DEVICE --write && mount " + manifest.DefaultMount + "', or name where it is with --volume"}
+	case errors.Is(err, activate.ErrSecrets):
+		return hintError{err, "put each secret at its path, or at /" + activate.SecretsDir + "/ROLE/PATH for activate to link, with the owner and mode named; 'olimage status' lists them"}
 	case errors.Is(err, activate.ErrAccounts):
 		return hintError{err, "create the accounts with the fleet's ids first: 'olimage sysusers DEVICE > /etc/sysusers.d/olimage.conf && systemd-sysusers'; --force-accounts activates anyway"}
 	case errors.Is(err, activate.ErrRoleChange):

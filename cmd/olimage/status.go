@@ -36,12 +36,20 @@ line
   deploy  SERVICE  BIN (the image's | switched from BIN; bins: BIN...)
 
 says which bin its active link names and which bins the image carries
-('olimage switch' changes it).
+('olimage switch' changes it). For each secret the volume's role declares,
+a line
+
+  secret  PATH  STATE [-> /etc/olimage/secrets/ROLE/PATH]
+
+says whether it is in place with its owner and mode: ok, missing (neither
+at PATH nor in /etc/olimage/secrets/ROLE), wrong (another owner, mode or
+type, there or in the VM's copy) or unlinked (only the VM's copy is there;
+activate links it).
 
 Exits 1, with a line saying why, when anything is not in place: no image
 active, nothing olimage built mounted at the volume, another image
-mounted there, a link missing or wrong, or an interrupted run (the next
-activate or deactivate completes it). --json prints the document
+mounted there, a link missing or wrong, a secret not in place, or an
+interrupted run (the next activate or deactivate completes it). --json prints the document
 olimage.status/v1 (docs/json.md).`,
 		Example: `  olimage status                      # the volume at /1, on this machine
   olimage status --root /mnt/vm --json
@@ -84,6 +92,13 @@ func runStatus(e *env, opts statusOptions, out io.Writer) error {
 				note = "switched from " + d.Default
 			}
 			fmt.Fprintf(tw, "deploy\t%s\t%s (%s; bins: %s)\n", d.Service, d.Bin, note, strings.Join(d.Bins, " "))
+		}
+		for _, sec := range st.Secrets {
+			link := ""
+			if sec.Link != "" {
+				link = " -> " + sec.Link
+			}
+			fmt.Fprintf(tw, "secret\t/%s\t%s%s\n", sec.Path, sec.State, link)
 		}
 		tw.Flush()
 		for _, f := range st.Findings {
