@@ -82,13 +82,49 @@ func Plan(t *tree.Tree, opts Options) (*Layout, error) {
 // build makes the nodes of every inode and plans directories and xattrs;
 // none of it depends on the image size.
 func (l *Layout) build(t *tree.Tree) error {
+	root, lpf := l.reservedDirs(t)
+	if err := l.addEntries(t, root, lpf); err != nil {
+		return err
+	}
+	if uint64(l.maxIno) > maxInodeCount {
+		return &InodesError{Need: uint64(l.maxIno), Max: maxInodeCount}
+	}
+	if err := l.scanSparse(); err != nil {
+		return err
+	}
+	if err := l.planDirs(); err != nil {
+		return err
+	}
+	if l.opts.Journal {
+		l.nodes[format.JournalIno] = &node{
+			ino:   format.JournalIno,
+			mode:  format.ModeRegular | 0o600, // as mke2fs makes it
+			links: 1,                          // reserved inodes have no name but count one link
+			flags: format.InodeExtentsFl,
+		}
+	}
+	for _, n := range l.nodes {
+		if n != nil {
+			l.content += n.dataBlocks()
+			if len(n.xattrs) > 0 {
+				l.content++
+			}
+		}
+	}
+	return nil
+}
+
+// reservedDirs makes the root and lost+found, the directories every ext4
+// file system has at fixed inode numbers, and names lost+found in the root
+// unless the tree has its own.
+func (l *Layout) reservedDirs(t *tree.Tree) (root, lpf *node) {
 	o := &l.opts
 	rootMode := o.RootMode
 	if rootMode == 0 {
 		rootMode = defaultRootMode
 	}
 	l.nodes = make([]*node, format.FirstIno+1, format.FirstIno+1+len(t.Entries))
-	root := &node{
+	root = &node{
 		ino:    format.RootIno,
 		mode:   format.ModeDir | uint16(rootMode),
 		uid:    o.RootUID,
@@ -98,7 +134,7 @@ func (l *Layout) build(t *tree.Tree) error {
 		parent: format.RootIno, // the root is its own parent
 		dir:    &dirPlan{},
 	}
-	lpf := &node{
+	lpf = &node{
 		ino:    format.LostFoundIno,
 		mode:   format.ModeDir | 0o700, // as mke2fs makes it
 		links:  2,                      // name in the root and "."
@@ -111,10 +147,13 @@ func (l *Layout) build(t *tree.Tree) error {
 		root.dir.ents = append(root.dir.ents, dent{name: "lost+found", ino: format.LostFoundIno, ftype: format.FtDir})
 		root.links++
 	}
+	return root, lpf
+}
 
-	dirs := map[string]*node{"": root}
-	// Inode numbers follow tree order; hard links may name a file that
-	// comes later, so number the files first.
+// fileInodes numbers the regular files of t. Inode numbers follow tree
+// order; hard links may name a file that comes later, so the files are
+// numbered before any entry is added.
+func fileInodes(t *tree.Tree) map[string]uint32 {
 	fileIno := map[string]uint32{}
 	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
@@ -127,9 +166,17 @@ func (l *Layout) build(t *tree.Tree) error {
 			next++
 		}
 	}
+	return fileIno
+}
+
+// addEntries gives each entry of t an inode (a hard link, a name for its
+// target's) and a name in its parent directory, and sets l.maxIno.
+func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
+	dirs := map[string]*node{"": root}
+	fileIno := fileInodes(t)
 	files := map[string]*node{}
 	extraLinks := map[string]uint32{}
-	next = format.FirstIno + 1
+	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
 		name := e.Name()
 		if err := checkName(e.Path, name); err != nil {
@@ -152,7 +199,6 @@ func (l *Layout) build(t *tree.Tree) error {
 			continue
 		}
 		n := &node{entry: e, uid: e.UID, gid: e.GID, links: 1 /* hard links add theirs */, flags: format.InodeExtentsFl}
-		perm := uint16(e.Mode & tree.ModeMask)
 		if e.Path == "lost+found" {
 			if e.Type != tree.Dir {
 				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path)
@@ -163,46 +209,16 @@ func (l *Layout) build(t *tree.Tree) error {
 			n.ino = next
 			next++
 		}
+		if err := n.setType(e); err != nil {
+			return err
+		}
 		switch e.Type {
 		case tree.Dir:
-			n.mode = format.ModeDir | perm
-			n.ftype = format.FtDir
-			n.links = 2
 			n.parent = pd.ino
-			n.dir = &dirPlan{}
 			dirs[e.Path] = n
 			pd.links++
 		case tree.File:
-			if e.Size < 0 {
-				return fmt.Errorf("%s: negative size %d", e.Path, e.Size)
-			}
-			if e.Content == nil && e.Size > 0 {
-				return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, e.Size)
-			}
-			n.mode = format.ModeRegular | perm
-			n.ftype = format.FtRegular
-			n.size = uint64(e.Size)
-			if nb := ceilDiv(n.size, BlockSize); nb > 0 {
-				if nb > math.MaxUint32-1 {
-					return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
-				}
-				n.runs = []run{{0, uint32(nb)}}
-			}
 			files[e.Path] = n
-		case tree.Symlink:
-			if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
-				return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path)
-			}
-			n.mode = format.ModeSymlink | perm
-			n.ftype = format.FtSymlink
-			n.size = uint64(len(e.Target))
-			if len(e.Target) < 60 {
-				n.flags = 0 // fast symlink: the target lives in i_block
-			} else {
-				n.runs = []run{{0, 1}}
-			}
-		default:
-			return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
 		}
 		var err error
 		if n.ibody, n.xattrs, err = splitXattrs(e); err != nil {
@@ -217,13 +233,55 @@ func (l *Layout) build(t *tree.Tree) error {
 		files[p].links += k
 	}
 	l.maxIno = next - 1
-	if uint64(l.maxIno) > maxInodeCount {
-		return &InodesError{Need: uint64(l.maxIno), Max: maxInodeCount}
-	}
+	return nil
+}
 
-	if err := l.scanSparse(); err != nil {
-		return err
+// setType sets what n's inode holds by e's type: its mode, file type,
+// size and the runs of blocks its content needs.
+func (n *node) setType(e *tree.Entry) error {
+	perm := uint16(e.Mode & tree.ModeMask)
+	switch e.Type {
+	case tree.Dir:
+		n.mode = format.ModeDir | perm
+		n.ftype = format.FtDir
+		n.links = 2
+		n.dir = &dirPlan{}
+	case tree.File:
+		if e.Size < 0 {
+			return fmt.Errorf("%s: negative size %d", e.Path, e.Size)
+		}
+		if e.Content == nil && e.Size > 0 {
+			return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, e.Size)
+		}
+		n.mode = format.ModeRegular | perm
+		n.ftype = format.FtRegular
+		n.size = uint64(e.Size)
+		if nb := ceilDiv(n.size, BlockSize); nb > 0 {
+			if nb > math.MaxUint32-1 {
+				return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
+			}
+			n.runs = []run{{0, uint32(nb)}}
+		}
+	case tree.Symlink:
+		if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
+			return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path)
+		}
+		n.mode = format.ModeSymlink | perm
+		n.ftype = format.FtSymlink
+		n.size = uint64(len(e.Target))
+		if len(e.Target) < 60 {
+			n.flags = 0 // fast symlink: the target lives in i_block
+		} else {
+			n.runs = []run{{0, 1}}
+		}
+	default:
+		return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
 	}
+	return nil
+}
+
+// planDirs lays out each directory's blocks, now that every name is in it.
+func (l *Layout) planDirs() error {
 	for _, n := range l.nodes {
 		if n == nil || n.dir == nil {
 			continue
@@ -236,7 +294,7 @@ func (l *Layout) build(t *tree.Tree) error {
 		if lpfDir {
 			minBlocks = 4 // mke2fs makes lost+found 16 KiB so e2fsck can use it without allocating
 		}
-		if err := n.dir.plan(o.HashSeed, minBlocks, lpfDir); err != nil {
+		if err := n.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
 			p := "/"
 			if n.entry != nil {
 				p = n.entry.Path
@@ -249,22 +307,6 @@ func (l *Layout) build(t *tree.Tree) error {
 		}
 		n.size = uint64(n.dir.blocks) * BlockSize
 		n.runs = []run{{0, n.dir.blocks}}
-	}
-	if o.Journal {
-		l.nodes[format.JournalIno] = &node{
-			ino:   format.JournalIno,
-			mode:  format.ModeRegular | 0o600, // as mke2fs makes it
-			links: 1,                          // reserved inodes have no name but count one link
-			flags: format.InodeExtentsFl,
-		}
-	}
-	for _, n := range l.nodes {
-		if n != nil {
-			l.content += n.dataBlocks()
-			if len(n.xattrs) > 0 {
-				l.content++
-			}
-		}
 	}
 	return nil
 }
