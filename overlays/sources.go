@@ -478,133 +478,13 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 			return nil, err
 		}
 	}
-	l := newLayer()
-	symlinks := map[string]bool{}
 	// archive/tar also reports a quiet EOF where an archive was cut off
 	// at a block boundary; the end-of-archive marker tells the two apart.
 	tail := &tailReader{r: guard}
-	tr := tar.NewReader(tail)
-	var end int64 // where the last member's data ends, padded to a block
-	for i := 0; ; i++ {
-		if err := r.ctx.Err(); err != nil {
-			return nil, err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			if tail.n < end+512 || tail.zeros < 512 {
-				return nil, fmt.Errorf("%s: entry %d: archive truncated (no end-of-archive marker)", name, i)
-			}
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: entry %d: %w", name, i, err)
-		}
-		fail := func(format string, args ...any) error {
-			// A detail from checkName says "unsafe entry" already; say it once.
-			msg := strings.Replace(fmt.Sprintf(format, args...), ErrUnsafe.Error()+": ", "", 1)
-			return fmt.Errorf("%s: entry %s: %w: %s", name, shortName(hdr.Name), ErrUnsafe, msg)
-		}
-		end = tail.n
-		if hdr.Typeflag == tar.TypeReg { // archive/tar reports old-style regular files (RegA) as Reg
-			end += (hdr.Size + 511) &^ 511
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue
-		}
-		// archive/tar expands sparse members into their full size, so a tiny
-		// archive could spool terabytes of zeros.
-		if hdr.Typeflag == tar.TypeGNUSparse || hdr.PAXRecords["GNU.sparse.major"] != "" || hdr.PAXRecords["GNU.sparse.map"] != "" || hdr.PAXRecords["GNU.sparse.size"] != "" || hdr.PAXRecords["GNU.sparse.realsize"] != "" {
-			return nil, fail("sparse member (re-create the archive without --sparse)")
-		}
-		p, err := archivePath(hdr.Name)
-		if err != nil {
-			return nil, fail("%v", err)
-		}
-		if p == "" {
-			continue // "./" itself: the volume root is not an entry
-		}
-		for i := strings.LastIndexByte(p, '/'); i > 0 && len(symlinks) > 0; i = strings.LastIndexByte(p[:i], '/') {
-			if d := p[:i]; symlinks[d] {
-				return nil, fail("lies below %q, a symlink in the same archive", d)
-			}
-		}
-		mode := uint32(hdr.Mode) & tree.ModeMask
-		// The member's own mtime is not kept: the image stamps every inode
-		// with the epoch (base does), and the manifest says what the image
-		// holds.
-		e := r.base(p, 0, mode, overlay)
-		if hdr.Typeflag == tar.TypeSymlink {
-			mode = 0o777 // Linux ignores a symlink's mode; keep it uniform
-		}
-		e.Mode = mode
-		for k, v := range hdr.PAXRecords {
-			if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
-				e.Xattrs = append(e.Xattrs, tree.Xattr{Name: x, Value: []byte(v)})
-			}
-		}
-		sortXattrs(e.Xattrs)
-		for _, x := range e.Xattrs {
-			if err := checkXattr(x.Name); err != nil {
-				return nil, fail("%v", err)
-			}
-		}
-		delete(symlinks, p)
-		switch hdr.Typeflag {
-		case tar.TypeReg:
-			e.Type = tree.File
-			if plain {
-				// tail.n is where the member's data starts in the archive.
-				off := tail.n
-				if r.tarBuf == nil {
-					r.tarBuf = make([]byte, 128<<10)
-				}
-				sm, err := hashReader(tr, hdr.Size, r.tarBuf)
-				if err != nil {
-					return nil, fmt.Errorf("%s: entry %s: %w", name, shortName(hdr.Name), err)
-				}
-				sm.set(e)
-				e.Content = archiveContent{f, off, sm.size}
-				break
-			}
-			off, sm, err := r.spool.write(tr, hdr.Size)
-			if err != nil {
-				return nil, fmt.Errorf("%s: entry %s: %w", name, shortName(hdr.Name), err)
-			}
-			sm.set(e)
-			e.Content = spoolContent{r.spool, off, sm.size}
-		case tar.TypeDir:
-			e.Type = tree.Dir
-		case tar.TypeSymlink:
-			if hdr.Linkname == "" {
-				return nil, fail("symlink with an empty target")
-			}
-			if err := checkName(hdr.Linkname); err != nil {
-				return nil, fail("symlink target: %v", err)
-			}
-			e.Type, e.Target = tree.Symlink, hdr.Linkname
-			symlinks[p] = true
-		case tar.TypeLink:
-			t, err := archivePath(hdr.Linkname)
-			if err != nil {
-				return nil, fail("hard link target: %v", err)
-			}
-			prev := l.entries[t]
-			if prev == nil || (prev.Type != tree.File && prev.Type != tree.Hardlink) {
-				return nil, fail("hard link to %q, which is not a regular file earlier in the archive", hdr.Linkname)
-			}
-			if prev.LinkKey == "" {
-				prev.LinkKey = overlay + ":" + t
-			}
-			*e = *prev
-			e.Path, e.Type, e.Target = p, tree.Hardlink, t
-		case tar.TypeChar, tar.TypeBlock:
-			return nil, fail("device node")
-		case tar.TypeFifo:
-			return nil, fail("fifo")
-		default:
-			return nil, fail("unsupported type %q", hdr.Typeflag)
-		}
-		l.add(e)
+	a := &tarArchive{r: r, name: name, overlay: overlay, f: f, plain: plain,
+		tail: tail, tr: tar.NewReader(tail), l: newLayer(), symlinks: map[string]bool{}}
+	if err := a.readMembers(); err != nil {
+		return nil, err
 	}
 	if !plain {
 		if err := r.spool.flush(); err != nil {
@@ -619,7 +499,169 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 	if _, err := io.CopyN(io.Discard, guard, 1<<20); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: after the last entry: %w", name, err)
 	}
-	return l, nil
+	return a.l, nil
+}
+
+// tarArchive is one tar source being read into a layer.
+type tarArchive struct {
+	r       *reader
+	name    string // the archive's file
+	overlay string
+	f       *os.File
+	plain   bool // uncompressed: members are read from f in place, not spooled
+	tail    *tailReader
+	tr      *tar.Reader
+	l       *layer
+	// symlinks holds the archive's symlinks so far: no later member may
+	// lie below one.
+	symlinks map[string]bool
+}
+
+// unsafe is the error for a member that is refused.
+func (a *tarArchive) unsafe(hdr *tar.Header, format string, args ...any) error {
+	// A detail from checkName says "unsafe entry" already; say it once.
+	msg := strings.Replace(fmt.Sprintf(format, args...), ErrUnsafe.Error()+": ", "", 1)
+	return fmt.Errorf("%s: entry %s: %w: %s", a.name, shortName(hdr.Name), ErrUnsafe, msg)
+}
+
+// readMembers reads every member up to the end-of-archive marker into a.l.
+func (a *tarArchive) readMembers() error {
+	var end int64 // where the last member's data ends, padded to a block
+	for i := 0; ; i++ {
+		if err := a.r.ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := a.tr.Next()
+		if err == io.EOF {
+			if a.tail.n < end+512 || a.tail.zeros < 512 {
+				return fmt.Errorf("%s: entry %d: archive truncated (no end-of-archive marker)", a.name, i)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: entry %d: %w", a.name, i, err)
+		}
+		end = a.tail.n
+		if hdr.Typeflag == tar.TypeReg { // archive/tar reports old-style regular files (RegA) as Reg
+			end += (hdr.Size + 511) &^ 511
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		// archive/tar expands sparse members into their full size, so a tiny
+		// archive could spool terabytes of zeros.
+		if hdr.Typeflag == tar.TypeGNUSparse || hdr.PAXRecords["GNU.sparse.major"] != "" || hdr.PAXRecords["GNU.sparse.map"] != "" || hdr.PAXRecords["GNU.sparse.size"] != "" || hdr.PAXRecords["GNU.sparse.realsize"] != "" {
+			return a.unsafe(hdr, "sparse member (re-create the archive without --sparse)")
+		}
+		p, err := archivePath(hdr.Name)
+		if err != nil {
+			return a.unsafe(hdr, "%v", err)
+		}
+		if p == "" {
+			continue // "./" itself: the volume root is not an entry
+		}
+		for i := strings.LastIndexByte(p, '/'); i > 0 && len(a.symlinks) > 0; i = strings.LastIndexByte(p[:i], '/') {
+			if d := p[:i]; a.symlinks[d] {
+				return a.unsafe(hdr, "lies below %q, a symlink in the same archive", d)
+			}
+		}
+		e, err := a.member(hdr, p)
+		if err != nil {
+			return err
+		}
+		a.l.add(e)
+	}
+}
+
+// member makes the entry for the member hdr at path p, reading its content.
+func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
+	mode := uint32(hdr.Mode) & tree.ModeMask
+	// The member's own mtime is not kept: the image stamps every inode
+	// with the epoch (base does), and the manifest says what the image
+	// holds.
+	e := a.r.base(p, 0, mode, a.overlay)
+	if hdr.Typeflag == tar.TypeSymlink {
+		mode = 0o777 // Linux ignores a symlink's mode; keep it uniform
+	}
+	e.Mode = mode
+	for k, v := range hdr.PAXRecords {
+		if x, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
+			e.Xattrs = append(e.Xattrs, tree.Xattr{Name: x, Value: []byte(v)})
+		}
+	}
+	sortXattrs(e.Xattrs)
+	for _, x := range e.Xattrs {
+		if err := checkXattr(x.Name); err != nil {
+			return nil, a.unsafe(hdr, "%v", err)
+		}
+	}
+	delete(a.symlinks, p)
+	switch hdr.Typeflag {
+	case tar.TypeReg:
+		e.Type = tree.File
+		if err := a.content(hdr, e); err != nil {
+			return nil, fmt.Errorf("%s: entry %s: %w", a.name, shortName(hdr.Name), err)
+		}
+	case tar.TypeDir:
+		e.Type = tree.Dir
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return nil, a.unsafe(hdr, "symlink with an empty target")
+		}
+		if err := checkName(hdr.Linkname); err != nil {
+			return nil, a.unsafe(hdr, "symlink target: %v", err)
+		}
+		e.Type, e.Target = tree.Symlink, hdr.Linkname
+		a.symlinks[p] = true
+	case tar.TypeLink:
+		t, err := archivePath(hdr.Linkname)
+		if err != nil {
+			return nil, a.unsafe(hdr, "hard link target: %v", err)
+		}
+		prev := a.l.entries[t]
+		if prev == nil || (prev.Type != tree.File && prev.Type != tree.Hardlink) {
+			return nil, a.unsafe(hdr, "hard link to %q, which is not a regular file earlier in the archive", hdr.Linkname)
+		}
+		if prev.LinkKey == "" {
+			prev.LinkKey = a.overlay + ":" + t
+		}
+		*e = *prev
+		e.Path, e.Type, e.Target = p, tree.Hardlink, t
+	case tar.TypeChar, tar.TypeBlock:
+		return nil, a.unsafe(hdr, "device node")
+	case tar.TypeFifo:
+		return nil, a.unsafe(hdr, "fifo")
+	default:
+		return nil, a.unsafe(hdr, "unsupported type %q", hdr.Typeflag)
+	}
+	return e, nil
+}
+
+// content digests a regular member's data and sets where e's content is:
+// in place in a plain archive, else in the spool.
+func (a *tarArchive) content(hdr *tar.Header, e *tree.Entry) error {
+	r := a.r
+	if a.plain {
+		// tail.n is where the member's data starts in the archive.
+		off := a.tail.n
+		if r.tarBuf == nil {
+			r.tarBuf = make([]byte, 128<<10)
+		}
+		sm, err := hashReader(a.tr, hdr.Size, r.tarBuf)
+		if err != nil {
+			return err
+		}
+		sm.set(e)
+		e.Content = archiveContent{a.f, off, sm.size}
+		return nil
+	}
+	off, sm, err := r.spool.write(a.tr, hdr.Size)
+	if err != nil {
+		return err
+	}
+	sm.set(e)
+	e.Content = spoolContent{r.spool, off, sm.size}
+	return nil
 }
 
 // openArchive opens the archive at name, which must be a regular file:
