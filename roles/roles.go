@@ -597,83 +597,16 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 	if ro.Files != nil {
 		kinds = append(kinds, "files")
 		o.Kind = "files"
-		lines := itemLines(n, "files")
-		for i, rf := range ro.Files {
-			ep := Pos{file, lineAt(lines, i)}
-			e := InlineEntry{Pos: ep, Owner: rf.Owner, Group: rf.Group, Target: rf.Symlink}
-			var err error
-			e.Path, err = cleanPath(rf.Path)
-			if err != nil {
-				errs = append(errs, errorf(ep, "path: %v", err))
-			}
-			var types []string
-			if rf.Content != nil {
-				types = append(types, "content")
-				e.Type, e.Content = "file", *rf.Content
-			}
-			if rf.Dir {
-				types = append(types, "dir")
-				e.Type = "dir"
-			}
-			if rf.Symlink != "" {
-				types = append(types, "symlink")
-				e.Type = "symlink"
-				if err := checkControl(rf.Symlink); err != nil {
-					errs = append(errs, errorf(ep, "symlink: %v", err))
-				} else if len(rf.Symlink) > MaxPath {
-					errs = append(errs, errorf(ep, "symlink: target is %d bytes; olimage allows %d (PATH_MAX)", len(rf.Symlink), MaxPath))
-				}
-			}
-			if len(types) != 1 {
-				errs = append(errs, errorf(ep, "%s: want exactly one of content, dir: true, symlink (got %d)", rf.Path, len(types)))
-			}
-			if rf.Mode != "" {
-				m, err := parseMode(rf.Mode)
-				if err != nil {
-					errs = append(errs, errorf(ep, "%s: mode: %v", rf.Path, err))
-				}
-				e.Mode = &m
-			}
-			if err := f.checkNames(ep, rf.Owner, rf.Group); err != nil {
-				errs = append(errs, err)
-			}
-			o.Files = append(o.Files, e)
-		}
+		var ferrs []error
+		o.Files, ferrs = f.inlineFiles(ro, file, n)
+		errs = append(errs, ferrs...)
 	}
 	if ro.Deploy != nil {
 		kinds = append(kinds, "deploy")
-		d := ro.Deploy
-		dp := Pos{file, keyLine(n, "deploy")}
-		o.Kind, o.Source = "deploy", f.sourcePath(d.Source)
-		o.Deploy = &Deploy{Service: d.Service, Revision: d.Revision, Link: d.Link, Active: d.Active == nil || *d.Active}
-		if d.Service == "" || strings.ContainsAny(d.Service, "/ ") || checkControl(d.Service) != nil || d.Service == "." || d.Service == ".." {
-			errs = append(errs, errorf(dp, "deploy: service %q: want a plain name such as openlibrary", d.Service))
-		}
-		if d.Source == "" {
-			errs = append(errs, errorf(dp, "deploy: missing source"))
-		}
-		if d.Revision != "" && (strings.ContainsAny(d.Revision, "/ ") || checkControl(d.Revision) != nil || d.Revision == "." || d.Revision == "..") {
-			errs = append(errs, errorf(dp, "deploy: revision %q: want a plain name", d.Revision))
-		}
-		if o.Deploy.Link == "" {
-			o.Deploy.Link = path.Join("opt/openlibrary", d.Service)
-		} else if l, err := cleanPath(d.Link); err != nil {
-			errs = append(errs, errorf(dp, "deploy: link: %v", err))
-		} else {
-			o.Deploy.Link = l
-		}
-		if h := d.History; h != nil {
-			hp := Pos{file, keyLine(field(n, "deploy"), "history")}
-			o.Deploy.History = &History{From: f.sourcePath(h.From), Pos: hp}
-			if h.From == "" {
-				errs = append(errs, errorf(hp, "deploy: history: missing from (the previous release's image)"))
-			}
-			if h.Keep == nil || *h.Keep < 1 {
-				errs = append(errs, errorf(hp, "deploy: history: keep: want 1 or more bins to carry over"))
-			} else {
-				o.Deploy.History.Keep = *h.Keep
-			}
-		}
+		var derrs []error
+		o.Source, o.Deploy, derrs = f.deploy(ro, file, n)
+		o.Kind = "deploy"
+		errs = append(errs, derrs...)
 	}
 	switch len(kinds) {
 	case 1:
@@ -682,6 +615,101 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 	default:
 		errs = append(errs, errorf(pos, "overlay %q has %d sources (%s); want one", o.Name, len(kinds), strings.Join(kinds, ", ")))
 	}
+	errs = append(errs, o.conflictRules(ro, file, n)...)
+	rules, err := f.rules(ro.Rules, file, n)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.Rules = rules
+	return o, errors.Join(errs...)
+}
+
+// inlineFiles reads an overlay's files: list, the entries written in the
+// YAML.
+func (f *Fleet) inlineFiles(ro rawOverlay, file string, n *yaml.Node) (out []InlineEntry, errs []error) {
+	lines := itemLines(n, "files")
+	for i, rf := range ro.Files {
+		ep := Pos{file, lineAt(lines, i)}
+		e := InlineEntry{Pos: ep, Owner: rf.Owner, Group: rf.Group, Target: rf.Symlink}
+		var err error
+		e.Path, err = cleanPath(rf.Path)
+		if err != nil {
+			errs = append(errs, errorf(ep, "path: %v", err))
+		}
+		var types []string
+		if rf.Content != nil {
+			types = append(types, "content")
+			e.Type, e.Content = "file", *rf.Content
+		}
+		if rf.Dir {
+			types = append(types, "dir")
+			e.Type = "dir"
+		}
+		if rf.Symlink != "" {
+			types = append(types, "symlink")
+			e.Type = "symlink"
+			if err := checkControl(rf.Symlink); err != nil {
+				errs = append(errs, errorf(ep, "symlink: %v", err))
+			} else if len(rf.Symlink) > MaxPath {
+				errs = append(errs, errorf(ep, "symlink: target is %d bytes; olimage allows %d (PATH_MAX)", len(rf.Symlink), MaxPath))
+			}
+		}
+		if len(types) != 1 {
+			errs = append(errs, errorf(ep, "%s: want exactly one of content, dir: true, symlink (got %d)", rf.Path, len(types)))
+		}
+		if rf.Mode != "" {
+			m, err := parseMode(rf.Mode)
+			if err != nil {
+				errs = append(errs, errorf(ep, "%s: mode: %v", rf.Path, err))
+			}
+			e.Mode = &m
+		}
+		if err := f.checkNames(ep, rf.Owner, rf.Group); err != nil {
+			errs = append(errs, err)
+		}
+		out = append(out, e)
+	}
+	return out, errs
+}
+
+// deploy reads an overlay's deploy: block, and returns its source.
+func (f *Fleet) deploy(ro rawOverlay, file string, n *yaml.Node) (source string, dep *Deploy, errs []error) {
+	d := ro.Deploy
+	dp := Pos{file, keyLine(n, "deploy")}
+	dep = &Deploy{Service: d.Service, Revision: d.Revision, Link: d.Link, Active: d.Active == nil || *d.Active}
+	if d.Service == "" || strings.ContainsAny(d.Service, "/ ") || checkControl(d.Service) != nil || d.Service == "." || d.Service == ".." {
+		errs = append(errs, errorf(dp, "deploy: service %q: want a plain name such as openlibrary", d.Service))
+	}
+	if d.Source == "" {
+		errs = append(errs, errorf(dp, "deploy: missing source"))
+	}
+	if d.Revision != "" && (strings.ContainsAny(d.Revision, "/ ") || checkControl(d.Revision) != nil || d.Revision == "." || d.Revision == "..") {
+		errs = append(errs, errorf(dp, "deploy: revision %q: want a plain name", d.Revision))
+	}
+	if dep.Link == "" {
+		dep.Link = path.Join("opt/openlibrary", d.Service)
+	} else if l, err := cleanPath(d.Link); err != nil {
+		errs = append(errs, errorf(dp, "deploy: link: %v", err))
+	} else {
+		dep.Link = l
+	}
+	if h := d.History; h != nil {
+		hp := Pos{file, keyLine(field(n, "deploy"), "history")}
+		dep.History = &History{From: f.sourcePath(h.From), Pos: hp}
+		if h.From == "" {
+			errs = append(errs, errorf(hp, "deploy: history: missing from (the previous release's image)"))
+		}
+		if h.Keep == nil || *h.Keep < 1 {
+			errs = append(errs, errorf(hp, "deploy: history: keep: want 1 or more bins to carry over"))
+		} else {
+			dep.History.Keep = *h.Keep
+		}
+	}
+	return f.sourcePath(d.Source), dep, errs
+}
+
+// conflictRules reads an overlay's remove:, conflict: and conflicts: keys.
+func (o *Overlay) conflictRules(ro rawOverlay, file string, n *yaml.Node) (errs []error) {
 	rl := itemLines(n, "remove")
 	for i, g := range ro.Remove {
 		gp := Pos{file, lineAt(rl, i)}
@@ -709,12 +737,7 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 		}
 		o.Conflicts = append(o.Conflicts, ConflictRule{Glob{c.Path, cp}, p})
 	}
-	rules, err := f.rules(ro.Rules, file, n)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	o.Rules = rules
-	return o, errors.Join(errs...)
+	return errs
 }
 
 func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, error) {
