@@ -488,7 +488,6 @@ func (fs *FS) checkLinks(c *checker) {
 // of groups: ctx is checked at each.
 func (fs *FS) checkBitmaps(ctx context.Context, c *checker) error {
 	var freeBlocks, freeInodes uint64
-	uninitOK := fs.csum || fs.gdtCsum
 	buf := make([]byte, fs.bs)
 	for g := uint32(0); g < fs.ngroups; g++ {
 		if err := ctx.Err(); err != nil {
@@ -497,101 +496,8 @@ func (fs *FS) checkBitmaps(ctx context.Context, c *checker) error {
 		gr := &fs.groups[g]
 		freeBlocks += uint64(gr.freeBlocks)
 		freeInodes += uint64(gr.freeInodes)
-
-		// Block bitmap.
-		start, n := fs.groupStart(g), fs.groupBlocks(g)
-		s := fmt.Sprintf("group %d block bitmap", g)
-		var disk func(i uint64) bool
-		if uninitOK && gr.flags&format.BGBlockUninit != 0 {
-			disk = func(i uint64) bool { return getBit(c.meta, start+i) }
-		} else if err := fs.readBlock(buf, gr.blockBitmap); err != nil {
-			c.add(s, "", "%v", err)
+		if !fs.checkBlockBitmap(c, g, buf) || !fs.checkInodeBitmap(c, g, buf) {
 			continue
-		} else {
-			if fs.csum {
-				sum := format.Crc32c(fs.seed, buf[:fs.bpg/8])
-				if fs.dsize < 64 {
-					sum &= 0xFFFF
-				}
-				if sum != gr.blockBitmapCsum {
-					c.add(s, "", "checksum mismatch")
-				}
-			}
-			bm := append([]byte(nil), buf...)
-			disk = func(i uint64) bool { return bm[i/8]&(1<<(i%8)) != 0 }
-		}
-		var setCount uint64
-		reported := 0
-		for i := uint64(0); i < n; i++ {
-			d, u := disk(i), getBit(c.used, start+i)
-			if d {
-				setCount++
-			}
-			if d != u {
-				reported++
-				if reported <= maxBitmapFindings {
-					if u {
-						c.add(s, "", "block %d is in use but marked free", start+i)
-					} else {
-						c.add(s, "", "block %d is marked in use but nothing uses it", start+i)
-					}
-				}
-			}
-		}
-		if reported > maxBitmapFindings {
-			c.add(s, "", "%d more blocks differ", reported-maxBitmapFindings)
-		}
-		if free := n - setCount; free != uint64(gr.freeBlocks) {
-			c.add(fmt.Sprintf("group %d descriptor", g), "", "free blocks count %d, bitmap has %d free", gr.freeBlocks, free)
-		}
-
-		// Inode bitmap.
-		s = fmt.Sprintf("group %d inode bitmap", g)
-		var ibm []byte
-		if !(uninitOK && gr.flags&format.BGInodeUninit != 0) {
-			if err := fs.readBlock(buf, gr.inodeBitmap); err != nil {
-				c.add(s, "", "%v", err)
-				continue
-			}
-			if fs.csum {
-				sum := format.Crc32c(fs.seed, buf[:fs.ipg/8])
-				if fs.dsize < 64 {
-					sum &= 0xFFFF
-				}
-				if sum != gr.inodeBitmapCsum {
-					c.add(s, "", "checksum mismatch")
-				}
-			}
-			ibm = buf
-		}
-		setCount = 0
-		reported = 0
-		base := uint64(g) * uint64(fs.ipg)
-		for i := uint64(0); i < uint64(fs.ipg); i++ {
-			d := ibm != nil && ibm[i/8]&(1<<(i%8)) != 0
-			u := getBit(c.inUse, base+i)
-			if d {
-				setCount++
-			}
-			if u && uninitOK && i >= uint64(fs.ipg-gr.itableUnused) {
-				c.add(fmt.Sprintf("inode %d", base+i+1), c.pathOf(uint32(base+i+1)), "in use but in the group's unused inode table range")
-			}
-			if d != u {
-				reported++
-				if reported <= maxBitmapFindings {
-					if u {
-						c.add(s, c.pathOf(uint32(base+i+1)), "inode %d is in use but marked free", base+i+1)
-					} else {
-						c.add(s, "", "inode %d is marked in use but not reachable", base+i+1)
-					}
-				}
-			}
-		}
-		if reported > maxBitmapFindings {
-			c.add(s, "", "%d more inodes differ", reported-maxBitmapFindings)
-		}
-		if free := uint64(fs.ipg) - setCount; free != uint64(gr.freeInodes) {
-			c.add(fmt.Sprintf("group %d descriptor", g), "", "free inodes count %d, bitmap has %d free", gr.freeInodes, free)
 		}
 		if gr.usedDirs != c.dirsInG[g] {
 			c.add(fmt.Sprintf("group %d descriptor", g), "", "used directories count %d, found %d", gr.usedDirs, c.dirsInG[g])
@@ -608,4 +514,116 @@ func (fs *FS) checkBitmaps(ctx context.Context, c *checker) error {
 		c.add("superblock", "", "free inodes count %d, groups have %d", fs.sb.FreeInodesCount, freeInodes)
 	}
 	return nil
+}
+
+// uninitOK says whether group descriptors' uninit flags count: only
+// checksummed descriptors can be trusted to set them.
+func (fs *FS) uninitOK() bool { return fs.csum || fs.gdtCsum }
+
+// bitmapCsumOK says whether the first bits of bitmap b match the checksum
+// its group descriptor records (which keeps 16 bits of it in 32-byte
+// descriptors).
+func (fs *FS) bitmapCsumOK(b []byte, bits uint32, want uint32) bool {
+	sum := format.Crc32c(fs.seed, b[:bits/8])
+	if fs.dsize < 64 {
+		sum &= 0xFFFF
+	}
+	return sum == want
+}
+
+// checkBlockBitmap compares group g's block bitmap and free count with
+// the blocks the walk found in use. It reports false when the bitmap
+// cannot be read, which ends the group's checks.
+func (fs *FS) checkBlockBitmap(c *checker, g uint32, buf []byte) bool {
+	gr := &fs.groups[g]
+	start, n := fs.groupStart(g), fs.groupBlocks(g)
+	s := fmt.Sprintf("group %d block bitmap", g)
+	var disk func(i uint64) bool
+	if fs.uninitOK() && gr.flags&format.BGBlockUninit != 0 {
+		disk = func(i uint64) bool { return getBit(c.meta, start+i) }
+	} else if err := fs.readBlock(buf, gr.blockBitmap); err != nil {
+		c.add(s, "", "%v", err)
+		return false
+	} else {
+		if fs.csum && !fs.bitmapCsumOK(buf, fs.bpg, gr.blockBitmapCsum) {
+			c.add(s, "", "checksum mismatch")
+		}
+		bm := append([]byte(nil), buf...)
+		disk = func(i uint64) bool { return bm[i/8]&(1<<(i%8)) != 0 }
+	}
+	var setCount uint64
+	reported := 0
+	for i := uint64(0); i < n; i++ {
+		d, u := disk(i), getBit(c.used, start+i)
+		if d {
+			setCount++
+		}
+		if d != u {
+			reported++
+			if reported <= maxBitmapFindings {
+				if u {
+					c.add(s, "", "block %d is in use but marked free", start+i)
+				} else {
+					c.add(s, "", "block %d is marked in use but nothing uses it", start+i)
+				}
+			}
+		}
+	}
+	if reported > maxBitmapFindings {
+		c.add(s, "", "%d more blocks differ", reported-maxBitmapFindings)
+	}
+	if free := n - setCount; free != uint64(gr.freeBlocks) {
+		c.add(fmt.Sprintf("group %d descriptor", g), "", "free blocks count %d, bitmap has %d free", gr.freeBlocks, free)
+	}
+	return true
+}
+
+// checkInodeBitmap compares group g's inode bitmap and free count with
+// the inodes the walk reached. It reports false when the bitmap cannot be
+// read, which ends the group's checks.
+func (fs *FS) checkInodeBitmap(c *checker, g uint32, buf []byte) bool {
+	gr := &fs.groups[g]
+	uninitOK := fs.uninitOK()
+	s := fmt.Sprintf("group %d inode bitmap", g)
+	var ibm []byte
+	if !(uninitOK && gr.flags&format.BGInodeUninit != 0) {
+		if err := fs.readBlock(buf, gr.inodeBitmap); err != nil {
+			c.add(s, "", "%v", err)
+			return false
+		}
+		if fs.csum && !fs.bitmapCsumOK(buf, fs.ipg, gr.inodeBitmapCsum) {
+			c.add(s, "", "checksum mismatch")
+		}
+		ibm = buf
+	}
+	var setCount uint64
+	reported := 0
+	base := uint64(g) * uint64(fs.ipg)
+	for i := uint64(0); i < uint64(fs.ipg); i++ {
+		d := ibm != nil && ibm[i/8]&(1<<(i%8)) != 0
+		u := getBit(c.inUse, base+i)
+		if d {
+			setCount++
+		}
+		if u && uninitOK && i >= uint64(fs.ipg-gr.itableUnused) {
+			c.add(fmt.Sprintf("inode %d", base+i+1), c.pathOf(uint32(base+i+1)), "in use but in the group's unused inode table range")
+		}
+		if d != u {
+			reported++
+			if reported <= maxBitmapFindings {
+				if u {
+					c.add(s, c.pathOf(uint32(base+i+1)), "inode %d is in use but marked free", base+i+1)
+				} else {
+					c.add(s, "", "inode %d is marked in use but not reachable", base+i+1)
+				}
+			}
+		}
+	}
+	if reported > maxBitmapFindings {
+		c.add(s, "", "%d more inodes differ", reported-maxBitmapFindings)
+	}
+	if free := uint64(fs.ipg) - setCount; free != uint64(gr.freeInodes) {
+		c.add(fmt.Sprintf("group %d descriptor", g), "", "free inodes count %d, bitmap has %d free", gr.freeInodes, free)
+	}
+	return true
 }
