@@ -161,7 +161,7 @@ func lookSecret(root, role string, s manifest.SecretPath) (SecretStatus, error) 
 	if !ok {
 		return st, fmt.Errorf("secret /%s: no owner known", s.Path)
 	}
-	st.State, st.Found = SecretOK, ownerMode(s, uint32(want), sys.Uid, sys.Gid, sys.Mode)
+	st.State, st.Found = SecretOK, ownerMode(s, uint32(want), sys.Uid, sys.Gid, uint32(sys.Mode))
 	if st.Found != "" {
 		st.State = SecretWrong
 	}
@@ -230,7 +230,7 @@ func hostSecret(root, host string, s manifest.SecretPath, want uint32) (problem 
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Sprintf("%s: %s, want a regular file", host, describeMode(modeOf(&st), func() string { t, _ := readlinkAt(fd, last); return t })), false
 	}
-	if d := ownerMode(s, want, st.Uid, st.Gid, st.Mode); d != "" {
+	if d := ownerMode(s, want, st.Uid, st.Gid, uint32(st.Mode)); d != "" {
 		return host + ": " + d, false
 	}
 	return "", false
