@@ -2,9 +2,14 @@
 // system: it makes the symlinks of the volume's activation plan (/opt and
 // /etc paths into /1), moving aside what they replace, and records every
 // step in a journal on the root disk so that it can be undone exactly,
-// switched to another image, and completed after an interruption. It also
-// derives the fstab line and systemd mount unit that mount a volume. It
-// does not build, read or verify the content of images.
+// switched to another image, and completed after an interruption. Before
+// changing anything it checks the mounted volume's files against the
+// manifest the volume carries (type, mode, owner, size and content
+// sha256: content.go), and the root disk's accounts, state directories and
+// declared secrets against the plan. It also derives the fstab line and
+// systemd mount unit that mount a volume. It does not build images, read
+// their ext4 structures (verify does, from the image file or device), or
+// check a signature (the CLI does that first).
 package activate
 
 import (

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -411,10 +410,11 @@ func (s *Status) checkGoals(opts Options, j *Journal, m *manifest.Image, journal
 			continue
 		}
 		ls := LinkStatus{Path: g.Path, Target: g.Target, File: g.File, State: LinkInactive}
-		st, found := checkLink(opts.Root, g.Path, g.Target)
+		text := g.Target
 		if g.File {
-			st, found = checkFile(opts.Root, g.Path, g.Content)
+			text = g.Content
 		}
+		st, found := checkPlaced(opts.Root, g.Path, g.File, text)
 		if st == LinkOK {
 			ls.State = LinkOK // made by hand, or the journal was lost
 		} else {
@@ -423,25 +423,6 @@ func (s *Status) checkGoals(opts Options, j *Journal, m *manifest.Image, journal
 		s.Links = append(s.Links, ls)
 	}
 	return nil
-}
-
-// checkFile says whether root/rel is a regular file holding content.
-func checkFile(root, rel, content string) (state, found string) {
-	p := filepath.Join(root, rel)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return LinkMissing, "missing"
-	}
-	if err != nil {
-		return LinkWrong, err.Error()
-	}
-	if fi.Mode().IsRegular() {
-		if fileHolds(p, content) {
-			return LinkOK, ""
-		}
-		return LinkWrong, "a regular file changed since"
-	}
-	return LinkWrong, describe(p, fi)
 }
 
 // WrittenMark begins every file activate writes, so that Recover can

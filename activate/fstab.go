@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // FstabFile is the file system table, relative to the root.
@@ -51,7 +50,7 @@ func WriteFstab(root, mount, line string) (string, error) {
 	if fi != nil {
 		mode = fi.Mode().Perm()
 	}
-	if err := writeAtomic(p, []byte(text), mode, fi); err != nil {
+	if err := writeFileAtomic(p, "", []byte(text), mode, fi); err != nil {
 		return "", err
 	}
 	return did, nil
@@ -116,45 +115,3 @@ func fstabUnescape(s string) string {
 }
 
 func isOctal(c byte) bool { return c >= '0' && c <= '7' }
-
-// writeAtomic replaces the file p with data: a temporary file beside it,
-// synced, given mode and (as root) the owner of the file it replaces
-// (old, nil if none), then renamed over p and the directory synced.
-func writeAtomic(p string, data []byte, mode fs.FileMode, old fs.FileInfo) error {
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".olimage-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil && old != nil {
-		if uid, gid, ok := fileOwner(old); ok && os.Geteuid() == 0 {
-			err = f.Chown(uid, gid)
-		}
-	}
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return syncDir(filepath.Dir(p))
-}
-
-// fileOwner returns the owner of a file as Lstat found it.
-func fileOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
-	if st, isStat := fi.Sys().(*syscall.Stat_t); isStat {
-		return int(st.Uid), int(st.Gid), true
-	}
-	return 0, 0, false
-}

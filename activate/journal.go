@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Where activation keeps its state, relative to the root.
@@ -160,26 +161,11 @@ func (j *Journal) save(root string) error {
 	if err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
+	// A fixed temporary name: the next run removes one a killed run left.
+	if err := writeFileAtomic(p, p+".tmp", append(b, '\n'), 0o644, nil); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("journal: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // find returns the index of the action op on path, or -1.
@@ -209,4 +195,53 @@ func syncDir(dir string) error {
 		return fmt.Errorf("%s: fsync: %w", dir, err)
 	}
 	return nil
+}
+
+// writeFileAtomic replaces the file p with data: a temporary file beside
+// it (tmp, or a fresh name when tmp is ""), synced, given mode and (as
+// root) the owner of the file it replaces (old, nil if none), then renamed
+// over p and the directory synced. On an error p is as it was.
+func writeFileAtomic(p, tmp string, data []byte, mode fs.FileMode, old fs.FileInfo) error {
+	var f *os.File
+	var err error
+	if tmp == "" {
+		f, err = os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".olimage-*")
+	} else {
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	}
+	if err != nil {
+		return err
+	}
+	tmp = f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode) // whatever the umask
+	}
+	if err == nil && old != nil {
+		if uid, gid, ok := fileOwner(old); ok && os.Geteuid() == 0 {
+			err = f.Chown(uid, gid)
+		}
+	}
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// fileOwner returns the owner of a file as Lstat found it.
+func fileOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
+	if st, isStat := fi.Sys().(*syscall.Stat_t); isStat {
+		return int(st.Uid), int(st.Gid), true
+	}
+	return 0, 0, false
 }

@@ -165,22 +165,38 @@ func fsyncFd(fd int, dir string) error {
 	return nil
 }
 
+// openTarget opens the parent of root/rel as openParent does, for a step
+// that makes rel, and returns rel's mode, or absent when nothing is there.
+// On an error nothing is left open.
+func openTarget(root, rel string) (p *parent, m fs.FileMode, absent bool, err error) {
+	p, err = openParent(root, rel, "", false)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	m, err = p.lstat()
+	if errors.Is(err, fs.ErrNotExist) {
+		return p, 0, true, nil
+	}
+	if err != nil {
+		p.close()
+		return nil, 0, false, err
+	}
+	return p, m, false, nil
+}
+
 // doMkdir creates root/path, a parent directory of a link.
 func doMkdir(root, path string) error {
-	p, err := openParent(root, path, "", false)
+	p, m, absent, err := openTarget(root, path)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	m, err := p.lstat()
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case absent:
 		if err := unix.Mkdirat(p.fd, p.name, 0o755); err != nil {
 			return &os.PathError{Op: "mkdir", Path: p.full, Err: err}
 		}
 		return p.sync()
-	case err != nil:
-		return err
 	case m.IsDir():
 		return nil
 	}
@@ -190,11 +206,8 @@ func doMkdir(root, path string) error {
 // undoMkdir removes root/path if it is an empty directory; a directory
 // that has gained entries is left alone.
 func undoMkdir(root, path string) error {
-	p, m, err := openStat(root, path, "")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	p, m, ok, err := openExisting(root, path, "")
+	if !ok {
 		return err
 	}
 	defer p.close()
@@ -224,6 +237,17 @@ func openStat(root, rel, trusted string) (*parent, fs.FileMode, error) {
 		return nil, 0, err
 	}
 	return p, m, nil
+}
+
+// openExisting opens root/rel for a step that undoes what made it, as
+// openStat does; ok is false, and the error nil, when rel or a directory
+// above it is missing: there is nothing to undo.
+func openExisting(root, rel, trusted string) (p *parent, m fs.FileMode, ok bool, err error) {
+	p, m, err = openStat(root, rel, trusted)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, false, nil
+	}
+	return p, m, err == nil, err
 }
 
 // doMove moves root/path aside to root/backup.
@@ -262,51 +286,40 @@ func doMove(root, path, backup string) error {
 
 // undoMove moves root/backup back to root/path.
 func undoMove(root, path, backup string) error {
-	b, _, berr := openStat(root, backup, BackupDir)
-	if errors.Is(berr, fs.ErrNotExist) {
-		return nil // restored before an interruption, or nothing was kept
-	}
-	if berr != nil {
-		return berr
+	b, _, ok, err := openExisting(root, backup, BackupDir)
+	if !ok {
+		return err // none if restored before an interruption, or nothing was kept
 	}
 	defer b.close()
-	p, err := openParent(root, path, "", false)
+	p, _, absent, err := openTarget(root, path)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	_, perr := p.lstat()
-	switch {
-	case errors.Is(perr, fs.ErrNotExist):
-		if err := unix.Renameat(b.fd, b.name, p.fd, p.name); err != nil {
-			return &os.LinkError{Op: "rename", Old: b.full, New: p.full, Err: err}
-		}
-		if err := p.sync(); err != nil {
-			return err
-		}
-		return b.sync()
-	case perr == nil:
+	if !absent {
 		return fmt.Errorf("/%s: %w: cannot restore the original from /%s, something else is there; move it away and run again", path, ErrConflict, backup)
 	}
-	return perr
+	if err := unix.Renameat(b.fd, b.name, p.fd, p.name); err != nil {
+		return &os.LinkError{Op: "rename", Old: b.full, New: p.full, Err: err}
+	}
+	if err := p.sync(); err != nil {
+		return err
+	}
+	return b.sync()
 }
 
 // doLink makes root/path a symlink to target.
 func doLink(root, path, target string) error {
-	p, err := openParent(root, path, "", false)
+	p, m, absent, err := openTarget(root, path)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	m, err := p.lstat()
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	if absent {
 		if err := unix.Symlinkat(target, p.fd, p.name); err != nil {
 			return &os.LinkError{Op: "symlink", Old: target, New: p.full, Err: err}
 		}
 		return p.sync()
-	case err != nil:
-		return err
 	}
 	if m&fs.ModeSymlink != 0 {
 		if t, err := p.readlink(); err == nil && t == target {
@@ -318,11 +331,8 @@ func doLink(root, path, target string) error {
 
 // undoLink removes root/path if it is the symlink to target olimage made.
 func undoLink(root, path, target string) error {
-	p, m, err := openStat(root, path, "")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	p, m, ok, err := openExisting(root, path, "")
+	if !ok {
 		return err
 	}
 	defer p.close()

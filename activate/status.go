@@ -80,12 +80,12 @@ func ReadStatus(opts Options) (*Status, error) {
 		case OpLink:
 			journaled[a.Path] = a.Target
 			ls := LinkStatus{Path: a.Path, Target: a.Target}
-			ls.State, ls.Found = checkLink(opts.Root, a.Path, a.Target)
+			ls.State, ls.Found = checkPlaced(opts.Root, a.Path, false, a.Target)
 			s.Links = append(s.Links, ls)
 		case OpWrite:
 			written[a.Path] = a.Content
 			ls := LinkStatus{Path: a.Path, File: true}
-			ls.State, ls.Found = checkFile(opts.Root, a.Path, a.Content)
+			ls.State, ls.Found = checkPlaced(opts.Root, a.Path, true, a.Content)
 			s.Links = append(s.Links, ls)
 		}
 	}
@@ -160,7 +160,9 @@ func (s *Status) checkVolume(opts Options, j *Journal, journaled, written map[st
 	}
 }
 
-func checkLink(root, rel, target string) (state, found string) {
+// checkPlaced says whether root/rel is what activate placed there: with
+// file, a regular file holding text; else a symlink whose text is text.
+func checkPlaced(root, rel string, file bool, text string) (state, found string) {
 	p := filepath.Join(root, rel)
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -169,8 +171,14 @@ func checkLink(root, rel, target string) (state, found string) {
 	if err != nil {
 		return LinkWrong, err.Error()
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		if t, err := os.Readlink(p); err == nil && t == target {
+	switch {
+	case file && fi.Mode().IsRegular():
+		if fileHolds(p, text) {
+			return LinkOK, ""
+		}
+		return LinkWrong, "a regular file changed since"
+	case !file && fi.Mode()&fs.ModeSymlink != 0:
+		if t, err := os.Readlink(p); err == nil && t == text {
 			return LinkOK, ""
 		}
 	}

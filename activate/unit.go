@@ -130,7 +130,7 @@ func InstallUnit(ctx context.Context, root, name, text, by string, sc Systemctl)
 		if old != nil && !old.Mode().IsRegular() {
 			return nil, fmt.Errorf("%s: %s, not a regular file; move it away and run again", p, describe(p, old))
 		}
-		if err := writeAtomic(p, []byte(text), 0o644, old); err != nil {
+		if err := writeFileAtomic(p, "", []byte(text), 0o644, old); err != nil {
 			return nil, err
 		}
 		changed = append(changed, unit)

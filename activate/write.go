@@ -2,10 +2,8 @@ package activate
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -14,22 +12,17 @@ import (
 // doWrite makes root/path a regular file (mode 0644) holding content: a
 // temporary file beside it, synced, renamed into place.
 func doWrite(root, path, content string) error {
-	p, err := openParent(root, path, "", false)
+	p, m, absent, err := openTarget(root, path)
 	if err != nil {
 		return err
 	}
 	defer p.close()
-	m, err := p.lstat()
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-	case err != nil:
-		return err
-	case m.IsRegular():
-		if same, err := p.holds(content); err != nil || same {
-			return err
+	if !absent {
+		if m.IsRegular() {
+			if same, err := p.holds(content); err != nil || same {
+				return err
+			}
 		}
-		fallthrough
-	default:
 		return fmt.Errorf("/%s: %w: want the file olimage writes, found %s", path, ErrConflict, p.describe(m))
 	}
 	tmp := "." + p.name + ".olimage"
@@ -64,11 +57,8 @@ func doWrite(root, path, content string) error {
 // undoWrite removes root/path if it is the file olimage wrote; a file
 // changed since is left alone and reported.
 func undoWrite(root, path, content string) error {
-	p, m, err := openStat(root, path, "")
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
+	p, m, ok, err := openExisting(root, path, "")
+	if !ok {
 		return err
 	}
 	defer p.close()
