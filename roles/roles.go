@@ -140,9 +140,9 @@ type Role struct {
 	Secrets     []Secret      // the parent's first
 }
 
-// State is a directory the role's services write to on the VM's root
-// disk: never in the image, created by activation when missing.
-type State struct {
+// OwnedPath is a path on the VM's root disk that a role declares, with
+// the owner, group and mode it must have.
+type OwnedPath struct {
 	Path  string // relative to the root: var/lib/postgresql/15/main
 	Owner string
 	Group string
@@ -151,6 +151,10 @@ type State struct {
 	Mode  uint32
 	Pos   Pos
 }
+
+// State is a directory the role's services write to on the VM's root
+// disk: never in the image, created by activation when missing.
+type State OwnedPath
 
 // Overlay is one layer of a role.
 type Overlay struct {
@@ -271,12 +275,14 @@ type rawRole struct {
 	Image       rawImage     `yaml:"image"`
 	Rules       []rawRule    `yaml:"rules"`
 	Overlays    []rawOverlay `yaml:"overlays"`
-	State       []rawState   `yaml:"state"`
+	State       []rawOwned   `yaml:"state"`
 	Policy      rawPolicy    `yaml:"policy"`
-	Secrets     []rawSecret  `yaml:"secrets"`
+	Secrets     []rawOwned   `yaml:"secrets"`
 }
 
-type rawState struct {
+// rawOwned is a path on the VM's root disk declared with its owner and
+// mode: a state directory or a secret.
+type rawOwned struct {
 	Path  string `yaml:"path"`
 	Owner string `yaml:"owner"`
 	Group string `yaml:"group"`
@@ -778,39 +784,57 @@ func (f *Fleet) rules(raw []rawRule, file string, parent *yaml.Node) ([]Rule, er
 	return out, errors.Join(errs...)
 }
 
-// state reads a role's state: paths, after those it inherits.
-func (f *Fleet) state(raw []rawState, file string, parent *yaml.Node, inherited []State) ([]State, error) {
-	var out []State
+// ownedKind is one kind of declared path: its key in the role, what
+// messages call it ("state path", "secret") and its mode ("state",
+// "secret"), its mode unless the role gives one, and the check of a path
+// as written, which returns it relative to the root.
+type ownedKind struct {
+	key, noun, what string
+	mode            uint32
+	check           func(p string) (string, error)
+}
+
+// declared reads the paths a role declares under one key (state:,
+// secrets:), after those it inherits: each checked, declared once in the
+// role and its parents, with its owner, group and mode resolved.
+func declared[T State | Secret](f *Fleet, k ownedKind, raw []rawOwned, file string, parent *yaml.Node, inherited []T) ([]T, error) {
+	var out []T
 	var errs []error
 	seen := map[string]Pos{}
 	for _, s := range inherited {
-		seen[s.Path] = s.Pos
+		seen[OwnedPath(s).Path] = OwnedPath(s).Pos
 	}
-	lines := itemLines(parent, "state")
+	lines := itemLines(parent, k.key)
 	for i, rs := range raw {
 		pos := Pos{file, lineAt(lines, i)}
-		s := State{Path: strings.TrimPrefix(rs.Path, "/"), Owner: rs.Owner, Group: rs.Group, Mode: f.Defaults.DirMode, Pos: pos}
-		if !strings.HasPrefix(rs.Path, "/") {
-			errs = append(errs, errorf(pos, "state path %q: want an absolute path such as /var/lib/postgresql/15/main", rs.Path))
-			continue
-		}
-		if err := manifest.CheckStatePath(s.Path); err != nil {
+		rel, err := k.check(rs.Path)
+		if err != nil {
 			errs = append(errs, errorf(pos, "%v", err))
 			continue
 		}
-		if prev, dup := seen[s.Path]; dup {
-			errs = append(errs, errorf(pos, "state path /%s already declared at %s", s.Path, prev))
+		if prev, dup := seen[rel]; dup {
+			errs = append(errs, errorf(pos, "%s /%s already declared at %s", k.noun, rel, prev))
 			continue
 		}
-		seen[s.Path] = pos
-		var err error
-		if s.Owner, s.Group, s.UID, s.GID, s.Mode, err = f.ownership(pos, "state", rs.Owner, rs.Group, rs.Mode, s.Mode); err != nil {
+		seen[rel] = pos
+		s := OwnedPath{Path: rel, Pos: pos}
+		if s.Owner, s.Group, s.UID, s.GID, s.Mode, err = f.ownership(pos, k.what, rs.Owner, rs.Group, rs.Mode, k.mode); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, s)
+		out = append(out, T(s))
 	}
 	return out, errors.Join(errs...)
+}
+
+// state reads a role's state: paths, after those it inherits.
+func (f *Fleet) state(raw []rawOwned, file string, parent *yaml.Node, inherited []State) ([]State, error) {
+	return declared(f, ownedKind{key: "state", noun: "state path", what: "state", mode: f.Defaults.DirMode, check: func(p string) (string, error) {
+		if !strings.HasPrefix(p, "/") {
+			return "", fmt.Errorf("state path %q: want an absolute path such as /var/lib/postgresql/15/main", p)
+		}
+		return p[1:], manifest.CheckStatePath(p[1:])
+	}}, raw, file, parent, inherited)
 }
 
 // ownership resolves the owner, group and mode of a path olimage makes
