@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
 )
 
@@ -114,7 +115,7 @@ func TestSensitive(t *testing.T) {
 	})
 	t.Run("not owned by root", func(t *testing.T) {
 		if os.Getuid() != 0 {
-			skipOrFail(t, "chown needs root")
+			testenv.Skip(t, "chown needs root")
 		}
 		root, _ := newRoot(t, v)
 		policy(t, root, "allow:\n  ol-web: [/etc/ssh/**]\n", 0o644)
@@ -173,15 +174,6 @@ func TestMatchGlob(t *testing.T) {
 			t.Errorf("matchGlob(%q, %q) = %v, want %v", tc.g, tc.p, got, tc.want)
 		}
 	}
-}
-
-// skipOrFail skips, unless OLIMAGE_TEST_DISALLOW_SKIP makes a skip fail.
-func skipOrFail(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-		t.Fatalf("cannot run: %s (OLIMAGE_TEST_DISALLOW_SKIP is set)", why)
-	}
-	t.Skip(why)
 }
 
 // TestRoleChange: a volume of another role than the active image's is

@@ -26,6 +26,7 @@ import (
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/registrytest"
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -117,9 +118,7 @@ func readSidecar(t *testing.T, img string) *Sidecar {
 func fsck(t *testing.T, img string) {
 	t.Helper()
 	registrytest.Need(t, "e2fsck")
-	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
-	}
+	testenv.Fsck(t, img)
 }
 
 // noFiles fails if dir holds anything but the named files.

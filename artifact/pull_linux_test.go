@@ -14,23 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/internal/registrytest"
+	"github.com/internetarchive/olimage/internal/testenv"
 )
-
-// needRoot skips, or fails under OLIMAGE_TEST_DISALLOW_SKIP, without root.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatal("needs root (OLIMAGE_TEST_DISALLOW_SKIP is set)")
-		}
-		t.Skip("needs root")
-	}
-}
 
 // A pull to a block device that held other bytes: the device reads back
 // as the image, though only the non-zero blocks were written.
 func TestPullDevice(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t, "writing to a loop device")
 	registrytest.Need(t, "losetup")
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
@@ -65,7 +55,7 @@ func TestPullDevice(t *testing.T) {
 // A pull onto a file system too small for the image fails naming the
 // reference and the target, and leaves nothing behind.
 func TestPullFullDisk(t *testing.T) {
-	needRoot(t)
+	testenv.RequireRoot(t, "writing to a loop device")
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
 	_, ref := pushImage(t, reg.Host)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/internetarchive/olimage/ext4"
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
@@ -27,34 +28,6 @@ import (
 )
 
 const exampleFleet = "../examples/openlibrary"
-
-// need returns the path of tool, or skips (fails under
-// OLIMAGE_TEST_DISALLOW_SKIP) when it is missing.
-func need(t *testing.T, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		skip(t, tool+" not installed")
-	}
-	return p
-}
-
-func skip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
-	}
-	t.Skip(why)
-}
-
-// fsck runs e2fsck -fn on img and fails the test on any finding.
-func fsck(t *testing.T, img string) {
-	t.Helper()
-	out, err := exec.Command(need(t, "e2fsck"), "-fn", img).CombinedOutput()
-	if err != nil {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
-	}
-}
 
 func fileSHA256(t *testing.T, p string) string {
 	t.Helper()
@@ -125,7 +98,7 @@ func checkVerity(t *testing.T, res *Result, withTree bool) {
 	if !withTree {
 		return
 	}
-	out, err := exec.Command(need(t, "veritysetup"), "verify", res.Image, res.Image, p.RootHash, fmt.Sprintf("--hash-offset=%d", p.HashOffset)).CombinedOutput()
+	out, err := exec.Command(testenv.Tool(t, "veritysetup"), "verify", res.Image, res.Image, p.RootHash, fmt.Sprintf("--hash-offset=%d", p.HashOffset)).CombinedOutput()
 	if err != nil {
 		t.Errorf("veritysetup verify: %v\n%s", err, out)
 	}
@@ -141,7 +114,7 @@ func TestBuildExampleRoles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fsck(t, res.Image)
+			testenv.Fsck(t, res.Image)
 			checkVerity(t, res, withTree)
 			if got := fileSHA256(t, res.Image); got != res.SHA256 {
 				t.Errorf("sha256 of the file %s, result says %s", got, res.SHA256)
@@ -154,7 +127,7 @@ func TestBuildExampleRoles(t *testing.T) {
 				t.Errorf("sidecar %+v does not describe %+v", sc.Image, res)
 			}
 			// The manifest inside the image is the sidecar's, byte for byte.
-			inside, err := exec.Command(need(t, "debugfs"), "-R", "cat /"+manifest.Path, res.Image).Output()
+			inside, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", "cat /"+manifest.Path, res.Image).Output()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +145,7 @@ func TestBuildExampleRoles(t *testing.T) {
 			if filepath.Base(res.Image) != want {
 				t.Errorf("image named %s, want %s", filepath.Base(res.Image), want)
 			}
-			dumpe2fs, err := exec.Command(need(t, "dumpe2fs"), "-h", res.Image).CombinedOutput()
+			dumpe2fs, err := exec.Command(testenv.Tool(t, "dumpe2fs"), "-h", res.Image).CombinedOutput()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 )
 
@@ -19,8 +20,8 @@ import (
 // role at 1 MiB, whose file system passes e2fsck through a loop device at
 // its offset; the qcow2 passes qemu-img check.
 func TestBuildDiskFormats(t *testing.T) {
-	need(t, "qemu-img")
-	need(t, "sfdisk")
+	testenv.Tool(t, "qemu-img")
+	testenv.Tool(t, "sfdisk")
 	src := t.TempDir()
 	testfs.WriteFiles(t, src, map[string]string{"opt/app/README": "olimage\n", "etc/app.conf": "x = 1\n"})
 	f, r := loadRole(t, writeFleet(t, src), "r")
@@ -141,13 +142,13 @@ func sha256Range(t *testing.T, p string, off, n int64) string {
 func fsckPartition(t *testing.T, img string, off, size int64) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skip(t, "losetup needs root")
+		testenv.Skip(t, "losetup needs root")
 	}
 	out, err := exec.Command("losetup", "-f", "--show", "-r", "-o", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10), img).CombinedOutput()
 	if err != nil {
-		skip(t, "losetup: "+err.Error()+": "+string(out))
+		testenv.Skip(t, "losetup: "+err.Error()+": "+string(out))
 	}
 	dev := strings.TrimSpace(string(out))
 	defer exec.Command("losetup", "-d", dev).Run()
-	fsck(t, dev)
+	testenv.Fsck(t, dev)
 }

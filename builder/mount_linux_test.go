@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
@@ -24,12 +25,12 @@ import (
 func mount(t *testing.T, img string, opts string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	dir := t.TempDir()
 	out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,"+opts, img, dir).CombinedOutput()
 	if err != nil {
-		skip(t, "mount -o loop failed (no loop devices?): "+strings.TrimSpace(string(out)))
+		testenv.Skip(t, "mount -o loop failed (no loop devices?): "+strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() { umount(t, dir) })
 	return dir
@@ -157,7 +158,7 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(need(t, name), args...).CombinedOutput()
+	out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -197,14 +198,14 @@ func TestMountedImageMatchesTree(t *testing.T) {
 				t.Fatal(err)
 			}
 			umount(t, dir)
-			fsck(t, res.Image)
+			testenv.Fsck(t, res.Image)
 
 			// resize2fs grows it and it stays clean.
 			if err := os.Truncate(res.Image, res.Size+256<<20); err != nil {
 				t.Fatal(err)
 			}
 			run(t, "resize2fs", "-f", res.Image)
-			fsck(t, res.Image)
+			testenv.Fsck(t, res.Image)
 		})
 	}
 }
@@ -213,11 +214,11 @@ func TestMountedImageMatchesTree(t *testing.T) {
 // the error names the output, and nothing is left behind.
 func TestBuildFullDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "mounting a small tmpfs needs root")
+		testenv.Skip(t, "mounting a small tmpfs needs root")
 	}
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		skip(t, "mount -t tmpfs: "+strings.TrimSpace(string(out)))
+		testenv.Skip(t, "mount -t tmpfs: "+strings.TrimSpace(string(out)))
 	}
 	defer exec.Command("umount", dir).Run()
 	f, r := loadRole(t, exampleFleet, "ol-web")

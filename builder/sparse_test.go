@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -50,7 +51,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsck(t, disk.Image)
+	testenv.Fsck(t, disk.Image)
 	if got := fileSHA256(t, disk.Image); got != disk.SHA256 {
 		t.Errorf("sha256 of the file %s, result says %s", got, disk.SHA256)
 	}
@@ -81,7 +82,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 
 	// 256 blocks of the middle MiB and the last block hold data; the rest
 	// of the 3 MiB are holes.
-	out, err := exec.Command(need(t, "debugfs"), "-R", "stat /opt/data/sparse.bin", disk.Image).CombinedOutput()
+	out, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", "stat /opt/data/sparse.bin", disk.Image).CombinedOutput()
 	if err != nil {
 		t.Fatalf("debugfs: %v\n%s", err, out)
 	}
@@ -92,7 +93,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	if n, _ := strconv.Atoi(string(m[1])); n != 257*8 {
 		t.Errorf("sparse.bin uses %d sectors, want %d (257 blocks)\n%s", n, 257*8, out)
 	}
-	got, err := exec.Command(need(t, "debugfs"), "-R", "cat /opt/data/sparse.bin", disk.Image).Output()
+	got, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", "cat /opt/data/sparse.bin", disk.Image).Output()
 	if err != nil || !bytes.Equal(got, data) {
 		t.Errorf("sparse.bin in the image differs from its source (%v)", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/source"
 	"github.com/internetarchive/olimage/verify"
@@ -44,7 +45,7 @@ func TestBuildOldTarMembersVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsck(t, res.Image)
+	testenv.Fsck(t, res.Image)
 	src, err := source.OpenImage(context.Background(), res.Image, source.NoTree)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +22,7 @@ func tmpfsDir(t *testing.T) string {
 	// No usable /dev/shm: mount a tmpfs of our own, as root may.
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
-		skip(t, "no tmpfs at /dev/shm, and mounting one failed: "+err.Error())
+		testenv.Skip(t, "no tmpfs at /dev/shm, and mounting one failed: "+err.Error())
 	}
 	t.Cleanup(func() { unix.Unmount(dir, 0) })
 	return dir

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // debianSuite and debianPackages make the systemd VM's root file system:
@@ -68,11 +70,11 @@ func buildDebianRoot(t *testing.T) debianRoot {
 	}
 	for _, tool := range []string{"mmdebstrap", "mkfs.ext4"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skip(t, "%s not found: apt-get install mmdebstrap debian-archive-keyring e2fsprogs", tool)
+			testenv.Skipf(t, "%s not found: apt-get install mmdebstrap debian-archive-keyring e2fsprogs", tool)
 		}
 	}
 	if os.Getuid() != 0 {
-		skip(t, "building the VM's root file system with mmdebstrap needs root")
+		testenv.Skip(t, "building the VM's root file system with mmdebstrap needs root")
 	}
 
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/internetarchive/olimage/internal/registrytest"
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // The next release differs from the example fleet in what the stand-in
@@ -32,7 +33,7 @@ func TestSystemdVM(t *testing.T) {
 	qemu := needQemu(t)
 	for _, tool := range []string{"qemu-img", "mkfs.ext4", "blkid"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skip(t, "%s not found: apt-get install qemu-utils e2fsprogs util-linux", tool)
+			testenv.Skipf(t, "%s not found: apt-get install qemu-utils e2fsprogs util-linux", tool)
 		}
 	}
 	start := time.Now()

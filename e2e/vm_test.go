@@ -34,6 +34,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // vmTimeout bounds the whole boot; software emulation boots in seconds.
@@ -132,15 +134,6 @@ poweroff -f
 sleep 10
 `
 
-func skip(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", msg)
-	}
-	t.Skip(msg)
-}
-
 // needQemu skips the test unless OLIMAGE_E2E is set and qemu can boot an
 // amd64 guest here; it returns qemu-system-x86_64's path.
 func needQemu(t *testing.T) string {
@@ -149,11 +142,11 @@ func needQemu(t *testing.T) string {
 		t.Skip("the VM test runs with OLIMAGE_E2E=1 (make e2e)")
 	}
 	if runtime.GOARCH != "amd64" || runtime.GOOS != "linux" {
-		skip(t, "the VM test runs on linux/amd64")
+		testenv.Skip(t, "the VM test runs on linux/amd64")
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
-		skip(t, "qemu-system-x86_64 not found: apt-get install qemu-system-x86")
+		testenv.Skip(t, "qemu-system-x86_64 not found: apt-get install qemu-system-x86")
 	}
 	return qemu
 }
@@ -231,13 +224,13 @@ func findKernel(t *testing.T) (kernel, modDir string) {
 			continue
 		}
 		if f, err := os.Open(ks[i]); err != nil {
-			skip(t, "%s: %v (the VM test reads the kernel; run it as root)", ks[i], err)
+			testenv.Skipf(t, "%s: %v (the VM test reads the kernel; run it as root)", ks[i], err)
 		} else {
 			f.Close()
 		}
 		return ks[i], d
 	}
-	skip(t, "no /boot/vmlinuz-*-cloud-amd64 with modules: apt-get install linux-image-cloud-amd64")
+	testenv.Skip(t, "no /boot/vmlinuz-*-cloud-amd64 with modules: apt-get install linux-image-cloud-amd64")
 	return "", ""
 }
 
@@ -255,7 +248,7 @@ func findBusybox(t *testing.T) string {
 		}
 		return p
 	}
-	skip(t, "no static busybox: apt-get install busybox-static")
+	testenv.Skip(t, "no static busybox: apt-get install busybox-static")
 	return ""
 }
 

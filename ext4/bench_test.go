@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -61,7 +62,7 @@ func treeFromDir(b testing.TB, src string) *tree.Tree {
 // BenchmarkMkfs is mkfs.ext4 -d on BenchmarkWrite's tree, to compare:
 // go test ./ext4 -run - -bench . -benchtime 5x
 func BenchmarkMkfs(b *testing.B) {
-	mkfs := needTool(b, "mkfs.ext4")
+	mkfs := testenv.Tool(b, "mkfs.ext4")
 	src := benchSource(b)
 	l, err := Plan(treeFromDir(b, src), benchOptions())
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -64,7 +65,7 @@ func TestDeterministic(t *testing.T) {
 	if got := [32]byte(h.Sum(nil)); got != sha(t, img1) {
 		t.Fatal("streamed image differs from the file image")
 	}
-	fsck(t, img1)
+	testenv.Fsck(t, img1)
 }
 
 func TestSparseOutput(t *testing.T) {
@@ -79,7 +80,7 @@ func TestSparseOutput(t *testing.T) {
 	if used := st.Blocks * 512; used > 2<<20 {
 		t.Errorf("image of %d bytes uses %d bytes on disk, want it sparse", o.Size, used)
 	}
-	fsck(t, img)
+	testenv.Fsck(t, img)
 }
 
 func TestNoSpace(t *testing.T) {
@@ -97,7 +98,7 @@ func TestNoSpace(t *testing.T) {
 	// The size it asks for works.
 	o.Size = ns.Need
 	img, _ := writeImage(t, tr, o)
-	fsck(t, img)
+	testenv.Fsck(t, img)
 }
 
 func TestTooManyInodes(t *testing.T) {
@@ -119,7 +120,7 @@ func TestTooManyInodes(t *testing.T) {
 	if total, used := l.Inodes(); total-used < 40000 {
 		t.Fatalf("inodes %d used %d, want 40000 free", total, used)
 	}
-	fsck(t, img)
+	testenv.Fsck(t, img)
 }
 
 // changingContent returns different bytes on the second Open.
@@ -292,7 +293,7 @@ func TestAutoSize(t *testing.T) {
 			o := testOptions()
 			o.Headroom, o.HeadroomPercent, o.ReservedPercent = tc.headroom, tc.percent, tc.reserved
 			img, l := writeImage(t, tr, o)
-			fsck(t, img)
+			testenv.Fsck(t, img)
 			want := max(tc.headroom, int64(float64(10<<20)*tc.percent/100)) + int64(float64(l.Size())*tc.reserved/100)
 			free := int64(l.FreeBlocks()) * BlockSize
 			if free < want || free > want+8<<20 {

@@ -15,27 +15,19 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
-
-// skipOrFail skips, unless OLIMAGE_TEST_DISALLOW_SKIP=1 makes skips fail.
-func skipOrFail(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") == "1" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
 
 // mount loop-mounts img at a new directory and unmounts it at cleanup.
 func mount(t *testing.T, img string, opts string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,"+opts, img, mnt).CombinedOutput(); err != nil {
-		skipOrFail(t, "mount -o loop,%s: %v %s", opts, err, out)
+		testenv.Skipf(t, "mount -o loop,%s: %v %s", opts, err, out)
 	}
 	mounted := true
 	t.Cleanup(func() {
@@ -218,7 +210,7 @@ func TestMount(t *testing.T) {
 			}
 			tr := newTree(t, tc.entries(t)...)
 			img, l := writeImage(t, tr, o)
-			fsck(t, img)
+			testenv.Fsck(t, img)
 
 			mnt := mount(t, img, "ro")
 			compareMounted(t, mnt, tr, o)
@@ -227,16 +219,16 @@ func TestMount(t *testing.T) {
 			mnt = mount(t, img, "rw")
 			changeMounted(t, mnt, tr)
 			umount(t, mnt)
-			fsck(t, img)
+			testenv.Fsck(t, img)
 
 			// Grow a fresh copy: resize2fs wants a file system checked
 			// since its last mount.
 			img2, _ := writeImage(t, tr, o)
 			grow := l.Size()*3 + 64<<20
-			if out, err := exec.Command(needTool(t, "resize2fs"), img2, fmt.Sprintf("%dK", grow>>10)).CombinedOutput(); err != nil {
+			if out, err := exec.Command(testenv.Tool(t, "resize2fs"), img2, fmt.Sprintf("%dK", grow>>10)).CombinedOutput(); err != nil {
 				t.Fatalf("resize2fs: %v\n%s", err, out)
 			}
-			fsck(t, img2)
+			testenv.Fsck(t, img2)
 			mnt = mount(t, img2, "ro")
 			var fs syscall.Statfs_t
 			if err := syscall.Statfs(mnt, &fs); err != nil {

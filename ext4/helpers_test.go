@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -137,39 +138,10 @@ func writeImage(t testing.TB, tr *tree.Tree, o Options) (string, *Layout) {
 	return img, l
 }
 
-func needTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") == "1" {
-			t.Fatalf("%s not installed", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
-}
-
-var fsckClean = regexp.MustCompile(`^(e2fsck \S+ \(.*\)|Pass [1-5]: .*|\S*: \d+/\d+ files \(.*\), \d+/\d+ blocks)$`)
-
-// fsck runs e2fsck -fn and fails on a non-zero exit or any line beyond
-// the pass headers and the summary.
-func fsck(t testing.TB, img string) {
-	t.Helper()
-	out, err := exec.Command(needTool(t, "e2fsck"), "-fn", img).CombinedOutput()
-	if err != nil {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if !fsckClean.MatchString(line) {
-			t.Fatalf("e2fsck -fn %s: unexpected output %q\n%s", img, line, out)
-		}
-	}
-}
-
 // debugfs runs one debugfs request against img.
 func debugfs(t testing.TB, img, req string) string {
 	t.Helper()
-	out, err := exec.Command(needTool(t, "debugfs"), "-R", req, img).Output()
+	out, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", req, img).Output()
 	if err != nil {
 		t.Fatalf("debugfs -R %q: %v", req, err)
 	}
@@ -212,7 +184,7 @@ func debugfsBatch(t testing.TB, img string, reqs []string) []string {
 	if err := os.WriteFile(cmds, []byte(strings.Join(reqs, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(needTool(t, "debugfs"), "-f", cmds, img).Output()
+	out, err := exec.Command(testenv.Tool(t, "debugfs"), "-f", cmds, img).Output()
 	if err != nil {
 		t.Fatalf("debugfs -f: %v", err)
 	}
@@ -256,8 +228,8 @@ var eaRE = regexp.MustCompile(`(?m)^\s*(\S+) \((\d+)\)(?: = (.*))?$`)
 // target and xattrs as debugfs sees them.
 func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	t.Helper()
-	fsck(t, img)
-	out, err := exec.Command(needTool(t, "dumpe2fs"), "-h", img).Output()
+	testenv.Fsck(t, img)
+	out, err := exec.Command(testenv.Tool(t, "dumpe2fs"), "-h", img).Output()
 	if err != nil {
 		t.Fatalf("dumpe2fs -h: %v", err)
 	}

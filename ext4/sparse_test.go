@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -67,7 +68,7 @@ func TestSparseFromData(t *testing.T) {
 			t.Errorf("%s: image from the listed data blocks differs from the scanned one", name)
 		}
 	}
-	fsck(t, scanned)
+	testenv.Fsck(t, scanned)
 }
 
 // Data that says a block is zero when it is not fails the write, as a

@@ -15,18 +15,13 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // mkfs makes a small ext4 image with mkfs.ext4 -d and returns its bytes.
 func mkfs(t *testing.T) []byte {
 	t.Helper()
-	tool, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatal("mkfs.ext4 not installed")
-		}
-		t.Skip("mkfs.ext4 not installed")
-	}
+	tool := testenv.Tool(t, "mkfs.ext4")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "hello"), []byte("hello\n"), 0o644)
 	img := filepath.Join(t.TempDir(), "fs.img")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -95,7 +96,7 @@ func TestArchiveNotRegular(t *testing.T) {
 	for _, p := range []string{"/dev/zero", fifo, dir} {
 		t.Run(filepath.Base(p), func(t *testing.T) {
 			if _, err := os.Stat(p); err != nil {
-				skip(t, err.Error())
+				testenv.Skip(t, err.Error())
 			}
 			var err error
 			noHang(t, "reading "+p, func() { _, err = testReader(t).readTar(p, "t") })
@@ -201,14 +202,6 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-func skip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
-	}
-	t.Skip(why)
 }
 
 // countdown is a context that is done after its Err has said nil n times.

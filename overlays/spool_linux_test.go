@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -130,11 +131,11 @@ func TestPlainTarNoSpool(t *testing.T) {
 // error that names the directory.
 func TestSpoolNoRoom(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "mounting a small tmpfs needs root")
+		testenv.Skip(t, "mounting a small tmpfs needs root")
 	}
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		skip(t, "mount tmpfs: "+err.Error())
+		testenv.Skip(t, "mount tmpfs: "+err.Error())
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, 0) })
 	var buf bytes.Buffer

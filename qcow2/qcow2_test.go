@@ -7,17 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-)
 
-func need(t *testing.T, tool string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatalf("%s is not installed (OLIMAGE_TEST_DISALLOW_SKIP is set)", tool)
-		}
-		t.Skipf("%s is not installed", tool)
-	}
-}
+	"github.com/internetarchive/olimage/internal/testenv"
+)
 
 // disk returns a virtual disk of size bytes: runs of random data between
 // runs of zeros, some shorter than a cluster, and a partial last cluster.
@@ -70,7 +62,7 @@ func write(t *testing.T, path string, data []byte) {
 // disk with qemu-img compare, and reads back with Reader; Reader also
 // reads what qemu-img convert makes.
 func TestWriteCheckRead(t *testing.T) {
-	need(t, "qemu-img")
+	testenv.Tool(t, "qemu-img")
 	for _, size := range []int{3*ClusterSize + 512, 40 << 20} {
 		data := disk(size)
 		dir := t.TempDir()

@@ -9,18 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"golang.org/x/crypto/ssh"
 )
-
-func needSSHKeygen(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatal("ssh-keygen is missing (Debian: openssh-client)")
-		}
-		t.Skip("ssh-keygen is missing (Debian: openssh-client)")
-	}
-}
 
 // keygen makes a key pair with ssh-keygen and returns the private key's
 // path, its signer and public key.
@@ -60,7 +51,7 @@ func sshKeygenVerify(t *testing.T, key ssh.PublicKey, ns string, msg, sig []byte
 }
 
 func TestSignVerifiedBySSHKeygen(t *testing.T) {
-	needSSHKeygen(t)
+	testenv.Tool(t, "ssh-keygen")
 	msg := []byte(`{"schema": "olimage.sidecar/v2"}` + "\n")
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
 		t.Run(typ, func(t *testing.T) {
@@ -85,7 +76,7 @@ func TestSignVerifiedBySSHKeygen(t *testing.T) {
 }
 
 func TestVerifiesSSHKeygenSignatures(t *testing.T) {
-	needSSHKeygen(t)
+	testenv.Tool(t, "ssh-keygen")
 	path, s := keygen(t, "ed25519")
 	msg := []byte("a sidecar\n")
 	cmd := exec.Command("ssh-keygen", "-Y", "sign", "-f", path, "-n", "olimage")
@@ -100,7 +91,7 @@ func TestVerifiesSSHKeygenSignatures(t *testing.T) {
 }
 
 func TestVerifyRefuses(t *testing.T) {
-	needSSHKeygen(t)
+	testenv.Tool(t, "ssh-keygen")
 	_, s := keygen(t, "ed25519")
 	_, other := keygen(t, "ed25519")
 	msg := []byte("sidecar a\n")

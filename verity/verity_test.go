@@ -13,19 +13,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// needTool skips when name is missing, or fails under
-// OLIMAGE_TEST_DISALLOW_SKIP (as CI sets it).
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatalf("%s is missing (Debian: cryptsetup-bin)", name)
-		}
-		t.Skipf("%s is missing (Debian: cryptsetup-bin)", name)
-	}
-}
+	"github.com/internetarchive/olimage/internal/testenv"
+)
 
 // layout is data of blocks blocks, with random content in the listed
 // block ranges and zeros (holes) elsewhere.
@@ -76,7 +66,7 @@ var salt = bytes.Repeat([]byte{0xa5, 0x3c}, 16)
 // olimage computes against veritysetup format's, and that veritysetup
 // verify accepts the tree appended to the data at a hash offset.
 func TestMatchesVeritysetup(t *testing.T) {
-	needTool(t, "veritysetup")
+	testenv.Tool(t, "veritysetup")
 	ctx := context.Background()
 	for _, l := range layouts {
 		t.Run(l.name, func(t *testing.T) {
@@ -196,7 +186,7 @@ func fileSize(t *testing.T, p string) int64 {
 // superblock, and truncates the tree: veritysetup verify and Check both
 // refuse each, and Check says what failed.
 func TestTampered(t *testing.T) {
-	needTool(t, "veritysetup")
+	testenv.Tool(t, "veritysetup")
 	ctx := context.Background()
 	l := layouts[5]
 	dataEnd := l.blocks * BlockSize

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 
 	"github.com/internetarchive/olimage/activate"
@@ -151,13 +152,7 @@ func TestActivateRefused(t *testing.T) {
 }
 
 func TestFstab(t *testing.T) {
-	mkfs, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatal("mkfs.ext4 not found")
-		}
-		t.Skip("mkfs.ext4 not found")
-	}
+	mkfs := testenv.Tool(t, "mkfs.ext4")
 	img := filepath.Join(t.TempDir(), "v.img")
 	if out, err := exec.Command(mkfs, "-q", "-F", "-U", "0e5d2c4b-1111-4222-8333-444455556666", "-L", "ol web", img, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
@@ -350,7 +345,7 @@ func TestRecoverCommand(t *testing.T) {
 func TestActivateKilled(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
-		skip(t, "strace not installed")
+		testenv.Skip(t, "strace not installed")
 	}
 	bin := binary(t)
 	leftTmp := 0

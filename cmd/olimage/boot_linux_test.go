@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // TestBootReleases takes the example's ol-web image through what a VM
@@ -17,7 +19,7 @@ import (
 // dropped) replaces it, and deactivate restores the root.
 func TestBootReleases(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	dir := t.TempDir()
 	img1, img2 := filepath.Join(dir, "ol-web-1.img"), filepath.Join(dir, "ol-web-2.img")
@@ -34,9 +36,7 @@ func TestBootReleases(t *testing.T) {
 		t.Fatalf("build the next release: exit %d\n%s", code, errOut)
 	}
 	for _, img := range []string{img1, img2} {
-		if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-			t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, out)
-		}
+		testenv.Fsck(t, img)
 	}
 
 	root := fakeRoot(t, dir)
@@ -44,7 +44,7 @@ func TestBootReleases(t *testing.T) {
 	mount := func(img string) {
 		t.Helper()
 		if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-			skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+			testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
 		}
 	}
 	umount := func() { exec.Command("umount", filepath.Join(root, "1")).Run() }

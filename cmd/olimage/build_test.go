@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 )
@@ -98,7 +99,7 @@ func pairSHA256(t *testing.T, img string) (file, sidecar string) {
 func TestBuildKilled(t *testing.T) {
 	strace, err := exec.LookPath("strace")
 	if err != nil {
-		skip(t, "strace not installed")
+		testenv.Skip(t, "strace not installed")
 	}
 	bin := binary(t)
 	fleetA := tinyFleet(t, t.TempDir(), "release a\n")
@@ -149,9 +150,7 @@ func TestBuildKilled(t *testing.T) {
 			if file, side := pairSHA256(t, img); file != side || file == before {
 				t.Errorf("after the next build: image %s, sidecar says %s, earlier image %s", file, side, before)
 			}
-			if o, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-				t.Errorf("e2fsck -fn: %v\n%s", err, o)
-			}
+			testenv.Fsck(t, img)
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 )
 
@@ -64,9 +65,7 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 			t.Errorf("%s: build --all wrote other bytes than a single build", name)
 		}
 		if strings.HasSuffix(name, ".img") {
-			if o, err := exec.Command("e2fsck", "-fn", filepath.Join(all, name)).CombinedOutput(); err != nil {
-				t.Errorf("e2fsck -fn %s: %v\n%s", name, err, o)
-			}
+			testenv.Fsck(t, filepath.Join(all, name))
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
 )
@@ -53,7 +54,7 @@ func copyFleet(t *testing.T, to string) {
 // fake root with B at /1, switch moves olsystem to A's bin and back.
 func TestDeployHistory(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	dir := t.TempDir()
 	fleet := filepath.Join(dir, "fleet")
@@ -86,9 +87,7 @@ func TestDeployHistory(t *testing.T) {
 	if !bytes.Equal(b1, b2) {
 		t.Errorf("two builds of B differ")
 	}
-	if out, err := exec.Command("e2fsck", "-fn", imgB).CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", imgB, err, out)
-	}
+	testenv.Fsck(t, imgB)
 	if out, errOut, code := olimage(t, "verify", imgB); code != exitOK {
 		t.Fatalf("verify B: exit %d\n%s%s", code, out, errOut)
 	}
@@ -118,7 +117,7 @@ func TestDeployHistory(t *testing.T) {
 	root := fakeRoot(t, dir)
 	before := listing(t, root)
 	if out, err := exec.Command("mount", "-o", "loop,ro", imgB, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-		skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+		testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
 	}
 	mounted := true
 	t.Cleanup(func() {

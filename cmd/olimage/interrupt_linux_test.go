@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // TestInterruptedReads interrupts commands busy with a file of an image
@@ -20,7 +22,7 @@ import (
 func TestInterruptedReads(t *testing.T) {
 	debugfs, err := exec.LookPath("debugfs")
 	if err != nil {
-		skip(t, "debugfs not installed")
+		testenv.Skip(t, "debugfs not installed")
 	}
 	bin := binary(t)
 	fleet := tinyFleet(t, t.TempDir(), "data\n")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 )
 
@@ -38,7 +39,7 @@ func readBytes(pid int) (int64, bool) {
 // and merge every member first and exit 0.
 func TestValidateInterrupted(t *testing.T) {
 	if _, ok := readBytes(os.Getpid()); !ok {
-		skip(t, "no /proc/PID/io to see when the archive is being read")
+		testenv.Skip(t, "no /proc/PID/io to see when the archive is being read")
 	}
 	const members = 300000
 	var buf bytes.Buffer

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -40,7 +41,7 @@ func TestScripts(t *testing.T) {
 			if cond == "root" {
 				// CI runs as root and sets OLIMAGE_TEST_DISALLOW_SKIP: a
 				// script that needs root must not skip there.
-				return os.Geteuid() == 0 || os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "", nil
+				return os.Geteuid() == 0 || testenv.DisallowSkip(), nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/internetarchive/olimage/internal/golden"
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/source"
 )
@@ -161,10 +162,10 @@ func TestExtract(t *testing.T) {
 	}
 	mnt := t.TempDir()
 	if os.Geteuid() != 0 {
-		skip(t, "comparing with a loop mount needs root")
+		testenv.Skip(t, "comparing with a loop mount needs root")
 	}
 	if out, err := exec.Command("mount", "-o", "loop,ro", a, mnt).CombinedOutput(); err != nil {
-		skip(t, "mount -o loop: "+err.Error()+" "+string(out))
+		testenv.Skip(t, "mount -o loop: "+err.Error()+" "+string(out))
 	}
 	defer exec.Command("umount", mnt).Run()
 	want, got := ls(mnt), ls(dir)
@@ -180,24 +181,15 @@ func TestExtract(t *testing.T) {
 	}
 }
 
-// skip skips, or fails when OLIMAGE_TEST_DISALLOW_SKIP is set (as in CI).
-func skip(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-		t.Fatalf("cannot skip with OLIMAGE_TEST_DISALLOW_SKIP set: %s", why)
-	}
-	t.Skip(why)
-}
-
 // TestExtractAsNobody runs extract as an unprivileged user: it must work
 // and say that owners were not set.
 func TestExtractAsNobody(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "switching to nobody needs root")
+		testenv.Skip(t, "switching to nobody needs root")
 	}
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
-		skip(t, "setpriv not installed (util-linux)")
+		testenv.Skip(t, "setpriv not installed (util-linux)")
 	}
 	a := release(t, "a", nil)
 	bin := filepath.Join(t.TempDir(), "olimage")
@@ -389,7 +381,7 @@ func TestExtractSparse(t *testing.T) {
 func TestNamesQuoted(t *testing.T) {
 	mkfs, err := exec.LookPath("mkfs.ext4")
 	if err != nil {
-		skip(t, "mkfs.ext4 not installed")
+		testenv.Skip(t, "mkfs.ext4 not installed")
 	}
 	const evil = "evil\n  +    fake"
 	images := map[string]string{}

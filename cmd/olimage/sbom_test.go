@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // sbom of a role and of the image built from it: the same CycloneDX 1.5
@@ -27,11 +28,9 @@ func TestSbom(t *testing.T) {
 		t.Fatalf("build: exit %d: %s", code, errs)
 	}
 	if _, err := exec.LookPath("e2fsck"); err != nil {
-		skip(t, "no e2fsck")
+		testenv.Skip(t, "no e2fsck")
 	}
-	if o, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck -fn %s: %v\n%s", img, err, o)
-	}
+	testenv.Fsck(t, img)
 	fromImage, errs, code := olimage(t, "sbom", img)
 	if code != 0 {
 		t.Fatalf("sbom IMAGE: exit %d: %s", code, errs)

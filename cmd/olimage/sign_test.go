@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
 )
 
@@ -19,7 +20,7 @@ import (
 func sshKeygen(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		skip(t, "ssh-keygen not installed (Debian: openssh-client)")
+		testenv.Skip(t, "ssh-keygen not installed (Debian: openssh-client)")
 	}
 	p := filepath.Join(t.TempDir(), "ci")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", p).CombinedOutput(); err != nil {
@@ -273,7 +274,7 @@ func TestActivateKey(t *testing.T) {
 // device the volume is mounted from.
 func TestActivateKeyMounted(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	key := sshKeygen(t)
 	img := signedImage(t, tinyFleet(t, t.TempDir(), "release a\n"), t.TempDir(), key)
@@ -281,7 +282,7 @@ func TestActivateKeyMounted(t *testing.T) {
 	vol := filepath.Join(root, "1")
 	os.MkdirAll(vol, 0o755)
 	if out, err := exec.Command("mount", "-o", "loop,ro", img, vol).CombinedOutput(); err != nil {
-		skip(t, "loop mount: "+strings.TrimSpace(string(out)))
+		testenv.Skip(t, "loop mount: "+strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() { exec.Command("umount", vol).Run() })
 	dev, err := mountSource(vol)
@@ -303,7 +304,7 @@ func TestActivateKeyMounted(t *testing.T) {
 func TestVeritytab(t *testing.T) {
 	vs, err := exec.LookPath("veritysetup")
 	if err != nil {
-		skip(t, "veritysetup not installed (Debian: cryptsetup-bin)")
+		testenv.Skip(t, "veritysetup not installed (Debian: cryptsetup-bin)")
 	}
 	key := sshKeygen(t)
 	img := signedImage(t, tinyFleet(t, t.TempDir(), "release a\n"), t.TempDir(), key)
@@ -438,7 +439,7 @@ func TestVerifyV1Sidecar(t *testing.T) {
 // image built with --verity; a file cut off at the same size does not.
 func TestVerifyDataDevice(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "losetup needs root")
+		testenv.Skip(t, "losetup needs root")
 	}
 	img := filepath.Join(t.TempDir(), "r.img")
 	o, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--verity", "-o", img, "--json")
@@ -453,7 +454,7 @@ func TestVerifyDataDevice(t *testing.T) {
 	os.WriteFile(data, raw[:end], 0o644)
 	dev, err := exec.Command("losetup", "--find", "--show", "--read-only", data).Output()
 	if err != nil {
-		skip(t, "losetup: "+err.Error())
+		testenv.Skip(t, "losetup: "+err.Error())
 	}
 	loop := strings.TrimSpace(string(dev))
 	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // TestSysusersActivate: on a root without the fleet's accounts, activate
@@ -14,23 +16,21 @@ import (
 // installed, written as it would), let the same activation through.
 func TestSysusersActivate(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	dir := t.TempDir()
 	img := filepath.Join(dir, "ol-db.img")
 	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-db", "-o", img); code != exitOK {
 		t.Fatalf("build: exit %d\n%s", code, errOut)
 	}
-	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-		t.Fatalf("e2fsck -fn: %v\n%s", err, out)
-	}
+	testenv.Fsck(t, img)
 	root := filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(root, "1"), 0o755)
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\npostgres:x:104:104::/var/lib/postgresql:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\npostgres:x:104:\n"), 0o644)
 	if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-		skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+		testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
 	}
 	t.Cleanup(func() { exec.Command("umount", filepath.Join(root, "1")).Run() })
 

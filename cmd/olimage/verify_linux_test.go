@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // TestVerifyMounted verifies an image while it is loop-mounted read-only
@@ -14,7 +16,7 @@ import (
 // with a transaction logged and not replayed still is one.
 func TestVerifyMounted(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skip(t, "loop mounts need root")
+		testenv.Skip(t, "loop mounts need root")
 	}
 	img := release(t, "a", nil)
 	mnt := t.TempDir()
@@ -26,7 +28,7 @@ func TestVerifyMounted(t *testing.T) {
 			os.Remove(img + ".manifest.json")
 		}
 		if out, err := exec.Command("mount", "-o", opts, img, mnt).CombinedOutput(); err != nil {
-			skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+			testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
 		}
 		o, e, code := olimage(t, "verify", img)
 		exec.Command("umount", mnt).Run()
@@ -37,15 +39,13 @@ func TestVerifyMounted(t *testing.T) {
 			t.Errorf("verify after mount -o %s: exit %d\n%s%s", opts, code, o, e)
 		}
 	}
-	if out, err := exec.Command("e2fsck", "-fn", img).CombinedOutput(); err != nil {
-		t.Errorf("e2fsck -fn: %v\n%s", err, out)
-	}
+	testenv.Fsck(t, img)
 
 	// Log one block in the journal without replaying it, as a crash
 	// between a commit and its checkpoint leaves it.
 	debugfs, err := exec.LookPath("debugfs")
 	if err != nil {
-		skip(t, "debugfs not installed")
+		testenv.Skip(t, "debugfs not installed")
 	}
 	dir := t.TempDir()
 	block := filepath.Join(dir, "block")

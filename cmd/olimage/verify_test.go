@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 )
 
@@ -18,7 +19,7 @@ func debugfsNumbers(t *testing.T, img, req string) []int64 {
 	t.Helper()
 	tool, err := exec.LookPath("debugfs")
 	if err != nil {
-		skip(t, "debugfs not installed")
+		testenv.Skip(t, "debugfs not installed")
 	}
 	out, err := exec.Command(tool, "-R", req, img).Output()
 	if err != nil {
@@ -108,7 +109,7 @@ func TestVerifyHostileClaims(t *testing.T) {
 	t.Run("size", func(t *testing.T) {
 		tool, err := exec.LookPath("debugfs")
 		if err != nil {
-			skip(t, "debugfs not installed")
+			testenv.Skip(t, "debugfs not installed")
 		}
 		bad := copyImage(t, img)
 		const claim = 1 << 34

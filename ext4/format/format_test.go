@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 func TestCrc32c(t *testing.T) {
@@ -55,7 +57,7 @@ func TestBackupGroup(t *testing.T) {
 // mkfsImage makes a small reference image with the system's mke2fs.
 func mkfsImage(t *testing.T) []byte {
 	t.Helper()
-	mkfs := needTool(t, "mkfs.ext4")
+	mkfs := testenv.Tool(t, "mkfs.ext4")
 	img := filepath.Join(t.TempDir(), "ref.img")
 	cmd := exec.Command(mkfs, "-q", "-F", "-b", "4096", "-I", "256", "-O", "^has_journal",
 		"-U", "01234567-89ab-cdef-0123-456789abcdef", "-E", "hash_seed=11111111-2222-3333-4444-555555555555", img, "8M")
@@ -125,7 +127,7 @@ var hashRE = regexp.MustCompile(`is 0x([0-9a-f]+) \(minor 0x([0-9a-f]+)\)`)
 
 // TestDirHashMatchesDebugfs compares DirHash with debugfs's dx_hash.
 func TestDirHashMatchesDebugfs(t *testing.T) {
-	debugfs := needTool(t, "debugfs")
+	debugfs := testenv.Tool(t, "debugfs")
 	seed := [16]byte{0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x33, 0x33, 0x44, 0x44, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55}
 	names := []string{"a", "hello", "lost+found", "abcd", "abcdefgh", "0123456789abcdef0123456789abcdef",
 		"0123456789abcdef0123456789abcdef!", "h\xe9llo-\xff\x80", string(bytes.Repeat([]byte("xyz"), 85))}
@@ -162,18 +164,4 @@ func TestDirHashMatchesDebugfs(t *testing.T) {
 			}
 		}
 	}
-}
-
-// needTool finds a program, skipping the test without it unless
-// OLIMAGE_TEST_DISALLOW_SKIP=1.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") == "1" {
-			t.Fatalf("%s not installed", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
 }

@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"github.com/internetarchive/olimage/internal/testenv"
 	"golang.org/x/sys/unix"
 
 	"bytes"
@@ -272,7 +273,7 @@ func TestCheckFindsIndexCorruption(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "cmds"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
 	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
-	fsck(t, img)
+	testenv.FsckExit(t, img)
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)

@@ -20,26 +20,13 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
-// skipOrFail skips the test when tool is missing, or fails it when
-// OLIMAGE_TEST_DISALLOW_SKIP is set (as CI does).
-func skipOrFail(t testing.TB, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-			t.Fatalf("%s not installed", tool)
-		}
-		t.Skipf("%s not installed", tool)
-	}
-	return p
-}
-
 func run(t testing.TB, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(skipOrFail(t, name), args...).CombinedOutput()
+	out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
@@ -57,21 +44,12 @@ func mkfs(t testing.TB, dir string, sizeKB int, opts ...string) string {
 		args = append(args, "-d", dir)
 	}
 	args = append(args, img, strconv.Itoa(sizeKB)+"k")
-	cmd := exec.Command(skipOrFail(t, "mkfs.ext4"), args...)
+	cmd := exec.Command(testenv.Tool(t, "mkfs.ext4"), args...)
 	cmd.Env = append(os.Environ(), "E2FSPROGS_FAKE_TIME=1700000000", "MKE2FS_CONFIG=/etc/mke2fs.conf")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4 %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return img
-}
-
-// fsck runs e2fsck -fn on img and fails on any problem.
-func fsck(t testing.TB, img string) {
-	t.Helper()
-	out, err := exec.Command(skipOrFail(t, "e2fsck"), "-fn", img).CombinedOutput()
-	if err != nil {
-		t.Fatalf("e2fsck -fn: %v\n%s", err, out)
-	}
 }
 
 // openImage opens img with the reader.

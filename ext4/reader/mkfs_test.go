@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -106,7 +107,7 @@ func buildSource(t testing.TB, manyFiles int) string {
 // (mke2fs -d writes linear directories only), and checks one was built.
 func indexDirs(t testing.TB, img string) {
 	t.Helper()
-	out, err := exec.Command(skipOrFail(t, "e2fsck"), "-fyD", img).CombinedOutput()
+	out, err := exec.Command(testenv.Tool(t, "e2fsck"), "-fyD", img).CombinedOutput()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 			t.Fatalf("e2fsck -fyD: %v\n%s", err, out)
@@ -178,7 +179,7 @@ func TestMkfsImages(t *testing.T) {
 			if tc.htree {
 				indexDirs(t, img)
 			}
-			fsck(t, img)
+			testenv.FsckExit(t, img)
 			fsys := openImage(t, img)
 			got := readTree(t, fsys)
 			want := want
@@ -262,7 +263,7 @@ func TestDeepExtents(t *testing.T) {
 			cmds := filepath.Join(dir, "cmds")
 			os.WriteFile(cmds, []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
 			run(t, "debugfs", "-w", "-f", cmds, img)
-			fsck(t, img)
+			testenv.FsckExit(t, img)
 			stat := run(t, "debugfs", "-R", "stat big", img)
 			if !strings.Contains(stat, "(1):") && !strings.Contains(stat, "ETB1") {
 				t.Logf("debugfs stat: %s", stat[:min(len(stat), 2000)])
@@ -306,7 +307,7 @@ func TestDebugfsFeatures(t *testing.T) {
 	}, "\n") + "\n"
 	os.WriteFile(filepath.Join(dir, "cmds"), []byte(cmds), 0o644)
 	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
-	fsck(t, img)
+	testenv.FsckExit(t, img)
 	fsys := openImage(t, img)
 	tr := readTree(t, fsys)
 	f := tr.Get("f")
@@ -349,7 +350,7 @@ func TestSpecialFilesSkipped(t *testing.T) {
 		t.Logf("no device node: %v", err)
 	}
 	img := mkfs(t, src, 4<<10, "-b", "1024")
-	fsck(t, img)
+	testenv.FsckExit(t, img)
 	fsys := openImage(t, img)
 	tr := readTree(t, fsys)
 	if tr.Len() != 1 || tr.Entries[0].Path != "f" {
@@ -372,7 +373,7 @@ func TestEAInode(t *testing.T) {
 	run(t, "debugfs", "-w", "-R", "ea_set -f "+filepath.Join(dir, "val")+" f user.huge", img)
 	// debugfs 1.47.0 leaves the owner's i_blocks short; let e2fsck fix it.
 	exec.Command("e2fsck", "-fy", img).Run()
-	fsck(t, img)
+	testenv.FsckExit(t, img)
 	fsys := openImage(t, img)
 	e, err := fsys.Stat("f")
 	if err != nil {

@@ -9,17 +9,19 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // mountLoop mounts img read-write on a new directory, or skips (fails
 // under OLIMAGE_TEST_DISALLOW_SKIP) when loop mounts are not possible.
 func mountLoop(t *testing.T, img string) string {
 	t.Helper()
-	skipOrFail(t, "mount")
+	testenv.Tool(t, "mount")
 	dir := t.TempDir()
 	out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput()
 	if err != nil {
-		if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
+		if testenv.DisallowSkip() {
 			t.Fatalf("mount -o loop: %v\n%s", err, out)
 		}
 		t.Skipf("cannot loop-mount: %v\n%s", err, out)
@@ -79,7 +81,7 @@ func TestKernelWritten(t *testing.T) {
 			want := sourceTree(t, mnt)
 			umount(t, mnt)
 			mounted = false
-			fsck(t, img)
+			testenv.FsckExit(t, img)
 
 			fsys := openImage(t, img)
 			got := readTree(t, fsys)

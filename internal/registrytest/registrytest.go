@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // Binary is the registry program the tests run.
@@ -30,12 +32,7 @@ const Binary = "/usr/bin/docker-registry"
 func Need(t testing.TB, programs ...string) {
 	t.Helper()
 	for _, p := range programs {
-		if _, err := exec.LookPath(p); err != nil {
-			if os.Getenv("OLIMAGE_TEST_DISALLOW_SKIP") != "" {
-				t.Fatalf("%s is not installed (OLIMAGE_TEST_DISALLOW_SKIP is set)", p)
-			}
-			t.Skipf("%s is not installed", p)
-		}
+		testenv.Tool(t, p)
 	}
 }
 
