@@ -17,13 +17,14 @@ import (
 
 // debianSuite and debianPackages make the systemd VM's root file system:
 // Debian's minimal base plus what boots it (systemd, udev, the cloud kernel
-// and its initramfs), e2fsprogs for fsck of /1, and python3 for the role's
-// stand-in web app and the test's HTTP requests.
+// and its initramfs), e2fsprogs for fsck of /1, python3 for the role's
+// stand-in web app and the test's HTTP requests, and cryptsetup-bin for
+// veritysetup, which opens /1 through dm-verity.
 const debianSuite = "bookworm"
 
 var debianPackages = []string{
 	"systemd", "systemd-sysv", "udev", "kmod", "e2fsprogs",
-	"linux-image-cloud-amd64", "initramfs-tools", "python3",
+	"linux-image-cloud-amd64", "initramfs-tools", "python3", "cryptsetup-bin",
 }
 
 // debianRoot is a cached Debian root file system: a raw ext4 image and the

@@ -7,12 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/registrytest"
 	"github.com/internetarchive/olimage/internal/testenv"
+	"github.com/internetarchive/olimage/verify"
 )
 
 // The next release differs from the example fleet in what the stand-in
@@ -20,6 +23,10 @@ import (
 const (
 	nextReleaseLine = "release_note: the next release"
 	droppedLink     = "/etc/nginx/sites-enabled/openlibrary.conf"
+	// tampered is the file of the image whose first byte the test flips
+	// after serving through dm-verity; nothing at boot reads it but
+	// activate's content check.
+	tampered = "opt/openlibrary/README"
 )
 
 // TestSystemdVM walks the operator's path of README's "On a VM" on a
@@ -27,13 +34,17 @@ const (
 // root disk: provision (accounts, fstab, the activation unit); boot and
 // serve release 1 from /1; cold reboot; attach release 2 (same label,
 // changed content, a dropped link) and boot; attach release 1 again and
-// boot; switch a deploy and back; deactivate, leaving the root as it was.
+// boot; switch a deploy and back; deactivate, leaving the root as it was,
+// and open the volume through dm-verity from then on; boot release 1
+// built with its hash tree and signed, and serve from it; flip a byte of
+// a file in that disk image and boot: reading the file fails, and verify
+// and activate with CI's key refuse the volume.
 // The VM's side of each step is testdata/vm/run.
 func TestSystemdVM(t *testing.T) {
 	qemu := needQemu(t)
-	for _, tool := range []string{"qemu-img", "mkfs.ext4", "blkid"} {
+	for _, tool := range []string{"qemu-img", "mkfs.ext4", "blkid", "debugfs", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			testenv.Skipf(t, "%s not found: apt-get install qemu-utils e2fsprogs util-linux", tool)
+			testenv.Skipf(t, "%s not found: apt-get install qemu-utils e2fsprogs util-linux openssh-client", tool)
 		}
 	}
 	start := time.Now()
@@ -63,6 +74,17 @@ func TestSystemdVM(t *testing.T) {
 	if err := os.MkdirAll(ctl, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Release 3 is release 1 built with its dm-verity tree and signed by
+	// CI's key; the VM gets the signed sidecar and the public key.
+	verityImage := buildRole(t, olimage, "../examples/openlibrary", "ol-web", filepath.Join(dir, "release-3"), "--verity")
+	key := filepath.Join(dir, "ci")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ci", "-f", key)
+	run(t, olimage, "sign", verityImage, "--key", key)
+	images = append(images, verityImage)
+	sidecar := verityImage + image.SidecarSuffix
+	writeFile(t, filepath.Join(ctl, "ol-web.manifest.json"), readFile(t, sidecar), 0o644)
+	writeFile(t, filepath.Join(ctl, "ol-web.manifest.json.sig"), readFile(t, sidecar+verify.SignatureSuffix), 0o644)
+	writeFile(t, filepath.Join(ctl, "ci.pub"), readFile(t, key+".pub"), 0o644)
 	writeFile(t, filepath.Join(ctl, "olimage"), readFile(t, olimage), 0o755)
 	writeFile(t, filepath.Join(ctl, "run"), readFile(t, "testdata/vm/run"), 0o755)
 	// The accounts the VM must end up with, as the build host prints them.
@@ -74,6 +96,7 @@ func TestSystemdVM(t *testing.T) {
 	for n, env := range map[int]string{
 		1: fmt.Sprintf("SERVES='site: openlibrary.org'\nNOT_SERVES='%s'\nLINKED='/etc/nginx/nginx.conf %s'\nDROPPED=''\n", nextReleaseLine, droppedLink),
 		2: fmt.Sprintf("SERVES='%s'\nNOT_SERVES=''\nLINKED='/etc/nginx/nginx.conf'\nDROPPED='%s'\n", nextReleaseLine, droppedLink),
+		3: fmt.Sprintf("SERVES='site: openlibrary.org'\nNOT_SERVES='%s'\nLINKED='/etc/nginx/nginx.conf %s'\nDROPPED=''\nCHANGED='/1/%s'\n", nextReleaseLine, droppedLink, tampered),
 	} {
 		uuid := strings.TrimSpace(string(run(t, "blkid", "-o", "value", "-s", "UUID", images[n])))
 		writeFile(t, filepath.Join(ctl, fmt.Sprintf("release-%d.env", n)), []byte("UUID="+uuid+"\n"+env), 0o644)
@@ -95,13 +118,19 @@ func TestSystemdVM(t *testing.T) {
 	for _, b := range []struct {
 		name, stage string
 		release     int
+		before      func()
 	}{
-		{"provision", "provision", 1},
-		{"first boot", "serve", 1},
-		{"cold reboot", "serve", 1},
-		{"next release", "serve", 2},
-		{"rollback, switch, deactivate", "rollback", 1},
+		{"provision", "provision", 1, nil},
+		{"first boot", "serve", 1, nil},
+		{"cold reboot", "serve", 1, nil},
+		{"next release", "serve", 2, nil},
+		{"rollback, switch, deactivate, dm-verity set up", "rollback", 1, nil},
+		{"through dm-verity", "verity", 3, nil},
+		{"a flipped byte", "tampered", 3, func() { flipByte(t, images[3], tampered) }},
 	} {
+		if b.before != nil {
+			b.before()
+		}
 		if !m.boot(t, b.name, b.stage, b.release, images[b.release]) {
 			break
 		}
@@ -144,10 +173,42 @@ func buildOlimage(t *testing.T, dir string) string {
 	return bin
 }
 
-// buildRole builds role's image of fleet into out and returns its path.
-func buildRole(t *testing.T, olimage, fleet, role, out string) string {
+// flipByte inverts the first byte of the file at path (in the image's
+// file system) in the raw image, found with debugfs: a change no
+// manifest or sidecar follows.
+func flipByte(t *testing.T, image, path string) {
 	t.Helper()
-	run(t, olimage, "-f", fleet, "build", role, "-o", out)
+	out := strings.TrimSpace(string(run(t, "debugfs", "-R", "bmap /"+path+" 0", image)))
+	block, err := strconv.ParseInt(out[strings.LastIndexByte(out, '\n')+1:], 10, 64)
+	if err != nil || block == 0 {
+		t.Fatalf("debugfs -R 'bmap /%s 0' %s: no data block in %q", path, image, out)
+	}
+	f, err := os.OpenFile(image, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The image's file systems have 4096-byte blocks.
+	off := block * 4096
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("flipped the byte at %d (block %d, the first of /%s) in %s", off, block, path, filepath.Base(image))
+}
+
+// buildRole builds role's image of fleet into out, with the build options
+// opts, and returns its path.
+func buildRole(t *testing.T, olimage, fleet, role, out string, opts ...string) string {
+	t.Helper()
+	run(t, olimage, append([]string{"-f", fleet, "build", role, "-o", out}, opts...)...)
 	imgs, _ := filepath.Glob(filepath.Join(out, role+"-*.img"))
 	if len(imgs) != 1 {
 		t.Fatalf("olimage -f %s build %s wrote %q, want one image", fleet, role, imgs)

@@ -7,9 +7,10 @@
 //     line `olimage fstab` prints, activates it, checks the links, and
 //     deactivates it.
 //   - TestSystemdVM boots a Debian systemd machine (its root built with
-//     mmdebstrap and cached) and runs README's "On a VM" through five cold
+//     mmdebstrap and cached) and runs README's "On a VM" through seven cold
 //     boots: provisioning, serving from /1, a reboot, the next release, a
-//     rollback with a switch and a deactivate.
+//     rollback with a switch and a deactivate, serving from /1 opened
+//     through dm-verity, and a flipped byte that dm-verity refuses.
 //
 // Run them with OLIMAGE_E2E=1 go test ./e2e (make e2e). They need
 // qemu-system-x86_64, a /boot/vmlinuz-*-cloud-amd64 kernel with its

@@ -150,8 +150,8 @@ RequiredBy=%s
 `, VerityUnitName, m.Role, short(v.RootHash), device, device, mount,
 		dev, name, dev, v.RootHash, v.HashOffset, name, mount)
 	// No fsck pass: fsck cannot open the read-only device-mapper device
-	// (systemd-fsck would log a failure at every boot), and the kernel
-	// checks every block against the root hash.
+	// (e2fsck -p exits 8 on a read-only device), and the kernel checks
+	// every block against the root hash instead.
 	fstab := fmt.Sprintf("/dev/mapper/%s %s ext4 %s,x-systemd.requires=%s,x-systemd.before=%s 0 0\n",
 		name, opts.mount, activate.MountOptions, VerityUnitName, activate.ActivateUnitName)
 	switch {
