@@ -39,37 +39,12 @@ func TestBootReleases(t *testing.T) {
 		testenv.Fsck(t, img)
 	}
 
-	root := fakeRoot(t, dir)
+	vm := newVMRoot(t, dir)
+	root, run, unitFile := vm.root, vm.run, vm.unitFile
 	before := listing(t, root)
-	mount := func(img string) {
-		t.Helper()
-		if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-			testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
-		}
-	}
-	umount := func() { exec.Command("umount", filepath.Join(root, "1")).Run() }
-	t.Cleanup(umount)
-	run := func(want int, args ...string) string {
-		t.Helper()
-		out, errOut, code := olimage(t, append(args, "--root", root)...)
-		if code != want {
-			t.Fatalf("olimage %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out, errOut)
-		}
-		return out
-	}
-	unitFile := func() string {
-		t.Helper()
-		p := filepath.Join(root, "etc/systemd/system/ol-web.service")
-		fi, err := os.Lstat(p)
-		if err != nil || !fi.Mode().IsRegular() {
-			t.Fatalf("%s: %v, want a regular file", p, err)
-		}
-		b, _ := os.ReadFile(p)
-		return string(b)
-	}
 	bin := regexp.MustCompile(`(?m)^deploy +olsystem +(\S+) \((.*)\)$`)
 
-	mount(img1)
+	vm.mount(img1)
 	run(exitOK, "activate")
 	if u := unitFile(); !strings.HasPrefix(u, "# Written by olimage activate from /1/etc/systemd/system/ol-web.service;") || !strings.Contains(u, "--workers 8") {
 		t.Errorf("ol-web.service after activate:\n%s", u)
@@ -106,8 +81,8 @@ func TestBootReleases(t *testing.T) {
 	}
 
 	// The next release, same label, in place of the first.
-	umount()
-	mount(img2)
+	vm.umount()
+	vm.mount(img2)
 	out := run(exitOK, "activate")
 	for _, want := range []string{"unlink  /opt/openlibrary/olsystem", "write   /etc/systemd/system/ol-web.service"} {
 		if !strings.Contains(out, want) {
@@ -124,7 +99,7 @@ func TestBootReleases(t *testing.T) {
 	run(exitError, "switch", "olsystem", "3f9c2e1a7b04") // dropped with the release
 
 	run(exitOK, "deactivate")
-	umount()
+	vm.umount()
 	if got := listing(t, root); got != before {
 		t.Errorf("after deactivate:\n%s\nwant\n%s", got, before)
 	}
@@ -148,15 +123,61 @@ func nextRelease(t *testing.T, fleet string) {
 	os.WriteFile(role, []byte(s[:i]+s[j:]), 0o644)
 }
 
-// fakeRoot makes dir/root, a root file system as a Debian VM has it for
-// the example's ol-web, with an empty /1 to mount the volume on.
-func fakeRoot(t *testing.T, dir string) string {
+// vmRoot is a root file system as a Debian VM has it for the example's
+// ol-web, with images loop-mounted read-only at /1, for the commands a VM
+// runs (with --root).
+type vmRoot struct {
+	t    *testing.T
+	root string
+}
+
+// newVMRoot makes dir/root, with an empty /1 to mount a volume on; what
+// is mounted there is unmounted when the test ends.
+func newVMRoot(t *testing.T, dir string) *vmRoot {
 	t.Helper()
-	root := filepath.Join(dir, "root")
+	vm := &vmRoot{t: t, root: filepath.Join(dir, "root")}
+	root := vm.root
 	os.MkdirAll(filepath.Join(root, "1"), 0o755)
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755)
 	os.MkdirAll(filepath.Join(root, "etc/systemd/system"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\nopenlibrary:x:2000:2000::/:/usr/sbin/nologin\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nwww-data:x:33:\nopenlibrary:x:2000:\n"), 0o644)
-	return root
+	t.Cleanup(vm.umount)
+	return vm
+}
+
+// mount loop-mounts img read-only at /1; the test is skipped if it
+// cannot be.
+func (vm *vmRoot) mount(img string) {
+	vm.t.Helper()
+	if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(vm.root, "1")).CombinedOutput(); err != nil {
+		testenv.Skip(vm.t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
+	}
+}
+
+// umount unmounts /1; nothing mounted there is no error.
+func (vm *vmRoot) umount() { exec.Command("umount", filepath.Join(vm.root, "1")).Run() }
+
+// run runs olimage ARGS --root ROOT, wants exit status want and returns
+// its output.
+func (vm *vmRoot) run(want int, args ...string) string {
+	vm.t.Helper()
+	out, errOut, code := olimage(vm.t, append(args, "--root", vm.root)...)
+	if code != want {
+		vm.t.Fatalf("olimage %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out, errOut)
+	}
+	return out
+}
+
+// unitFile is ol-web.service on the root disk, a regular file activate
+// wrote.
+func (vm *vmRoot) unitFile() string {
+	vm.t.Helper()
+	p := filepath.Join(vm.root, "etc/systemd/system/ol-web.service")
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		vm.t.Fatalf("%s: %v, want a regular file", p, err)
+	}
+	b, _ := os.ReadFile(p)
+	return string(b)
 }

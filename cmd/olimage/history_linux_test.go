@@ -114,33 +114,10 @@ func TestDeployHistory(t *testing.T) {
 	}
 
 	// On a fake root with B mounted at /1: switch to A's bin and back.
-	root := fakeRoot(t, dir)
+	vm := newVMRoot(t, dir)
+	root, run, unitFile := vm.root, vm.run, vm.unitFile
 	before := listing(t, root)
-	if out, err := exec.Command("mount", "-o", "loop,ro", imgB, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-		testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
-	}
-	mounted := true
-	t.Cleanup(func() {
-		if mounted {
-			exec.Command("umount", filepath.Join(root, "1")).Run()
-		}
-	})
-	run := func(want int, args ...string) string {
-		t.Helper()
-		out, errOut, code := olimage(t, append(args, "--root", root)...)
-		if code != want {
-			t.Fatalf("olimage %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out, errOut)
-		}
-		return out
-	}
-	unitFile := func() string {
-		t.Helper()
-		b, err := os.ReadFile(filepath.Join(root, "etc/systemd/system/ol-web.service"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	vm.mount(imgB)
 	status := regexp.MustCompile(`(?m)^deploy +olsystem +(\S+) \((.*)\)$`)
 	run(exitOK, "activate")
 	if u := unitFile(); !strings.Contains(u, "--workers 12") {
@@ -161,8 +138,7 @@ func TestDeployHistory(t *testing.T) {
 		t.Errorf("ol-web.service after switching back:\n%s", u)
 	}
 	run(exitOK, "deactivate")
-	exec.Command("umount", filepath.Join(root, "1")).Run()
-	mounted = false
+	vm.umount()
 	if got := listing(t, root); got != before {
 		t.Errorf("after deactivate (-want +got):\n%s", cmp.Diff(before, got))
 	}
