@@ -56,7 +56,7 @@ func (a *Accounts) Add(owner string, uid uint32, group string, gid uint32) error
 }
 
 // ManifestAccounts collects the accounts the entries of a manifest use.
-func ManifestAccounts(m *manifest.Image) (*Accounts, error) {
+func ManifestAccounts(m *manifest.Manifest) (*Accounts, error) {
 	a := NewAccounts()
 	for _, e := range m.Entries {
 		if err := a.Add(e.Owner, e.UID, e.Group, e.GID); err != nil {
@@ -69,7 +69,7 @@ func ManifestAccounts(m *manifest.Image) (*Accounts, error) {
 // checkAccounts compares the accounts the image's files use with
 // ROOT/etc/passwd and ROOT/etc/group, and refuses listing every account
 // missing there or there with another id.
-func checkAccounts(root string, m *manifest.Image) error {
+func checkAccounts(root string, m *manifest.Manifest) error {
 	want, err := ManifestAccounts(m)
 	if err != nil {
 		return fmt.Errorf("volume: %w", err)

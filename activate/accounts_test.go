@@ -17,7 +17,7 @@ import (
 // openlibrary, etc/ entries to root and group www-data.
 func nameOwners(t *testing.T, dir string) {
 	t.Helper()
-	editManifest(t, dir, func(m *manifest.Image) {
+	editManifest(t, dir, func(m *manifest.Manifest) {
 		for i := range m.Entries {
 			e := &m.Entries[i]
 			if strings.HasPrefix(e.Path, "opt/") {

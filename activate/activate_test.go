@@ -109,7 +109,7 @@ func writeVolume(t *testing.T, dir string, v volume) {
 		t.Fatal(err)
 	}
 	writeSpec(t, dir, v.tree)
-	m := manifest.Image{
+	m := manifest.Manifest{
 		Schema: manifest.ImageSchema, Fleet: "test", Role: "ol-web", Label: "ol-web",
 		UUID: v.uuid, TreeDigest: strings.Repeat(v.uuid[:1], 64), Activation: &manifest.Activation{Mount: "/1", Links: []manifest.Link{}},
 	}

@@ -78,7 +78,7 @@ func (j *Journal) placed(p string) bool {
 // unit files from the volume mounted at dir. switchTo names, by service,
 // the bins to link instead of those the image links; the bins the
 // journal links stay linked while the image stays the same.
-func (r *run) goals(m *manifest.Image, dir string, img *ImageRef, switchTo map[string]string) ([]goal, error) {
+func (r *run) goals(m *manifest.Manifest, dir string, img *ImageRef, switchTo map[string]string) ([]goal, error) {
 	vol := img.Volume
 	entries := make(map[string]*manifest.Entry, len(m.Entries))
 	for i := range m.Entries {
@@ -391,7 +391,7 @@ type DeployStatus struct {
 
 // checkGoals adds to s what the plan of the volume m asks for and the
 // journal does not record, and the deploys' active bins.
-func (s *Status) checkGoals(opts Options, j *Journal, m *manifest.Image, journaled, written map[string]string) error {
+func (s *Status) checkGoals(opts Options, j *Journal, m *manifest.Manifest, journaled, written map[string]string) error {
 	r := &run{opts: opts, j: j}
 	img := &ImageRef{Role: m.Role, UUID: m.UUID, Tree: m.TreeDigest, Volume: opts.Volume}
 	goals, err := r.goals(m, filepath.Join(opts.Root, opts.Volume), img, nil)

@@ -42,7 +42,7 @@ var sensitive = []string{
 // checkConfined refuses every link of the plan but those an image may
 // make: its own top-level opt/ entries and paths of its etc/ tree, each
 // to the same path in the volume, naming each link refused.
-func checkConfined(m *manifest.Image) error {
+func checkConfined(m *manifest.Manifest) error {
 	own := make(map[string]bool, len(m.Entries))
 	for _, e := range m.Entries {
 		own[e.Path] = true
@@ -89,7 +89,7 @@ func (pol *Policy) allows(role, p string) bool {
 // anything under a home directory that ROOT/etc/passwd names, unless the
 // policy file allows them for the image's role. An unsafe or unreadable
 // policy file refuses the whole plan.
-func checkSensitive(root string, m *manifest.Image) error {
+func checkSensitive(root string, m *manifest.Manifest) error {
 	paths := make([]string, len(m.Activation.Links))
 	for i, l := range m.Activation.Links {
 		paths[i] = l.Path

@@ -26,7 +26,7 @@ const maxFindings = 20
 // the sha256 of its content, hashed on every core. A volume that was
 // damaged or changed since it was built is refused before any link points
 // into it.
-func verifyEntries(dir string, m *manifest.Image) []error {
+func verifyEntries(dir string, m *manifest.Manifest) []error {
 	type finding struct {
 		i   int // the entry's index: findings come out in manifest order
 		err error

@@ -25,7 +25,7 @@ func FuzzPlanChecks(f *testing.F) {
 		{{Path: "etc/ssh/sshd_config", Target: "etc/ssh/sshd_config"}},
 		{{Path: "opt/ol", Target: "opt/ol"}, {Path: "../x", Target: "/etc"}},
 	} {
-		m := manifest.Image{Schema: manifest.ImageSchema, Role: "r", Activation: &manifest.Activation{Mount: "/1", Links: links}}
+		m := manifest.Manifest{Schema: manifest.ImageSchema, Role: "r", Activation: &manifest.Activation{Mount: "/1", Links: links}}
 		for _, l := range links {
 			m.Entries = append(m.Entries, manifest.Entry{Path: l.Target, Type: "file", Owner: "ol", UID: 999})
 		}
@@ -33,7 +33,7 @@ func FuzzPlanChecks(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m manifest.Image
+		var m manifest.Manifest
 		if json.Unmarshal(b, &m) != nil || m.Activation == nil {
 			return
 		}

@@ -69,7 +69,7 @@ func hostSecretPath(role, rel string) string { return "/" + path.Join(SecretsDir
 // owner, group and mode; one that is not there is linked to
 // SecretsDir/ROLE/PATH if that passes the same test. It refuses listing
 // every secret missing or wrong, with where it could be put.
-func secretLinks(root string, m *manifest.Image) ([]goal, error) {
+func secretLinks(root string, m *manifest.Manifest) ([]goal, error) {
 	var errs []error
 	var links []goal
 	var paths []string

@@ -26,7 +26,7 @@ func TestSecrets(t *testing.T) {
 		{Path: "etc/ssl/private/ol.key", UID: uid, GID: gid, Mode: "0600"},
 		{Path: "etc/coverstore.yml", UID: uid, GID: gid, Mode: "0600"},
 	}
-	editManifest(t, filepath.Join(root, "1"), func(m *manifest.Image) { m.Activation.Secrets = secrets })
+	editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) { m.Activation.Secrets = secrets })
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -78,8 +78,8 @@ func TestSecrets(t *testing.T) {
 }
 
 // declaring is a manifest of role ol-web that declares secrets.
-func declaring(secrets ...manifest.SecretPath) *manifest.Image {
-	return &manifest.Image{Role: "ol-web", Activation: &manifest.Activation{Secrets: secrets}}
+func declaring(secrets ...manifest.SecretPath) *manifest.Manifest {
+	return &manifest.Manifest{Role: "ol-web", Activation: &manifest.Activation{Secrets: secrets}}
 }
 
 // hostCopy writes the VM's copy of the secret rel for role ol-web under
@@ -117,7 +117,7 @@ func TestSecretsLinked(t *testing.T) {
 	const rel = "etc/openlibrary/secrets.yml"
 	const host = "/etc/olimage/secrets/ol-web/" + rel
 	root, _ := newRoot(t, v1)
-	editManifest(t, filepath.Join(root, "1"), func(m *manifest.Image) {
+	editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) {
 		m.Activation.Secrets = []manifest.SecretPath{{Path: rel, Owner: "openlibrary", Group: "openlibrary", UID: 2000, GID: 2000, Mode: "0600"}}
 	})
 	copyPath := hostCopy(t, root, rel, 2000, 2000, 0o600)
@@ -211,7 +211,7 @@ func TestSecretsWhere(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root, _ := newRoot(t, v1)
-			editManifest(t, filepath.Join(root, "1"), func(m *manifest.Image) { m.Activation.Secrets = []manifest.SecretPath{sec} })
+			editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) { m.Activation.Secrets = []manifest.SecretPath{sec} })
 			tc.setup(t, root)
 			before := snapshot(t, root)
 			st, err := lookSecret(root, "ol-web", sec)
@@ -253,7 +253,7 @@ func TestSecretsLinkConfined(t *testing.T) {
 		{"etc/new/sub/x.conf/key", "secret /etc/new/sub/x.conf/key: refused: the plan links /etc/new/sub/x.conf too"},
 	} {
 		root, _ := newRoot(t, v1)
-		editManifest(t, filepath.Join(root, "1"), func(m *manifest.Image) {
+		editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) {
 			m.Activation.Secrets = []manifest.SecretPath{{Path: tc.rel, Mode: "0600"}}
 		})
 		hostCopy(t, root, tc.rel, 0, 0, 0o600)

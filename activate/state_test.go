@@ -13,14 +13,14 @@ import (
 )
 
 // editManifest rewrites the manifest of the volume at dir with edit.
-func editManifest(t *testing.T, dir string, edit func(*manifest.Image)) {
+func editManifest(t *testing.T, dir string, edit func(*manifest.Manifest)) {
 	t.Helper()
 	p := filepath.Join(dir, manifest.Path)
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m manifest.Image
+	var m manifest.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func editManifest(t *testing.T, dir string, edit func(*manifest.Image)) {
 // withState rewrites the manifest of the volume at dir to declare st.
 func withState(t *testing.T, dir string, st []manifest.StatePath) {
 	t.Helper()
-	editManifest(t, dir, func(m *manifest.Image) { m.Activation.State = st })
+	editManifest(t, dir, func(m *manifest.Manifest) { m.Activation.State = st })
 }
 
 func TestState(t *testing.T) {

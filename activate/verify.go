@@ -32,13 +32,13 @@ var ErrNoVolume = errors.New("nothing olimage built is mounted here")
 
 // ReadManifest reads the manifest of the volume mounted at dir: a regular
 // file of at most MaxManifestSize bytes, reached through no symlink.
-func ReadManifest(dir string) (*manifest.Image, error) {
+func ReadManifest(dir string) (*manifest.Manifest, error) {
 	p := filepath.Join(dir, manifest.Path)
 	b, err := readSmall(dir, manifest.Path, MaxManifestSize, false)
 	if err != nil {
 		return nil, err
 	}
-	var m manifest.Image
+	var m manifest.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -50,7 +50,7 @@ func ReadManifest(dir string) (*manifest.Image, error) {
 // activation plan exists in the volume (not followed) with the type the
 // manifest's entry for it gives, and for a symlink its text; then every
 // entry of the manifest against the volume, file contents included.
-func Verify(dir string, m *manifest.Image) error {
+func Verify(dir string, m *manifest.Manifest) error {
 	var errs []error
 	if m.Schema != manifest.ImageSchema {
 		errs = append(errs, fmt.Errorf("%s: schema %q, want %q: %w", filepath.Join(dir, manifest.Path), m.Schema, manifest.ImageSchema, ErrVerify))

@@ -71,7 +71,7 @@ var (
 // file's description and the head of the manifest it carries.
 type Sidecar struct {
 	Image    manifest.ImageFile
-	Manifest *manifest.Image
+	Manifest *manifest.Manifest
 }
 
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)

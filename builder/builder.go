@@ -155,7 +155,7 @@ func CheckWith(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options)
 type prepared struct {
 	merged *overlays.Result
 	digest string
-	doc    manifest.Image
+	doc    manifest.Manifest
 	mf     *manifest.SpoolFile
 	tree   *tree.Tree
 	layout *ext4.Layout
@@ -192,7 +192,7 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 	uuid[6] = uuid[6]&0x0f | 0x50 // RFC 9562 version 5 (name-based) ...
 	uuid[8] = uuid[8]&0x3f | 0x80 // ... and variant, so tools print it as a UUID
 
-	p.doc = manifest.Image{
+	p.doc = manifest.Manifest{
 		Schema: manifest.ImageSchema, Olimage: version, Fleet: f.Name, FleetVersion: f.Version,
 		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
 		TreeDigest: p.digest, Activation: Activation(r, merged.Tree), Inputs: merged.Inputs,

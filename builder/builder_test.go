@@ -134,7 +134,7 @@ func TestBuildExampleRoles(t *testing.T) {
 			if !bytes.Equal(bytes.TrimSpace(inside), bytes.TrimSpace(sc.Manifest)) {
 				t.Errorf("manifest in the image differs from the sidecar's")
 			}
-			var m manifest.Image
+			var m manifest.Manifest
 			if err := json.Unmarshal(inside, &m); err != nil {
 				t.Fatal(err)
 			}

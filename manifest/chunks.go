@@ -241,7 +241,7 @@ func (c Chunk) Decode() (*tree.Entry, error) {
 // Head reads the fields of a plan, image manifest or sidecar that come
 // before its entries, without decoding the entries. For a sidecar it
 // returns the embedded manifest's head and the manifest's own bytes.
-func Head(data []byte) (schema string, head *Image, body []byte, err error) {
+func Head(data []byte) (schema string, head *Manifest, body []byte, err error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return "", nil, nil, fmt.Errorf("not a JSON object")
@@ -255,7 +255,7 @@ func Head(data []byte) (schema string, head *Image, body []byte, err error) {
 		key, _ := t.(string)
 		switch key {
 		case "entries":
-			head = &Image{}
+			head = &Manifest{}
 			b, _ := json.Marshal(fields)
 			if err := json.Unmarshal(b, head); err != nil {
 				return "", nil, nil, err

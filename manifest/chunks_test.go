@@ -36,7 +36,7 @@ func TestChunksOfWrittenDocuments(t *testing.T) {
 	if err := WritePlan(&plan, Plan{Schema: PlanSchema, Role: "r"}, tr); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := Spool(Image{Schema: ImageSchema, Role: "r", TreeDigest: "d"}, tr)
+	sp, err := Spool(Manifest{Schema: ImageSchema, Role: "r", TreeDigest: "d"}, tr)
 	if err != nil {
 		t.Fatal(err)
 	}

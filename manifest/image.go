@@ -32,9 +32,9 @@ const (
 	SidecarSchemaV1 = "olimage.sidecar/v1"
 )
 
-// Image is the manifest inside an image: what it was built from and every
+// Manifest is the manifest inside an image: what it was built from and every
 // entry it holds, except the manifest itself.
-type Image struct {
+type Manifest struct {
 	Schema       string      `json:"schema"`
 	Olimage      string      `json:"olimage"` // version of the olimage that built it
 	Fleet        string      `json:"fleet"`
@@ -132,7 +132,7 @@ type SpoolFile struct {
 }
 
 // Spool writes the manifest of doc and t to a temporary file.
-func Spool(doc Image, t *tree.Tree) (*SpoolFile, error) {
+func Spool(doc Manifest, t *tree.Tree) (*SpoolFile, error) {
 	f, err := os.CreateTemp("", "olimage-manifest-*")
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)

@@ -175,7 +175,7 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 
 // imageHead reads the fields of the manifest inside an image that come
 // before its entries.
-func imageHead(fs *ext4.FS) (*manifest.Image, error) {
+func imageHead(fs *ext4.FS) (*manifest.Manifest, error) {
 	data, err := fs.ReadFile(manifest.Path)
 	if err != nil {
 		return nil, fmt.Errorf("not an olimage image: %w", err)

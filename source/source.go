@@ -38,7 +38,7 @@ type Source struct {
 	Tree *tree.Tree
 	// Manifest is the image manifest the source carries, if any: inside an
 	// image, or the document itself for a manifest or sidecar file.
-	Manifest *manifest.Image
+	Manifest *manifest.Manifest
 	// Body, for a manifest in the layout olimage writes, is the document
 	// itself, not yet split or decoded, so that diff decodes only what
 	// differs (manifest.Differing); Tree is then nil until LoadTree.
@@ -50,7 +50,7 @@ type Source struct {
 	closers []func() error
 
 	parsed bool // EmbeddedManifest's result, once read
-	embM   *manifest.Image
+	embM   *manifest.Manifest
 	embT   *tree.Tree
 	embErr error
 }
@@ -294,8 +294,8 @@ func (s *Source) LoadTree() (*tree.Tree, error) {
 }
 
 // parseManifest reads an image manifest or a plan into a tree.
-func parseManifest(data []byte) (*manifest.Image, *tree.Tree, error) {
-	var m manifest.Image
+func parseManifest(data []byte) (*manifest.Manifest, *tree.Tree, error) {
+	var m manifest.Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, nil, err
 	}
@@ -373,7 +373,7 @@ func (s *Source) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
 }
 
 // embedded reads the manifest inside an image.
-func (s *Source) embedded() (*manifest.Image, *tree.Tree, error) {
+func (s *Source) embedded() (*manifest.Manifest, *tree.Tree, error) {
 	data, err := s.manifestBytes()
 	if err != nil {
 		return nil, nil, err
@@ -397,7 +397,7 @@ func (s *Source) manifestBytes() ([]byte, error) {
 // EmbeddedHead returns the fields of the manifest inside an image that
 // come before its entries (role, fleet, digests, inputs), decoding none of
 // the entries: what a summary needs, at a small cost however large the tree.
-func (s *Source) EmbeddedHead() (*manifest.Image, error) {
+func (s *Source) EmbeddedHead() (*manifest.Manifest, error) {
 	if s.FS == nil {
 		return nil, errors.New("not an image")
 	}
@@ -417,7 +417,7 @@ func (s *Source) EmbeddedHead() (*manifest.Image, error) {
 
 // EmbeddedManifest returns the manifest inside an image source with its
 // entries as a tree, read once and kept.
-func (s *Source) EmbeddedManifest() (*manifest.Image, *tree.Tree, error) {
+func (s *Source) EmbeddedManifest() (*manifest.Manifest, *tree.Tree, error) {
 	if s.FS == nil {
 		return nil, nil, errors.New("not an image")
 	}

@@ -32,7 +32,7 @@ func activationRoot(t *testing.T) string {
 		"1/" + manifest.Path:       "",
 	}
 	testfs.WriteFiles(t, root, files)
-	m := manifest.Image{
+	m := manifest.Manifest{
 		Schema: manifest.ImageSchema, Role: "ol-web", UUID: "5070136c-bd8e-5cda-932f-d88216814664", TreeDigest: strings.Repeat("a", 64),
 		Activation: &manifest.Activation{Mount: "/1", Links: []manifest.Link{
 			{Path: "etc/nginx/nginx.conf", Target: "etc/nginx/nginx.conf"},

@@ -25,7 +25,7 @@ func TestStatusSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m manifest.Image
+	var m manifest.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}

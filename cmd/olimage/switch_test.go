@@ -35,7 +35,7 @@ func deployRoot(t *testing.T) string {
 	os.Symlink("deploys/olsystem/aaa", filepath.Join(vol, "opt/openlibrary/olsystem"))
 	os.Symlink("/opt/openlibrary/olsystem/etc/systemd/system/ol-web.service", filepath.Join(vol, "etc/systemd/system/ol-web.service"))
 	os.Symlink("/etc/systemd/system/ol-web.service", filepath.Join(vol, "etc/systemd/system/multi-user.target.wants/ol-web.service"))
-	m := manifest.Image{
+	m := manifest.Manifest{
 		Schema: manifest.ImageSchema, Role: "ol-web", UUID: "6070136c-bd8e-5cda-932f-d88216814664", TreeDigest: strings.Repeat("b", 64),
 		Activation: &manifest.Activation{Mount: "/1", Links: []manifest.Link{
 			{Path: "etc/systemd/system/multi-user.target.wants/ol-web.service", Target: "etc/systemd/system/multi-user.target.wants/ol-web.service"},
