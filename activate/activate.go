@@ -27,9 +27,9 @@ import (
 	"github.com/internetarchive/olimage/manifest"
 )
 
-// PlanSchema identifies the document activate and deactivate print with
-// --json.
-const PlanSchema = "olimage.activate/v1"
+// ReportSchema identifies the Report activate, deactivate and recover print
+// with --json (manifest.PlanSchema is the plan of a build).
+const ReportSchema = "olimage.activate/v1"
 
 // Options control Activate and Deactivate.
 type Options struct {
@@ -185,7 +185,7 @@ func Activate(ctx context.Context, opts Options) (*Report, error) {
 	if err := checkRole(r.j.Image, img, opts.RoleChange); err != nil {
 		return nil, err
 	}
-	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Image: img, Previous: r.j.Image, Changes: []Change{}}
+	rep := &Report{Schema: ReportSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Image: img, Previous: r.j.Image, Changes: []Change{}}
 	rep.Changes = append(rep.Changes, r.resume()...)
 	if !opts.DryRun {
 		if err := r.complete(ctx); err != nil {
@@ -237,7 +237,7 @@ func Deactivate(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer r.close()
-	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Previous: r.j.Image, Changes: []Change{}}
+	rep := &Report{Schema: ReportSchema, DryRun: opts.DryRun, Root: opts.Root, Previous: r.j.Image, Changes: []Change{}}
 	var plan []Change
 	for i := len(r.j.Actions) - 1; i >= 0; i-- {
 		a := r.j.Actions[i]

@@ -42,7 +42,7 @@ func Recover(ctx context.Context, opts Options) (*Report, error) {
 	if _, err := readJournal(opts.Root); err == nil && exists(jp) {
 		return nil, fmt.Errorf("%s: %w: recover is for a journal lost or unreadable", jp, ErrJournalIntact)
 	}
-	rep := &Report{Schema: PlanSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Changes: []Change{}}
+	rep := &Report{Schema: ReportSchema, DryRun: opts.DryRun, Root: opts.Root, Volume: opts.Volume, Changes: []Change{}}
 	prefix := opts.Volume + "/"
 	var errs []error
 	restored := map[string]bool{}

@@ -107,7 +107,7 @@ func TestActivateCommands(t *testing.T) {
 
 	code, out, errOut = runMain(t, "activate", "--root", root, "--json")
 	var rep activate.Report
-	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Schema != activate.PlanSchema || len(rep.Changes) != 4 {
+	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Schema != activate.ReportSchema || len(rep.Changes) != 4 {
 		t.Fatalf("activate --json: exit %d\n%s%s", code, out, errOut)
 	}
 	if l, _ := os.Readlink(filepath.Join(root, "etc/nginx/nginx.conf")); l != "/1/etc/nginx/nginx.conf" {
