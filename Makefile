@@ -79,7 +79,10 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -o /dev/null ./cmd/olimage
 	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) vet ./...
 
+# The Go benchmarks first: each pairs an optimisation with the plain
+# version it replaces (their comments quote the numbers).
 bench: build
+	$(GO) test -run '^$$' -bench 'BenchmarkLess|BenchmarkAppendEntry|BenchmarkEntryJSON' -count 3 ./tree ./manifest
 	bash bench/run.sh
 
 # Every fuzz target of every package, FUZZTIME each. go test runs their

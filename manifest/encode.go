@@ -18,7 +18,9 @@ const (
 // appendEntry appends e as json.Encoder, with SetIndent(entryPrefix,
 // entryIndent), encodes FromEntry(e), less the final newline; the tests
 // hold it to exactly those bytes. Encoding a large tree's manifest through
-// reflection took longer than planning its image.
+// reflection took longer than planning its image: 1.6 µs an entry here
+// against 15 µs through a reused json.Encoder (BenchmarkAppendEntry,
+// BenchmarkEntryJSON, means of alternating runs on 2 shared cores).
 func appendEntry(b []byte, e *tree.Entry) []byte {
 	const field = "\n" + entryPrefix + entryIndent
 	b = append(b, '{')

@@ -164,6 +164,10 @@ func Less(a, b string) bool {
 	n := min(len(a), len(b))
 	// Paths of one tree share long prefixes: skip the common part eight
 	// bytes at a time, then compare from the first byte that differs.
+	// Measured on two paths sharing 57 bytes: 25 ns a compare, against
+	// 87 ns comparing eight-byte substrings without unsafe (lessPlain)
+	// and 126 ns byte by byte: BenchmarkLess, BenchmarkLessPlain,
+	// BenchmarkLessSlow (means of four alternating runs on 2 shared cores).
 	i := 0
 	if n >= 8 {
 		ba := unsafe.Slice(unsafe.StringData(a), len(a))
