@@ -137,3 +137,22 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// The literals Line looks for before running a regular expression never
+// make it miss what the expressions alone find.
+func FuzzLineFilter(f *testing.F) {
+	for _, s := range []string{
+		"-----BEGIN RSA PRIVATE KEY-----", "aws_access_key_id = AKIAQWERTYUIOPASDFGH", "key: ASIAQWERTYUIOPASDFGH",
+		"GH=ghp_0123456789abcdefghijABCDEFGHIJklmnop", "hook xoxb-123456789012-abcdefghij", "github_pat_" + strings.Repeat("a1", 21),
+		"sk_live_0123456789abcdefghij", "AIza" + strings.Repeat("B", 35), "dsn = postgres://openlibrary:hunter2@db/openlibrary",
+		"password = hunter2", "export API_KEY='s3cr3t'", "SECRET_KEY = 'django-insecure-x'", "db_PassWord: x", "Private_Key=k",
+		"ACCESS_KEY=abc", "x.apikey = q", "max_tokens: 100", "plain text, nothing here", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := line(s, true), line(s, false); got != want {
+			t.Fatalf("Line(%q) = %q, the expressions alone say %q", s, got, want)
+		}
+	})
+}
