@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -22,48 +23,25 @@ import (
 const maxFindings = 20
 
 // verifyEntries checks every entry of the manifest against the volume
-// mounted at dir: type, mode, owner, size, link text and, for every file,
-// the sha256 of its content, hashed on every core. A volume that was
-// damaged or changed since it was built is refused before any link points
-// into it.
+// mounted at dir: type, mode, owner, size and link text in one pass, then
+// the sha256 of every file's content, hashed on every core. A volume that
+// was damaged or changed since it was built is refused before any link
+// points into it. The findings come in manifest order, however the
+// hashing interleaves.
 func verifyEntries(dir string, m *manifest.Manifest) []error {
 	type finding struct {
-		i   int // the entry's index: findings come out in manifest order
+		i   int // the entry's index
 		err error
 	}
 	var (
 		found []finding
-		mu    sync.Mutex
+		files []int               // entries whose content is hashed
 		bad   = map[string]bool{} // mismatched directories: skip what is below
 	)
-	report := func(i int, err error) {
-		mu.Lock()
-		found = append(found, finding{i, err})
-		mu.Unlock()
-	}
-	type job struct {
-		i      int
-		path   string
-		digest string
-	}
-	jobs := make(chan job, 64)
-	var wg sync.WaitGroup
-	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for j := range jobs {
-				if err := checkContent(j.path, j.digest, buf); err != nil {
-					report(j.i, err)
-				}
-			}
-		}()
-	}
 	for i, me := range m.Entries {
 		e, err := manifest.ToEntry(me)
 		if err != nil {
-			report(i, fmt.Errorf("%s: %w: %w", filepath.Join(dir, manifest.Path), err, ErrVerify))
+			found = append(found, finding{i, fmt.Errorf("%s: %w: %w", filepath.Join(dir, manifest.Path), err, ErrVerify)})
 			continue
 		}
 		if below(bad, e.Path) {
@@ -72,22 +50,34 @@ func verifyEntries(dir string, m *manifest.Manifest) []error {
 		p := filepath.Join(dir, filepath.FromSlash(e.Path))
 		fi, err := os.Lstat(p)
 		if err != nil {
-			report(i, fmt.Errorf("%s: %w: %w", p, err, ErrVerify))
+			found = append(found, finding{i, fmt.Errorf("%s: %w: %w", p, err, ErrVerify)})
 			bad[e.Path] = true
 			continue
 		}
 		if msg := metaMismatch(p, fi, e); msg != "" {
-			report(i, fmt.Errorf("%s: %s: %w", p, msg, ErrVerify))
+			found = append(found, finding{i, fmt.Errorf("%s: %s: %w", p, msg, ErrVerify)})
 			bad[e.Path] = true
 			continue
 		}
 		if e.Type == tree.File || e.Type == tree.Hardlink {
-			jobs <- job{i, p, e.Digest}
+			files = append(files, i)
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	slices.SortFunc(found, func(a, b finding) int { return a.i - b.i })
+	workers := runtime.GOMAXPROCS(0)
+	bufs := make([][]byte, workers)
+	var mu sync.Mutex
+	par.Each(len(files), workers, nil, func(w, k int) {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, 256<<10)
+		}
+		e := &m.Entries[files[k]]
+		if err := checkContent(filepath.Join(dir, filepath.FromSlash(e.Path)), e.SHA256, bufs[w]); err != nil {
+			mu.Lock()
+			found = append(found, finding{files[k], err})
+			mu.Unlock()
+		}
+	})
+	slices.SortStableFunc(found, func(a, b finding) int { return a.i - b.i })
 	errs := make([]error, len(found))
 	for k, f := range found {
 		errs[k] = f.err

@@ -111,9 +111,7 @@ func hostCopy(t *testing.T, root, rel string, uid, gid int, mode os.FileMode) st
 // status reports it, and deactivate removes the link and the directory
 // it made, leaving the copy.
 func TestSecretsLinked(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "the VM's copies of secrets must be owned by root")
-	}
+	testenv.RequireRoot(t, "a VM's copy of a secret, owned by root,")
 	const rel = "etc/openlibrary/secrets.yml"
 	const host = "/etc/olimage/secrets/ol-web/" + rel
 	root, _ := newRoot(t, v1)
@@ -166,9 +164,7 @@ func TestSecretsLinked(t *testing.T) {
 // way a root-owned directory chain not writable by others, that passes
 // the same owner and mode test, would not be trusted.
 func TestSecretsWhere(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "the VM's copies of secrets must be owned by root")
-	}
+	testenv.RequireRoot(t, "a VM's copy of a secret, owned by root,")
 	const rel = "etc/openlibrary/secrets.yml"
 	const host = "/etc/olimage/secrets/ol-web/" + rel
 	sec := manifest.SecretPath{Path: rel, Owner: "openlibrary", UID: 2000, GID: 2000, Mode: "0600"}
@@ -245,9 +241,7 @@ func TestSecretsWhere(t *testing.T) {
 // where the image itself could link: not at a sensitive path the policy
 // does not allow, not inside or over one of the plan's links.
 func TestSecretsLinkConfined(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "the VM's copies of secrets must be owned by root")
-	}
+	testenv.RequireRoot(t, "a VM's copy of a secret, owned by root,")
 	for _, tc := range []struct{ rel, want string }{
 		{"etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key: refused: a sensitive path; /etc/olimage/policy.yaml does not allow it for role ol-web"},
 		{"etc/new/sub/x.conf/key", "secret /etc/new/sub/x.conf/key: refused: the plan links /etc/new/sub/x.conf too"},
