@@ -60,9 +60,9 @@ func buildImage(t *testing.T, version string, o builder.Options) string {
 	}
 	o.Output, o.Version = t.TempDir(), "test"
 	switch o.Compress {
-	case builder.GPT: // formats a file name gives
+	case image.GPT: // formats a file name gives
 		o.Output, o.Compress = filepath.Join(o.Output, "web.gpt.img"), ""
-	case builder.Qcow2:
+	case image.Qcow2:
 		o.Output, o.Compress = filepath.Join(o.Output, "web.qcow2"), ""
 	}
 	res, err := builder.Build(context.Background(), f, r, o)
@@ -149,11 +149,11 @@ func TestPushPullRoundTrip(t *testing.T) {
 		name string
 		opts builder.Options
 	}{
-		{"raw-sha256", builder.Options{Compress: builder.Raw, SHA256: true}},
-		{"zstd", builder.Options{Compress: builder.Zstd}},
-		{"raw-verity-tree", builder.Options{Compress: builder.Raw, Verity: true}},
-		{"gpt", builder.Options{Compress: builder.GPT, SHA256: true}},
-		{"qcow2", builder.Options{Compress: builder.Qcow2, Verity: true}},
+		{"raw-sha256", builder.Options{Compress: image.Raw, SHA256: true}},
+		{"zstd", builder.Options{Compress: image.Zstd}},
+		{"raw-verity-tree", builder.Options{Compress: image.Raw, Verity: true}},
+		{"gpt", builder.Options{Compress: image.GPT, SHA256: true}},
+		{"qcow2", builder.Options{Compress: image.Qcow2, Verity: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := buildImage(t, "2024.01", tc.opts)

@@ -80,7 +80,7 @@ func (c *Client) Push(ctx context.Context, path, ref string, opts PushOptions) (
 		opts.Jobs = 2
 	}
 	var raw io.Reader
-	if side.Image.Compressed == "zstd" { // as builder.Zstd names it
+	if image.Format(side.Image.Compressed) == image.Zstd {
 		// Decompressed as it is read, rather than first to a temporary
 		// file as image.Open would.
 		f, err := os.Open(path)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
@@ -26,27 +27,15 @@ import (
 	"github.com/internetarchive/olimage/verity"
 )
 
-// Compression of an image file.
-const (
-	Raw  = "raw"
-	Zstd = "zstd"
-	// GPT is a disk image (NAME.gpt.img): a GPT with one Linux
-	// file-system partition, named for the role's label, holding the
-	// volume at 1 MiB.
-	GPT = "gpt"
-	// Qcow2 is the volume in a qcow2 image (NAME.qcow2), zero clusters
-	// unallocated.
-	Qcow2 = "qcow2"
-)
-
 // Options control one build.
 type Options struct {
 	// Output is a directory (the file name is derived), a file path ending
 	// in .img or .img.zst, or "-" for the raw image on Stdout.
 	Output string
-	// Compress is Raw or Zstd for images named by directory; a file name
-	// ending in .zst implies Zstd.
-	Compress string
+	// Compress is image.Raw or image.Zstd for images named by directory;
+	// a file name gives its own: NAME.img.zst Zstd, NAME.gpt.img GPT (its
+	// partition named for the role's label), NAME.qcow2 Qcow2.
+	Compress image.Format
 	Stdout   io.Writer
 	// Version is olimage's version, recorded in the manifest.
 	Version string
@@ -286,25 +275,25 @@ func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch in
 
 // FileName is the versioned name of a role's image: role, fleet version (or
 // the epoch's date), and the first 12 hex digits of the tree digest.
-func FileName(f *roles.Fleet, role, digest, compress string) string {
+func FileName(f *roles.Fleet, role, digest string, compress image.Format) string {
 	v := f.Version
 	if v == "" {
 		v = time.Unix(f.Epoch, 0).UTC().Format("20060102")
 	}
 	name := fmt.Sprintf("%s-%s-%s.img", role, v, digest[:12])
-	if compress == Zstd {
+	if compress == image.Zstd {
 		name += ".zst"
 	}
 	return name
 }
 
 // target decides the output path and compression.
-func target(f *roles.Fleet, role, digest string, opts Options) (path, compress string, err error) {
+func target(f *roles.Fleet, role, digest string, opts Options) (path string, compress image.Format, err error) {
 	compress = opts.Compress
 	if compress == "" {
-		compress = Raw
+		compress = image.Raw
 	}
-	if compress != Raw && compress != Zstd {
+	if compress != image.Raw && compress != image.Zstd {
 		return "", "", fmt.Errorf("%w: compression %q: want raw or zstd", ErrOutput, compress)
 	}
 	out := opts.Output
@@ -319,13 +308,13 @@ func target(f *roles.Fleet, role, digest string, opts Options) (path, compress s
 	}
 	switch {
 	case strings.HasSuffix(out, ".img.zst"):
-		return out, Zstd, nil
+		return out, image.Zstd, nil
 	case strings.HasSuffix(out, ".gpt.img"):
-		return out, GPT, nil
+		return out, image.GPT, nil
 	case strings.HasSuffix(out, ".qcow2"):
-		return out, Qcow2, nil
+		return out, image.Qcow2, nil
 	case strings.HasSuffix(out, ".img"):
-		return out, Raw, nil
+		return out, image.Raw, nil
 	}
 	return "", "", fmt.Errorf("%w: %s: not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", ErrOutput, out)
 }

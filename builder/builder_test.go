@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/image"
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
@@ -141,7 +142,7 @@ func TestBuildExampleRoles(t *testing.T) {
 			if m.Role != role || m.UUID != res.UUID || len(m.Entries) != res.Entries-2 || m.Olimage != "test" {
 				t.Errorf("manifest role %s uuid %s entries %d; want %s %s %d", m.Role, m.UUID, len(m.Entries), role, res.UUID, res.Entries-2)
 			}
-			want := FileName(f, role, res.TreeDigest, Raw)
+			want := FileName(f, role, res.TreeDigest, image.Raw)
 			if filepath.Base(res.Image) != want {
 				t.Errorf("image named %s, want %s", filepath.Base(res.Image), want)
 			}

@@ -34,7 +34,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	if err != nil {
 		return err
 	}
-	res.Image, res.Compressed = path, compress == Zstd
+	res.Image, res.Compressed = path, compress == image.Zstd
 	h, err := newDigests(salt, opts.SHA256)
 	if err != nil {
 		return err
@@ -74,7 +74,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	if path == "-" {
 		w := &stream{w: opts.Stdout, ctx: ctx, progress: progress}
 		var err error
-		if compress == Zstd {
+		if compress == image.Zstd {
 			err = compressTo(opts.Stdout, func(zw io.Writer) error {
 				w.w = zw
 				return writeImage(w)
@@ -104,19 +104,19 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	defer img.abort()
 	w := &stream{w: img.f, ctx: ctx, progress: progress}
 	switch compress {
-	case Zstd:
+	case image.Zstd:
 		err = compressTo(img.f, func(zw io.Writer) error {
 			w.w = zw
 			return writeImage(w)
 		})
-	case Qcow2:
+	case image.Qcow2:
 		q := qcow2.NewWriter(img.f, res.Size)
 		w.w = q
 		if err = writeImage(w); err == nil {
 			err = q.Close()
 		}
 	default: // Raw, and GPT: the volume at its partition's offset
-		if compress == GPT {
+		if compress == image.GPT {
 			w.pos = gptStart
 		}
 		w.file = img.f // raw images keep unwritten space as holes
@@ -130,7 +130,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 		release()
 		switch {
 		case err != nil:
-		case compress == GPT:
+		case compress == image.GPT:
 			err = writeGPT(img.f, r, digest, res.Size)
 		default:
 			err = img.f.Truncate(res.Size)
@@ -149,7 +149,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 	}
 	defer side.abort()
 	err = manifest.WriteSidecar(side.f, manifest.ImageFile{
-		File: filepath.Base(path), Size: res.Size, SHA256: res.SHA256, Compressed: compress, Verity: res.Verity,
+		File: filepath.Base(path), Size: res.Size, SHA256: res.SHA256, Compressed: string(compress), Verity: res.Verity,
 	}, mf)
 	if err == nil {
 		err = side.finish()

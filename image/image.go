@@ -22,12 +22,22 @@ import (
 	"github.com/internetarchive/olimage/qcow2"
 )
 
+// Format is how an image file holds the volume. One set of words for
+// builds (--compress, the output name), sidecars ("compression") and
+// reads (inspect's "format").
+type Format string
+
 // Formats of an image file.
 const (
-	Raw   = "raw"
-	Zstd  = "zstd"
-	Gzip  = "gzip"
-	Qcow2 = "qcow2"
+	Raw  Format = "raw"  // the file system itself, sparse
+	Zstd Format = "zstd" // the raw image, zstd-compressed
+	Gzip Format = "gzip" // the raw image, gzip-compressed; read, never built
+	// GPT is a disk image: a GPT with one Linux file-system partition
+	// holding the volume at 1 MiB. Builds write it; a read reports its
+	// container (Raw, Zstd, ...) and the partition number instead.
+	GPT Format = "gpt"
+	// Qcow2 is the volume in a qcow2 image, zero clusters unallocated.
+	Qcow2 Format = "qcow2"
 )
 
 // ErrNoFS is returned when a file holds no ext4 file system olimage can
@@ -39,7 +49,7 @@ var ErrNoFS = errors.New("no ext4 file system found")
 // offset.
 type File struct {
 	Path      string
-	Format    string // Raw, Zstd, Gzip or Qcow2: how the file is stored
+	Format    Format // Raw, Zstd, Gzip or Qcow2: how the file is stored
 	Partition int    // GPT partition number, 0 for a bare file system
 	Size      int64  // bytes of the file system
 	r         io.ReaderAt

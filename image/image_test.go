@@ -98,8 +98,9 @@ func TestOpen(t *testing.T) {
 	gw.Write(fs)
 	gw.Close()
 	cases := []struct {
-		name, path, format string
-		partition          int
+		name, path string
+		format     Format
+		partition  int
 	}{
 		{"raw", write(t, "a.img", fs), Raw, 0},
 		{"zstd", write(t, "a.img.zst", zs.Bytes()), Zstd, 0},

@@ -116,7 +116,7 @@ type ImageFile struct {
 	// dm-verity tree when one was written after it (Verity.HashOffset).
 	Size       int64  `json:"size"`
 	SHA256     string `json:"sha256,omitempty"` // of the raw image, when asked for
-	Compressed string `json:"compression"`
+	Compressed string `json:"compression"`      // an image.Format: raw, zstd, gpt or qcow2
 	// Verity is the dm-verity tree of the file system; its root hash is
 	// the digest that identifies the image.
 	Verity *verity.Params `json:"verity,omitempty"`

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/internetarchive/olimage/builder"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
@@ -79,7 +80,7 @@ the images built and the roles that failed, with their errors.`,
 	cmd.Flags().BoolVar(&opts.all, "all", false, "build every role that is not abstract")
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 1, "roles to build at once")
 	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst, .gpt.img, .qcow2), or - for stdout")
-	cmd.Flags().StringVar(&opts.compress, "compress", builder.Raw, "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
+	cmd.Flags().StringVar(&opts.compress, "compress", string(image.Raw), "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
 	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
 	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system (as a role's image: {verity: true})")
@@ -160,7 +161,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			defer func() { <-sem }()
 			r := f.Roles[name]
 			results[i], errs[i] = builder.Build(e.ctx, f, r, builder.Options{
-				Output: opts.output, Compress: opts.compress, Stdout: e.stdout,
+				Output: opts.output, Compress: image.Format(opts.compress), Stdout: e.stdout,
 				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
 				TmpDir: e.tmpdir, Shared: shared,
 			})

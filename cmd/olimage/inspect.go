@@ -56,7 +56,7 @@ figures. Credentials and --insecure as for push.`,
 type inspectJSON struct {
 	Schema     string          `json:"schema"`
 	Image      string          `json:"image"`
-	Format     string          `json:"format"`
+	Format     image.Format    `json:"format"`
 	Partition  int             `json:"partition,omitempty"`
 	Size       int64           `json:"size"`
 	Label      string          `json:"label"`
@@ -112,7 +112,7 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 }
 
 func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
-	where := d.Format
+	where := string(d.Format)
 	if d.Partition > 0 {
 		where += fmt.Sprintf(", GPT partition %d", d.Partition)
 	}
