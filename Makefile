@@ -84,7 +84,8 @@ cross:
 # The Go benchmarks first: each pairs an optimisation with the plain
 # version it replaces (their comments quote the numbers).
 bench: build
-	$(GO) test -run '^$$' -bench 'BenchmarkLess|BenchmarkAppendEntry|BenchmarkEntryJSON' -count 3 ./tree ./manifest
+	$(GO) test -run '^$$' -bench 'BenchmarkLess' -count 3 ./tree
+	$(GO) test -run '^$$' -bench 'BenchmarkAppendEntry|BenchmarkEntryJSON|BenchmarkChunks|BenchmarkDiffering|BenchmarkDecodeBoth' -benchtime 10x -count 3 ./manifest
 	bash bench/run.sh
 
 # Every fuzz target of every package, FUZZTIME each. go test runs their

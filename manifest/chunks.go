@@ -99,6 +99,9 @@ func (c *cursor) next() (Chunk, bool) {
 	if plainJSON(quoted[1 : len(quoted)-1]) {
 		// Like Raw, the path shares data's memory instead of copying
 		// it: a tree's worth of small strings was a fifth of the cost.
+		// Splitting a 20k-entry plan: 37 ms and 1.7 MB against 45 ms and
+		// 3.9 MB with each path copied (BenchmarkChunks,
+		// BenchmarkChunksCopy, means of four alternating runs).
 		path = unsafe.String(&quoted[1], len(quoted)-2)
 	} else if json.Unmarshal(quoted, &path) != nil {
 		return Chunk{}, false
@@ -135,7 +138,9 @@ var entrySep = []byte(",\n")
 // entries equal at the same path. Runs of entries that are identical are
 // passed over by comparing bytes, without splitting them into entries,
 // so two releases that share most of a large tree compare at the speed
-// of memory. ok is false for any layout Chunks would refuse, and when
+// of memory: two 20k-entry plans that differ in one entry in under 20 ms,
+// against 2.3 s decoding both with encoding/json (BenchmarkDiffering,
+// BenchmarkDecodeBoth). ok is false for any layout Chunks would refuse, and when
 // the entries read are not in tree order.
 func Differing(a, b []byte) (da, db []Chunk, ok bool) {
 	ca, okA := entries(a)
