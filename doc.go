@@ -11,7 +11,7 @@
 //	sidecar --sshsig--> an SSH signature ssh-keygen -Y verify checks
 //	image file --image--> one random-access file system (raw, zstd, gzip, GPT, qcow2)
 //	           --ext4/reader--> tree.Tree and structural checks
-//	image | manifest | role --source--> tree.Tree for the read commands:
+//	image | manifest | role --operand--> tree.Tree for the read commands:
 //	           diff (tree vs tree), verify (image vs its manifest and sidecar),
 //	           extract (tree to a host directory), sbom (tree to CycloneDX)
 //	image --artifact--> OCI registry --artifact--> a file or a VM's disk

@@ -9,7 +9,7 @@ import (
 
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/verify"
 )
 
@@ -46,7 +46,7 @@ func TestBuildOldTarMembersVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Fsck(t, res.Image)
-	src, err := source.OpenImage(context.Background(), res.Image, source.NoTree)
+	src, err := operand.OpenImage(context.Background(), res.Image, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}

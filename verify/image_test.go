@@ -12,7 +12,7 @@ import (
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testimage"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/verify"
 )
 
@@ -24,7 +24,7 @@ var files = map[string]string{
 
 func verifyImage(t *testing.T, img string) *verify.Report {
 	t.Helper()
-	s, err := source.OpenImage(context.Background(), img, source.NoTree)
+	s, err := operand.OpenImage(context.Background(), img, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func writeAt(t *testing.T, img string, off int64, b []byte) {
 // contentAt returns where path's content lies in the image.
 func contentAt(t *testing.T, img, path string) (off, n int64) {
 	t.Helper()
-	s, err := source.OpenImage(context.Background(), img, source.NoTree)
+	s, err := operand.OpenImage(context.Background(), img, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestImageTampered(t *testing.T) {
 // Verification stops when its context is done.
 func TestImageCanceled(t *testing.T) {
 	res := testimage.Build(t, testimage.Fleet(t, files), builder.Options{})
-	s, err := source.OpenImage(context.Background(), res.Image, source.NoTree)
+	s, err := operand.OpenImage(context.Background(), res.Image, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}

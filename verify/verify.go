@@ -11,7 +11,7 @@ import (
 
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -34,8 +34,8 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 }
 
-// Image verifies the image source s (opened with source.OpenImage).
-func Image(ctx context.Context, s *source.Source) (*Report, error) {
+// Image verifies the image source s (opened with operand.OpenImage).
+func Image(ctx context.Context, s *operand.Operand) (*Report, error) {
 	rep := &Report{Image: s.Name, Findings: []Finding{}}
 	for _, f := range s.FS.Check(ctx) {
 		where := f.Structure
@@ -100,7 +100,7 @@ func Image(ctx context.Context, s *source.Source) (*Report, error) {
 // that read as zeros: a file whose size differs is reported as such, not
 // read. (Sizes that agree are hashed whatever they are: olimage builds
 // sparse files larger than the image they are in.)
-func hash(ctx context.Context, s *source.Source, have, want *tree.Tree) (bytes int64, findings []Finding) {
+func hash(ctx context.Context, s *operand.Operand, have, want *tree.Tree) (bytes int64, findings []Finding) {
 	var todo []*tree.Entry
 	for _, e := range have.Entries {
 		if w := want.Get(e.Path); e.Type == tree.File && w != nil && w.Type == tree.File && w.Size == e.Size {

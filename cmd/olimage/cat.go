@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -40,7 +40,7 @@ from stdin.`,
 }
 
 func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, source.NoTree)
+	src, err := operand.OpenImage(e.ctx, img, operand.NoTree)
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/roles"
-	"github.com/internetarchive/olimage/source"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -101,9 +101,9 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 	if byChunks {
 		changes, err = diff.Chunks(e.ctx, da, db, dopts)
 	} else {
-		for _, s := range []*source.Source{sa, sb} {
+		for _, s := range []*operand.Operand{sa, sb} {
 			if _, err := s.LoadTree(); err != nil {
-				if s.Kind == source.Image {
+				if s.Kind == operand.Image {
 					return hintError{fmt.Errorf("the manifest in %w", err), "compare the images' contents with --no-manifests; olimage verify checks an image against its manifest"}
 				}
 				return err
@@ -150,20 +150,20 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 //
 // With listOnly, two images are read without hashing their files: diff
 // compares their contents itself, byte by byte.
-func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Client) (*source.Source, *source.Source, error) {
-	o := source.Options{Fleet: e.fleet, Manifests: manifests, Registry: reg, Role: func(name string) (*roles.Fleet, *roles.Role, error) {
+func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Client) (*operand.Operand, *operand.Operand, error) {
+	o := operand.Options{Fleet: e.fleet, Manifests: manifests, Registry: reg, Role: func(name string) (*roles.Fleet, *roles.Role, error) {
 		// Errors of other roles of the fleet do not stop a diff of this one.
 		if f, err := e.loadFleet(); f == nil {
-			return nil, nil, source.NoFleetError(name, err)
+			return nil, nil, operand.NoFleetError(name, err)
 		}
 		return e.role(name)
 	}}
-	open := func(name string) (*source.Source, error) { return source.Open(e.ctx, name, o) }
-	if listOnly && source.IsImage(a) && source.IsImage(b) {
-		open = func(name string) (*source.Source, error) { return source.OpenImage(e.ctx, name, source.Listing) }
+	open := func(name string) (*operand.Operand, error) { return operand.Open(e.ctx, name, o) }
+	if listOnly && operand.IsImage(a) && operand.IsImage(b) {
+		open = func(name string) (*operand.Operand, error) { return operand.OpenImage(e.ctx, name, operand.Listing) }
 	}
 	// Both sides at once: each is a parse or a read of similar cost.
-	var sb *source.Source
+	var sb *operand.Operand
 	var errB error
 	done := make(chan struct{})
 	go func() {
@@ -173,7 +173,7 @@ func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Clien
 	sa, errA := open(a)
 	<-done
 	if errA != nil || errB != nil {
-		for _, s := range []*source.Source{sa, sb} {
+		for _, s := range []*operand.Operand{sa, sb} {
 			if s != nil {
 				s.Close()
 			}
@@ -186,12 +186,12 @@ func openPair(e *env, a, b string, manifests, listOnly bool, reg *artifact.Clien
 	if manifests && (sa.Manifest == nil) != (sb.Manifest == nil) {
 		// Re-read the image side that used its manifest from its content:
 		// comparing a manifest with hashed content would mix two claims.
-		for _, s := range []**source.Source{&sa, &sb} {
-			if (*s).Kind == source.Image && (*s).Manifest != nil {
+		for _, s := range []**operand.Operand{&sa, &sb} {
+			if (*s).Kind == operand.Image && (*s).Manifest != nil {
 				name := (*s).Name
 				(*s).Close()
 				var err error
-				if *s, err = source.OpenImage(e.ctx, name, source.Digests); err != nil {
+				if *s, err = operand.OpenImage(e.ctx, name, operand.Digests); err != nil {
 					return nil, nil, err
 				}
 			}
@@ -309,11 +309,11 @@ func (c activationChange) String() string {
 
 // activationOf is the activation plan of a side: its manifest's, or the
 // one its tree calls for (without state, which a tree does not say).
-func activationOf(s *source.Source) *manifest.Activation {
+func activationOf(s *operand.Operand) *manifest.Activation {
 	if s.Manifest != nil && s.Manifest.Activation != nil {
 		return s.Manifest.Activation
 	}
-	if s.Kind == source.Image {
+	if s.Kind == operand.Image {
 		if m, err := s.EmbeddedHead(); err == nil && m.Activation != nil {
 			return m.Activation
 		}
@@ -326,7 +326,7 @@ func activationOf(s *source.Source) *manifest.Activation {
 
 // activationChanges lists the links and state directories of A's plan
 // that B's lacks (-), then B's that A's lacks (+), in plan order.
-func activationChanges(sa, sb *source.Source) []activationChange {
+func activationChanges(sa, sb *operand.Operand) []activationChange {
 	a, b := activationOf(sa), activationOf(sb)
 	if a == nil || b == nil {
 		return nil
@@ -384,7 +384,7 @@ type changeJSON struct {
 	DiffAbsent string `json:"diff_absent,omitempty"`
 }
 
-func side(s *source.Source) sideJSON {
+func side(s *operand.Operand) sideJSON {
 	j := sideJSON{Name: s.Name, Kind: s.Kind}
 	if s.Tree != nil {
 		j.Tree = manifest.TreeDigest(s.Tree)
@@ -393,7 +393,7 @@ func side(s *source.Source) sideJSON {
 	}
 	if m := s.Manifest; m != nil {
 		j.Role = m.Role
-	} else if s.Kind == source.Image {
+	} else if s.Kind == operand.Image {
 		if m, err := s.EmbeddedHead(); err == nil {
 			j.Role = m.Role
 		}
@@ -401,7 +401,7 @@ func side(s *source.Source) sideJSON {
 	return j
 }
 
-func writeDiffJSON(out io.Writer, sa, sb *source.Source, changes []diff.Change, content bool) error {
+func writeDiffJSON(out io.Writer, sa, sb *operand.Operand, changes []diff.Change, content bool) error {
 	doc := diffJSON{Schema: "olimage.diff/v1", A: side(sa), B: side(sb), Summary: diff.Summarize(changes), Changes: []changeJSON{}, Activation: activationChanges(sa, sb)}
 	for _, c := range changes {
 		cj := changeJSON{Path: c.Path, From: c.From, Changes: c.Kinds}

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/extract"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 )
 
 type extractOptions struct{ follow bool }
@@ -47,7 +47,7 @@ IMAGE - reads the image from stdin.`,
 }
 
 func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, source.Listing)
+	src, err := operand.OpenImage(e.ctx, img, operand.Listing)
 	if err != nil {
 		return err
 	}

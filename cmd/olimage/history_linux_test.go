@@ -15,7 +15,7 @@ import (
 
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 )
 
 // historyFleet copies the example fleet to dir and sets the olsystem
@@ -196,7 +196,7 @@ func mustRead(t *testing.T, p string) string {
 // olsystemBins reads the olsystem bins the manifest inside img orders.
 func olsystemBins(t *testing.T, img string) []manifest.DeployBin {
 	t.Helper()
-	src, err := source.OpenImage(context.Background(), img, source.NoTree)
+	src, err := operand.OpenImage(context.Background(), img, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 	"github.com/internetarchive/olimage/verity"
 )
@@ -89,7 +89,7 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 	if _, err := os.Stat(name); err != nil && artifact.IsRef(name) {
 		return inspectRef(e, opts, name, out)
 	}
-	src, err := source.OpenImage(e.ctx, name, source.NoTree)
+	src, err := operand.OpenImage(e.ctx, name, operand.NoTree)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -61,7 +61,7 @@ func cleanVolumePath(p string) string {
 }
 
 func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
-	src, err := source.OpenImage(e.ctx, img, source.Listing)
+	src, err := operand.OpenImage(e.ctx, img, operand.Listing)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 // ownerNames returns the user and group names, by id, that the manifest
 // inside an image records; ext4 itself keeps only numbers. Images without
 // a manifest give none.
-func ownerNames(src *source.Source) (users, groups map[uint32]string) {
+func ownerNames(src *operand.Operand) (users, groups map[uint32]string) {
 	users, groups = map[uint32]string{}, map[uint32]string{}
 	_, t, err := src.EmbeddedManifest()
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/internetarchive/olimage/internal/golden"
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 )
 
 // release builds ol-web from a copy of the example fleet changed by edit,
@@ -226,7 +226,7 @@ func TestExtractAsNobody(t *testing.T) {
 // from the image are the bytes the reader returns.
 func TestManifestMapped(t *testing.T) {
 	a := release(t, "a", nil)
-	src, err := source.OpenImage(context.Background(), a, source.NoTree)
+	src, err := operand.OpenImage(context.Background(), a, operand.NoTree)
 	if err != nil {
 		t.Fatal(err)
 	}

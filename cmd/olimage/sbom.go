@@ -7,8 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/sbom"
-	"github.com/internetarchive/olimage/source"
 )
 
 type sbomOptions struct{}
@@ -38,8 +38,8 @@ the fleet epoch.`,
 
 func runSbom(e *env, _ sbomOptions, name string, out io.Writer) error {
 	v := sbom.Volume{Olimage: olimageVersion()}
-	if source.IsImage(name) {
-		src, err := source.OpenImage(e.ctx, name, source.Listing)
+	if operand.IsImage(name) {
+		src, err := operand.OpenImage(e.ctx, name, operand.Listing)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/activate"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 )
 
 type sysusersOptions struct{}
@@ -44,13 +44,13 @@ func runSysusers(e *env, _ sysusersOptions, name string, out io.Writer) error {
 		acc   *activate.Accounts
 		title string
 	)
-	if !source.IsImage(name) && source.LooksLikeFile(name) {
+	if !operand.IsImage(name) && operand.LooksLikeFile(name) {
 		if _, err := os.Stat(name); err != nil {
 			return err // meant as an image: say why it cannot be read
 		}
 	}
-	if source.IsImage(name) {
-		src, err := source.OpenImage(e.ctx, name, source.NoTree)
+	if operand.IsImage(name) {
+		src, err := operand.OpenImage(e.ctx, name, operand.NoTree)
 		if err != nil {
 			return err
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/verify"
 )
 
@@ -138,7 +138,7 @@ func runVerify(e *env, opts verifyOptions, img string, out io.Writer) error {
 			return printVerify(out, opts, &verify.Report{Image: img, Findings: first}, img, true)
 		}
 	}
-	src, err := source.OpenImage(e.ctx, img, source.NoTree)
+	src, err := operand.OpenImage(e.ctx, img, operand.NoTree)
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,11 @@
-// Package source opens anything olimage can list or compare as a tree: an
-// image file (raw, compressed or a GPT disk), a manifest JSON (a plan, an
-// image manifest or a sidecar), or a role of a fleet (what would be
-// built). It chooses how to read each; it does not compare trees (package
-// diff) or parse ext4 (package ext4/reader).
-package source
+// Package operand opens what a read command (diff, verify, ls, cat,
+// extract, inspect, sbom) is given, as a tree: an image file (raw,
+// compressed or a GPT disk), a manifest JSON (a plan, an image manifest or
+// a sidecar), a registry reference, or a role of a fleet (what would be
+// built). It chooses how to read each; it does not read an overlay's
+// sources (package overlays), compare trees (package diff) or parse ext4
+// (package ext4/reader).
+package operand
 
 import (
 	"bufio"
@@ -23,20 +25,20 @@ import (
 	"github.com/internetarchive/olimage/tree"
 )
 
-// Kinds of source.
+// Kinds of operand.
 const (
 	Image    = "image"
 	Manifest = "manifest"
 	Role     = "role"
 )
 
-// Source is an opened tree source.
-type Source struct {
+// Operand is one opened argument of a read command.
+type Operand struct {
 	Kind string
 	Name string // as the user gave it
 	// Tree holds the entries, without lost+found and .olimage/ for images.
 	Tree *tree.Tree
-	// Manifest is the image manifest the source carries, if any: inside an
+	// Manifest is the image manifest the operand carries, if any: inside an
 	// image, or the document itself for a manifest or sidecar file.
 	Manifest *manifest.Manifest
 	// Body, for a manifest in the layout olimage writes, is the document
@@ -55,8 +57,8 @@ type Source struct {
 	embErr error
 }
 
-// Close releases what the source holds open.
-func (s *Source) Close() error {
+// Close releases what the operand holds open.
+func (s *Operand) Close() error {
 	var errs []error
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		errs = append(errs, s.closers[i]())
@@ -66,7 +68,7 @@ func (s *Source) Close() error {
 
 // Options say how much to read.
 type Options struct {
-	// Fleet is the fleet directory for role sources.
+	// Fleet is the fleet directory for role operands.
 	Fleet string
 	// Role, if set, loads the fleet and returns one of its roles in place
 	// of roles.Load and Fleet.Role: the caller decides which of the
@@ -119,7 +121,7 @@ func isPipe(fi os.FileInfo) bool { return fi.Mode()&(os.ModeNamedPipe|os.ModeSoc
 // Open opens name: an existing file is an image or a manifest (told apart
 // by content), a registry reference (HOST/REPO:TAG) the sidecar of the
 // image it names, anything else a role of opts.Fleet.
-func Open(ctx context.Context, name string, opts Options) (*Source, error) {
+func Open(ctx context.Context, name string, opts Options) (*Operand, error) {
 	fi, err := os.Stat(name)
 	if name != "-" && err != nil && artifact.IsRef(name) {
 		return OpenRef(ctx, name, opts.Registry)
@@ -164,7 +166,7 @@ func Open(ctx context.Context, name string, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
+	return &Operand{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
 }
 
 // NoFleetError says that name is no file and that the fleet that could
@@ -211,7 +213,7 @@ func isJSON(name string) bool {
 
 // OpenRef reads the sidecar manifest of the image a registry reference
 // names, without its layers. Its Kind is Manifest.
-func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Source, error) {
+func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Operand, error) {
 	if c == nil {
 		c = &artifact.Client{}
 	}
@@ -219,14 +221,14 @@ func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Source, erro
 	if err != nil {
 		return nil, err
 	}
-	src := &Source{Kind: Manifest, Name: ref}
+	src := &Operand{Kind: Manifest, Name: ref}
 	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	return src, nil
 }
 
-func openManifest(name string) (*Source, error) {
+func openManifest(name string) (*Operand, error) {
 	if err := image.Settle(name); err != nil { // a sidecar an interrupted build was replacing
 		return nil, err
 	}
@@ -234,7 +236,7 @@ func openManifest(name string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := &Source{Kind: Manifest, Name: name}
+	src := &Operand{Kind: Manifest, Name: name}
 	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -243,7 +245,7 @@ func openManifest(name string) (*Source, error) {
 
 // useManifest takes s's tree from a manifest, plan or sidecar document:
 // its entries as chunks when olimage wrote it, else decoded.
-func (s *Source) useManifest(data []byte) error {
+func (s *Operand) useManifest(data []byte) error {
 	schema, head, body, err := manifest.Head(data)
 	if err != nil {
 		return fmt.Errorf("not a manifest: %w", err)
@@ -263,8 +265,8 @@ func (s *Source) useManifest(data []byte) error {
 	return err
 }
 
-// LoadTree returns the source's tree, decoding its manifest if need be.
-func (s *Source) LoadTree() (*tree.Tree, error) {
+// LoadTree returns the operand's tree, decoding its manifest if need be.
+func (s *Operand) LoadTree() (*tree.Tree, error) {
 	if s.Tree != nil || s.Body == nil {
 		return s.Tree, nil
 	}
@@ -316,7 +318,7 @@ func parseManifest(data []byte) (*manifest.Manifest, *tree.Tree, error) {
 }
 
 // OpenImage opens an image file and reads its tree as read says.
-func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
+func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 	img, err := image.Open(name)
 	if err != nil {
 		return nil, err
@@ -326,7 +328,7 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 		img.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s := &Source{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
+	s := &Operand{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
 	if read == FromManifest {
 		if data, err := s.manifestBytes(); err == nil && s.useManifest(data) == nil {
 			return s, nil
@@ -350,18 +352,18 @@ func OpenImage(ctx context.Context, name string, read Read) (*Source, error) {
 	return s, nil
 }
 
-// HashedTree reads an image source's tree from its file system, hashing
+// HashedTree reads an image operand's tree from its file system, hashing
 // every file, without opening the image again (which stdin cannot be).
-func (s *Source) HashedTree(ctx context.Context) (*tree.Tree, error) {
+func (s *Operand) HashedTree(ctx context.Context) (*tree.Tree, error) {
 	return s.fsTree(ctx, true)
 }
 
 // ListedTree is HashedTree without the hashing: every entry's metadata.
-func (s *Source) ListedTree(ctx context.Context) (*tree.Tree, error) {
+func (s *Operand) ListedTree(ctx context.Context) (*tree.Tree, error) {
 	return s.fsTree(ctx, false)
 }
 
-func (s *Source) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
+func (s *Operand) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
 	if s.FS == nil {
 		return nil, errors.New("not an image")
 	}
@@ -373,7 +375,7 @@ func (s *Source) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
 }
 
 // embedded reads the manifest inside an image.
-func (s *Source) embedded() (*manifest.Manifest, *tree.Tree, error) {
+func (s *Operand) embedded() (*manifest.Manifest, *tree.Tree, error) {
 	data, err := s.manifestBytes()
 	if err != nil {
 		return nil, nil, err
@@ -384,7 +386,7 @@ func (s *Source) embedded() (*manifest.Manifest, *tree.Tree, error) {
 // manifestBytes reads the manifest file inside an image: mapped straight
 // from the image when it lies in one run of blocks (as olimage writes it),
 // which saves copying tens of megabytes of a large tree's manifest.
-func (s *Source) manifestBytes() ([]byte, error) {
+func (s *Operand) manifestBytes() ([]byte, error) {
 	if off, n, ok, err := s.FS.Contiguous(manifest.Path); err == nil && ok {
 		if data, unmap, ok := s.File.Map(off, n); ok {
 			s.closers = append(s.closers, unmap)
@@ -397,7 +399,7 @@ func (s *Source) manifestBytes() ([]byte, error) {
 // EmbeddedHead returns the fields of the manifest inside an image that
 // come before its entries (role, fleet, digests, inputs), decoding none of
 // the entries: what a summary needs, at a small cost however large the tree.
-func (s *Source) EmbeddedHead() (*manifest.Manifest, error) {
+func (s *Operand) EmbeddedHead() (*manifest.Manifest, error) {
 	if s.FS == nil {
 		return nil, errors.New("not an image")
 	}
@@ -415,9 +417,9 @@ func (s *Source) EmbeddedHead() (*manifest.Manifest, error) {
 	return head, nil
 }
 
-// EmbeddedManifest returns the manifest inside an image source with its
+// EmbeddedManifest returns the manifest inside an image operand with its
 // entries as a tree, read once and kept.
-func (s *Source) EmbeddedManifest() (*manifest.Manifest, *tree.Tree, error) {
+func (s *Operand) EmbeddedManifest() (*manifest.Manifest, *tree.Tree, error) {
 	if s.FS == nil {
 		return nil, nil, errors.New("not an image")
 	}

@@ -1,4 +1,4 @@
-package source_test
+package operand_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/internal/testimage"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/source"
+	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -25,9 +25,9 @@ var files = map[string]string{
 	"etc/app/nested/x.y": "x\n",
 }
 
-func open(t *testing.T, name string, opts source.Options) *source.Source {
+func open(t *testing.T, name string, opts operand.Options) *operand.Operand {
 	t.Helper()
-	s, err := source.Open(context.Background(), name, opts)
+	s, err := operand.Open(context.Background(), name, opts)
 	if err != nil {
 		t.Fatalf("open %s: %v", name, err)
 	}
@@ -35,7 +35,7 @@ func open(t *testing.T, name string, opts source.Options) *source.Source {
 	return s
 }
 
-func loadTree(t *testing.T, s *source.Source) *tree.Tree {
+func loadTree(t *testing.T, s *operand.Operand) *tree.Tree {
 	t.Helper()
 	tr, err := s.LoadTree()
 	if err != nil || tr == nil {
@@ -63,8 +63,8 @@ func TestOpenKinds(t *testing.T) {
 	dir := testimage.Fleet(t, files)
 	res := testimage.Build(t, dir, builder.Options{})
 
-	img := open(t, res.Image, source.Options{})
-	if img.Kind != source.Image || img.FS == nil || img.Tree == nil {
+	img := open(t, res.Image, operand.Options{})
+	if img.Kind != operand.Image || img.FS == nil || img.Tree == nil {
 		t.Fatalf("image: kind %q, fs %v, tree %v", img.Kind, img.FS != nil, img.Tree != nil)
 	}
 	for _, e := range img.Tree.Entries {
@@ -76,14 +76,14 @@ func TestOpenKinds(t *testing.T) {
 		t.Fatalf("image tree: data.txt %v, want it with its digest", e)
 	}
 
-	side := open(t, res.Manifest, source.Options{})
-	if side.Kind != source.Manifest || side.Manifest == nil || side.Manifest.Role != testimage.Role {
+	side := open(t, res.Manifest, operand.Options{})
+	if side.Kind != operand.Manifest || side.Manifest == nil || side.Manifest.Role != testimage.Role {
 		t.Fatalf("sidecar: kind %q, manifest %+v", side.Kind, side.Manifest)
 	}
 	sameTree(t, "sidecar against image", loadTree(t, side), img.Tree)
 
-	role := open(t, testimage.Role, source.Options{Fleet: dir})
-	if role.Kind != source.Role {
+	role := open(t, testimage.Role, operand.Options{Fleet: dir})
+	if role.Kind != operand.Role {
 		t.Fatalf("role: kind %q", role.Kind)
 	}
 	sameTree(t, "role against image", role.Tree, img.Tree)
@@ -103,11 +103,11 @@ func TestOpenKinds(t *testing.T) {
 // decoded only when asked for; the result is the tree read from its files.
 func TestOpenFromManifest(t *testing.T) {
 	res := testimage.Build(t, testimage.Fleet(t, files), builder.Options{})
-	fast := open(t, res.Image, source.Options{Manifests: true})
+	fast := open(t, res.Image, operand.Options{Manifests: true})
 	if fast.Manifest == nil || fast.Manifest.TreeDigest != res.TreeDigest {
 		t.Fatalf("manifest head %+v, want tree %s", fast.Manifest, res.TreeDigest)
 	}
-	read, err := source.OpenImage(context.Background(), res.Image, source.Digests)
+	read, err := operand.OpenImage(context.Background(), res.Image, operand.Digests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestOpenFromManifest(t *testing.T) {
 	sameTree(t, "manifest against files", loadTree(t, fast), read.Tree)
 
 	// Listing reads metadata only: no digests.
-	list, err := source.OpenImage(context.Background(), res.Image, source.Listing)
+	list, err := operand.OpenImage(context.Background(), res.Image, operand.Listing)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestOpenFromManifest(t *testing.T) {
 // say) is read from its files when Manifests asks for the manifest.
 func TestOpenFromManifestFallsBack(t *testing.T) {
 	res := testimage.Build(t, testimage.Fleet(t, files), builder.Options{})
-	want, err := source.OpenImage(context.Background(), res.Image, source.Digests)
+	want, err := operand.OpenImage(context.Background(), res.Image, operand.Digests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestOpenFromManifestFallsBack(t *testing.T) {
 		t.Fatalf("manifest not in one run of blocks: %v", err)
 	}
 	corrupt(t, res.Image, off, n)
-	s := open(t, res.Image, source.Options{Manifests: true})
+	s := open(t, res.Image, operand.Options{Manifests: true})
 	if s.Body != nil || s.Tree == nil {
 		t.Fatalf("a manifest that is not JSON was used (body %d bytes)", len(s.Body))
 	}
@@ -177,20 +177,20 @@ func TestOpenErrors(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, arg string
-		opts      source.Options
+		opts      operand.Options
 		is        error
 		want      string
 	}{
-		{"no such role", "ol-nothing", source.Options{Fleet: dir}, source.ErrUnknown, "has no such role"},
-		{"no fleet", "ol-nothing", source.Options{Fleet: filepath.Join(tmp, "none")}, source.ErrUnknown, "fleet does not load"},
-		{"missing file", filepath.Join(tmp, "gone.img"), source.Options{Fleet: dir}, fs.ErrNotExist, "gone.img"},
-		{"missing file without a slash", "gone.img", source.Options{Fleet: dir}, fs.ErrNotExist, "gone.img"},
-		{"other schema", write("other.json", `{"schema": "olimage.nothing/v9", "entries": []}`), source.Options{}, nil, `schema "olimage.nothing/v9"`},
-		{"broken json", write("broken.json", `{"schema": `), source.Options{}, nil, "broken.json: not a manifest"},
-		{"not ext4", write("zeros.img", strings.Repeat("\x00", 8192)), source.Options{}, nil, "zeros.img"},
+		{"no such role", "ol-nothing", operand.Options{Fleet: dir}, operand.ErrUnknown, "has no such role"},
+		{"no fleet", "ol-nothing", operand.Options{Fleet: filepath.Join(tmp, "none")}, operand.ErrUnknown, "fleet does not load"},
+		{"missing file", filepath.Join(tmp, "gone.img"), operand.Options{Fleet: dir}, fs.ErrNotExist, "gone.img"},
+		{"missing file without a slash", "gone.img", operand.Options{Fleet: dir}, fs.ErrNotExist, "gone.img"},
+		{"other schema", write("other.json", `{"schema": "olimage.nothing/v9", "entries": []}`), operand.Options{}, nil, `schema "olimage.nothing/v9"`},
+		{"broken json", write("broken.json", `{"schema": `), operand.Options{}, nil, "broken.json: not a manifest"},
+		{"not ext4", write("zeros.img", strings.Repeat("\x00", 8192)), operand.Options{}, nil, "zeros.img"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := source.Open(context.Background(), tc.arg, tc.opts)
+			s, err := operand.Open(context.Background(), tc.arg, tc.opts)
 			if err == nil {
 				s.Close()
 				t.Fatalf("opened %s as %s", tc.arg, s.Kind)
@@ -210,7 +210,7 @@ func TestLooksLikeFile(t *testing.T) {
 		"ol-web": false, "ol-web.img": true, "out/ol-web": true, "a.img.zst": true,
 		"m.json": true, "disk.raw": true, "x.gz": true, "ol.web": false,
 	} {
-		if got := source.LooksLikeFile(name); got != want {
+		if got := operand.LooksLikeFile(name); got != want {
 			t.Errorf("%s: got %v, want %v", name, got, want)
 		}
 	}
@@ -225,7 +225,7 @@ func TestIsImage(t *testing.T) {
 		res.Image + ".not-there": false,
 		"-":                      true, // stdin
 	} {
-		if got := source.IsImage(name); got != want {
+		if got := operand.IsImage(name); got != want {
 			t.Errorf("%s: got %v, want %v", name, got, want)
 		}
 	}
