@@ -284,16 +284,20 @@ func active1(base spec) spec {
 }
 
 // active2 is base (distro plus volume v2) after activating v1, then v2.
-func active2(base spec) spec {
+func active2(base spec) spec { return active2At(base, "/1", v1.uuid) }
+
+// active2At is base after activating v2 mounted at mount, from an image
+// nginx (whose activation moved the distro's nginx.conf aside) active.
+func active2At(base spec, mount, nginx string) spec {
 	return edit(base,
-		"etc/nginx/nginx.conf>"+bk(v1.uuid, "etc/nginx/nginx.conf"),
+		"etc/nginx/nginx.conf>"+bk(nginx, "etc/nginx/nginx.conf"),
 		"etc/systemd/system/ol.service>"+bk(v2.uuid, "etc/systemd/system/ol.service"),
-		"etc/cron.d/openlibrary=link:/1/etc/cron.d/openlibrary",
-		"etc/nginx/nginx.conf=link:/1/etc/nginx/nginx.conf",
-		"etc/systemd/system/ol.service=file:"+writtenHeader("/1/etc/systemd/system/ol.service")+"ol unit v2\n",
-		"etc/systemd/system/ol.service.d/olimage.conf=file:"+dropIn("/1"),
-		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
-		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/bbb",
+		"etc/cron.d/openlibrary=link:"+mount+"/etc/cron.d/openlibrary",
+		"etc/nginx/nginx.conf=link:"+mount+"/etc/nginx/nginx.conf",
+		"etc/systemd/system/ol.service=file:"+writtenHeader(mount+"/etc/systemd/system/ol.service")+"ol unit v2\n",
+		"etc/systemd/system/ol.service.d/olimage.conf=file:"+dropIn(mount),
+		"opt/openlibrary/deploys=link:"+mount+"/opt/openlibrary/deploys",
+		"opt/openlibrary/olsystem=link:"+mount+"/opt/openlibrary/deploys/olsystem/bbb",
 		JournalFile+"=file:*",
 	)
 }
@@ -426,17 +430,7 @@ func TestSwitchMount(t *testing.T) {
 	base := snapshot(t, root)
 	activate(t, root, Options{})
 	activate(t, root, Options{Volume: "/2"})
-	want := edit(base,
-		"etc/nginx/nginx.conf>"+bk(v2.uuid, "etc/nginx/nginx.conf"),
-		"etc/systemd/system/ol.service>"+bk(v2.uuid, "etc/systemd/system/ol.service"),
-		"etc/cron.d/openlibrary=link:/2/etc/cron.d/openlibrary",
-		"etc/nginx/nginx.conf=link:/2/etc/nginx/nginx.conf",
-		"etc/systemd/system/ol.service=file:"+writtenHeader("/2/etc/systemd/system/ol.service")+"ol unit v2\n",
-		"etc/systemd/system/ol.service.d/olimage.conf=file:"+dropIn("/2"),
-		"opt/openlibrary/deploys=link:/2/opt/openlibrary/deploys",
-		"opt/openlibrary/olsystem=link:/2/opt/openlibrary/deploys/olsystem/bbb",
-		JournalFile+"=file:*",
-	)
+	want := active2At(base, "/2", v2.uuid)
 	check(t, root, want, "after activating /2")
 	st, err := ReadStatus(Options{Root: root, Volume: "/2"})
 	if err != nil || !st.OK() {
