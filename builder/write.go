@@ -294,9 +294,11 @@ func (p *pending) abort() {
 	}
 }
 
-// stream is the sink the ext4 writer writes into: it reports progress,
-// stops on cancellation, and on a raw image file turns zero runs into
-// holes.
+// stream is the sink of DESIGN's data flow ("block stream --sink--> .img |
+// .img.zst | GPT disk | qcow2 | stdout"): the io.Writer ext4's
+// Layout.WriteTo writes into, in front of the image file, its compressor or
+// stdout. It reports progress, stops on cancellation, and on a raw image
+// file turns zero runs into holes.
 type stream struct {
 	w        io.Writer
 	file     *os.File // set for raw image files: zeros become holes

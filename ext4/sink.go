@@ -27,9 +27,13 @@ type sinkJob struct {
 	zeros int64
 }
 
-// sink streams the image. When the output can skip (Skipper or a working
-// io.Seeker), all-zero blocks become skips so a raw image file stays
-// sparse. It keeps the first error and does nothing after it.
+// sink is the writer's end of DESIGN's "block stream": it buffers the
+// image's blocks, hashes them and hands them in order to the io.Writer
+// WriteTo was given. That io.Writer is the sink of DESIGN's data flow (the
+// image file, its compressor or stdout; builder's stream), not this type.
+// When the output can skip (Skipper or a working io.Seeker), all-zero
+// blocks become skips so a raw image file stays sparse. It keeps the first
+// error and does nothing after it.
 type sink struct {
 	w      io.Writer
 	skip   func(int64) error // nil: zeros are written
