@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -56,10 +57,21 @@ type File struct {
 	off       int64
 	f         *os.File
 	tmp       *os.File
+
+	read  atomic.Int64     // bytes read so far, for watch
+	watch func(read int64) // see Watch
 }
 
+// Watch makes every later read call fn with the bytes read so far, for
+// showing progress on long reads. Reads may run at once on several
+// goroutines, and so may fn. Call it before reading starts.
+func (f *File) Watch(fn func(read int64)) { f.watch = fn }
+
 // ReadAt reads the file system's bytes.
-func (f *File) ReadAt(p []byte, off int64) (int, error) {
+func (f *File) ReadAt(p []byte, off int64) (n int, err error) {
+	if f.watch != nil {
+		defer func() { f.watch(f.read.Add(int64(n))) }()
+	}
 	if off >= f.Size {
 		return 0, io.EOF
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
@@ -329,6 +330,15 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	s := &Operand{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
+	info := fs.Info()
+	used := int64(info.Blocks-min(info.FreeBlocks, info.Blocks)) * int64(info.BlockSize)
+	trace.Notef(ctx, "%s: %s", name, describeImage(img, used))
+	if reads := trace.ReadsOf(ctx); reads != nil {
+		// A full read covers the blocks in use, metadata included.
+		if fn := reads(name, used); fn != nil {
+			img.Watch(fn)
+		}
+	}
 	if read == FromManifest {
 		if data, err := s.manifestBytes(); err == nil && s.useManifest(data) == nil {
 			return s, nil
@@ -350,6 +360,18 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// describeImage says what kind of image img is, for -v.
+func describeImage(img *image.File, used int64) string {
+	s := string(img.Format) + " ext4"
+	if img.Format == image.Zstd || img.Format == image.Gzip {
+		s = string(img.Format) + "-compressed ext4, decompressed to a temporary file"
+	}
+	if img.Partition > 0 {
+		s += fmt.Sprintf(" in GPT partition %d", img.Partition)
+	}
+	return s + fmt.Sprintf(", file system of %d bytes, %d in use", img.Size, used)
 }
 
 // HashedTree reads an image operand's tree from its file system, hashing

@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/sshsig"
 	"github.com/internetarchive/olimage/verity"
@@ -91,6 +93,12 @@ func against(ctx context.Context, path string, t Trust, stopped *bool) ([]Findin
 		return nil, err
 	}
 	defer closeImage()
+	if reads := trace.ReadsOf(ctx); reads != nil {
+		// Digests of the whole image read every byte of it.
+		if fn := reads(path, size); fn != nil {
+			r.ReaderAt = &watched{r: r.ReaderAt, fn: fn}
+		}
+	}
 
 	var want *verity.Params
 	switch {
@@ -178,6 +186,19 @@ func openData(path string) (data, int64, func(), error) {
 		return data{}, 0, nil, err
 	}
 	return data{ReaderAt: f, raw: true, device: fi.Mode()&os.ModeDevice != 0}, size, func() { f.Close() }, nil
+}
+
+// watched calls fn with the bytes read so far after each read of r.
+type watched struct {
+	r    io.ReaderAt
+	fn   func(read int64)
+	read atomic.Int64
+}
+
+func (w *watched) ReadAt(p []byte, off int64) (int, error) {
+	n, err := w.r.ReadAt(p, off)
+	w.fn(w.read.Add(int64(n)))
+	return n, err
 }
 
 // superblockParams reads the dm-verity superblock after the file system

@@ -82,7 +82,7 @@ the images built and the roles that failed, with their errors.`,
 	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst, .gpt.img, .qcow2), or - for stdout")
 	cmd.Flags().StringVar(&opts.compress, "compress", string(image.Raw), "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
-	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
+	addProgressFlag(cmd, &opts.progress)
 	cmd.Flags().BoolVar(&opts.verity, "verity", false, "append the dm-verity hash tree after the file system (as a role's image: {verity: true})")
 	cmd.Flags().BoolVar(&opts.sha256, "sha256", false, "also compute the raw image's sha256 (hashes the whole declared size)")
 	return cmd

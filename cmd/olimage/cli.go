@@ -52,6 +52,13 @@ type env struct {
 	tmpdir string // --tmpdir: where compressed archives are spooled
 }
 
+// withContext returns a copy of e that runs with ctx.
+func (e *env) withContext(ctx context.Context) *env {
+	c := *e
+	c.ctx = ctx
+	return &c
+}
+
 // loadFleet loads the fleet named by --fleet.
 func (e *env) loadFleet() (*roles.Fleet, error) {
 	f, err := roles.LoadContext(e.ctx, e.fleet)

@@ -25,6 +25,7 @@ type diffOptions struct {
 	content     bool
 	times       bool
 	paths       []string
+	progress    bool
 }
 
 func newDiffCmd(e *env) *cobra.Command {
@@ -70,6 +71,7 @@ EXIT STATUS
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.noManifests, "no-manifests", false, "read both sides' content even when they carry manifests")
 	cmd.Flags().StringArrayVar(&opts.paths, "path", nil, "only paths at or below this path or matching this glob (repeatable)")
+	addProgressFlag(cmd, &opts.progress)
 	return cmd
 }
 
@@ -85,6 +87,9 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 	// except for --json, which gives each side's tree digest: that needs
 	// every file's sha256.
 	listOnly := (opts.content || opts.noManifests) && !opts.json
+	ctx, stop := newProgress(e.stderr, opts.progress && !opts.json && !e.quiet).reads(e.ctx)
+	defer stop()
+	e = e.withContext(ctx)
 	sa, sb, err := openPair(e, a, b, !opts.content && !opts.noManifests, listOnly, registryClient(opts.insecure))
 	if err != nil {
 		return err
@@ -111,6 +116,7 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		}
 		changes, err = diff.Trees(e.ctx, sa.Tree, sb.Tree, dopts)
 	}
+	stop()
 	if err != nil {
 		return err
 	}

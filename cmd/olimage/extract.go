@@ -10,7 +10,10 @@ import (
 	"github.com/internetarchive/olimage/operand"
 )
 
-type extractOptions struct{ follow bool }
+type extractOptions struct {
+	follow   bool
+	progress bool
+}
 
 func newExtractCmd(e *env) *cobra.Command {
 	var opts extractOptions
@@ -43,11 +46,14 @@ IMAGE - reads the image from stdin.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.follow, "dereference", "L", false, "follow symlinks in PATH inside the image")
+	addProgressFlag(cmd, &opts.progress)
 	return cmd
 }
 
 func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) error {
-	src, err := operand.OpenImage(e.ctx, img, operand.Listing)
+	ctx, stop := newProgress(e.stderr, opts.progress && !e.quiet).reads(e.ctx)
+	defer stop()
+	src, err := operand.OpenImage(ctx, img, operand.Listing)
 	if err != nil {
 		return err
 	}
@@ -64,7 +70,8 @@ func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) 
 	if p != "" && src.Tree.Get(p) == nil {
 		return fmt.Errorf("%s: %s: not in the image", img, p)
 	}
-	res, err := extract.Tree(e.ctx, src.Tree, p, dir)
+	res, err := extract.Tree(ctx, src.Tree, p, dir)
+	stop()
 	if err != nil {
 		return fmt.Errorf("extracting %s into %s: %w", img, dir, err)
 	}

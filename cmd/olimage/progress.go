@@ -1,18 +1,37 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/internetarchive/olimage/internal/trace"
 )
 
 // plainEvery is how often progress is printed as plain lines when stderr
 // is not a terminal (a CI log): often enough to show life, rarely enough
-// to keep the log short. Tests set it to 0.
-var plainEvery = 10 * time.Second
+// to keep the log short. $OLIMAGE_PROGRESS_EVERY (a Go duration, for tests
+// of the CLI as a program) sets it; tests in process set it to 0.
+var plainEvery = progressEvery(os.Getenv("OLIMAGE_PROGRESS_EVERY"), 10*time.Second)
+
+func progressEvery(env string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(env); err == nil && d >= 0 {
+		return d
+	}
+	return def
+}
+
+// addProgressFlag adds --progress to a command that does long work.
+func addProgressFlag(cmd *cobra.Command, on *bool) {
+	cmd.Flags().BoolVar(on, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
+}
 
 // progress shows how far long work (images being built, pulled, pushed)
 // has come, with rate and time left: one line redrawn on a terminal,
@@ -62,6 +81,33 @@ func (p *progress) update(name string) func(done, total int64) {
 		}
 		p.last = time.Now()
 		p.draw()
+	}
+}
+
+// reads returns ctx under which every image opened for reading shows how
+// far its reading has come, as a task named for the image, and the
+// function that ends those tasks, to call before printing results.
+func (p *progress) reads(ctx context.Context) (context.Context, func()) {
+	if !p.on {
+		return ctx, func() {}
+	}
+	var mu sync.Mutex
+	var names []string
+	ctx = trace.WithReads(ctx, func(name string, total int64) func(int64) {
+		mu.Lock()
+		names = append(names, name)
+		mu.Unlock()
+		up := p.update(name)
+		// Metadata read twice can take the count past the blocks in use.
+		return func(read int64) { up(min(read, total), total) }
+	})
+	return ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range names {
+			p.done(n)
+		}
+		names = nil
 	}
 }
 

@@ -51,7 +51,7 @@ Credentials and --insecure as for push.`,
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 4, "chunks to download at once")
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.pull/v1)")
-	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
+	addProgressFlag(cmd, &opts.progress)
 	return cmd
 }
 

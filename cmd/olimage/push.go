@@ -56,7 +56,7 @@ plain HTTP, and only to a registry on this machine.`,
 	cmd.Flags().IntVar(&opts.chunk, "chunk", artifact.DefaultChunk>>20, "MiB of raw image per layer")
 	addInsecure(cmd, &opts.insecure)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.push/v1)")
-	cmd.Flags().BoolVar(&opts.progress, "progress", true, "show progress on stderr: a line redrawn on a terminal, else a plain line every 10s")
+	addProgressFlag(cmd, &opts.progress)
 	return cmd
 }
 

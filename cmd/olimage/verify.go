@@ -23,6 +23,7 @@ type verifyOptions struct {
 	sidecar        string
 	signature      string
 	expectRootHash string
+	progress       bool
 }
 
 func newVerifyCmd(e *env) *cobra.Command {
@@ -69,6 +70,7 @@ Each failure is a finding naming what failed: the signature file, dm-verity
 	cmd.Flags().StringVar(&opts.sidecar, "sidecar", "", "sidecar to check the image against (default IMAGE.manifest.json when it exists)")
 	cmd.Flags().StringVar(&opts.signature, "signature", "", "the sidecar's signature (default SIDECAR.sig)")
 	cmd.Flags().StringVar(&opts.expectRootHash, "expect-root-hash", "", "dm-verity root hash (hex) the image must have")
+	addProgressFlag(cmd, &opts.progress)
 	return cmd
 }
 
@@ -126,27 +128,31 @@ func runVerify(e *env, opts verifyOptions, img string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := newProgress(e.stderr, opts.progress && !opts.json && !e.quiet).reads(e.ctx)
+	defer stop()
 	var first []verify.Finding
 	if trust != nil {
 		var stopped bool
-		if first, stopped, err = verify.Against(e.ctx, img, *trust); err != nil {
+		if first, stopped, err = verify.Against(ctx, img, *trust); err != nil {
 			return err
 		}
 		if stopped {
 			// Without a sidecar that verifies, there is nothing to
 			// check the image against.
+			stop()
 			return printVerify(out, opts, &verify.Report{Image: img, Findings: first}, img, true)
 		}
 	}
-	src, err := operand.OpenImage(e.ctx, img, operand.NoTree)
+	src, err := operand.OpenImage(ctx, img, operand.NoTree)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	rep, err := verify.Image(e.ctx, src)
+	rep, err := verify.Image(ctx, src)
 	if err != nil {
 		return err
 	}
+	stop()
 	rep.Findings = append(first, rep.Findings...)
 	return printVerify(out, opts, rep, img, false)
 }
