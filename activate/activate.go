@@ -386,15 +386,28 @@ func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
 	for _, g := range goals {
 		want[g.Path] = g
 	}
+	plan, linked, err := r.planUndo(want)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := r.planGoals(goals, linked, img)
+	if err != nil {
+		return nil, err
+	}
+	plan = append(plan, steps...)
+	return append(plan, r.planRmdirs(want)...), nil
+}
+
+// planUndo plans what goes first: our links and files that are gone,
+// wrong or no longer wanted, with the originals they replaced. It returns
+// the links and files already in place as wanted (path to target).
+func (r *run) planUndo(want map[string]goal) (plan []Change, linked map[string]string, err error) {
 	v := r.v
-	var plan []Change
 	add := func(c Change) {
 		v.apply(c)
 		plan = append(plan, c)
 	}
-	// Our links and files that are gone, wrong or no longer wanted go
-	// first, with the originals they replaced.
-	linked := map[string]string{}
+	linked = map[string]string{}
 	for i := len(r.j.Actions) - 1; i >= 0; i-- {
 		act := r.j.Actions[i]
 		if act.Op != OpLink && act.Op != OpWrite {
@@ -402,7 +415,7 @@ func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
 		}
 		n, err := v.lstat(act.Path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		g, wanted := want[act.Path]
 		inPlace := act.Op == OpLink && n.kind == kindSymlink && n.text == act.Target ||
@@ -413,9 +426,9 @@ func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
 		}
 		if !inPlace && n.kind != kindAbsent {
 			if act.Op == OpWrite {
-				return nil, fmt.Errorf("/%s: %w: olimage wrote this file, now it is %s or was changed; move it away and run again", act.Path, ErrConflict, n.describe())
+				return nil, nil, fmt.Errorf("/%s: %w: olimage wrote this file, now it is %s or was changed; move it away and run again", act.Path, ErrConflict, n.describe())
 			}
-			return nil, fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", act.Path, ErrConflict, act.Target, n.describe())
+			return nil, nil, fmt.Errorf("/%s: %w: olimage linked it to %s, now it is %s; move it away and run again", act.Path, ErrConflict, act.Target, n.describe())
 		}
 		if act.Op == OpWrite {
 			add(Change{Op: OpRemove, Path: act.Path, Content: act.Content})
@@ -434,82 +447,102 @@ func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
 			add(Change{Op: OpRestore, Path: act.Path, Backup: act.Backup})
 		}
 	}
-	// Then the plan's links, in order.
+	return plan, linked, nil
+}
+
+// planGoals plans the goals' links and files, in order. What refuses one
+// goal does not stop the others from being checked: the refusals come
+// back together.
+func (r *run) planGoals(goals []goal, linked map[string]string, img *ImageRef) ([]Change, error) {
 	backups := map[string]bool{}
 	for _, act := range r.j.Actions {
 		if act.Op == OpMove {
 			backups[act.Backup] = true
 		}
 	}
+	var plan []Change
 	var errs []error
 	for _, l := range goals {
 		if _, ok := linked[l.Path]; ok {
 			plan = append(plan, Change{Op: OpKeep, Path: l.Path, Target: l.Target})
 			continue
 		}
-		var steps []Change
-		ok := true
-		parts := splitPath(l.Path)
-		for i := 1; i < len(parts); i++ {
-			p := strings.Join(parts[:i], "/")
-			n, err := v.lstat(p)
-			if err != nil {
-				return nil, err
-			}
-			switch n.kind {
-			case kindDir:
-				continue
-			case kindAbsent:
-				c := Change{Op: OpMkdir, Path: p}
-				v.apply(c)
-				steps = append(steps, c)
-				continue
-			case kindSymlink:
-				who := "olimage did not make it"
-				if _, ours := linked[p]; ours {
-					who = "olimage made it for another link"
-				}
-				errs = append(errs, fmt.Errorf("/%s: %w: /%s is a symlink to %s (%s); olimage never links through a symlink", l.Path, ErrUnsafe, p, n.text, who))
-			default:
-				errs = append(errs, fmt.Errorf("/%s: %w: /%s is %s, not a directory", l.Path, ErrUnsafe, p, n.describe()))
-			}
-			ok = false
-			break
-		}
-		if !ok {
-			continue
-		}
-		n, err := v.lstat(l.Path)
+		steps, refused, err := r.planGoal(l, linked, backups, img)
 		if err != nil {
 			return nil, err
 		}
-		if n.kind != kindAbsent && r.j.find(OpMove, l.Path) >= 0 && !r.j.placed(l.Path) {
-			k := r.j.find(OpMove, l.Path)
-			errs = append(errs, fmt.Errorf("/%s: %w: its original is kept at /%s, and the path is taken again by %s; move it away and run again", l.Path, ErrConflict, r.j.Actions[k].Backup, n.describe()))
+		if refused != nil {
+			errs = append(errs, refused)
 			continue
 		}
-		if n.kind != kindAbsent {
-			b := path.Join(BackupDir, img.ID(), l.Path)
-			for k := 1; backups[b] || exists(filepath.Join(r.opts.Root, b)); k++ {
-				b = fmt.Sprintf("%s.%d", path.Join(BackupDir, img.ID(), l.Path), k)
-			}
-			backups[b] = true
-			c := Change{Op: OpMove, Path: l.Path, Backup: b}
-			v.apply(c)
-			steps = append(steps, c)
-		}
-		c := Change{Op: OpLink, Path: l.Path, Target: l.Target}
-		if l.File {
-			c = Change{Op: OpWrite, Path: l.Path, Content: l.Content}
-		}
-		v.apply(c)
-		steps = append(steps, c)
 		plan = append(plan, steps...)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	// Last, directories olimage made that no link needs any more.
+	return plan, nil
+}
+
+// planGoal plans one goal: the directories its path needs, moving aside
+// what is in its place, then the link or file. refused says why the goal
+// cannot be placed; err is a failure to look at the root file system.
+func (r *run) planGoal(l goal, linked map[string]string, backups map[string]bool, img *ImageRef) (steps []Change, refused, err error) {
+	v := r.v
+	parts := splitPath(l.Path)
+	for i := 1; i < len(parts); i++ {
+		p := strings.Join(parts[:i], "/")
+		n, err := v.lstat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch n.kind {
+		case kindDir:
+			continue
+		case kindAbsent:
+			c := Change{Op: OpMkdir, Path: p}
+			v.apply(c)
+			steps = append(steps, c)
+			continue
+		case kindSymlink:
+			who := "olimage did not make it"
+			if _, ours := linked[p]; ours {
+				who = "olimage made it for another link"
+			}
+			return nil, fmt.Errorf("/%s: %w: /%s is a symlink to %s (%s); olimage never links through a symlink", l.Path, ErrUnsafe, p, n.text, who), nil
+		default:
+			return nil, fmt.Errorf("/%s: %w: /%s is %s, not a directory", l.Path, ErrUnsafe, p, n.describe()), nil
+		}
+	}
+	n, err := v.lstat(l.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n.kind != kindAbsent && r.j.find(OpMove, l.Path) >= 0 && !r.j.placed(l.Path) {
+		k := r.j.find(OpMove, l.Path)
+		return nil, fmt.Errorf("/%s: %w: its original is kept at /%s, and the path is taken again by %s; move it away and run again", l.Path, ErrConflict, r.j.Actions[k].Backup, n.describe()), nil
+	}
+	if n.kind != kindAbsent {
+		b := path.Join(BackupDir, img.ID(), l.Path)
+		for k := 1; backups[b] || exists(filepath.Join(r.opts.Root, b)); k++ {
+			b = fmt.Sprintf("%s.%d", path.Join(BackupDir, img.ID(), l.Path), k)
+		}
+		backups[b] = true
+		c := Change{Op: OpMove, Path: l.Path, Backup: b}
+		v.apply(c)
+		steps = append(steps, c)
+	}
+	c := Change{Op: OpLink, Path: l.Path, Target: l.Target}
+	if l.File {
+		c = Change{Op: OpWrite, Path: l.Path, Content: l.Content}
+	}
+	v.apply(c)
+	return append(steps, c), nil, nil
+}
+
+// planRmdirs plans, last, the removal of directories olimage made that no
+// link needs any more.
+func (r *run) planRmdirs(want map[string]goal) []Change {
+	var plan []Change
 	for i := len(r.j.Actions) - 1; i >= 0; i-- {
 		act := r.j.Actions[i]
 		if act.Op != OpMkdir {
@@ -523,10 +556,12 @@ func (r *run) planActivate(goals []goal, img *ImageRef) ([]Change, error) {
 			}
 		}
 		if !needed {
-			add(Change{Op: OpRmdir, Path: act.Path})
+			c := Change{Op: OpRmdir, Path: act.Path}
+			r.v.apply(c)
+			plan = append(plan, c)
 		}
 	}
-	return plan, nil
+	return plan
 }
 
 // execute carries out the plan, journaling each step before and after.
