@@ -25,7 +25,8 @@ const BrokenJournal = JournalFile + ".broken"
 // path, replacing the symlink into the volume mounted at opts.Volume
 // (or the file activate wrote) there; then the other symlinks into the
 // volume under /etc, at the top of /opt and inside a directory of deploys
-// there, and the files activate wrote under /etc (they start with
+// there, the links under /etc to the VM's copies of secrets (into
+// SecretsDir), and the files activate wrote under /etc (they start with
 // WrittenMark), are removed. Nothing else is touched:
 // directories activate made stay. Anything else at a path an original
 // goes back to refuses the whole recovery before anything changes.
@@ -185,6 +186,7 @@ func volumeLinks(root, prefix string) ([]Change, error) {
 			out = append(out, sub...)
 		}
 	}
+	secrets := "/" + SecretsDir + "/" // only activate links to the VM's secrets
 	err = filepath.WalkDir(filepath.Join(root, "etc"), func(p string, d fs.DirEntry, err error) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -202,6 +204,10 @@ func volumeLinks(root, prefix string) ([]Change, error) {
 		}
 		if err != nil || d.Type()&fs.ModeSymlink == 0 {
 			return err
+		}
+		if t, err := os.Readlink(p); err == nil && strings.HasPrefix(t, secrets) {
+			out = append(out, Change{Op: OpUnlink, Path: filepath.ToSlash(rel), Target: t})
+			return nil
 		}
 		return add(filepath.ToSlash(rel))
 	})

@@ -258,3 +258,29 @@ func TestSecretsLinkConfined(t *testing.T) {
 		check(t, root, before, "after a refusal")
 	}
 }
+
+// TestSecretsRecover: with the journal lost, recover removes the link
+// activate made to the VM's copy of a secret, and leaves the copy.
+func TestSecretsRecover(t *testing.T) {
+	testenv.RequireRoot(t, "a VM's copy of a secret, owned by root,")
+	const rel = "etc/openlibrary/secrets.yml"
+	root, _ := newRoot(t, v1)
+	editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) {
+		m.Activation.Secrets = []manifest.SecretPath{{Path: rel, Mode: "0600"}}
+	})
+	hostCopy(t, root, rel, 0, 0, 0o600)
+	base := snapshot(t, root)
+	activate(t, root, Options{})
+	if err := os.Remove(filepath.Join(root, JournalFile)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Recover(ctx, Options{Root: root})
+	if err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	if want := "unlink " + rel + " -> /etc/olimage/secrets/ol-web/" + rel; !slices.Contains(ops(rep), want) {
+		t.Errorf("recover steps lack %q:\n%s", want, strings.Join(ops(rep), "\n"))
+	}
+	// Directories activate made stay, as for every recovery.
+	check(t, root, edit(base, "etc/new/sub=dir", "opt/openlibrary=dir", "etc/openlibrary=dir"), "after recover")
+}

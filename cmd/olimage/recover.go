@@ -27,7 +27,8 @@ and deactivate refuse to run. recover puts the root back without it: every
 original kept under ROOT/var/lib/olimage/backup/IMAGE/PATH goes back to
 /PATH, replacing the symlink into the volume (--volume, default /1) that
 activate made there; then the other symlinks into the volume, at the top of
-/opt and anywhere under /etc, are removed. Nothing else is touched: the
+/opt and anywhere under /etc, and those under /etc to the VM's copies of
+secrets (/etc/olimage/secrets/...), are removed. Nothing else is touched: the
 directories activate made stay, and a path where something else is now
 found refuses the whole recovery before anything changes. The unreadable
 journal is kept as journal.json.broken; the next activate starts afresh.
