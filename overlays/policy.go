@@ -18,7 +18,11 @@ import (
 // returns every finding joined, each naming the overlay and the source
 // file the entry came from. validate and build refuse a role with any.
 func (res *Result) Policy(ctx context.Context) error {
-	fs, err := policy.Apply(ctx, res.r.fleet, res.Role.Policy, res.Tree.Entries, res.source)
+	var scans *policy.Scans
+	if res.r.shared != nil {
+		scans = &res.r.shared.scans
+	}
+	fs, err := policy.Apply(ctx, res.r.fleet, res.Role.Policy, res.Tree.Entries, res.source, scans)
 	if err != nil {
 		return err
 	}

@@ -7,13 +7,14 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
 
 // Shared reads each directory and tar source once for every role merged
-// with it, as build --all does: a base that nine roles list is walked
-// and hashed once, not nine times. A source is the same one when its
+// with it, as build --all does: a base that nine roles list is walked,
+// hashed and scanned by the content policy once, not nine times. A source is the same one when its
 // kind, path, overlay name, device, inode, size and modification time
 // are. Each role gets its own copy of the entries, which its merge
 // changes (rules, provenance). Close it after the last role is built:
@@ -23,6 +24,9 @@ type Shared struct {
 	r     *reader
 	items map[sharedKey]*sharedItem
 	reads int // sources read, for tests
+	// scans holds the content policy's scans of file content, which
+	// roles sharing a source would otherwise each repeat.
+	scans policy.Scans
 }
 
 type sharedKey struct {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"sync"
 
 	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/roles"
@@ -59,10 +60,43 @@ func (f Finding) Error() string {
 
 func (f Finding) Unwrap() error { return ErrPolicy }
 
+// Scans remembers what the secret detector found in content, by its
+// sha256, so that roles built together scan a file they share once. Safe
+// for concurrent use; the zero value is ready.
+type Scans struct {
+	mu   sync.Mutex
+	hits map[string][]Hit
+}
+
+// scan returns the hits in e's content, from s if it has them.
+func (s *Scans) scan(e *tree.Entry) ([]Hit, error) {
+	if s == nil || e.Digest == "" {
+		return scanContent(e.Content)
+	}
+	s.mu.Lock()
+	hits, ok := s.hits[e.Digest]
+	s.mu.Unlock()
+	if ok {
+		return hits, nil
+	}
+	hits, err := scanContent(e.Content)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.hits == nil {
+		s.hits = map[string][]Hit{}
+	}
+	s.hits[e.Digest] = hits
+	s.mu.Unlock()
+	return hits, nil
+}
+
 // Apply checks entries against p and returns every finding, in tree
 // order. source names where an entry came from, for the findings, and
-// says whether that is an inline entry of a role file.
-func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool)) ([]Finding, error) {
+// says whether that is an inline entry of a role file. scans, if not
+// nil, holds the content scans of earlier calls and takes this one's.
+func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool), scans *Scans) ([]Finding, error) {
 	var out []Finding
 	for i, e := range entries {
 		if i%256 == 0 {
@@ -101,7 +135,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 		if e.Content == nil {
 			continue
 		}
-		hits, err := scanContent(e.Content)
+		hits, err := scans.scan(e)
 		if err != nil {
 			return nil, fmt.Errorf("%s: reading it for the content policy: %w", e.Path, err)
 		}
