@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -16,7 +16,6 @@ import (
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -94,16 +93,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		return usageError{errors.New("build: name roles or give --all, not both")}
 	case !opts.all && len(names) == 0:
 		return usageError{errors.New("build: name the roles to build, or give --all")}
-	}
-	seen := map[string]bool{}
-	for _, name := range names {
-		// Two builds of one role would race to the same output file.
-		if seen[name] {
-			return usageError{fmt.Errorf("build: role %s named twice", name)}
-		}
-		seen[name] = true
-	}
-	if opts.jobs < 1 {
+	case opts.jobs < 1:
 		return usageError{fmt.Errorf("build: -j %d: want 1 or more", opts.jobs)}
 	}
 	f, ferr := e.loadFleet()
@@ -111,20 +101,25 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		return ferr
 	}
 	if opts.all {
-		names = f.RoleNames(false)
+		// Roles whose files have errors are listed too, to fail each
+		// on its own, not to vanish from the run.
+		names = append(f.RoleNames(false), brokenRoles(f, ferr)...)
+		sort.Strings(names)
 	}
 	if opts.output == "-" && isTerminal(e.stdout) {
 		return usageError{errors.New("build: -o - writes the image to stdout, which is a terminal; redirect it to a file or a pipe")}
 	}
-	single, err := outputIsFile(opts.output)
-	if err != nil {
+	if err := checkOutput(opts.output); err != nil {
 		return err
 	}
-	if single && len(names) != 1 {
-		return usageError{fmt.Errorf("build: -o %s takes one role, got %d", opts.output, len(names))}
+	if err := fleetWide(f, ferr); err != nil {
+		return err // olimage.yaml's errors concern every role
 	}
 	for _, name := range names {
-		_, r, err := e.role(name)
+		if opts.all {
+			break // each is built or fails on its own
+		}
+		r, err := roleIn(f, ferr, name)
 		if err != nil {
 			return err
 		}
@@ -132,63 +127,78 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			return abstractError(f, name)
 		}
 	}
-	if !single && opts.output != "" {
-		if err := os.MkdirAll(opts.output, 0o755); err != nil {
-			return fmt.Errorf("%w: %v", builder.ErrOutput, err)
-		}
-	}
 	bar := newProgress(e.stderr, opts.progress && !opts.json && !e.quiet)
 	out := e.stdout
 	if opts.output == "-" {
 		out = e.stderr // stdout carries the image
 	}
-	// Roles built in one run read a source they share once.
-	var shared *overlays.Shared
-	if len(names) > 1 {
-		shared = overlays.NewShared(e.ctx, f, e.tmpdir)
-		defer shared.Close()
-	}
-	results := make([]*builder.Result, len(names))
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, opts.jobs)
-	var mu sync.Mutex // one summary line at a time, as each role finishes
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			r := f.Roles[name]
-			results[i], errs[i] = builder.Build(e.ctx, f, r, builder.Options{
-				Output: opts.output, Compress: image.Format(opts.compress), Stdout: e.stdout,
-				Version: olimageVersion(), Progress: bar.update(name), Verity: opts.verity, SHA256: opts.sha256,
-				TmpDir: e.tmpdir, Shared: shared,
-			})
-			bar.done(name)
-			if !opts.json && results[i] != nil {
-				mu.Lock()
-				printResult(out, results[i])
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if opts.json {
-		doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}, PeakRSS: peakRSS()}
-		for i, r := range results {
-			if r != nil {
-				doc.Images = append(doc.Images, r)
-			}
-			if errs[i] != nil {
-				doc.Failed = append(doc.Failed, failedJSON{Role: names[i], Error: errs[i].Error()})
-			}
+	done := func(o builder.Outcome) {
+		bar.done(o.Role)
+		if !opts.json && o.Result != nil {
+			printResult(out, o.Result) // as soon as each role is built
 		}
+	}
+	outcomes, err := builder.BuildAll(e.ctx, f, names, builder.AllOptions{
+		Options: builder.Options{
+			Output: opts.output, Compress: image.Format(opts.compress), Stdout: e.stdout,
+			Version: olimageVersion(), Verity: opts.verity, SHA256: opts.sha256, TmpDir: e.tmpdir,
+		},
+		Jobs: opts.jobs, Started: bar.update, Done: done,
+	})
+	var ue *builder.UsageError
+	if errors.As(err, &ue) {
+		return usageError{fmt.Errorf("build: %w", err)}
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}}
+	for _, o := range outcomes {
+		if o.Result != nil {
+			doc.Images = append(doc.Images, o.Result)
+		}
+		if o.Err != nil {
+			errs = append(errs, o.Err)
+			doc.Failed = append(doc.Failed, failedJSON{Role: o.Role, Error: o.Err.Error()})
+		}
+	}
+	if opts.json {
+		doc.PeakRSS = peakRSS()
 		if err := manifest.WriteJSON(out, doc); err != nil {
 			return err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// brokenRoles lists the roles whose files had errors when f was loaded
+// (with error err), in name order.
+func brokenRoles(f *roles.Fleet, err error) []string {
+	seen := map[string]bool{}
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var re *roles.Error
+		if errors.As(err, &re) && filepath.Dir(re.Pos.File) == filepath.Join(f.Dir, "roles") {
+			name := strings.TrimSuffix(filepath.Base(re.Pos.File), ".yaml")
+			if f.Roles[name] == nil {
+				seen[name] = true
+			}
+		}
+	}
+	walk(err)
+	var names []string
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // buildJSON is build --json's document.
@@ -234,37 +244,29 @@ func abstractError(f *roles.Fleet, name string) error {
 	return hintError{err, "build a role that extends it: " + strings.Join(kids, ", ")}
 }
 
-// outputIsFile tells whether -o names one image file (or stdout) rather
-// than a directory, and refuses names that would surprise: a file name
-// with another extension would otherwise become a directory.
-func outputIsFile(out string) (bool, error) {
+// checkOutput refuses -o names that would surprise, with what to write
+// instead: a file name with another extension would otherwise become a
+// directory, and an image file needs its directory.
+func checkOutput(out string) error {
 	if out == "-" {
-		return true, nil
+		return nil
 	}
 	fi, err := os.Stat(out)
 	switch {
 	case err == nil && fi.IsDir(), strings.HasSuffix(out, "/"):
-		return false, nil
-	case isImageName(out):
+		return nil
+	case builder.IsImageFile(out):
 		dir := filepath.Dir(out)
 		if di, err := os.Stat(dir); err != nil || !di.IsDir() {
-			return true, hintError{usageError{fmt.Errorf("build: -o %s: directory %s does not exist", out, dir)}, "create it first (mkdir -p " + dir + "), or give an existing directory"}
+			return hintError{usageError{fmt.Errorf("build: -o %s: directory %s does not exist", out, dir)}, "create it first (mkdir -p " + dir + "), or give an existing directory"}
 		}
-		return true, nil
+		return nil
 	case err == nil:
-		return false, usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", out)}
+		return usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", out)}
 	case filepath.Ext(out) != "":
-		return false, hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img, .img.zst, .gpt.img or .qcow2", out)}, "for a directory of that name, write -o " + out + "/"}
+		return hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img, .img.zst, .gpt.img or .qcow2", out)}, "for a directory of that name, write -o " + out + "/"}
 	}
-	return false, nil
-}
-
-func isImageName(p string) bool {
-	fi, err := os.Stat(p)
-	if err == nil && fi.IsDir() {
-		return false
-	}
-	return strings.HasSuffix(p, ".img") || strings.HasSuffix(p, ".img.zst") || strings.HasSuffix(p, ".qcow2")
+	return nil
 }
 
 // printResult prints one image's summary line, as soon as it is built.

@@ -69,3 +69,39 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 		}
 	}
 }
+
+// build --all builds every role it can and reports a role whose file has
+// errors as failed, by name, rather than leaving it out.
+func TestBuildAllReportsBrokenRole(t *testing.T) {
+	dir := t.TempDir()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml":      "fleet: t\n",
+		"roles/a.yaml":      "overlays: [{name: base, dir: base}]\n",
+		"roles/b.yaml":      "overlays: [{name: base, dir: base}]\nimage: {labl: x}\n",
+		"roles/c.yaml":      "overlays: [{name: base, dir: base}]\n",
+		"base/etc/app.conf": "conf",
+	})
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-o", out, "--json")
+	if code == 0 {
+		t.Fatalf("build --all with a broken role: exit 0\n%s", stdout)
+	}
+	var doc struct {
+		Images []struct{ Role string }        `json:"images"`
+		Failed []struct{ Role, Error string } `json:"failed"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout, stderr)
+	}
+	if len(doc.Images) != 2 || doc.Images[0].Role != "a" || doc.Images[1].Role != "c" {
+		t.Errorf("images %+v, want a and c", doc.Images)
+	}
+	if len(doc.Failed) != 1 || doc.Failed[0].Role != "b" || !strings.Contains(doc.Failed[0].Error, "role \"b\" has errors") {
+		t.Errorf("failed %+v, want b with its errors", doc.Failed)
+	}
+	for _, name := range testfs.Names(t, out) {
+		if strings.HasSuffix(name, ".img") {
+			testenv.Fsck(t, filepath.Join(out, name))
+		}
+	}
+}

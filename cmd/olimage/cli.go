@@ -75,22 +75,33 @@ func (e *env) role(name string) (*roles.Fleet, *roles.Role, error) {
 	if f == nil {
 		return nil, nil, ferr
 	}
+	r, err := roleIn(f, ferr, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, r, nil
+}
+
+// roleIn returns role name of fleet f, loaded with error ferr: the role
+// must be free of errors, and so must the fleet as a whole (olimage.yaml,
+// the environment), though other roles may have some.
+func roleIn(f *roles.Fleet, ferr error, name string) (*roles.Role, error) {
 	r, err := f.Role(name)
 	if err != nil {
 		if errors.Is(err, roles.ErrNoRole) {
 			if near := roles.Closest(name, f.RoleNames(true)); near != "" {
-				return nil, nil, hintError{err, fmt.Sprintf("did you mean %s?", near)}
+				return nil, hintError{err, fmt.Sprintf("did you mean %s?", near)}
 			}
-			return nil, nil, hintError{err, "list the fleet's roles with olimage roles"}
+			return nil, hintError{err, "list the fleet's roles with olimage roles"}
 		}
-		return nil, nil, errors.Join(err, ferr)
+		return nil, errors.Join(err, ferr)
 	}
 	// Errors in olimage.yaml or the environment (epoch, fleet rules,
 	// defaults) concern every role.
 	if err := fleetWide(f, ferr); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return f, r, nil
+	return r, nil
 }
 
 // fleetWide returns the errors of err that are not about a role file.
