@@ -183,9 +183,10 @@ func ownerMode(s manifest.SecretPath, want, uid, gid, mode uint32) string {
 
 // hostSecret checks the VM's copy of the secret s, at host as seen on the
 // VM (below SecretsDir): reached through no symlink, every directory from
-// etc/olimage down owned by root and writable by no one else (a copy
-// anyone could replace would hand the secret over), the file itself
-// regular with the declared owner and mode, want. It says what is wrong,
+// etc/olimage down owned by root, writable by no one else (a copy anyone
+// could replace would hand the secret over) and searchable by the
+// secret's owner, the file itself regular with the declared owner and
+// mode, want. It says what is wrong,
 // "" if nothing, or that there is no copy.
 func hostSecret(root, host string, s manifest.SecretPath, want uint32) (problem string, missing bool) {
 	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -216,8 +217,15 @@ func hostSecret(root, host string, s manifest.SecretPath, want uint32) (problem 
 		if err := unix.Fstat(fd, &st); err != nil {
 			return fmt.Sprintf("%s: %v", at, err), false
 		}
-		if d := rootOnly(&st); i >= guarded && d != "" {
+		if i < guarded {
+			continue
+		}
+		if d := rootOnly(&st); d != "" {
 			return at + ": " + d, false
+		}
+		// A secret its service cannot reach is as good as missing.
+		if s.UID != 0 && st.Mode&0o001 == 0 && (st.Gid != s.GID || st.Mode&0o010 == 0) {
+			return fmt.Sprintf("%s: mode %04o: %s cannot reach the secret through it; want 0711 or 0755", at, st.Mode&0o7777, name(s.Owner, s.UID)), false
 		}
 	}
 	last := parts[len(parts)-1]

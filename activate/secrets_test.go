@@ -194,6 +194,10 @@ func TestSecretsWhere(t *testing.T) {
 			hostCopy(t, root, rel, 2000, 2000, 0o600)
 			os.Chmod(filepath.Join(root, SecretsDir, "ol-web"), 0o777)
 		}, SecretWrong, "secret /" + rel + ": /etc/olimage/secrets/ol-web: mode 0777 is writable by group or others"},
+		{"directory its owner cannot search", func(t *testing.T, root string) {
+			hostCopy(t, root, rel, 2000, 2000, 0o600)
+			os.Chmod(filepath.Join(root, SecretsDir), 0o700)
+		}, SecretWrong, "secret /" + rel + ": /etc/olimage/secrets: mode 0700: openlibrary cannot reach the secret through it; want 0711 or 0755"},
 		{"directory of another owner", func(t *testing.T, root string) {
 			hostCopy(t, root, rel, 2000, 2000, 0o600)
 			os.Chown(filepath.Join(root, SecretsDir, "ol-web/etc"), 2000, 2000)
