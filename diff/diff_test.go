@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -325,5 +326,29 @@ func TestTreesCompareBytesOnlyKeptPaths(t *testing.T) {
 	changes, err := Trees(context.Background(), a, b, Options{Paths: []string{"kept"}})
 	if err != nil || len(changes) != 1 || changes[0].Path != "kept" || !changes[0].Has(Content) {
 		t.Fatalf("with --path kept: %v, %v", changes, err)
+	}
+}
+
+// Past maxEdits changed lines a note stands in for the line diff.
+func TestUnifiedTooManyEdits(t *testing.T) {
+	var a, b strings.Builder
+	for i := range maxEdits {
+		fmt.Fprintf(&a, "a %d\n", i)
+		fmt.Fprintf(&b, "b %d\n", i)
+	}
+	for _, tc := range []struct {
+		a, b string
+		note bool
+	}{
+		{a.String(), b.String(), true},                                          // 2*maxEdits lines change
+		{a.String()[:len(a.String())/4], b.String()[:len(b.String())/4], false}, // maxEdits/2 change
+	} {
+		var out bytes.Buffer
+		if err := Unified(&out, "a", "b", []byte(tc.a), []byte(tc.b)); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(out.String(), "lines differ; no line diff"); got != tc.note {
+			t.Errorf("%d lines against %d: note %v, want %v", strings.Count(tc.a, "\n"), strings.Count(tc.b, "\n"), got, tc.note)
+		}
 	}
 }
