@@ -67,7 +67,7 @@ type Options struct {
 // already in place), unlink (remove a link olimage made), restore (move
 // Backup back to Path), rmdir (remove a directory olimage made, if empty).
 type Change struct {
-	Op     string `json:"op"`
+	Op     Op     `json:"op"`
 	Path   string `json:"path"` // relative to the root
 	Target string `json:"target,omitempty"`
 	Backup string `json:"backup,omitempty"` // relative to the root
@@ -79,11 +79,11 @@ type Change struct {
 
 // Change ops that only undo or report.
 const (
-	OpKeep    = "keep"
-	OpUnlink  = "unlink"
-	OpRestore = "restore"
-	OpRmdir   = "rmdir"
-	OpRemove  = "remove" // remove a file olimage wrote
+	OpKeep    Op = "keep"
+	OpUnlink  Op = "unlink"
+	OpRestore Op = "restore"
+	OpRmdir   Op = "rmdir"
+	OpRemove  Op = "remove" // remove a file olimage wrote
 )
 
 // Report is what Activate and Deactivate did, or with DryRun would do.
@@ -604,7 +604,7 @@ func (r *run) execute(ctx context.Context, name string, plan []Change) error {
 			}
 			r.j.Actions[i].State = StateDone
 		case OpUnlink, OpRestore, OpRmdir, OpRemove:
-			op := map[string]string{OpUnlink: OpLink, OpRestore: OpMove, OpRmdir: OpMkdir, OpRemove: OpWrite}[c.Op]
+			op := map[Op]Op{OpUnlink: OpLink, OpRestore: OpMove, OpRmdir: OpMkdir, OpRemove: OpWrite}[c.Op]
 			i := r.j.find(op, c.Path)
 			if i < 0 {
 				return fmt.Errorf("/%s: no %s action in the journal to undo", c.Path, op)

@@ -326,7 +326,7 @@ func deactivate(t *testing.T, root string) *Report {
 func ops(r *Report) []string {
 	var out []string
 	for _, c := range r.Changes {
-		s := c.Op + " " + c.Path
+		s := string(c.Op) + " " + c.Path
 		if c.Target != "" {
 			s += " -> " + c.Target
 		}

@@ -182,7 +182,7 @@ func TestNextRelease(t *testing.T) {
 	var got []string
 	for _, c := range rep.Changes {
 		if c.Op != OpKeep {
-			got = append(got, c.Op+" "+c.Path)
+			got = append(got, string(c.Op)+" "+c.Path)
 		}
 	}
 	slices.Sort(got)

@@ -20,19 +20,26 @@ const (
 // JournalSchema identifies the journal document.
 const JournalSchema = "olimage.journal/v1"
 
+// Op is what one step of activation does: its journal action's op, or a
+// Change's in a report. The text is the wire form in journals and --json.
+type Op string
+
 // Ops of journal actions: what activation did to the root file system.
 const (
-	OpMkdir = "mkdir" // created a missing parent directory of a link
-	OpMove  = "move"  // moved what was at Path aside to Backup
-	OpLink  = "link"  // made Path a symlink to Target
-	OpWrite = "write" // made Path a regular file holding Content (a unit file)
+	OpMkdir Op = "mkdir" // created a missing parent directory of a link
+	OpMove  Op = "move"  // moved what was at Path aside to Backup
+	OpLink  Op = "link"  // made Path a symlink to Target
+	OpWrite Op = "write" // made Path a regular file holding Content (a unit file)
 )
+
+// ActionState is where a journal action is in its life.
+type ActionState string
 
 // States of a journal action.
 const (
-	StatePending = "pending" // about to be done; may or may not have happened
-	StateDone    = "done"    // done
-	StateUndoing = "undoing" // being undone; may or may not have happened
+	StatePending ActionState = "pending" // about to be done; may or may not have happened
+	StateDone    ActionState = "done"    // done
+	StateUndoing ActionState = "undoing" // being undone; may or may not have happened
 )
 
 // Journal is what activation has done to a root file system, in order,
@@ -86,14 +93,14 @@ func safeName(s string) string {
 
 // Action is one change activation made, or is making.
 type Action struct {
-	Op     string `json:"op"`               // mkdir, move or link
+	Op     Op     `json:"op"`               // mkdir, move, link or write
 	Path   string `json:"path"`             // relative to the root: etc/nginx/nginx.conf
 	Target string `json:"target,omitempty"` // link: the symlink's text
 	Backup string `json:"backup,omitempty"` // move: where the original went, relative to the root
 	// Content is what a write put in the file: the unit files systemd
 	// reads at boot, before the volume is mounted, are small text.
-	Content string `json:"content,omitempty"`
-	State   string `json:"state"` // pending, done or undoing
+	Content string      `json:"content,omitempty"`
+	State   ActionState `json:"state"` // pending, done or undoing
 }
 
 // readJournal reads the journal under root; a missing journal is empty.
@@ -169,7 +176,7 @@ func (j *Journal) save(root string) error {
 }
 
 // find returns the index of the action op on path, or -1.
-func (j *Journal) find(op, path string) int {
+func (j *Journal) find(op Op, path string) int {
 	for i, a := range j.Actions {
 		if a.Op == op && a.Path == path {
 			return i

@@ -25,20 +25,23 @@ var ErrSecrets = errors.New("secrets missing or wrong")
 // Like the policy file, nothing in an image can change it.
 const SecretsDir = "etc/olimage/secrets"
 
+// SecretState is what a status found of a declared secret.
+type SecretState string
+
 // States of a declared secret in a status.
 const (
-	SecretOK       = "ok"       // there, or linked to the VM's copy, with its owner and mode
-	SecretMissing  = "missing"  // neither at its path nor in SecretsDir
-	SecretWrong    = "wrong"    // there, or the VM's copy, with another owner, mode or type
-	SecretUnlinked = "unlinked" // only the VM's copy is there: activate links it
+	SecretOK       SecretState = "ok"       // there, or linked to the VM's copy, with its owner and mode
+	SecretMissing  SecretState = "missing"  // neither at its path nor in SecretsDir
+	SecretWrong    SecretState = "wrong"    // there, or the VM's copy, with another owner, mode or type
+	SecretUnlinked SecretState = "unlinked" // only the VM's copy is there: activate links it
 )
 
 // SecretStatus is one declared secret as found on the root disk.
 type SecretStatus struct {
-	Path  string `json:"path"`  // relative to the root
-	Owner string `json:"owner"` // user:group (uid:gid) it must have
-	Mode  string `json:"mode"`  // the mode it must have, four octal digits
-	State string `json:"state"` // ok, missing, wrong or unlinked
+	Path  string      `json:"path"`  // relative to the root
+	Owner string      `json:"owner"` // user:group (uid:gid) it must have
+	Mode  string      `json:"mode"`  // the mode it must have, four octal digits
+	State SecretState `json:"state"` // ok, missing, wrong or unlinked
 	// Link is the VM's copy, as seen on the VM, when the path is a link
 	// to it or activate makes one.
 	Link  string `json:"link,omitempty"`

@@ -171,7 +171,7 @@ func TestSecretsWhere(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		setup func(t *testing.T, root string)
-		state string
+		state SecretState
 		want  string // in the refusal; "" when activate goes ahead
 	}{
 		{"neither", func(t *testing.T, root string) {}, SecretMissing,

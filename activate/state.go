@@ -13,7 +13,7 @@ import (
 
 // OpState reports a state directory activation made. It is not
 // journaled: deactivate leaves state where it is.
-const OpState = "state"
+const OpState Op = "state"
 
 // checkState checks the state paths of a plan before anything changes.
 func checkState(st []manifest.StatePath) error {

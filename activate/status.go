@@ -14,12 +14,15 @@ import (
 // StatusSchema identifies the document `olimage status --json` prints.
 const StatusSchema = "olimage.status/v1"
 
+// LinkState is what a status found at a link's path.
+type LinkState string
+
 // States of a link in a status.
 const (
-	LinkOK       = "ok"       // the symlink olimage made is in place
-	LinkMissing  = "missing"  // nothing at the path
-	LinkWrong    = "wrong"    // something else at the path
-	LinkInactive = "inactive" // the volume's plan names it, the journal does not
+	LinkOK       LinkState = "ok"       // the symlink olimage made is in place
+	LinkMissing  LinkState = "missing"  // nothing at the path
+	LinkWrong    LinkState = "wrong"    // something else at the path
+	LinkInactive LinkState = "inactive" // the volume's plan names it, the journal does not
 )
 
 // Status is which image is active on a root, and whether its links are
@@ -42,10 +45,10 @@ type Status struct {
 
 // LinkStatus is one link of a status.
 type LinkStatus struct {
-	Path   string `json:"path"`   // relative to the root
-	Target string `json:"target"` // the symlink's text it should have
-	State  string `json:"state"`  // ok, missing, wrong or inactive
-	Found  string `json:"found,omitempty"`
+	Path   string    `json:"path"`   // relative to the root
+	Target string    `json:"target"` // the symlink's text it should have
+	State  LinkState `json:"state"`  // ok, missing, wrong or inactive
+	Found  string    `json:"found,omitempty"`
 	// File is true for a file activate writes (a unit file) rather than
 	// a symlink; Target is empty then.
 	File bool `json:"file,omitempty"`
@@ -162,7 +165,7 @@ func (s *Status) checkVolume(opts Options, j *Journal, journaled, written map[st
 
 // checkPlaced says whether root/rel is what activate placed there: with
 // file, a regular file holding text; else a symlink whose text is text.
-func checkPlaced(root, rel string, file bool, text string) (state, found string) {
+func checkPlaced(root, rel string, file bool, text string) (state LinkState, found string) {
 	p := filepath.Join(root, rel)
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {

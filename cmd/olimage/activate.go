@@ -153,7 +153,7 @@ func printActivation(out io.Writer, asJSON bool, rep *activate.Report) error {
 // printChanges prints one line per step, and a count of each kind.
 func printChanges(out io.Writer, changes []activate.Change) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	counts := map[string]int{}
+	counts := map[activate.Op]int{}
 	for _, c := range changes {
 		counts[c.Op]++
 		detail := c.Target
@@ -172,7 +172,10 @@ func printChanges(out io.Writer, changes []activate.Change) error {
 		return err
 	}
 	var sum []string
-	for _, k := range []struct{ op, what string }{
+	for _, k := range []struct {
+		op   activate.Op
+		what string
+	}{
 		{activate.OpLink, "linked"}, {activate.OpKeep, "kept"}, {activate.OpMove, "moved aside"}, {activate.OpMkdir, "directories made"},
 		{activate.OpWrite, "files written"}, {activate.OpUnlink, "unlinked"}, {activate.OpRemove, "files removed"},
 		{activate.OpRestore, "restored"}, {activate.OpRmdir, "directories removed"}, {activate.OpState, "state directories made"},

@@ -36,10 +36,10 @@ func TestStatusSecrets(t *testing.T) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	secret := func(t *testing.T, want int, state, link string) {
+	secret := func(t *testing.T, want int, state activate.SecretState, link string) {
 		t.Helper()
 		code, out, _ := runMain(t, "status", "--root", root)
-		if code != want || !regexp.MustCompile(`(?m)^secret +/`+rel+` +`+state+regexp.QuoteMeta(link)+`$`).MatchString(out) {
+		if code != want || !regexp.MustCompile(`(?m)^secret +/`+rel+` +`+string(state)+regexp.QuoteMeta(link)+`$`).MatchString(out) {
 			t.Errorf("status: exit %d, want %d and the secret %s%s:\n%s", code, want, state, link, out)
 		}
 		code, out, _ = runMain(t, "status", "--root", root, "--json")
