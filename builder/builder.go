@@ -7,6 +7,7 @@
 package builder
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/internetarchive/olimage/ext4"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
@@ -112,6 +114,7 @@ func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*R
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
+	trace.Notef(ctx, "%s: wrote %s (%d bytes, %d on disk), sidecar %s; dm-verity root hash %s, tree digest %s", r.Name, res.Image, res.Size, res.FileSize, cmp.Or(res.Manifest, "none"), res.Verity.RootHash, res.TreeDigest)
 	return res, nil
 }
 

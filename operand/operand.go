@@ -129,7 +129,7 @@ func Open(ctx context.Context, name string, opts Options) (*Operand, error) {
 	}
 	if name == "-" || err == nil && !fi.IsDir() {
 		if name != "-" && !isPipe(fi) && isJSON(name) {
-			return openManifest(name)
+			return openManifest(ctx, name)
 		}
 		read := Digests
 		if opts.Manifests {
@@ -229,7 +229,7 @@ func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Operand, err
 	return src, nil
 }
 
-func openManifest(name string) (*Operand, error) {
+func openManifest(ctx context.Context, name string) (*Operand, error) {
 	if err := image.Settle(name); err != nil { // a sidecar an interrupted build was replacing
 		return nil, err
 	}
@@ -241,6 +241,7 @@ func openManifest(name string) (*Operand, error) {
 	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	trace.Notef(ctx, "%s: a manifest document (%d bytes), read as the tree it lists", name, len(data))
 	return src, nil
 }
 
@@ -341,10 +342,12 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 	}
 	if read == FromManifest {
 		if data, err := s.manifestBytes(); err == nil && s.useManifest(data) == nil {
+			trace.Notef(ctx, "%s: using the manifest the image carries (%s), reading no file content", name, manifest.Path)
 			return s, nil
 		}
 		s.Manifest, s.Body, s.Tree = nil, nil, nil
 		read = Digests
+		trace.Notef(ctx, "%s: no usable %s: hashing every file", name, manifest.Path)
 	}
 	if read == NoTree {
 		return s, nil

@@ -16,12 +16,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
@@ -134,6 +136,23 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 
 // read returns the layer of overlay o.
 func (r *reader) read(o *roles.Overlay) (*layer, error) {
+	start := time.Now()
+	l, err := r.readKind(o)
+	if err == nil {
+		var n int64
+		for _, e := range l.entries {
+			n += e.Size
+		}
+		what := fmt.Sprint(o.Kind)
+		if o.Source != "" {
+			what += " " + o.Source
+		}
+		trace.Notef(r.ctx, "%s: overlay %s (%s): %d entries, %d bytes, %s", o.Pos, o.Name, what, len(l.entries), n, time.Since(start).Round(time.Millisecond))
+	}
+	return l, err
+}
+
+func (r *reader) readKind(o *roles.Overlay) (*layer, error) {
 	if o.Kind != "files" {
 		if err := r.checkPlace(o.Source); err != nil {
 			return nil, err
@@ -473,6 +492,7 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 			if r.spool, err = newSpool(r.tmpdir); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
+			trace.Notef(r.ctx, "%s: spooling compressed members in %s", name, r.spool.dir)
 		}
 		if err := r.spool.reserve(name, unpackedSize(f, kind)); err != nil {
 			return nil, err

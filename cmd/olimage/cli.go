@@ -10,10 +10,12 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -43,13 +45,14 @@ func (e hintError) Unwrap() error { return e.error }
 
 // env is what a command runs with; tests build their own.
 type env struct {
-	ctx    context.Context
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	fleet  string
-	quiet  bool   // -q: no progress
-	tmpdir string // --tmpdir: where compressed archives are spooled
+	ctx     context.Context
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+	fleet   string
+	quiet   bool   // -q: no progress
+	verbose bool   // -v: notes on stderr of what is read and written
+	tmpdir  string // --tmpdir: where compressed archives are spooled
 }
 
 // withContext returns a copy of e that runs with ctx.
@@ -65,7 +68,37 @@ func (e *env) loadFleet() (*roles.Fleet, error) {
 	if f == nil {
 		return nil, err
 	}
+	trace.Notef(e.ctx, "fleet %s: loaded %s and %d roles from %s", f.Name, filepath.Join(f.Dir, "olimage.yaml"), len(f.Roles), filepath.Join(f.Dir, "roles"))
 	return f, err
+}
+
+// notes prints -v's lines on stderr, each once: the fleet, loaded for
+// each role named, is the same fleet.
+type notes struct {
+	mu   sync.Mutex
+	w    io.Writer
+	seen map[string]bool
+}
+
+func (n *notes) note(line string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.seen[line] {
+		n.seen[line] = true
+		fmt.Fprintf(n.w, "olimage: note: %s\n", line)
+	}
+}
+
+// startNotes checks -q and -v and, with -v, makes what runs under e.ctx
+// report to stderr.
+func (e *env) startNotes() error {
+	if e.quiet && e.verbose {
+		return hintError{usageError{errors.New("-q and -v ask for less and more output at once")}, "give one of them"}
+	}
+	if e.verbose {
+		e.ctx = trace.WithNotes(e.ctx, (&notes{w: e.stderr, seen: map[string]bool{}}).note)
+	}
+	return nil
 }
 
 // role loads the fleet and returns one of its roles, which must be free of
@@ -196,6 +229,9 @@ func newRoot(e *env) *cobra.Command {
 files and deploys, declared in a fleet's YAML) into the /opt and /etc tree of
 the role's data volume, and shows, builds, reads and compares it.
 
+Results go to stdout; progress, errors, hints and, with -v, notes of what
+was read and written (lines starting "olimage: note:") go to stderr.
+
 ` + exitStatusHelp,
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -213,6 +249,8 @@ the role's data volume, and shows, builds, reads and compares it.
 	}
 	root.PersistentFlags().StringVarP(&e.fleet, "fleet", "f", def, "fleet directory (holding olimage.yaml); $OLIMAGE_FLEET")
 	root.PersistentFlags().BoolVarP(&e.quiet, "quiet", "q", false, "print no progress, only results and errors")
+	root.PersistentFlags().BoolVarP(&e.verbose, "verbose", "v", false, "also say on stderr what is read and written: fleet, overlay sources, image formats, sidecars, outputs")
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return e.startNotes() }
 	root.PersistentFlags().StringVar(&e.tmpdir, "tmpdir", "", "directory for spooling compressed archives' members (default $TMPDIR, else /tmp)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newRolesCmd(e), newValidateCmd(e), newPlanCmd(e), newExplainCmd(e), newBuildCmd(e),

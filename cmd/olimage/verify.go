@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/verify"
@@ -76,7 +78,7 @@ Each failure is a finding naming what failed: the signature file, dm-verity
 
 // trust turns the options into what verify.Against checks; nil when none
 // was asked for.
-func (o verifyOptions) trust(img string) (*verify.Trust, error) {
+func (o verifyOptions) trust(ctx context.Context, img string) (*verify.Trust, error) {
 	if o.key == "" && o.sidecar == "" && o.expectRootHash == "" {
 		if o.signature != "" {
 			return nil, usageError{errors.New("verify: --signature needs --key")}
@@ -86,8 +88,10 @@ func (o verifyOptions) trust(img string) (*verify.Trust, error) {
 		// image carries about itself, which whoever rewrote the image
 		// could have rewritten as well.
 		if fi, err := os.Stat(img + image.SidecarSuffix); err == nil && fi.Mode().IsRegular() {
+			trace.Notef(ctx, "%s: found the sidecar %s: checking the image against it", img, img+image.SidecarSuffix)
 			return &verify.Trust{Sidecar: img + image.SidecarSuffix}, nil
 		}
+		trace.Notef(ctx, "%s: no sidecar %s: checking the image against the manifest it carries only", img, img+image.SidecarSuffix)
 		return nil, nil
 	}
 	t := &verify.Trust{Sidecar: o.sidecar, Signature: o.signature, ExpectRootHash: strings.ToLower(o.expectRootHash)}
@@ -105,6 +109,9 @@ func (o verifyOptions) trust(img string) (*verify.Trust, error) {
 		if t.Sidecar == "" {
 			t.Sidecar = img + image.SidecarSuffix
 		}
+	}
+	if t.Sidecar != "" {
+		trace.Notef(ctx, "%s: checking the image against the sidecar %s", img, t.Sidecar)
 	}
 	return t, nil
 }
@@ -124,7 +131,7 @@ func readPublicKey(path string) (ssh.PublicKey, error) {
 }
 
 func runVerify(e *env, opts verifyOptions, img string, out io.Writer) error {
-	trust, err := opts.trust(img)
+	trust, err := opts.trust(e.ctx, img)
 	if err != nil {
 		return err
 	}
