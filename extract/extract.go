@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +44,13 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 			cleanUp(dir, made)
 		}
 	}()
+	// Every write goes through root: no name, however it is resolved,
+	// and no symlink, whoever put it there, leads out of dir.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
 	res = &Result{Owners: os.Geteuid() == 0}
 	// dirs are the tree paths of the directories written so far: an entry
 	// goes only below one of them, never through anything else that may
@@ -62,7 +68,7 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		dst, err := target(dir, e.Path)
+		dst, err := target(e.Path)
 		if err != nil {
 			return nil, err
 		}
@@ -71,38 +77,38 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 				return nil, fmt.Errorf("%s: parent %s is not a directory of the tree", e.Path, parent)
 			}
 			// Parents of the extracted path are created plainly.
-			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			if err := root.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return nil, err
 			}
 		}
 		switch e.Type {
 		case tree.Dir:
-			if err := os.Mkdir(dst, 0o700); err != nil {
+			if err := root.Mkdir(dst, 0o700); err != nil {
 				return nil, err
 			}
 			dirs[e.Path] = true
 			metaLater = append(metaLater, e) // modes and times after their contents
 		case tree.Symlink:
-			if err := os.Symlink(e.Target, dst); err != nil {
+			if err := root.Symlink(e.Target, dst); err != nil {
 				return nil, err
 			}
 		case tree.Hardlink:
 			if first, ok := files[e.Target]; ok {
-				if err := os.Link(first, dst); err != nil {
+				if err := root.Link(first, dst); err != nil {
 					return nil, fmt.Errorf("%s: hard link to %s: %w", e.Path, e.Target, err)
 				}
 				break
 			}
 			// The file it links to lies outside prefix: this name
 			// becomes the file, and the next names link to it.
-			n, err := writeFile(ctx, dst, e, buf)
+			n, err := writeFile(ctx, root, dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
 			res.Bytes += n
 			files[e.Target] = dst
 		case tree.File:
-			n, err := writeFile(ctx, dst, e, buf)
+			n, err := writeFile(ctx, root, dst, e, buf)
 			if err != nil {
 				return nil, err
 			}
@@ -110,27 +116,29 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 			files[e.Path] = dst
 		}
 		if e.Type == tree.File || e.Type == tree.Symlink || e.Type == tree.Hardlink && files[e.Target] == dst {
-			if err := setMeta(dst, e, res.Owners); err != nil {
+			if err := setMeta(root, dst, e, res.Owners); err != nil {
 				return nil, err
 			}
 		}
 		res.Entries++
 	}
 	for i := len(metaLater) - 1; i >= 0; i-- {
-		dst, _ := target(dir, metaLater[i].Path)
-		if err := setMeta(dst, metaLater[i], res.Owners); err != nil {
+		dst, _ := target(metaLater[i].Path)
+		if err := setMeta(root, dst, metaLater[i], res.Owners); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
 
-// target maps a tree path into dir, refusing any path that would leave it.
-func target(dir, p string) (string, error) {
+// target is a tree path as a name below the root, refusing any path that
+// could not be a volume's (the root would refuse one that leaves it too,
+// but with a less helpful error).
+func target(p string) (string, error) {
 	if err := tree.CheckPath(p); err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, filepath.FromSlash(p)), nil
+	return filepath.FromSlash(p), nil
 }
 
 // emptyDir checks that dir is empty, or makes it; made says it did.
@@ -168,7 +176,7 @@ func cleanUp(dir string, made bool) {
 	}
 }
 
-func writeFile(ctx context.Context, dst string, e *tree.Entry, buf []byte) (int64, error) {
+func writeFile(ctx context.Context, root *os.Root, dst string, e *tree.Entry, buf []byte) (int64, error) {
 	if e.Content == nil {
 		return 0, fmt.Errorf("%s: no content to extract", e.Path)
 	}
@@ -178,7 +186,7 @@ func writeFile(ctx context.Context, dst string, e *tree.Entry, buf []byte) (int6
 	}
 	defer rc.Close()
 	// O_EXCL: never write through something already there.
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return 0, err
 	}
@@ -228,28 +236,57 @@ func copySparse(f *os.File, r io.Reader, buf []byte) (int64, error) {
 	}
 }
 
-func setMeta(dst string, e *tree.Entry, owners bool) error {
+// setMeta sets e's owner, xattrs, mode and time on dst, a name below
+// root. Xattrs go before the mode, while the file is still its owner's
+// to open.
+func setMeta(root *os.Root, dst string, e *tree.Entry, owners bool) error {
 	if owners {
-		if err := os.Lchown(dst, int(e.UID), int(e.GID)); err != nil {
+		if err := root.Lchown(dst, int(e.UID), int(e.GID)); err != nil {
 			return err
 		}
 	}
 	if e.Type != tree.Symlink {
-		if err := os.Chmod(dst, os.FileMode(e.Mode&tree.ModePerm)|special(e.Mode)); err != nil {
+		if err := setXattrs(root, dst, e, owners); err != nil {
 			return err
 		}
-		for _, x := range e.Xattrs {
-			// Only what an unprivileged user may set is attempted without root.
-			if owners || strings.HasPrefix(x.Name, "user.") {
-				if err := unix.Setxattr(dst, x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
-					return fmt.Errorf("%s: xattr %s: %w", e.Path, x.Name, err)
-				}
-			}
+		if err := root.Chmod(dst, os.FileMode(e.Mode&tree.ModePerm)|special(e.Mode)); err != nil {
+			return err
 		}
 	}
-	mt := time.Unix(e.ModTime, 0)
-	ts := []syscall.Timespec{syscall.NsecToTimespec(mt.UnixNano()), syscall.NsecToTimespec(mt.UnixNano())}
-	return lutimes(dst, ts)
+	// Times last, and of the name itself (a symlink's own, not its
+	// target's): through the parent directory, opened below root.
+	parent, err := root.Open(filepath.Dir(dst))
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	ts := unix.NsecToTimespec(time.Unix(e.ModTime, 0).UnixNano())
+	if err := unix.UtimesNanoAt(int(parent.Fd()), filepath.Base(dst), []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimensat", Path: dst, Err: err}
+	}
+	return nil
+}
+
+// setXattrs sets e's xattrs on dst, a file or directory below root: all of
+// them as root, only user.* (what an unprivileged user may set) otherwise.
+func setXattrs(root *os.Root, dst string, e *tree.Entry, owners bool) error {
+	var f *os.File
+	for _, x := range e.Xattrs {
+		if !owners && !strings.HasPrefix(x.Name, "user.") {
+			continue
+		}
+		if f == nil {
+			var err error
+			if f, err = root.Open(dst); err != nil {
+				return err
+			}
+			defer f.Close()
+		}
+		if err := unix.Fsetxattr(int(f.Fd()), x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("%s: xattr %s: %w", e.Path, x.Name, err)
+		}
+	}
+	return nil
 }
 
 func special(m uint32) os.FileMode {

@@ -158,3 +158,33 @@ func (c cancelOnOpen) Open() (io.ReadCloser, error) {
 	c.before()
 	return c.Content.Open()
 }
+
+// swap is content whose reading replaces a directory already extracted
+// with a symlink out of the extraction, as another process could.
+type swap struct{ dir, outside string }
+
+func (s swap) Open() (io.ReadCloser, error) {
+	if err := os.Rename(s.dir, s.dir+".moved"); err != nil {
+		return nil, err
+	}
+	if err := os.Symlink(s.outside, s.dir); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(strings.NewReader("a")), nil
+}
+
+// TestSwappedForSymlink: a directory the extraction made that becomes a
+// symlink out of it meanwhile is not written through.
+func TestSwappedForSymlink(t *testing.T) {
+	outside := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	a := file("opt/a", "a")
+	a.Content = swap{filepath.Join(out, "opt"), outside}
+	_, err := Tree(context.Background(), mkTree(t, dir("opt"), a, file("opt/b", "evil")), "", out)
+	if err == nil {
+		t.Fatal("extracted through a symlink out of the directory")
+	}
+	if des, _ := os.ReadDir(outside); len(des) != 0 {
+		t.Errorf("wrote %s outside the directory (%v)", des[0].Name(), err)
+	}
+}
