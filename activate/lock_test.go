@@ -79,7 +79,8 @@ func TestRootMissing(t *testing.T) {
 
 // TestFindingsOrder: verification hashes files on every core, and lists
 // what it finds in the manifest's order all the same: a large first file
-// is hashed last.
+// is hashed last, and a file whose mode is wrong, found before any file
+// is hashed, comes in its place among the others.
 func TestFindingsOrder(t *testing.T) {
 	v := volume{uuid: v1.uuid, tree: spec{"etc/a/0": "file:" + strings.Repeat("x", 8<<20)}, links: []string{"etc/a/0"}}
 	for i := 1; i < 30; i++ {
@@ -91,6 +92,10 @@ func TestFindingsOrder(t *testing.T) {
 		os.WriteFile(filepath.Join(root, "1", p), []byte(strings.Repeat("y", len(v.tree[p])-len("file:"))), 0o644)
 		want = append(want, filepath.Join(root, "1", p)+": content sha256")
 	}
+	if err := os.Chmod(filepath.Join(root, "1", "etc/a/05"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want[5] = filepath.Join(root, "1", "etc/a/05") + ": mode 0600, manifest 0644"
 	want = append(want[:maxFindings], "more differences from the manifest")
 	for range 3 {
 		_, err := Activate(ctx, Options{Root: root})
