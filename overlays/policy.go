@@ -64,14 +64,14 @@ func (res *Result) source(e *tree.Entry) (string, bool) {
 	}
 	rel := e.Path
 	switch o.Kind {
-	case "files":
+	case roles.FilesOverlay:
 		for _, fe := range o.Files {
 			if fe.Path == e.Path {
 				return f.Where(fe.Pos), true
 			}
 		}
 		return f.Where(o.Pos), true
-	case "deploy":
+	case roles.DeployOverlay:
 		// opt/openlibrary/deploys/SERVICE/BIN/REL
 		prefix := path.Join("opt/openlibrary/deploys", o.Deploy.Service) + "/"
 		if !strings.HasPrefix(rel, prefix) {
@@ -86,7 +86,7 @@ func (res *Result) source(e *tree.Entry) (string, bool) {
 		if fi, err := os.Stat(o.Source); err == nil && !fi.IsDir() {
 			return f.Rel(o.Source) + ":" + rel, false
 		}
-	case "tar":
+	case roles.TarOverlay:
 		return f.Rel(o.Source) + ":" + rel, false
 	}
 	return f.Rel(filepath.Join(o.Source, filepath.FromSlash(rel))), false

@@ -71,7 +71,7 @@ func BenchmarkMergeEntries(b *testing.B) {
 				Owners: map[string]uint32{"root": 0}, Groups: map[string]uint32{"root": 0},
 				Defaults: roles.Defaults{DirMode: 0o755, FileMode: 0o644, ExecMode: 0o755},
 			}
-			role := &roles.Role{Name: "r", Overlays: []*roles.Overlay{{Name: "t", Kind: "tar", Source: src}}}
+			role := &roles.Role{Name: "r", Overlays: []*roles.Overlay{{Name: "t", Kind: roles.TarOverlay, Source: src}}}
 			var before, after runtime.MemStats
 			b.ResetTimer()
 			for range b.N {

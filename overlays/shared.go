@@ -30,9 +30,10 @@ type Shared struct {
 }
 
 type sharedKey struct {
-	kind, source, overlay string
-	dev, ino              uint64
-	size, mtime           int64
+	kind            roles.OverlayKind
+	source, overlay string
+	dev, ino        uint64
+	size, mtime     int64
 }
 
 type sharedItem struct {
@@ -71,7 +72,7 @@ func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
 	if it == nil {
 		it = &sharedItem{}
 		s.reads++
-		if o.Kind == "dir" {
+		if o.Kind == roles.DirOverlay {
 			it.l, it.err = s.r.readDir(o.Source, o.Name)
 		} else {
 			it.l, it.err = s.r.readTar(o.Source, o.Name)

@@ -143,7 +143,7 @@ func (r *reader) read(o *roles.Overlay) (*layer, error) {
 		for _, e := range l.entries {
 			n += e.Size
 		}
-		what := fmt.Sprint(o.Kind)
+		what := string(o.Kind)
 		if o.Source != "" {
 			what += " " + o.Source
 		}
@@ -153,22 +153,22 @@ func (r *reader) read(o *roles.Overlay) (*layer, error) {
 }
 
 func (r *reader) readKind(o *roles.Overlay) (*layer, error) {
-	if o.Kind != "files" {
+	if o.Kind != roles.FilesOverlay {
 		if err := r.checkPlace(o.Source); err != nil {
 			return nil, err
 		}
 	}
-	if r.shared != nil && (o.Kind == "dir" || o.Kind == "tar") {
+	if r.shared != nil && (o.Kind == roles.DirOverlay || o.Kind == roles.TarOverlay) {
 		return r.shared.layer(o)
 	}
 	switch o.Kind {
-	case "dir":
+	case roles.DirOverlay:
 		return r.readDir(o.Source, o.Name)
-	case "tar":
+	case roles.TarOverlay:
 		return r.readTar(o.Source, o.Name)
-	case "files":
+	case roles.FilesOverlay:
 		return r.readInline(o)
-	case "deploy":
+	case roles.DeployOverlay:
 		return r.readDeploy(o)
 	}
 	return nil, fmt.Errorf("overlay %q: unknown kind %q", o.Name, o.Kind)
@@ -765,14 +765,14 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 	for _, f := range o.Files {
 		var e *tree.Entry
 		switch f.Type {
-		case "file":
+		case tree.File:
 			e = r.base(f.Path, tree.File, d.FileMode, o.Name)
 			sm, _ := hashReader(strings.NewReader(f.Content), int64(len(f.Content)), nil)
 			sm.set(e)
 			e.Content = bytesContent(f.Content)
-		case "dir":
+		case tree.Dir:
 			e = r.base(f.Path, tree.Dir, d.DirMode, o.Name)
-		case "symlink":
+		case tree.Symlink:
 			e = r.base(f.Path, tree.Symlink, 0o777, o.Name)
 			e.Target = f.Target
 		}

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // FleetFile is the name of a fleet's top-level file.
@@ -159,8 +160,8 @@ type State OwnedPath
 // Overlay is one layer of a role.
 type Overlay struct {
 	Name      string
-	Pos       Pos    // where it is declared
-	Kind      string // "dir", "tar", "files" or "deploy"
+	Pos       Pos // where it is declared
+	Kind      OverlayKind
 	Source    string // filesystem path of a dir, tar or deploy source
 	Files     []InlineEntry
 	Deploy    *Deploy
@@ -170,11 +171,23 @@ type Overlay struct {
 	Rules     []Rule
 }
 
+// OverlayKind is where an overlay's entries come from. Its text is the
+// word plans, manifests and `olimage roles` use.
+type OverlayKind string
+
+// Kinds of overlay.
+const (
+	DirOverlay    OverlayKind = "dir"    // a directory on the build host
+	TarOverlay    OverlayKind = "tar"    // a tar archive, plain or compressed
+	FilesOverlay  OverlayKind = "files"  // entries written in the YAML
+	DeployOverlay OverlayKind = "deploy" // a source placed as a deploy bin
+)
+
 // InlineEntry is a file, directory or symlink written in YAML.
 type InlineEntry struct {
 	Pos     Pos
 	Path    string
-	Type    string // "file", "dir" or "symlink"
+	Type    tree.Type // tree.File, tree.Dir or tree.Symlink
 	Content string
 	Target  string
 	Mode    *uint32
@@ -594,15 +607,15 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 	var kinds []string
 	if ro.Dir != "" {
 		kinds = append(kinds, "dir")
-		o.Kind, o.Source = "dir", f.sourcePath(ro.Dir)
+		o.Kind, o.Source = DirOverlay, f.sourcePath(ro.Dir)
 	}
 	if ro.Tar != "" {
 		kinds = append(kinds, "tar")
-		o.Kind, o.Source = "tar", f.sourcePath(ro.Tar)
+		o.Kind, o.Source = TarOverlay, f.sourcePath(ro.Tar)
 	}
 	if ro.Files != nil {
 		kinds = append(kinds, "files")
-		o.Kind = "files"
+		o.Kind = FilesOverlay
 		var ferrs []error
 		o.Files, ferrs = f.inlineFiles(ro, file, n)
 		errs = append(errs, ferrs...)
@@ -611,7 +624,7 @@ func (f *Fleet) overlay(ro rawOverlay, pos Pos, n *yaml.Node) (*Overlay, error) 
 		kinds = append(kinds, "deploy")
 		var derrs []error
 		o.Source, o.Deploy, derrs = f.deploy(ro, file, n)
-		o.Kind = "deploy"
+		o.Kind = DeployOverlay
 		errs = append(errs, derrs...)
 	}
 	switch len(kinds) {
@@ -645,15 +658,15 @@ func (f *Fleet) inlineFiles(ro rawOverlay, file string, n *yaml.Node) (out []Inl
 		var types []string
 		if rf.Content != nil {
 			types = append(types, "content")
-			e.Type, e.Content = "file", *rf.Content
+			e.Type, e.Content = tree.File, *rf.Content
 		}
 		if rf.Dir {
 			types = append(types, "dir")
-			e.Type = "dir"
+			e.Type = tree.Dir
 		}
 		if rf.Symlink != "" {
 			types = append(types, "symlink")
-			e.Type = "symlink"
+			e.Type = tree.Symlink
 			if err := checkControl(rf.Symlink); err != nil {
 				errs = append(errs, errorf(ep, "symlink: %v", err))
 			} else if len(rf.Symlink) > MaxPath {

@@ -222,7 +222,7 @@ overlays:
 	}
 	var names []string
 	for _, o := range web.Overlays {
-		names = append(names, o.Name+":"+o.Kind)
+		names = append(names, o.Name+":"+string(o.Kind))
 	}
 	if d := cmp.Diff([]string{"base:dir", "ol:deploy"}, names); d != "" {
 		t.Errorf("overlays (-want +got):\n%s", d)

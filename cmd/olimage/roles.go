@@ -54,12 +54,12 @@ type roleJSON struct {
 }
 
 type overlayJSON struct {
-	Name    string      `json:"name"`
-	Kind    string      `json:"kind"`
-	Source  string      `json:"source,omitempty"` // relative to the fleet directory
-	Files   int         `json:"files,omitempty"`  // inline entries
-	Deploy  *deployJSON `json:"deploy,omitempty"`
-	Pos     string      `json:"declared"`
+	Name    string            `json:"name"`
+	Kind    roles.OverlayKind `json:"kind"`
+	Source  string            `json:"source,omitempty"` // relative to the fleet directory
+	Files   int               `json:"files,omitempty"`  // inline entries
+	Deploy  *deployJSON       `json:"deploy,omitempty"`
+	Pos     string            `json:"declared"`
 	summary string
 }
 
@@ -127,12 +127,12 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 
 func describeSource(f *roles.Fleet, o *roles.Overlay) string {
 	switch o.Kind {
-	case "files":
+	case roles.FilesOverlay:
 		if len(o.Files) == 1 {
 			return "1 inline entry"
 		}
 		return fmt.Sprintf("%d inline entries", len(o.Files))
-	case "deploy":
+	case roles.DeployOverlay:
 		return fmt.Sprintf("%s -> opt/openlibrary/deploys/%s/ (link %s)", rel(f.Dir, o.Source), o.Deploy.Service, o.Deploy.Link)
 	}
 	return rel(f.Dir, o.Source)
