@@ -76,7 +76,13 @@ func secretLinks(root string, m *manifest.Manifest) ([]goal, error) {
 	var errs []error
 	var links []goal
 	var paths []string
+	seen := map[string]bool{}
 	for _, s := range m.Activation.Secrets {
+		if seen[s.Path] {
+			errs = append(errs, fmt.Errorf("secret /%s: %w: declared twice", s.Path, ErrUnsafe))
+			continue
+		}
+		seen[s.Path] = true
 		st, err := lookSecret(root, m.Role, s)
 		if err != nil {
 			errs = append(errs, err)
@@ -97,15 +103,15 @@ func secretLinks(root string, m *manifest.Manifest) ([]goal, error) {
 		links = append(links, goal{Path: s.Path, Target: st.Link})
 		paths = append(paths, s.Path)
 	}
+	if len(paths) > 0 {
+		// A link at a sensitive path hands it over to whoever wrote the
+		// VM's copy: allowed only as the image's own links are.
+		errs = append(errs, refuseSensitive(root, m.Role, paths))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if len(paths) == 0 {
-		return nil, nil
-	}
-	// A link at a sensitive path hands it over to whoever wrote the
-	// VM's copy: allowed only as the image's own links are.
-	return links, refuseSensitive(root, m.Role, paths)
+	return links, nil
 }
 
 // lookSecret finds the secret s of an image of role on the root disk: a

@@ -249,11 +249,13 @@ func TestSecretsLinkConfined(t *testing.T) {
 	for _, tc := range []struct{ rel, want string }{
 		{"etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key: refused: a sensitive path; /etc/olimage/policy.yaml does not allow it for role ol-web"},
 		{"etc/new/sub/x.conf/key", "secret /etc/new/sub/x.conf/key: refused: the plan links /etc/new/sub/x.conf too"},
+		{"etc/twice", "secret /etc/twice: refused: declared twice"},
 	} {
 		root, _ := newRoot(t, v1)
 		editManifest(t, filepath.Join(root, "1"), func(m *manifest.Manifest) {
-			m.Activation.Secrets = []manifest.SecretPath{{Path: tc.rel, Mode: "0600"}}
+			m.Activation.Secrets = []manifest.SecretPath{{Path: tc.rel, Mode: "0600"}, {Path: "etc/twice", Mode: "0600"}, {Path: "etc/twice", Mode: "0600"}}
 		})
+		hostCopy(t, root, "etc/twice", 0, 0, 0o600)
 		hostCopy(t, root, tc.rel, 0, 0, 0o600)
 		before := snapshot(t, root)
 		if _, err := Activate(ctx, Options{Root: root}); !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), tc.want) {
