@@ -183,13 +183,6 @@ func appendOctal4(b []byte, m uint32) []byte {
 	return append(b, o...)
 }
 
-// WriteJSON writes v indented, with a final newline.
-func WriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 // WritePlan writes p as indented JSON with the entries of t.
 func WritePlan(w io.Writer, p Plan, t *tree.Tree) error {
 	p.Entries = nil

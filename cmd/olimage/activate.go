@@ -128,7 +128,7 @@ func runActivate(e *env, opts activateOptions, out io.Writer) error {
 // printActivation prints the steps of an activate or deactivate report.
 func printActivation(out io.Writer, asJSON bool, rep *activate.Report) error {
 	if asJSON {
-		return manifest.WriteJSON(out, rep)
+		return writeJSON(out, rep)
 	}
 	verb := "activate"
 	if rep.Image == nil {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/image"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -165,7 +164,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	}
 	if opts.json {
 		doc.PeakRSS = peakRSS()
-		if err := manifest.WriteJSON(out, doc); err != nil {
+		if err := writeJSON(out, doc); err != nil {
 			return err
 		}
 	}

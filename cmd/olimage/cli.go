@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -191,6 +192,14 @@ func buffered(out io.Writer, fn func(io.Writer) error) error {
 		err = ferr
 	}
 	return err
+}
+
+// writeJSON prints a command's --json document, indented, with a final
+// newline.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func report(ctx context.Context, err error, stderr io.Writer, cmdPath string) int {

@@ -433,5 +433,5 @@ func writeDiffJSON(out io.Writer, sa, sb *operand.Operand, changes []diff.Change
 		}
 		doc.Changes = append(doc.Changes, cj)
 	}
-	return manifest.WriteJSON(out, doc)
+	return writeJSON(out, doc)
 }

@@ -93,7 +93,7 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 		for _, s := range en.Shadowed {
 			doc.Shadowed = append(doc.Shadowed, overlayRef{s, declared[s]})
 		}
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	fmt.Fprintf(out, "path:      %s\n", pathWithTarget(en))
 	fmt.Fprintf(out, "type:      %s\n", en.Type)

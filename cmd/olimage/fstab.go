@@ -117,7 +117,7 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	}
 	doc := fstabJSON{Schema: "olimage.fstab/v1", Image: img, UUID: fs.UUID, Label: fs.Label, Mount: opts.mount, Line: text}
 	if opts.json && !opts.write {
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	if unit || !opts.write {
 		if !unit {
@@ -132,7 +132,7 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	}
 	if opts.json {
 		doc.Fstab = fmt.Sprint(did)
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	_, err = fmt.Fprintf(out, "%s: %s %s\n", activate.FstabFile, did, text)
 	return err

@@ -105,7 +105,7 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 	}
 	doc.Verity, doc.Sidecar = verityOf(name, src.File.Format == image.Raw && src.File.Partition == 0, int64(info.Blocks)*int64(info.BlockSize))
 	if opts.json {
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	printInspect(out, doc, info)
 	return nil
@@ -231,7 +231,7 @@ func inspectRef(e *env, opts inspectOptions, ref string, out io.Writer) error {
 		Manifest: &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs},
 	}
 	if opts.json {
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	fmt.Fprintf(out, "image:     %s (oci)\n", ref)
 	fmt.Fprintf(out, "digest:    %s\n", digest)

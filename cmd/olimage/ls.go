@@ -128,7 +128,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 		return err
 	}
 	if opts.json {
-		return manifest.WriteJSON(out, doc)
+		return writeJSON(out, doc)
 	}
 	return tw.Flush()
 }

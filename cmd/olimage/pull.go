@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/artifact"
-	"github.com/internetarchive/olimage/manifest"
 )
 
 type pullOptions struct {
@@ -72,7 +71,7 @@ func runPull(e *env, opts pullOptions, ref string, out io.Writer) error {
 		return registryHint(err)
 	}
 	if opts.json {
-		return manifest.WriteJSON(out, struct {
+		return writeJSON(out, struct {
 			Schema string `json:"schema"`
 			*artifact.PullResult
 		}{"olimage.pull/v1", res})

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/artifact"
-	"github.com/internetarchive/olimage/manifest"
 )
 
 type pushOptions struct {
@@ -78,7 +77,7 @@ func runPush(e *env, opts pushOptions, img, ref string, out io.Writer) error {
 		return registryHint(err)
 	}
 	if opts.json {
-		return manifest.WriteJSON(out, struct {
+		return writeJSON(out, struct {
 			Schema string `json:"schema"`
 			*artifact.PushResult
 		}{"olimage.push/v1", res})

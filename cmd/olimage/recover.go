@@ -63,7 +63,7 @@ func runRecover(e *env, opts recoverOptions, out io.Writer) error {
 		return activationError(err)
 	}
 	if opts.json {
-		return manifest.WriteJSON(out, rep)
+		return writeJSON(out, rep)
 	}
 	dry := ""
 	if rep.DryRun {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -95,7 +94,7 @@ func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 		if list == nil {
 			list = []roleJSON{}
 		}
-		if werr := manifest.WriteJSON(out, rolesJSON{Schema: "olimage.roles/v1", Roles: list}); werr != nil {
+		if werr := writeJSON(out, rolesJSON{Schema: "olimage.roles/v1", Roles: list}); werr != nil {
 			return werr
 		}
 		return err

@@ -71,7 +71,7 @@ func runStatus(e *env, opts statusOptions, out io.Writer) error {
 		return activationError(err)
 	}
 	if opts.json {
-		if err := manifest.WriteJSON(out, st); err != nil {
+		if err := writeJSON(out, st); err != nil {
 			return err
 		}
 	} else {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/builder"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 )
 
@@ -80,7 +79,7 @@ func runValidate(e *env, opts validateOptions, out io.Writer) error {
 		if err != nil {
 			doc.Errors = strings.Split(err.Error(), "\n")
 		}
-		if werr := manifest.WriteJSON(out, doc); werr != nil {
+		if werr := writeJSON(out, doc); werr != nil {
 			return werr
 		}
 	}

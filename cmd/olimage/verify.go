@@ -14,7 +14,6 @@ import (
 
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/verify"
 )
@@ -171,7 +170,7 @@ func printVerify(out io.Writer, opts verifyOptions, rep *verify.Report, img stri
 		rep.Findings = []verify.Finding{}
 	}
 	if opts.json {
-		if err := manifest.WriteJSON(out, struct {
+		if err := writeJSON(out, struct {
 			Schema string `json:"schema"`
 			*verify.Report
 		}{"olimage.verify/v1", rep}); err != nil {
