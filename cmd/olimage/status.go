@@ -105,7 +105,15 @@ func runStatus(e *env, opts statusOptions, out io.Writer) error {
 			fmt.Fprintln(out, f)
 		}
 		if st.OK() {
-			fmt.Fprintf(out, "ok: %d links in place\n", len(st.Links))
+			secrets := ""
+			switch n := len(st.Secrets); n {
+			case 0:
+			case 1:
+				secrets = ", 1 secret"
+			default:
+				secrets = fmt.Sprintf(", %d secrets", n)
+			}
+			fmt.Fprintf(out, "ok: %d links%s in place\n", len(st.Links), secrets)
 		}
 	}
 	if !st.OK() {

@@ -65,6 +65,9 @@ func TestStatusSecrets(t *testing.T) {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
 	secret(t, exitOK, activate.SecretOK, "")
+	if _, out, _ := runMain(t, "status", "--root", root); !strings.Contains(out, "ok: 2 links, 1 secret in place\n") {
+		t.Errorf("status with everything in place:\n%s", out)
+	}
 
 	if os.Geteuid() != 0 {
 		return // the VM's copies must be owned by root
