@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"syscall"
 	"unsafe"
 
@@ -120,14 +119,11 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 			w.pos = gptStart
 		}
 		w.file = img.f // raw images keep unwritten space as holes
-		release := func() {}
 		if d, derr := openDirect(img.f); derr == nil {
 			w.direct = d
 			defer d.Close()
-			release = extraP()
 		}
 		err = writeImage(w)
-		release()
 		switch {
 		case err != nil:
 		case compress == image.GPT:
@@ -315,40 +311,6 @@ type stream struct {
 	// everything else the build does, and leave nothing for the final
 	// fsync to write. Anything unaligned goes through file.
 	direct *os.File
-}
-
-// extraP adds a P (runtime.GOMAXPROCS) until the function it returns is
-// called; concurrent builds share one. A direct write blocks for as long
-// as the disk takes, and the goroutine making it keeps its P meanwhile:
-// without a spare one, the image hash, the stage that bounds a build of
-// large files, waited for it (on the big bench tree it took 0.81 s on two
-// Ps, 0.73 s on three). Only the writing gets it: merging is no faster.
-// Afterwards the runtime's default comes back, which follows changes of
-// the CPU limit, unless the value before was another one, which is set
-// again.
-func extraP() (release func()) {
-	extraPs.mu.Lock()
-	defer extraPs.mu.Unlock()
-	if extraPs.users == 0 {
-		extraPs.was = runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
-	}
-	extraPs.users++
-	return func() {
-		extraPs.mu.Lock()
-		defer extraPs.mu.Unlock()
-		if extraPs.users--; extraPs.users == 0 {
-			runtime.SetDefaultGOMAXPROCS()
-			if runtime.GOMAXPROCS(0) != extraPs.was {
-				runtime.GOMAXPROCS(extraPs.was)
-			}
-		}
-	}
-}
-
-var extraPs struct {
-	mu    sync.Mutex
-	users int
-	was   int
 }
 
 // directAlign is the alignment O_DIRECT needs of the buffer, the file
