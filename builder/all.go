@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
@@ -19,6 +21,11 @@ type AllOptions struct {
 	Options
 	// Jobs is how many roles are built at once, 1 or more.
 	Jobs int
+	// Memory, if not 0, is the bytes the roles built at once may take
+	// together, by their MemoryEstimate: a role starts when its estimate
+	// fits beside those of the roles being built (or alone, if it is
+	// larger than Memory).
+	Memory int64
 	// Started, if set, is called as a role's build starts and returns the
 	// role's Progress callback (nil for none).
 	Started func(role string) func(done, total int64)
@@ -77,19 +84,32 @@ func BuildAll(ctx context.Context, f *roles.Fleet, names []string, opts AllOptio
 	}
 	out := make([]Outcome, len(names))
 	var mu sync.Mutex // Done is called one role at a time
+	var budget *semaphore.Weighted
+	if opts.Memory > 0 {
+		budget = semaphore.NewWeighted(opts.Memory)
+	}
 	par.Each(len(names), opts.Jobs, nil, func(_, k int) {
 		o := &out[k]
 		o.Role = names[k]
-		ro := ro
-		if opts.Started != nil {
-			ro.Progress = opts.Started(o.Role)
-		}
 		if r, err := f.Role(o.Role); err != nil {
 			o.Err = err
 		} else if r.Abstract {
 			o.Err = fmt.Errorf("role %s is abstract: roles extend it, it is not built", o.Role)
 		} else {
-			o.Result, o.Err = Build(ctx, f, r, ro)
+			release, est, err := admit(ctx, r, ro.Shared, budget, opts.Memory)
+			if err != nil {
+				o.Err = err
+			} else {
+				defer release() // after Done: the role's memory is free then
+				ro := ro
+				if opts.Started != nil {
+					ro.Progress = opts.Started(o.Role)
+				}
+				o.Result, o.Err = Build(ctx, f, r, ro)
+				if o.Result != nil {
+					o.Result.MemoryEstimate = est
+				}
+			}
 		}
 		if opts.Done != nil {
 			mu.Lock()
@@ -98,6 +118,49 @@ func BuildAll(ctx context.Context, f *roles.Fleet, names []string, opts AllOptio
 		}
 	})
 	return out, nil
+}
+
+// admit waits until role r's memory estimate fits in budget (nil: no
+// budget) of size bytes, takes it, and returns the function that gives it
+// back, and the estimate.
+func admit(ctx context.Context, r *roles.Role, shared *overlays.Shared, budget *semaphore.Weighted, size int64) (release func(), est int64, err error) {
+	est = MemoryEstimate(r, shared)
+	if budget == nil {
+		return func() {}, est, nil
+	}
+	w := min(est, size) // a role larger than the budget runs alone
+	if err := budget.Acquire(ctx, w); err != nil {
+		return nil, 0, err
+	}
+	return func() { budget.Release(w) }, est, nil
+}
+
+// Memory a build takes, measured with build --json's peak_rss on the
+// bench fleet: about 24 MiB besides its entries (the process, the
+// writer's buffers), and per entry of its tree about 2 KiB (the entry, its
+// inode and blocks in the layout, its line of the manifest).
+const (
+	buildBase     = 24 << 20
+	buildPerEntry = 2 << 10
+)
+
+// MemoryEstimate is the peak memory a build of role r is expected to
+// take, from the entries its overlays supply. With shared, the dir and tar
+// sources are counted as read for the build (once for every role);
+// without, only inline entries are counted. A source that cannot be read
+// counts for nothing: the build says what is wrong with it.
+func MemoryEstimate(r *roles.Role, shared *overlays.Shared) int64 {
+	var n int
+	for _, o := range r.Overlays {
+		switch {
+		case shared != nil:
+			k, _ := shared.Entries(o)
+			n += k
+		case o.Kind == "files":
+			n += len(o.Files)
+		}
+	}
+	return buildBase + int64(n)*buildPerEntry
 }
 
 // IsImageFile reports whether output names one image file rather than a

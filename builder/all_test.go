@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testenv"
@@ -77,5 +78,47 @@ func TestBuildAll(t *testing.T) {
 	}
 	if len(done) != 5 {
 		t.Errorf("Done called for %v, want every role once", done)
+	}
+}
+
+// With a memory budget smaller than one role's estimate, BuildAll builds
+// one role at a time whatever Jobs says, and gives each image the
+// estimate it was admitted with.
+func TestBuildAllMemoryBudget(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{"olimage.yaml": "fleet: t\n", "base/etc/app.conf": "conf", "base/opt/x": "x"}
+	for _, r := range []string{"a", "b", "c"} {
+		files["roles/"+r+".yaml"] = "overlays: [{name: base, dir: base}]\n"
+	}
+	testfs.WriteFiles(t, dir, files)
+	f, err := roles.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active, most int
+	var mu sync.Mutex
+	got, err := BuildAll(context.Background(), f, []string{"a", "b", "c"}, AllOptions{
+		Options: Options{Output: filepath.Join(dir, "out")}, Jobs: 3, Memory: 1,
+		Started: func(string) func(int64, int64) {
+			mu.Lock()
+			active++
+			most = max(most, active)
+			mu.Unlock()
+			return nil
+		},
+		Done: func(Outcome) { mu.Lock(); active--; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most != 1 {
+		t.Errorf("%d roles built at once within a budget of 1 byte, want 1", most)
+	}
+	for _, o := range got {
+		if o.Err != nil {
+			t.Errorf("%s: %v", o.Role, o.Err)
+		} else if o.Result.MemoryEstimate <= buildBase {
+			t.Errorf("%s: estimate %d, want more than %d for its entries", o.Role, o.Result.MemoryEstimate, buildBase)
+		}
 	}
 }

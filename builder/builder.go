@@ -82,6 +82,9 @@ type Result struct {
 	Inodes     uint64         `json:"inodes"`
 	UsedInodes uint64         `json:"used_inodes"`
 	Seconds    float64        `json:"seconds"`
+	// MemoryEstimate is the peak memory BuildAll expected the build to
+	// take, for its memory budget; 0 from Build.
+	MemoryEstimate int64 `json:"memory_estimate,omitempty"`
 }
 
 // ErrOutput marks a problem with the output path rather than the input.

@@ -57,6 +57,34 @@ func (s *Shared) Close() error {
 // layer returns a copy of the layer of o, a dir or tar overlay, reading
 // the source the first time.
 func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
+	l, err := s.read(o)
+	if err != nil {
+		return nil, err
+	}
+	return l.clone(), nil
+}
+
+// Entries returns how many entries the source of o holds: of a dir or tar
+// overlay, read now if no role has read it yet; of inline files, the
+// files; of a deploy, 0 (its source is not shared). It is what a role's
+// merge will hold in memory, known before the role is built.
+func (s *Shared) Entries(o *roles.Overlay) (int, error) {
+	switch o.Kind {
+	case "dir", "tar":
+		l, err := s.read(o)
+		if err != nil {
+			return 0, err
+		}
+		return len(l.entries), nil
+	case "files":
+		return len(o.Files), nil
+	}
+	return 0, nil
+}
+
+// read returns the layer of o, a dir or tar overlay, reading the source
+// the first time; callers do not change it.
+func (s *Shared) read(o *roles.Overlay) (*layer, error) {
 	fi, err := os.Stat(o.Source)
 	if err != nil {
 		return nil, err
@@ -84,7 +112,7 @@ func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
 	if it.err != nil {
 		return nil, it.err
 	}
-	return it.l.clone(), nil
+	return it.l, nil
 }
 
 // clone copies l and its entries, so that a merge can change them.

@@ -21,6 +21,7 @@ import (
 type buildOptions struct {
 	all      bool
 	jobs     int
+	memory   string
 	output   string
 	compress string
 	json     bool
@@ -64,9 +65,15 @@ dm-verity root hash are those of the raw image. With
 -o - the image goes to stdout (raw, or zstd with --compress zstd) and no
 sidecar is written. One summary line per image goes to stdout as soon as
 that image is written, or with --json one document at the end that lists
-the images built and the roles that failed, with their errors.`,
+the images built and the roles that failed, with their errors.
+
+With several roles, -j N builds up to N at once, and sources the roles
+share are read, hashed and scanned once. --memory caps the memory the
+roles built at once take together, by each role's estimate (24 MiB plus
+2 KiB per entry); by default it is the memory the machine has available.`,
 		Example: `  olimage build -f examples/openlibrary ol-web -o out/
   olimage build -f examples/openlibrary --all -j 2 -o out/ --json
+  olimage build -f examples/openlibrary --all -j 4 --memory 2GiB -o out/
   olimage build -f examples/openlibrary ol-web --verity -o out/
   olimage build -f examples/openlibrary ol-web -o out/ol-web.gpt.img
   olimage build -f examples/openlibrary ol-web -o out/ol-web.qcow2
@@ -77,6 +84,7 @@ the images built and the roles that failed, with their errors.`,
 	}
 	cmd.Flags().BoolVar(&opts.all, "all", false, "build every role that is not abstract")
 	cmd.Flags().IntVarP(&opts.jobs, "jobs", "j", 1, "roles to build at once")
+	cmd.Flags().StringVar(&opts.memory, "memory", "auto", "memory the roles built at once may take together, by their estimates (such as 4GiB); auto is the machine's available memory")
 	cmd.Flags().StringVarP(&opts.output, "output", "o", ".", "output directory, image file (.img, .img.zst, .gpt.img, .qcow2), or - for stdout")
 	cmd.Flags().StringVar(&opts.compress, "compress", string(image.Raw), "raw or zstd (for a directory or -; a .img.zst name implies zstd)")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print JSON (schema olimage.build/v1): images built and roles that failed")
@@ -94,6 +102,10 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		return usageError{errors.New("build: name the roles to build, or give --all")}
 	case opts.jobs < 1:
 		return usageError{fmt.Errorf("build: -j %d: want 1 or more", opts.jobs)}
+	}
+	memory, err := memoryBudget(opts.memory)
+	if err != nil {
+		return err
 	}
 	f, ferr := e.loadFleet()
 	if f == nil {
@@ -142,7 +154,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 			Output: opts.output, Compress: image.Format(opts.compress), Stdout: e.stdout,
 			Version: olimageVersion(), Verity: opts.verity, SHA256: opts.sha256, TmpDir: e.tmpdir,
 		},
-		Jobs: opts.jobs, Started: bar.update, Done: done,
+		Jobs: opts.jobs, Memory: memory, Started: bar.update, Done: done,
 	})
 	var ue *builder.UsageError
 	if errors.As(err, &ue) {
@@ -152,7 +164,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		return err
 	}
 	var errs []error
-	doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}}
+	doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}, Memory: memory}
 	for _, o := range outcomes {
 		if o.Result != nil {
 			doc.Images = append(doc.Images, o.Result)
@@ -208,6 +220,40 @@ type buildJSON struct {
 	// PeakRSS is the process's peak resident set in bytes, from
 	// getrusage: what a run of this size needs of the machine.
 	PeakRSS int64 `json:"peak_rss"`
+	// Memory is the budget the roles built at once shared, in bytes (0:
+	// none), each by its image's memory_estimate.
+	Memory int64 `json:"memory"`
+}
+
+// memoryBudget parses --memory: a size, or auto for the memory the
+// machine has available now (none where that is not known).
+func memoryBudget(s string) (int64, error) {
+	if s == "auto" {
+		return availableMemory(), nil
+	}
+	v, err := roles.ParseSize(s)
+	if err != nil || v <= 0 {
+		return 0, usageError{fmt.Errorf("build: --memory %s: want a size such as 4GiB, or auto", s)}
+	}
+	return v, nil
+}
+
+// availableMemory is MemAvailable of /proc/meminfo in bytes: what the
+// kernel can give without swapping. 0 where there is no such file.
+func availableMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 // peakRSS is the process's peak resident set in bytes so far, or 0.

@@ -31,6 +31,7 @@ func TestBuildUsage(t *testing.T) {
 		{[]string{"build", "--all", "ol-db", "-o", out}, "build: name roles or give --all, not both"},
 		{[]string{"build", "ol-db", "ol-mem", "ol-db", "-o", out}, "build: role ol-db named twice"},
 		{[]string{"build", "ol-db", "-j", "0", "-o", out}, "build: -j 0: want 1 or more"},
+		{[]string{"build", "ol-db", "--memory", "lots", "-o", out}, "build: --memory lots: want a size such as 4GiB, or auto"},
 		{[]string{"build", "ol-db", "ol-mem", "-o", out + ".img"}, "build: output " + out + ".img takes one role, got 2"},
 	}
 	for _, tc := range tests {

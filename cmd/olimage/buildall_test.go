@@ -32,16 +32,24 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 		t.Fatalf("tar: %v\n%s", err, o)
 	}
 	all, one := filepath.Join(dir, "all"), filepath.Join(dir, "one")
-	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "-o", all, "--json")
+	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "--memory", "1GiB", "-o", all, "--json")
 	if code != 0 {
 		t.Fatalf("build --all: exit %d\n%s", code, stderr)
 	}
 	var doc struct {
-		Images  []json.RawMessage `json:"images"`
-		PeakRSS int64             `json:"peak_rss"`
+		Images []struct {
+			MemoryEstimate int64 `json:"memory_estimate"`
+		} `json:"images"`
+		PeakRSS int64 `json:"peak_rss"`
+		Memory  int64 `json:"memory"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Images) != 3 || doc.PeakRSS <= 0 {
-		t.Errorf("build --all --json: %d images, peak_rss %d (%v), want 3 and more than 0:\n%s", len(doc.Images), doc.PeakRSS, err, stdout)
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil || len(doc.Images) != 3 || doc.PeakRSS <= 0 || doc.Memory != 1<<30 {
+		t.Errorf("build --all --json: %d images, peak_rss %d, memory %d (%v), want 3, more than 0 and 1GiB:\n%s", len(doc.Images), doc.PeakRSS, doc.Memory, err, stdout)
+	}
+	for _, im := range doc.Images {
+		if im.MemoryEstimate <= 0 {
+			t.Errorf("build --all --json: an image with memory_estimate %d:\n%s", im.MemoryEstimate, stdout)
+		}
 	}
 	for _, r := range []string{"a", "b", "c"} {
 		if code, _, stderr := runMain(t, "-f", dir, "build", r, "-o", one); code != 0 {
