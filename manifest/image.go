@@ -71,8 +71,12 @@ type Link struct {
 	Target string `json:"target"` // in the volume, relative to its root: opt/openlibrary
 }
 
+// DeploysDir holds every deployed service's bins on the volume:
+// DeploysDir/SERVICE/BIN, the active one linked from the service's path.
+const DeploysDir = "opt/openlibrary/deploys"
+
 // Deploy is the history of one deployed service in an image: its bins
-// under opt/openlibrary/deploys/SERVICE, newest first, so that "the
+// under DeploysDir/SERVICE, newest first, so that "the
 // newest N bins" means the same thing in every later release.
 type Deploy struct {
 	Service string      `json:"service"`

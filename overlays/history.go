@@ -17,9 +17,6 @@ import (
 // image is missing or of another fleet, or a bin clashes with the new one.
 var ErrHistory = errors.New("refused")
 
-// DeploysDir holds every service's bins, on the volume.
-const DeploysDir = "opt/openlibrary/deploys"
-
 // serviceBins is what one role's overlays put in a service's history.
 type serviceBins struct {
 	own  []string // bins deployed by the role, in declaration order
@@ -60,7 +57,7 @@ func (r *reader) deployOrder(t *tree.Tree) []manifest.Deploy {
 		d := manifest.Deploy{Service: svc}
 		seen := map[string]bool{}
 		add := func(b manifest.DeployBin) {
-			if !seen[b.Bin] && t.Get(path.Join(DeploysDir, svc, b.Bin)) != nil {
+			if !seen[b.Bin] && t.Get(path.Join(manifest.DeploysDir, svc, b.Bin)) != nil {
 				seen[b.Bin] = true
 				d.Bins = append(d.Bins, b)
 			}
@@ -110,7 +107,7 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 		return nil, fail("an image of fleet %q, not %q", head.Fleet, r.fleet.Name)
 	}
 	svc := o.Deploy.Service
-	dir := path.Join(DeploysDir, svc)
+	dir := path.Join(manifest.DeploysDir, svc)
 	present, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, fail("no deploys of service %s: %v", svc, err)

@@ -53,7 +53,7 @@ func (res *Result) Close() error { return res.r.close() }
 // as part of a deploy history, or "".
 func (res *Result) HistoryOf(p string) string {
 	for _, d := range res.Deploys {
-		dir := path.Join(DeploysDir, d.Service) + "/"
+		dir := path.Join(manifest.DeploysDir, d.Service) + "/"
 		bin, _, _ := strings.Cut(strings.TrimPrefix(p, dir), "/")
 		if !strings.HasPrefix(p, dir) {
 			continue

@@ -819,7 +819,7 @@ func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
 	if bin == "" {
 		bin = src.digest()[:12]
 	}
-	prefix := path.Join("opt/openlibrary/deploys", dp.Service, bin)
+	prefix := path.Join(manifest.DeploysDir, dp.Service, bin)
 	l := newLayer()
 	l.add(r.base(prefix, tree.Dir, r.fleet.Defaults.DirMode, o.Name))
 	for _, e := range src.sorted() {

@@ -35,9 +35,6 @@ type Volume struct {
 	Olimage string // the version of olimage writing it
 }
 
-// DeployRoot is where deploys live in a volume.
-const DeployRoot = "opt/openlibrary/deploys"
-
 // maxMetadata is how much of a METADATA file is read: its headers come
 // first and are short; the long description after them is not needed.
 const maxMetadata = 1 << 20
@@ -114,12 +111,12 @@ type deploy struct {
 	active             bool
 }
 
-// deploys lists the bins under DeployRoot, each marked active when the
+// deploys lists the bins under manifest.DeploysDir, each marked active when the
 // service's link (opt/openlibrary/SERVICE) points at it.
 func deploys(t *tree.Tree) []deploy {
 	var out []deploy
 	for _, e := range t.Entries {
-		rel, ok := strings.CutPrefix(e.Path, DeployRoot+"/")
+		rel, ok := strings.CutPrefix(e.Path, manifest.DeploysDir+"/")
 		if !ok || e.Type != tree.Dir || strings.Count(rel, "/") != 1 {
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/internetarchive/olimage/builder"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -81,7 +80,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	for _, d := range res.Deploys {
 		for _, b := range d.Bins {
 			if b.From != "" {
-				fmt.Fprintf(out, "history: %s/%s/%s copied from %s\n", overlays.DeploysDir, d.Service, b.Bin, b.From)
+				fmt.Fprintf(out, "history: %s/%s/%s copied from %s\n", manifest.DeploysDir, d.Service, b.Bin, b.From)
 			}
 		}
 	}
