@@ -141,7 +141,7 @@ func (l *Layout) inode(b []byte, ino uint32) {
 	in.SetFileACL(n.xblock)
 	l.iblock(&in, n)
 	in.Marshal(b)
-	if err := format.PutIbodyXattrs(b, n.ibody); err != nil {
+	if err := format.PutIbodyXattrs(b, n.ibody()); err != nil {
 		panic(err) // Plan made sure they fit
 	}
 	format.SetInodeChecksum(b, l.csumSeed, ino)

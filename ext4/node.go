@@ -18,27 +18,50 @@ type extent struct {
 	pblk uint64
 }
 
-// node is one inode of the image.
+// node is one inode of the image. A million-entry tree has a million of
+// them, so fields are ordered to leave no padding and what few inodes
+// have (xattrs) hangs off a pointer.
 type node struct {
 	ino    uint32
-	entry  *tree.Entry // nil for the root, lost+found and reserved inodes
-	mode   uint16      // type and permission bits
+	mode   uint16 // type and permission bits
+	ftype  uint8  // directory entry file type
+	sparse bool   // content was scanned: blocks outside runs are zero
 	uid    uint32
 	gid    uint32
 	links  uint32
-	size   uint64
 	flags  uint32
-	ftype  uint8  // directory entry file type
 	parent uint32 // directories: inode of ".."
+	size   uint64
+	entry  *tree.Entry // nil for the root, lost+found and reserved inodes
 
 	runs   []run      // logical blocks that need disk blocks, in order
 	ext    []extent   // where they went
 	tree   [][]uint64 // extent tree blocks by level, leaves first
 	xblock uint64     // xattr block, 0 for none
-	ibody  []format.Xattr
-	xattrs []format.Xattr // in the xattr block
+	xa     *xattrPlan // nil for none
 	dir    *dirPlan
-	sparse bool // content was scanned: blocks outside runs are zero
+}
+
+// xattrPlan is where an inode's xattrs go, sorted.
+type xattrPlan struct {
+	ibody []format.Xattr // in the inode
+	block []format.Xattr // in the xattr block
+}
+
+// ibody is the xattrs that fit in n's inode.
+func (n *node) ibody() []format.Xattr {
+	if n.xa == nil {
+		return nil
+	}
+	return n.xa.ibody
+}
+
+// blockXattrs is the xattrs of n's xattr block, nil for none.
+func (n *node) blockXattrs() []format.Xattr {
+	if n.xa == nil {
+		return nil
+	}
+	return n.xa.block
 }
 
 // dataBlocks is how many blocks the node's runs need.

@@ -106,7 +106,7 @@ func (l *Layout) build(t *tree.Tree) error {
 	for _, n := range l.nodes {
 		if n != nil {
 			l.content += n.dataBlocks()
-			if len(n.xattrs) > 0 {
+			if len(n.blockXattrs()) > 0 {
 				l.content++
 			}
 		}
@@ -150,31 +150,64 @@ func (l *Layout) reservedDirs(t *tree.Tree) (root, lpf *node) {
 	return root, lpf
 }
 
-// fileInodes numbers the regular files of t. Inode numbers follow tree
-// order; hard links may name a file that comes later, so the files are
-// numbered before any entry is added.
-func fileInodes(t *tree.Tree) map[string]uint32 {
-	fileIno := map[string]uint32{}
+// linkTargets numbers the regular files that hard links of t name, and
+// counts the inodes t needs. Inode numbers follow tree order; a hard link
+// may name a file that comes later, so its target is numbered before any
+// entry is added. Only trees with hard links pay for the map: a
+// million-entry tree has a million files.
+func linkTargets(t *tree.Tree) (targets map[string]uint32, inodes int) {
+	for _, e := range t.Entries {
+		if e.Type != tree.Hardlink {
+			inodes++
+			continue
+		}
+		if targets == nil {
+			targets = map[string]uint32{}
+		}
+		targets[e.Target] = 0
+	}
+	if targets == nil {
+		return nil, inodes
+	}
 	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
 		switch {
 		case e.Type == tree.Hardlink, e.Path == "lost+found" && e.Type == tree.Dir:
 		case e.Type == tree.File:
-			fileIno[e.Path] = next
+			if _, ok := targets[e.Path]; ok {
+				targets[e.Path] = next
+			}
 			next++
 		default:
 			next++
 		}
 	}
-	return fileIno
+	return targets, inodes
+}
+
+// runSlab hands out one-run slices from shared chunks: most inodes have
+// one run, and a slice of their own for each was an allocation per file.
+type runSlab []run
+
+func (s *runSlab) one(r run) []run {
+	if len(*s) == 0 {
+		*s = make([]run, 1024)
+	}
+	(*s)[0] = r
+	out := (*s)[:1:1] // appending copies rather than overwriting the next inode's
+	*s = (*s)[1:]
+	return out
 }
 
 // addEntries gives each entry of t an inode (a hard link, a name for its
 // target's) and a name in its parent directory, and sets l.maxIno.
 func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 	dirs := map[string]*node{"": root}
-	fileIno := fileInodes(t)
-	files := map[string]*node{}
+	targets, inodes := linkTargets(t)
+	linked := map[string]*node{}
+	// The nodes come from one slab rather than an allocation each.
+	slab := make([]node, inodes)
+	var runs runSlab
 	extraLinks := map[string]uint32{}
 	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
@@ -187,7 +220,7 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			return fmt.Errorf("%s: parent directory %q is not in the tree (or is not a directory)", e.Path, tree.Parent(e.Path))
 		}
 		if e.Type == tree.Hardlink {
-			ino := fileIno[e.Target]
+			ino := targets[e.Target]
 			if ino == 0 {
 				return fmt.Errorf("%s: hard link target %q is not a regular file in the tree", e.Path, e.Target)
 			}
@@ -198,7 +231,9 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: ino, ftype: format.FtRegular})
 			continue
 		}
-		n := &node{entry: e, uid: e.UID, gid: e.GID, links: 1 /* hard links add theirs */, flags: format.InodeExtentsFl}
+		n := &slab[0]
+		slab = slab[1:]
+		*n = node{entry: e, uid: e.UID, gid: e.GID, links: 1 /* hard links add theirs */, flags: format.InodeExtentsFl}
 		if e.Path == "lost+found" {
 			if e.Type != tree.Dir {
 				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path)
@@ -209,7 +244,7 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			n.ino = next
 			next++
 		}
-		if err := n.setType(e); err != nil {
+		if err := n.setType(e, &runs); err != nil {
 			return err
 		}
 		switch e.Type {
@@ -218,11 +253,16 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			dirs[e.Path] = n
 			pd.links++
 		case tree.File:
-			files[e.Path] = n
+			if _, ok := targets[e.Path]; ok {
+				linked[e.Path] = n
+			}
 		}
-		var err error
-		if n.ibody, n.xattrs, err = splitXattrs(e); err != nil {
+		ibody, block, err := splitXattrs(e)
+		if err != nil {
 			return err
+		}
+		if ibody != nil || block != nil {
+			n.xa = &xattrPlan{ibody: ibody, block: block}
 		}
 		pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: n.ino, ftype: n.ftype})
 		if n != lpf {
@@ -230,15 +270,15 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 		}
 	}
 	for p, k := range extraLinks {
-		files[p].links += k
+		linked[p].links += k
 	}
 	l.maxIno = next - 1
 	return nil
 }
 
 // setType sets what n's inode holds by e's type: its mode, file type,
-// size and the runs of blocks its content needs.
-func (n *node) setType(e *tree.Entry) error {
+// size and the runs of blocks its content needs, taken from runs.
+func (n *node) setType(e *tree.Entry, runs *runSlab) error {
 	perm := uint16(e.Mode & tree.ModeMask)
 	switch e.Type {
 	case tree.Dir:
@@ -260,7 +300,7 @@ func (n *node) setType(e *tree.Entry) error {
 			if nb > math.MaxUint32-1 {
 				return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
 			}
-			n.runs = []run{{0, uint32(nb)}}
+			n.runs = runs.one(run{0, uint32(nb)})
 		}
 	case tree.Symlink:
 		if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
@@ -272,7 +312,7 @@ func (n *node) setType(e *tree.Entry) error {
 		if len(e.Target) < 60 {
 			n.flags = 0 // fast symlink: the target lives in i_block
 		} else {
-			n.runs = []run{{0, 1}}
+			n.runs = runs.one(run{0, 1})
 		}
 	default:
 		return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
@@ -496,7 +536,7 @@ func (l *Layout) allocNode(a *allocator, n *node) {
 	n.ext = n.ext[:0]
 	n.tree = nil
 	n.xblock = 0
-	if len(n.xattrs) > 0 {
+	if len(n.blockXattrs()) > 0 {
 		a.alloc(1, func(s, _ uint64) { n.xblock = s })
 	}
 	for _, r := range n.runs {

@@ -259,7 +259,7 @@ func (wr *writer) emit(it *item) error {
 		l.dindBlock(s.block())
 	case itXattr:
 		n := l.nodes[it.a]
-		if err := format.PutXattrBlock(s.block(), n.xblock, l.csumSeed, n.xattrs); err != nil {
+		if err := format.PutXattrBlock(s.block(), n.xblock, l.csumSeed, n.blockXattrs()); err != nil {
 			return fmt.Errorf("%s: %w", n.entry.Path, err)
 		}
 	case itTree:
