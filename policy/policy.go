@@ -68,10 +68,11 @@ type Scans struct {
 	hits map[string][]Hit
 }
 
-// scan returns the hits in e's content, from s if it has them.
-func (s *Scans) scan(e *tree.Entry) ([]Hit, error) {
+// scan returns the hits in e's content, from s if it has them, else
+// read with sc.
+func (s *Scans) scan(e *tree.Entry, sc *scanner) ([]Hit, error) {
 	if s == nil || e.Digest == "" {
-		return scanContent(e.Content)
+		return sc.scanContent(e.Content)
 	}
 	s.mu.Lock()
 	hits, ok := s.hits[e.Digest]
@@ -79,7 +80,7 @@ func (s *Scans) scan(e *tree.Entry) ([]Hit, error) {
 	if ok {
 		return hits, nil
 	}
-	hits, err := scanContent(e.Content)
+	hits, err := sc.scanContent(e.Content)
 	if err != nil {
 		return nil, err
 	}
@@ -98,6 +99,7 @@ func (s *Scans) scan(e *tree.Entry) ([]Hit, error) {
 // nil, holds the content scans of earlier calls and takes this one's.
 func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool), scans *Scans) ([]Finding, error) {
 	var out []Finding
+	var sc scanner
 	for i, e := range entries {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -135,7 +137,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 		if e.Content == nil {
 			continue
 		}
-		hits, err := scans.scan(e)
+		hits, err := scans.scan(e, &sc)
 		if err != nil {
 			return nil, fmt.Errorf("%s: reading it for the content policy: %w", e.Path, err)
 		}
@@ -146,13 +148,13 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 	return out, nil
 }
 
-func scanContent(c tree.Content) ([]Hit, error) {
+func (s *scanner) scanContent(c tree.Content) ([]Hit, error) {
 	rc, err := c.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return Scan(rc)
+	return s.scan(rc)
 }
 
 // ScanLimit is how much of a file the secret detector reads: secrets sit
