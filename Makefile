@@ -86,6 +86,7 @@ cross:
 bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkLess' -count 3 ./tree
 	$(GO) test -run '^$$' -bench 'BenchmarkAppendEntry|BenchmarkEntryJSON|BenchmarkChunks|BenchmarkDiffering|BenchmarkDecodeBoth' -benchtime 10x -count 3 ./manifest
+	$(GO) test -run '^$$' -bench 'BenchmarkHashRaw|BenchmarkHashOS' -benchtime 20x -count 3 ./overlays
 	bash bench/run.sh
 
 # Every fuzz target of every package, FUZZTIME each. go test runs their

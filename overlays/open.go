@@ -12,8 +12,11 @@ import (
 // also try to register the descriptor with the runtime's poller (three
 // failing calls) and os.NewFile would ask for its flags, for every file,
 // though a regular file needs neither; on trees of many small files, each
-// read twice per build, that is a fifth of the work. Whoever opens one
-// must close it: it has no finalizer.
+// read twice per build, that is a fifth of the work. Hashing 2000 files of
+// 100 to 4000 bytes: 71 ms against 102 ms through os.Open and a read loop
+// (BenchmarkHashRaw, BenchmarkHashOS, means of ten alternating runs on 2
+// shared cores; rawFile was faster in nine). Whoever opens one must close
+// it: it has no finalizer.
 //
 // It also knows the size the file was listed with. On local file systems
 // a read of a regular file comes back short only at the end of the file,
