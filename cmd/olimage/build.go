@@ -307,7 +307,7 @@ func checkOutput(out string) error {
 		}
 		return nil
 	case err == nil:
-		return usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", out)}
+		return hintError{usageError{fmt.Errorf("build: -o %s: exists and is not a directory, and not a file name ending in .img, .img.zst, .gpt.img or .qcow2", out)}, "give -o a directory, or a file name with one of those endings"}
 	case filepath.Ext(out) != "":
 		return hintError{usageError{fmt.Errorf("build: -o %s: an image file name ends in .img, .img.zst, .gpt.img or .qcow2", out)}, "for a directory of that name, write -o " + out + "/"}
 	}

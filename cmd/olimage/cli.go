@@ -175,11 +175,11 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot(e)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	path := "olimage"
+	cmd := root
 	if c, _, ferr := root.Find(args); ferr == nil {
-		path = c.CommandPath()
+		cmd = c
 	}
-	return report(ctx, err, stderr, path)
+	return report(ctx, err, stderr, cmd)
 }
 
 // buffered runs fn with a buffered writer on out and flushes it, for
@@ -202,7 +202,7 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func report(ctx context.Context, err error, stderr io.Writer, cmdPath string) int {
+func report(ctx context.Context, err error, stderr io.Writer, cmd *cobra.Command) int {
 	if err == nil {
 		return exitOK
 	}
@@ -216,17 +216,7 @@ func report(ctx context.Context, err error, stderr io.Writer, cmdPath string) in
 	for _, line := range strings.Split(err.Error(), "\n") {
 		fmt.Fprintf(stderr, "olimage: error: %s\n", line)
 	}
-	var h hintError
-	var u usageError
-	switch {
-	case errors.As(err, &h):
-		fmt.Fprintf(stderr, "olimage: hint: %s\n", h.hint)
-	case errors.Is(err, overlays.ErrNoRoom):
-		fmt.Fprintln(stderr, "olimage: hint: spool to a directory with more room: --tmpdir DIR or $TMPDIR")
-	case errors.As(err, &u):
-		// No better next step is known: point at the command's help.
-		fmt.Fprintf(stderr, "olimage: hint: run '%s --help' for usage\n", cmdPath)
-	}
+	fmt.Fprintf(stderr, "olimage: hint: %s\n", hintFor(cmd, err))
 	return exitError
 }
 
@@ -274,6 +264,9 @@ was read and written (lines starting "olimage: note:") go to stderr.
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {
 		if c.Name() == "completion" {
+			// Runnable, so that an unknown shell is a usage error, not help.
+			c.Args = noArgs
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 			c.Example = `  olimage completion bash > /etc/bash_completion.d/olimage
   olimage completion zsh > "${fpath[1]}/_olimage"
   olimage completion fish > ~/.config/fish/completions/olimage.fish`
@@ -310,7 +303,7 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		if near := roles.Closest(args[0], names); near != "" {
 			return hintError{err, fmt.Sprintf("did you mean '%s %s'?", cmd.CommandPath(), near)}
 		}
-		return hintError{err, "run 'olimage --help' for the list of commands"}
+		return hintError{err, "the commands are " + strings.Join(names, ", ")}
 	}
 	return nil
 }

@@ -72,9 +72,9 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	en := res.Tree.Get(p)
 	if en == nil {
 		if why := res.Removal(p); why != "" {
-			return fmt.Errorf("%s: %w of role %s: removed by %s", p, errNoPath, role, why)
+			return hintError{fmt.Errorf("%s: %w of role %s: removed by %s", p, errNoPath, role, why), "'olimage plan " + role + "' lists what the role's tree holds"}
 		}
-		return fmt.Errorf("%s: %w of role %s", p, errNoPath, role)
+		return hintError{fmt.Errorf("%s: %w of role %s", p, errNoPath, role), "'olimage plan " + role + "' lists what the role's tree holds"}
 	}
 	declared := map[string]string{}
 	for _, o := range r.Overlays {

@@ -68,12 +68,12 @@ func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) 
 		}
 	}
 	if p != "" && src.Tree.Get(p) == nil {
-		return fmt.Errorf("%s: %s: not in the image", img, p)
+		return hintError{fmt.Errorf("%s: %s: not in the image", img, p), "list what the image holds with 'olimage ls -R " + img + "'"}
 	}
 	res, err := extract.Tree(ctx, src.Tree, p, dir)
 	stop()
 	if err != nil {
-		return fmt.Errorf("extracting %s into %s: %w", img, dir, err)
+		return hintError{fmt.Errorf("extracting %s into %s: %w", img, dir, err), "extract into a new or empty directory on a file system with room for the image's files"}
 	}
 	note := ""
 	if !res.Owners {

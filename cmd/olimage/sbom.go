@@ -49,7 +49,7 @@ func runSbom(e *env, _ sbomOptions, name string, out io.Writer) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		if m == nil {
-			return fmt.Errorf("%s: no manifest in the image (.olimage/manifest.json); olimage sbom describes images olimage built", name)
+			return hintError{fmt.Errorf("%s: no manifest in the image (.olimage/manifest.json)", name), "olimage sbom describes images olimage built, and roles: give one of those"}
 		}
 		v.Fleet, v.FleetVersion, v.Role, v.Epoch, v.TreeDigest, v.Inputs = m.Fleet, m.FleetVersion, m.Role, m.Epoch, m.TreeDigest, m.Inputs
 		v.Tree, v.Open = src.Tree, src.FS.Open

@@ -76,7 +76,7 @@ func runSign(opts signOptions, img string, out io.Writer) error {
 			return hintError{fmt.Errorf("%s: the key is protected by a passphrase", opts.key),
 				fmt.Sprintf("sign with ssh-keygen -Y sign -n %s -f %s %s (it writes %s)", verify.Namespace, opts.key, side, side+verify.SignatureSuffix)}
 		}
-		return fmt.Errorf("%s: not an SSH private key: %w", opts.key, err)
+		return hintError{fmt.Errorf("%s: not an SSH private key: %w", opts.key, err), "give the private key file (not KEY.pub); ssh-keygen -t ed25519 -f ci-key makes a pair"}
 	}
 	data, err := os.ReadFile(side)
 	if err != nil {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestErrorHints runs a failing command line of every command and checks
+// that each exits 2 and prints its error, then one hint that says what to
+// do next: not the generic pointer at --help.
+func TestErrorHints(t *testing.T) {
+	dir := t.TempDir()
+	fleet := tinyFleet(t, filepath.Join(dir, "fleet"), "x\n")
+	img := filepath.Join(dir, "r.img")
+	if o, e, code := olimage(t, "-q", "-f", fleet, "build", "r", "-o", img); code != 0 {
+		t.Fatalf("build: exit %d\n%s%s", code, o, e)
+	}
+	junk := filepath.Join(dir, "junk.txt")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not an image\n", 1000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.img")
+	cases := []struct {
+		args []string
+		hint string // in the hint line
+	}{
+		{[]string{"buidl"}, "did you mean 'olimage build'"},
+		{[]string{"-q", "-v", "roles"}, "give one of them"},
+		{[]string{"-f", dir, "roles"}, "point -f"},
+		{[]string{"-f", filepath.Join(dir, "nowhere"), "validate"}, "point -f"},
+		{[]string{"-f", fleet, "plan", "nosuch"}, "olimage roles"},
+		{[]string{"-f", fleet, "explain", "r"}, "usage: olimage explain ROLE PATH"},
+		{[]string{"-f", fleet, "explain", "r", "opt/nope"}, "'olimage plan r'"},
+		{[]string{"-f", fleet, "build"}, "for example: olimage build"},
+		{[]string{"-f", fleet, "build", "r", "-o", junk}, "give -o a directory"},
+		{[]string{"-f", fleet, "build", "r", "-o", filepath.Join(dir, "no/r.img")}, "mkdir -p"},
+		{[]string{"inspect", missing}, "'olimage build ROLE -o DIR' writes images"},
+		{[]string{"inspect", junk}, "give an image olimage build wrote"},
+		{[]string{"ls", img, "nope"}, "olimage ls -R " + img},
+		{[]string{"cat", img, "nope"}, "olimage ls -R " + img},
+		{[]string{"cat", img, "opt"}, "list it with olimage ls"},
+		{[]string{"extract", img, filepath.Join(dir, "x"), "nope"}, "olimage ls -R " + img},
+		{[]string{"extract", img, junk}, "new or empty directory"},
+		{[]string{"verify", junk}, "give an image olimage build wrote"},
+		{[]string{"verify", img, "--key", filepath.Join(dir, "missing.pub")}, "public key (KEY.pub)"},
+		{[]string{"verify", img, "--expect-root-hash", "abc"}, "usage: olimage verify IMAGE"},
+		{[]string{"sign", img, "--key", filepath.Join(dir, "missing")}, "private key to sign with"},
+		{[]string{"sign", img, "--key", img + ".manifest.json"}, "not KEY.pub"},
+		{[]string{"diff", img, missing}, "A and B are"},
+		{[]string{"-f", fleet, "diff", img, "nosuch"}, "a role of the fleet"},
+		{[]string{"push", missing, "localhost:1/x:y"}, "IMAGE.manifest.json beside each image"},
+		{[]string{"pull", "localhost:1/x:y", "-o", filepath.Join(dir, "p.img")}, "registry is up and reachable"},
+		{[]string{"sbom", junk}, "give an image olimage build wrote"},
+		{[]string{"sysusers", missing}, "writes images"},
+		{[]string{"fstab", missing}, "writes images"},
+		{[]string{"mount-unit", missing}, "writes images"},
+		{[]string{"veritytab", img, "--sidecar", filepath.Join(dir, "missing.json")}, "name it with --sidecar"},
+		{[]string{"activate", img}, "usage: olimage activate"},
+		{[]string{"deactivate", "x"}, "usage: olimage deactivate"},
+		{[]string{"recover", "x"}, "usage: olimage recover"},
+		{[]string{"status", "x"}, "usage: olimage status"},
+		{[]string{"switch"}, "usage: olimage switch SERVICE BIN"},
+		{[]string{"activate-unit", "x"}, "usage: olimage activate-unit"},
+		{[]string{"version", "x"}, "usage: olimage version"},
+		{[]string{"man"}, "usage: olimage man DIR"},
+		{[]string{"completion", "tcsh"}, "the commands are bash, fish"},
+	}
+	covered := map[string]bool{}
+	for _, c := range cases {
+		stdout, stderr, code := olimage(t, c.args...)
+		lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		last := lines[len(lines)-1]
+		if code != exitError || !strings.HasPrefix(stderr, "olimage: error: ") || !strings.HasPrefix(last, "olimage: hint: ") || strings.Count(stderr, "olimage: hint:") != 1 {
+			t.Errorf("%q: exit %d, want 2, the error, then one hint:\n%s%s", c.args, code, stdout, stderr)
+			continue
+		}
+		if strings.Contains(last, "--help") || strings.Contains(last, "olimage help") || !strings.Contains(last, c.hint) {
+			t.Errorf("%q: %s\nwant a hint saying %q", c.args, last, c.hint)
+		}
+		root := newRoot(&env{})
+		if cmd, _, err := root.Find(c.args); err == nil {
+			covered[cmd.Name()] = true
+		}
+	}
+	for _, cmd := range newRoot(&env{}).Commands() {
+		if !covered[cmd.Name()] && cmd.Name() != "help" {
+			t.Errorf("no failing command line of %s in the table", cmd.Name())
+		}
+	}
+}
