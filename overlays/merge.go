@@ -104,6 +104,17 @@ func within(where string, err error) error {
 	return fmt.Errorf("%s: %w", where, err)
 }
 
+// SourceError is an overlay's source that could not be read, declared at
+// Pos: what to fix is there or at Source, not in what the command named.
+type SourceError struct {
+	Pos    roles.Pos
+	Source string // "" for inline files
+	Err    error  // says where, then why
+}
+
+func (e *SourceError) Error() string { return e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
 // Options tune how Merge reads sources; the zero value is the default.
 type Options struct {
 	// TmpDir is where members of compressed archives are spooled; ""
@@ -138,7 +149,7 @@ func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Optio
 			if errors.Is(err, os.ErrNotExist) {
 				where += ": source missing"
 			}
-			return nil, within(where, err)
+			return nil, &SourceError{Pos: o.Pos, Source: o.Source, Err: within(where, err)}
 		}
 		res.Inputs = append(res.Inputs, manifest.Input{Name: o.Name, Kind: string(o.Kind), Source: f.Rel(o.Source), Digest: l.digest(), Entries: len(l.entries)})
 		if err := m.apply(o, l); err != nil {

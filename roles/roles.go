@@ -972,10 +972,13 @@ func (f *Fleet) Role(name string) (*Role, error) {
 		return r, nil
 	}
 	if _, err := os.Stat(f.roleFile(name)); err == nil {
-		return nil, fmt.Errorf("role %q has errors (run olimage validate)", name)
+		return nil, fmt.Errorf("role %q %w (run olimage validate)", name, ErrBroken)
 	}
 	return nil, fmt.Errorf("%w: %q (have: %s)", ErrNoRole, name, strings.Join(f.RoleNames(true), ", "))
 }
+
+// ErrBroken is returned for a role whose file has errors.
+var ErrBroken = errors.New("has errors")
 
 // ErrNoRole is returned for a role the fleet does not declare.
 var ErrNoRole = errors.New("no such role")

@@ -28,6 +28,7 @@ func hintFor(cmd *cobra.Command, err error) string {
 	var pe *fs.PathError
 	var re *roles.Error
 	var ne *net.OpError
+	var se *overlays.SourceError
 	switch {
 	case errors.As(err, &h):
 		return h.hint
@@ -47,12 +48,18 @@ func hintFor(cmd *cobra.Command, err error) string {
 			img = args[0]
 		}
 		return "list what the image holds with 'olimage ls -R " + img + "'"
+	case errors.As(err, &se) && errors.Is(err, fs.ErrNotExist):
+		return "put the source in place at " + se.Source + ", or fix the overlay declared at " + se.Pos.String()
+	case errors.As(err, &se):
+		return "fix the overlay's source " + se.Source + " or its declaration at " + se.Pos.String() + "; 'olimage validate' checks every role"
 	case errors.Is(err, operand.ErrUnknown):
 		return "give an image file, a manifest JSON, a registry reference (HOST/REPO:TAG) or a role of the fleet named by -f ('olimage roles' lists them)"
 	case errors.As(err, &pe) && errors.Is(err, fs.ErrNotExist):
 		return missingHint(cmd, pe.Path)
 	case errors.As(err, &re):
 		return "fix " + re.Pos.String() + "; 'olimage validate' lists every problem of the fleet"
+	case errors.Is(err, roles.ErrBroken):
+		return "'olimage validate' lists the role's problems with file and line; build the other roles by name meanwhile"
 	case errors.Is(err, builder.ErrOutput):
 		return "give -o an existing, writable directory or a new file name ending in .img, .img.zst, .gpt.img or .qcow2"
 	case errors.Is(err, artifact.ErrDigest):

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/internetarchive/olimage/internal/testfs"
 )
 
 // TestErrorHints runs a failing command line of every command and checks
@@ -22,6 +24,20 @@ func TestErrorHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing.img")
+	broken := filepath.Join(dir, "broken")
+	testfs.WriteFiles(t, broken, map[string]string{
+		"olimage.yaml":  "fleet: t\n",
+		"roles/m.yaml":  "overlays: [{name: s, dir: gone}]\n",
+		"roles/y.yaml":  "overlays: [{name: s, dri: src}]\n",
+		"src/opt/x.txt": "x",
+	})
+	oneBroken := filepath.Join(dir, "one-broken")
+	testfs.WriteFiles(t, oneBroken, map[string]string{
+		"olimage.yaml":  "fleet: t\n",
+		"roles/g.yaml":  "overlays: [{name: s, dir: src}]\n",
+		"roles/y.yaml":  "overlays: [{name: s, dri: src}]\n",
+		"src/opt/x.txt": "x",
+	})
 	cases := []struct {
 		args []string
 		hint string // in the hint line
@@ -32,6 +48,9 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"-f", filepath.Join(dir, "nowhere"), "validate"}, "point -f"},
 		{[]string{"-f", fleet, "plan", "nosuch"}, "olimage roles"},
 		{[]string{"-f", fleet, "explain", "r"}, "usage: olimage explain ROLE PATH"},
+		{[]string{"-f", broken, "plan", "m"}, "put the source in place at " + filepath.Join(broken, "gone") + ", or fix the overlay declared at " + filepath.Join(broken, "roles/m.yaml") + ":1"},
+		{[]string{"-f", broken, "plan", "y"}, "fix " + filepath.Join(broken, "roles/y.yaml") + ":1"},
+		{[]string{"-f", oneBroken, "build", "--all", "-o", filepath.Join(dir, "out")}, "'olimage validate' lists the role's problems"},
 		{[]string{"-f", fleet, "explain", "r", "opt/nope"}, "'olimage plan r'"},
 		{[]string{"-f", fleet, "build"}, "for example: olimage build"},
 		{[]string{"-f", fleet, "build", "r", "-o", junk}, "give -o a directory"},
