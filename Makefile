@@ -58,7 +58,7 @@ install: build man
 # That VM's root is built with mmdebstrap once and cached in
 # ~/.cache/olimage-e2e ($OLIMAGE_E2E_CACHE). Without KVM on a busy 2-core
 # host: the root 2 to 6 minutes (once), the systemd VM's seven boots 12 minutes
-# (1 to 2.5 each).
+# (1 to 2.5 each) on a quiet host, 33 minutes (3 to 7 each) on a loaded one.
 e2e:
 	OLIMAGE_E2E=1 $(GO) test -count=1 -v -timeout 75m ./e2e
 
