@@ -105,6 +105,12 @@ func (s *Shared) read(o *roles.Overlay) (*layer, error) {
 		} else {
 			it.l, it.err = s.r.readTar(o.Source, o.Name)
 		}
+		if it.err == nil {
+			// Sorted and digested now, under the lock: each role's
+			// copy takes both as they are (clone).
+			it.l.sorted()
+			it.l.digest()
+		}
 		if it.err == nil || s.r.ctx.Err() == nil {
 			s.items[k] = it // an interrupted read is not remembered
 		}
@@ -117,8 +123,19 @@ func (s *Shared) read(o *roles.Overlay) (*layer, error) {
 
 // clone copies l and its entries, so that a merge can change them.
 // Content, xattrs and block lists are shared: merges never change them.
+// The copy keeps l's order and digest, which take a role's merge a tenth
+// of its time to compute again.
 func (l *layer) clone() *layer {
-	c := &layer{entries: make(map[string]*tree.Entry, len(l.entries)), whiteouts: l.whiteouts, opaque: l.opaque}
+	c := &layer{entries: make(map[string]*tree.Entry, len(l.entries)), whiteouts: l.whiteouts, opaque: l.opaque, sum: l.sum}
+	if l.order != nil {
+		c.order = make([]*tree.Entry, len(l.order))
+		for i, e := range l.order {
+			ce := *e
+			c.order[i] = &ce
+			c.entries[e.Path] = &ce
+		}
+		return c
+	}
 	for p, e := range l.entries {
 		ce := *e
 		c.entries[p] = &ce
