@@ -335,8 +335,10 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 	used := int64(info.Blocks-min(info.FreeBlocks, info.Blocks)) * int64(info.BlockSize)
 	trace.Notef(ctx, "%s: %s", name, describeImage(img, used))
 	if reads := trace.ReadsOf(ctx); reads != nil {
-		// A full read covers the blocks in use, metadata included.
-		if fn := reads(name, used); fn != nil {
+		// A full read covers the blocks in use but the journal and the
+		// inode table's free slots, which no read visits.
+		total := max(used-info.JournalSize-int64(info.FreeInodes)*int64(info.InodeSize), int64(info.BlockSize))
+		if fn := reads(name, total); fn != nil {
 			img.Watch(fn)
 		}
 	}

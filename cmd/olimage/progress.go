@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -98,8 +99,18 @@ func (p *progress) reads(ctx context.Context) (context.Context, func()) {
 		names = append(names, name)
 		mu.Unlock()
 		up := p.update(name)
-		// Metadata read twice can take the count past the blocks in use.
-		return func(read int64) { up(min(read, total), total) }
+		var most atomic.Int64
+		return func(read int64) {
+			// Reads on several goroutines report out of order: show
+			// the most read, which metadata read twice can take past
+			// the total.
+			for m := most.Load(); read > m; m = most.Load() {
+				if most.CompareAndSwap(m, read) {
+					up(min(read, total), total)
+					return
+				}
+			}
+		}
 	})
 	return ctx, func() {
 		mu.Lock()

@@ -31,8 +31,9 @@ type Info struct {
 	HashSeed        string    // UUID form, as dumpe2fs prints it
 	DefHashVersion  uint8
 	JournalInode    uint32
-	Clean           bool // s_state has the clean bit and no error bit
-	NeedsRecovery   bool // the journal holds transactions to replay
+	JournalSize     int64 // bytes, from the superblock's copy of the journal inode; 0 if it has none
+	Clean           bool  // s_state has the clean bit and no error bit
+	NeedsRecovery   bool  // the journal holds transactions to replay
 	MetadataCsum    bool
 	ChecksumSeed    uint32
 	FirstDataBlock  uint64
@@ -175,6 +176,15 @@ func sbTime(lo uint32, hi uint8) time.Time {
 	return time.Unix(int64(lo)|int64(hi)<<32, 0).UTC()
 }
 
+// journalSize is the journal inode's i_size as the superblock keeps a
+// copy of it (s_jnl_blocks[15] high, [16] low), without reading the inode.
+func journalSize(sb *format.Superblock) int64 {
+	if sb.JnlBackupType != format.JnlBackupBlocks || sb.JournalInum == 0 {
+		return 0
+	}
+	return int64(sb.JnlBlocks[15])<<32 | int64(sb.JnlBlocks[16])
+}
+
 // Info describes the file system from its superblock.
 func (fs *FS) Info() Info {
 	sb := &fs.sb
@@ -206,6 +216,7 @@ func (fs *FS) Info() Info {
 		HashSeed:        FormatUUID(sb.HashSeed),
 		DefHashVersion:  sb.DefHashVersion,
 		JournalInode:    sb.JournalInum,
+		JournalSize:     journalSize(sb),
 		Clean:           sb.State&1 != 0 && sb.State&2 == 0,
 		NeedsRecovery:   dirty,
 		MetadataCsum:    fs.csum,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -203,6 +204,15 @@ func TestMkfsImages(t *testing.T) {
 				if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
 					if g, w := strings.Join(info.Features, " "), strings.Join(strings.Fields(f), " "); g != w {
 						t.Errorf("features %q, want %q", g, w)
+					}
+				}
+				// "Total journal size: 4096k" (older: "Journal size:"): k, M or G.
+				if _, f, ok := strings.Cut(line, "ournal size:"); ok && !strings.HasPrefix(line, "Journal backup") {
+					f = strings.TrimSpace(f)
+					n, err := strconv.ParseInt(f[:len(f)-1], 10, 64)
+					shift := map[byte]int{'k': 10, 'M': 20, 'G': 30}[f[len(f)-1]]
+					if err != nil || shift == 0 || info.JournalSize != n<<shift {
+						t.Errorf("journal size %d, dumpe2fs says %s", info.JournalSize, f)
 					}
 				}
 			}
