@@ -87,6 +87,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkLess' -count 3 ./tree
 	$(GO) test -run '^$$' -bench 'BenchmarkAppendEntry|BenchmarkEntryJSON|BenchmarkChunks|BenchmarkDiffering|BenchmarkDecodeBoth' -benchtime 10x -count 3 ./manifest
 	$(GO) test -run '^$$' -bench 'BenchmarkHashRaw|BenchmarkHashOS' -benchtime 20x -count 3 ./overlays
+	$(GO) test -run '^$$' -bench 'BenchmarkManifestMapped|BenchmarkManifestRead' -benchtime 30x -count 3 ./operand
 	bash bench/run.sh
 
 # Every fuzz target of every package, FUZZTIME each. go test runs their

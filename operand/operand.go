@@ -412,7 +412,10 @@ func (s *Operand) embedded() (*manifest.Manifest, *tree.Tree, error) {
 
 // manifestBytes reads the manifest file inside an image: mapped straight
 // from the image when it lies in one run of blocks (as olimage writes it),
-// which saves copying tens of megabytes of a large tree's manifest.
+// which saves copying tens of megabytes of a large tree's manifest. The
+// head of a 20k-entry image's 7 MB manifest: 69 µs and 19 kB mapped,
+// against 9.1 ms and 7.3 MB read (BenchmarkManifestMapped,
+// BenchmarkManifestRead, means of four alternating runs).
 func (s *Operand) manifestBytes() ([]byte, error) {
 	if off, n, ok, err := s.FS.Contiguous(manifest.Path); err == nil && ok {
 		if data, unmap, ok := s.File.Map(off, n); ok {
