@@ -8,6 +8,7 @@ package image
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/qcow2"
 )
 
@@ -104,6 +106,13 @@ const (
 // a pipe (stdin, a FIFO, bash's <(...)) is first copied to an unlinked
 // temporary file: reading a file system needs random access.
 func Open(path string) (*File, error) {
+	return OpenContext(context.Background(), path)
+}
+
+// OpenContext is Open, telling ctx's trace.Reads how the decompression of
+// a compressed image, which reads the whole file before anything else
+// can be, goes on.
+func OpenContext(ctx context.Context, path string) (*File, error) {
 	var f *os.File
 	var err error
 	if path == "-" {
@@ -163,7 +172,7 @@ func Open(path string) (*File, error) {
 		img.Format, img.r, img.Size = Qcow2, q, q.Size
 	}
 	if img.Format == Zstd || img.Format == Gzip {
-		if err := img.decompress(); err != nil {
+		if err := img.decompress(ctx); err != nil {
 			img.Close()
 			return nil, fmt.Errorf("%s: %s: %w", path, img.Format, err)
 		}
@@ -223,20 +232,42 @@ func spool(r io.Reader) (*os.File, error) {
 	return tmp, nil
 }
 
+// countingReader calls fn with the bytes read so far after each read.
+type countingReader struct {
+	r    io.Reader
+	fn   func(read int64)
+	read int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	c.fn(c.read)
+	return n, err
+}
+
 // decompress expands the image into an unlinked temporary file, leaving
 // runs of zeros as holes so a mostly empty image costs little disk.
-func (img *File) decompress() error {
+func (img *File) decompress(ctx context.Context) error {
+	var src io.Reader = img.f
+	if reads := trace.ReadsOf(ctx); reads != nil {
+		if fi, err := img.f.Stat(); err == nil {
+			if fn := reads(img.Path+" (decompressing)", fi.Size()); fn != nil {
+				src = &countingReader{r: img.f, fn: fn}
+			}
+		}
+	}
 	var zr io.Reader
 	switch img.Format {
 	case Zstd:
-		d, err := zstd.NewReader(img.f, zstd.WithDecoderMaxMemory(1<<30))
+		d, err := zstd.NewReader(src, zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return err
 		}
 		defer d.Close()
 		zr = d
 	case Gzip:
-		d, err := gzip.NewReader(img.f)
+		d, err := gzip.NewReader(src)
 		if err != nil {
 			return err
 		}

@@ -321,7 +321,7 @@ func parseManifest(data []byte) (*manifest.Manifest, *tree.Tree, error) {
 
 // OpenImage opens an image file and reads its tree as read says.
 func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
-	img, err := image.Open(name)
+	img, err := image.OpenContext(ctx, name)
 	if err != nil {
 		return nil, err
 	}

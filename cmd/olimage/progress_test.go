@@ -8,14 +8,16 @@ import (
 )
 
 // TestReadProgressPlain checks that the commands that read whole images
-// (verify, extract, diff reading both images) print progress as plain
-// lines naming the image when stderr is not a terminal, and none with -q.
+// (verify, extract, diff reading both images, and the decompression of a
+// compressed one) print progress as plain lines naming the image when
+// stderr is not a terminal, and none with -q.
 func TestReadProgressPlain(t *testing.T) {
 	old := plainEvery
 	plainEvery = 0 // every read, so that a small image shows some
 	t.Cleanup(func() { plainEvery = old })
 	a, b := filepath.Join(t.TempDir(), "a.img"), filepath.Join(t.TempDir(), "b.img")
-	for img, content := range map[string]string{a: strings.Repeat("a", 1<<20), b: strings.Repeat("b", 1<<20)} {
+	z := filepath.Join(t.TempDir(), "z.img.zst")
+	for img, content := range map[string]string{a: strings.Repeat("a", 1<<20), b: strings.Repeat("b", 1<<20), z: strings.Repeat("z", 1<<20)} {
 		if o, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), content), "build", "r", "-q", "-o", img); code != 0 {
 			t.Fatalf("build: exit %d\n%s%s", code, o, e)
 		}
@@ -28,6 +30,8 @@ func TestReadProgressPlain(t *testing.T) {
 		{[]string{"verify", a}, 0, a},
 		{[]string{"extract", a, filepath.Join(t.TempDir(), "x")}, 0, a},
 		{[]string{"diff", "--no-manifests", a, b}, 1, b},
+		// A compressed image is decompressed first, reading all of it.
+		{[]string{"extract", z, filepath.Join(t.TempDir(), "z")}, 0, z + " (decompressing)"},
 	}
 	for _, c := range cases {
 		_, stderr, code := olimage(t, c.args...)
