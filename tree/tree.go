@@ -89,6 +89,11 @@ type Entry struct {
 	// fraction of the cost of a second SHA-256.
 	Check    uint32
 	HasCheck bool
+	// HasData and Implicit are explained below; they sit here beside
+	// HasCheck so that the three bools take no padding of their own, in
+	// entries of which a tree may hold a million.
+	HasData  bool
+	Implicit bool
 
 	// Data, when HasData, lists the blocks of the content (in units of
 	// SparseBlock bytes) that are not all zeros, found by whoever read
@@ -96,13 +101,12 @@ type Entry struct {
 	// SparseMin bytes carries it. A writer that stores zero blocks as
 	// holes uses it instead of reading the content once more, and still
 	// confirms the holes are zero while it writes.
-	Data    []BlockRun
-	HasData bool
+	Data []BlockRun
 
-	// Provenance.
+	// Provenance. Implicit (above) marks a parent directory no overlay
+	// named explicitly.
 	Overlay   string   // overlay that supplied the entry
 	Shadowed  []string // overlays whose entry for this path it replaced, lowest first
-	Implicit  bool     // a parent directory no overlay named explicitly
 	OwnerRule string   // where the owner and group came from ("" for the source)
 	ModeRule  string   // where the mode came from ("" for the source)
 
