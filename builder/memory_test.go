@@ -1,0 +1,125 @@
+package builder
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/overlays"
+)
+
+// planBytesPerEntry is the bound TestPlanBytesPerEntry holds a planned
+// role to: the heap its tree, manifest and layout keep, per entry. The
+// role of that test kept 830 to 840 bytes an entry while trees indexed
+// every path in a map and ext4 planning made each inode its own
+// allocation, and about 690 since; docs/scale.md has the figure and how
+// to measure it.
+const planBytesPerEntry = 760
+
+// TestPlanBytesPerEntry plans a role of 20,000 one-byte files, from a
+// .tar.zst and from a directory, and checks the heap the planned role
+// holds (merged tree, manifest and ext4 layout, after a collection) per
+// entry. Run with -v for the figure.
+func TestPlanBytesPerEntry(t *testing.T) {
+	const dirs, per = 20, 1000
+	for _, kind := range []string{"tar", "dir"} {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src")
+			if kind == "tar" {
+				src += ".tar.zst"
+				writeOneByteTarZst(t, src, dirs, per)
+			} else {
+				writeOneByteDir(t, src, dirs, per)
+			}
+			fl := filepath.Join(dir, "fleet")
+			if err := os.MkdirAll(filepath.Join(fl, "roles"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, filepath.Join(fl, "olimage.yaml"), fmt.Sprintf("fleet: mem\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: [%q]}\n", src))
+			writeFile(t, filepath.Join(fl, "roles", "r.yaml"), fmt.Sprintf("overlays:\n  - {name: src, %s: %q}\n", kind, src))
+			f, r := loadRole(t, fl, "r")
+
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			p, err := prepare(context.Background(), f, r, "", overlays.Options{TmpDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.close()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			n := p.tree.Len()
+			got := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+			runtime.KeepAlive(p)
+			t.Logf("%d entries: %.0f bytes an entry of planned role", n, got)
+			if got > planBytesPerEntry {
+				t.Errorf("a planned role of %d entries holds %.0f bytes an entry, want at most %d", n, got, planBytesPerEntry)
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, name, text string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeOneByteTarZst writes a .tar.zst of dirs directories of per
+// one-byte files under opt/.
+func writeOneByteTarZst(t *testing.T, name string, dirs, per int) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := range dirs {
+		dir := fmt.Sprintf("opt/d%04d", d)
+		check(tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
+		for i := range per {
+			check(tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d", dir, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
+			_, err := tw.Write([]byte{byte(i)})
+			check(err)
+		}
+	}
+	check(tw.Close())
+	check(zw.Close())
+	check(bw.Flush())
+}
+
+// writeOneByteDir writes the tree writeOneByteTarZst archives.
+func writeOneByteDir(t *testing.T, root string, dirs, per int) {
+	t.Helper()
+	for d := range dirs {
+		dir := filepath.Join(root, "opt", fmt.Sprintf("d%04d", d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i := range per {
+			writeFile(t, filepath.Join(dir, fmt.Sprintf("f%04d", i)), string([]byte{byte(i)}))
+		}
+	}
+}
