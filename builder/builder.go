@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -271,11 +272,14 @@ func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch in
 	if t.Get(manifest.Dir) != nil {
 		return nil, fmt.Errorf("%s: reserved for olimage's manifest; no overlay may supply it", manifest.Dir)
 	}
-	entries := append([]*tree.Entry(nil), t.Entries...)
 	d := root(manifest.Dir, tree.Dir, 0o755)
 	m := root(manifest.Path, tree.File, 0o644)
 	m.Size, m.Digest, m.Content = mf.Size, mf.SHA256, mf
-	entries = append(entries, d, m)
+	// Put the two where they belong, so that tree.New finds the entries
+	// in order rather than sorting them all again.
+	i, _ := slices.BinarySearchFunc(t.Entries, manifest.Dir, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
+	entries := make([]*tree.Entry, 0, len(t.Entries)+2)
+	entries = append(append(append(entries, t.Entries[:i]...), d, m), t.Entries[i:]...)
 	return tree.New(entries)
 }
 

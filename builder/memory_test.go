@@ -19,7 +19,7 @@ import (
 // role to: the heap its tree, manifest and layout keep, per entry. The
 // role of that test kept 830 to 840 bytes an entry while trees indexed
 // every path in a map and ext4 planning made each inode its own
-// allocation, and about 690 since; docs/scale.md has the figure and how
+// allocation, and about 690 since; bench/README.md has the figures and how
 // to measure it.
 const planBytesPerEntry = 760
 

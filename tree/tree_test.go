@@ -2,7 +2,9 @@ package tree
 
 import (
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -82,5 +84,50 @@ func BenchmarkLessSlow(b *testing.B) {
 	x, y := "opt/openlibrary/deploys/olsystem/3f9c2e1a7b04/etc/nginx/a.conf", "opt/openlibrary/deploys/olsystem/3f9c2e1a7b04/etc/nginx/b.conf"
 	for range b.N {
 		lessSlow(x, y)
+	}
+}
+
+// TestNew checks that New sorts entries in tree order, returns entries
+// already in order as they are, and refuses a duplicate path whether or
+// not the input was in order; Get finds every path and nothing else.
+func TestNew(t *testing.T) {
+	paths := func(es []*Entry) []string {
+		var out []string
+		for _, e := range es {
+			out = append(out, e.Path)
+		}
+		return out
+	}
+	entries := func(ps ...string) []*Entry {
+		var out []*Entry
+		for _, p := range ps {
+			out = append(out, &Entry{Path: p, Type: File})
+		}
+		return out
+	}
+	want := []string{"a", "a/b", "a/b/c", "a-b", "b"}
+	for _, in := range [][]string{{"a-b", "a/b/c", "b", "a", "a/b"}, want} {
+		tr, err := New(entries(in...))
+		if err != nil {
+			t.Fatalf("New(%q): %v", in, err)
+		}
+		if got := paths(tr.Entries); !slices.Equal(got, want) {
+			t.Errorf("New(%q) = %q, want %q", in, got, want)
+		}
+		for _, p := range want {
+			if e := tr.Get(p); e == nil || e.Path != p {
+				t.Errorf("Get(%q) = %v", p, e)
+			}
+		}
+		for _, p := range []string{"", "a/", "a/b/c/d", "a.b", "c"} {
+			if e := tr.Get(p); e != nil {
+				t.Errorf("Get(%q) = %q, want nil", p, e.Path)
+			}
+		}
+	}
+	for _, in := range [][]string{{"a", "a/b", "a/b"}, {"b", "a", "b"}} {
+		if _, err := New(entries(in...)); err == nil || !strings.Contains(err.Error(), "duplicate path") {
+			t.Errorf("New(%q): error %v, want a duplicate path", in, err)
+		}
 	}
 }
