@@ -217,7 +217,12 @@ func writeFileAtomic(p, tmp string, data []byte, mode fs.FileMode, old fs.FileIn
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	}
 	if err != nil {
-		return err
+		// Name the file being written, not the temporary one.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return &fs.PathError{Op: "write", Path: p, Err: err}
 	}
 	tmp = f.Name()
 	_, err = f.Write(data)

@@ -90,6 +90,11 @@ func missingHint(cmd *cobra.Command, path string) string {
 		f := cmd.Flags().Lookup(name)
 		return f != nil && f.Value.String() == path
 	}
+	// flagHolds says path lies under the directory flag name gives.
+	flagHolds := func(name, path string) bool {
+		f := cmd.Flags().Lookup(name)
+		return f != nil && f.Value.String() != "/" && strings.HasPrefix(path, filepath.Clean(f.Value.String())+"/")
+	}
 	switch {
 	case filepath.Base(path) == roles.FleetFile:
 		return fmt.Sprintf("point -f (or $OLIMAGE_FLEET) at the fleet directory, the one holding %s and roles/; it is %s now", roles.FleetFile, filepath.Dir(path))
@@ -99,6 +104,8 @@ func missingHint(cmd *cobra.Command, path string) string {
 		return "give the SSH public key (KEY.pub) of the key that signed the sidecar"
 	case flag("sidecar") || strings.HasSuffix(path, image.SidecarSuffix):
 		return "olimage build writes IMAGE" + image.SidecarSuffix + " beside each image: keep it with the image, or name it with --sidecar FILE"
+	case flagHolds("root", path):
+		return "--root names the root file system to change, and it has no " + filepath.Dir(path) + ": give the VM's root directory"
 	case cmd.Name() == "diff":
 		return "A and B are image or manifest files, registry references or roles of the fleet: check " + path
 	}

@@ -74,6 +74,7 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"sbom", junk}, "give an image olimage build wrote"},
 		{[]string{"sysusers", missing}, "writes images"},
 		{[]string{"fstab", missing}, "writes images"},
+		{[]string{"fstab", img, "--write", "--root", t.TempDir()}, "--root names the root file system to change"},
 		{[]string{"mount-unit", missing}, "writes images"},
 		{[]string{"veritytab", img, "--sidecar", filepath.Join(dir, "missing.json")}, "name it with --sidecar"},
 		{[]string{"activate", img}, "usage: olimage activate"},
@@ -94,6 +95,9 @@ func TestErrorHints(t *testing.T) {
 		if code != exitError || !strings.HasPrefix(stderr, "olimage: error: ") || !strings.HasPrefix(last, "olimage: hint: ") || strings.Count(stderr, "olimage: hint:") != 1 {
 			t.Errorf("%q: exit %d, want 2, the error, then one hint:\n%s%s", c.args, code, stdout, stderr)
 			continue
+		}
+		if strings.Contains(stderr, ".olimage-") || strings.Contains(stderr, ".tmp-") {
+			t.Errorf("%q: an error names a temporary file:\n%s", c.args, stderr)
 		}
 		if strings.Contains(last, "--help") || strings.Contains(last, "olimage help") || !strings.Contains(last, c.hint) {
 			t.Errorf("%q: %s\nwant a hint saying %q", c.args, last, c.hint)
