@@ -88,6 +88,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkAppendEntry|BenchmarkEntryJSON|BenchmarkChunks|BenchmarkDiffering|BenchmarkDecodeBoth' -benchtime 10x -count 3 ./manifest
 	$(GO) test -run '^$$' -bench 'BenchmarkHashRaw|BenchmarkHashOS' -benchtime 20x -count 3 ./overlays
 	$(GO) test -run '^$$' -bench 'BenchmarkManifestMapped|BenchmarkManifestRead' -benchtime 30x -count 3 ./operand
+	$(GO) test -run '^$$' -bench 'BenchmarkBuildRaw' -benchtime 3x -count 3 ./builder
 	bash bench/run.sh
 
 # Every fuzz target of every package, FUZZTIME each. go test runs their

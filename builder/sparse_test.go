@@ -21,7 +21,7 @@ import (
 
 // writeFleet makes a fleet of one role, "r", whose one overlay is the
 // directory src, outside the fleet, which the fleet allows.
-func writeFleet(t *testing.T, src string) string {
+func writeFleet(t testing.TB, src string) string {
 	t.Helper()
 	dir := t.TempDir()
 	testfs.WriteFiles(t, dir, map[string]string{

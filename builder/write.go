@@ -119,7 +119,7 @@ func write(ctx context.Context, layout *ext4.Layout, f *roles.Fleet, r *roles.Ro
 			w.pos = gptStart
 		}
 		w.file = img.f // raw images keep unwritten space as holes
-		if d, derr := openDirect(img.f); derr == nil {
+		if d, derr := openDirect(img.f); derr == nil && !plainWrites {
 			w.direct = d
 			defer d.Close()
 		}
@@ -309,7 +309,11 @@ type stream struct {
 	// file system allows it. Aligned writes go through it: they bypass
 	// the page cache, which on a large image costs more CPU than
 	// everything else the build does, and leave nothing for the final
-	// fsync to write. Anything unaligned goes through file.
+	// fsync to write. Anything unaligned goes through file. With
+	// sync_file_range for the rest, building 256 MB of content to disk
+	// took 1.87 s and 0.69 s of CPU, against 2.18 s and 0.73 s through
+	// the page cache alone (BenchmarkBuildRaw direct and plain, means of
+	// six alternating runs on 2 shared cores; direct was faster in four).
 	direct *os.File
 }
 
@@ -347,11 +351,15 @@ func (s *stream) writeFile(p []byte) (int, error) {
 // left to wait for instead of the whole image.
 const writebackEvery = 64 << 20
 
+// plainWrites turns off O_DIRECT and sync_file_range, for the benchmarks
+// that measure what they buy (BenchmarkBuildRaw).
+var plainWrites bool
+
 // writeback counts n bytes written through the page cache and, every
 // writebackEvery of them, starts writing back the range written since.
 func (s *stream) writeback(n int64) {
 	s.buffered += n
-	if s.buffered-s.started < writebackEvery {
+	if s.buffered-s.started < writebackEvery || plainWrites {
 		return
 	}
 	startWriteback(s.file, s.pos)
