@@ -111,10 +111,14 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if f == nil {
 		return ferr
 	}
+	broken := brokenRoles(f, ferr)
 	if opts.all {
 		// Roles whose files have errors are listed too, to fail each
 		// on its own, not to vanish from the run.
-		names = append(f.RoleNames(false), brokenRoles(f, ferr)...)
+		names = f.RoleNames(false)
+		for name := range broken {
+			names = append(names, name)
+		}
 		sort.Strings(names)
 	}
 	if opts.output == "-" && isTerminal(e.stdout) {
@@ -166,6 +170,9 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	var errs []error
 	doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}, Memory: memory}
 	for _, o := range outcomes {
+		if err := broken[o.Role]; err != nil && o.Err != nil {
+			o.Err = err // what is wrong with it, rather than that something is
+		}
 		if o.Result != nil {
 			doc.Images = append(doc.Images, o.Result)
 		}
@@ -183,10 +190,10 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	return errors.Join(errs...)
 }
 
-// brokenRoles lists the roles whose files had errors when f was loaded
-// (with error err), in name order.
-func brokenRoles(f *roles.Fleet, err error) []string {
-	seen := map[string]bool{}
+// brokenRoles returns the errors that loading f (with error err) found in
+// the files of roles it could not load, by role.
+func brokenRoles(f *roles.Fleet, err error) map[string]error {
+	errs := map[string][]error{}
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -199,17 +206,16 @@ func brokenRoles(f *roles.Fleet, err error) []string {
 		if errors.As(err, &re) && filepath.Dir(re.Pos.File) == filepath.Join(f.Dir, "roles") {
 			name := strings.TrimSuffix(filepath.Base(re.Pos.File), ".yaml")
 			if f.Roles[name] == nil {
-				seen[name] = true
+				errs[name] = append(errs[name], err)
 			}
 		}
 	}
 	walk(err)
-	var names []string
-	for n := range seen {
-		names = append(names, n)
+	out := map[string]error{}
+	for name, es := range errs {
+		out[name] = errors.Join(es...)
 	}
-	sort.Strings(names)
-	return names
+	return out
 }
 
 // buildJSON is build --json's document.

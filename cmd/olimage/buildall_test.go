@@ -104,7 +104,7 @@ func TestBuildAllReportsBrokenRole(t *testing.T) {
 	if len(doc.Images) != 2 || doc.Images[0].Role != "a" || doc.Images[1].Role != "c" {
 		t.Errorf("images %+v, want a and c", doc.Images)
 	}
-	if len(doc.Failed) != 1 || doc.Failed[0].Role != "b" || !strings.Contains(doc.Failed[0].Error, "role \"b\" has errors") {
+	if len(doc.Failed) != 1 || doc.Failed[0].Role != "b" || !strings.Contains(doc.Failed[0].Error, "roles/b.yaml:2: ") {
 		t.Errorf("failed %+v, want b with its errors", doc.Failed)
 	}
 	for _, name := range testfs.Names(t, out) {
