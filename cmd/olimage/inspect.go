@@ -11,6 +11,7 @@ import (
 	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
@@ -104,6 +105,11 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 		doc.Manifest = &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs}
 	}
 	doc.Verity, doc.Sidecar = verityOf(name, src.File.Format == image.Raw && src.File.Partition == 0, int64(info.Blocks)*int64(info.BlockSize))
+	if doc.Sidecar != "" {
+		trace.Notef(e.ctx, "%s: dm-verity parameters from the sidecar %s", name, doc.Sidecar)
+	} else {
+		trace.Notef(e.ctx, "%s: no sidecar with dm-verity parameters at %s", name, name+image.SidecarSuffix)
+	}
 	if opts.json {
 		return writeJSON(out, doc)
 	}

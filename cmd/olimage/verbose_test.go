@@ -21,6 +21,8 @@ func TestVerbose(t *testing.T) {
 			[]string{filepath.Join(fleet, "olimage.yaml"), "overlay s (dir " + filepath.Join(fleet, "src") + "): 3 entries, 2 bytes", "r: wrote " + img, "dm-verity root hash ", "tree digest "}},
 		{[]string{"--verbose", "verify", "--json", img},
 			[]string{img + ": raw ext4, file system of", "found the sidecar " + img + ".manifest.json"}},
+		{[]string{"-v", "inspect", "--json", img},
+			[]string{img + ": raw ext4", "dm-verity parameters from the sidecar " + img + ".manifest.json"}},
 		{[]string{"-v", "diff", "--json", img, img + ".manifest.json"},
 			[]string{img + ": using the manifest the image carries", img + ".manifest.json: a manifest document"}},
 	}
