@@ -20,7 +20,7 @@ import (
 // file the entry came from. validate and build refuse a role with any.
 func (res *Result) Policy(ctx context.Context) error {
 	var scans *policy.Scans
-	if res.r.shared != nil {
+	if res.r.shared != nil && res.r.shared.multi {
 		scans = &res.r.shared.scans
 	}
 	fs, err := policy.Apply(ctx, res.r.fleet, res.Role.Policy, res.Tree.Entries, res.source, scans)

@@ -25,8 +25,20 @@ type Shared struct {
 	items map[sharedKey]*sharedItem
 	reads int // sources read, for tests
 	// scans holds the content policy's scans of file content, which
-	// roles sharing a source would otherwise each repeat.
+	// roles sharing a source would otherwise each repeat; used only when
+	// some source is listed by more than one role (multi), as it holds
+	// an entry for every file.
 	scans policy.Scans
+	// uses counts the roles of the fleet that list each source: the last
+	// one takes the layer itself rather than a copy, and the Shared lets
+	// go of it, so a source that one role lists is held once, not twice.
+	uses  map[useKey]int
+	multi bool
+}
+
+type useKey struct {
+	kind            roles.OverlayKind
+	source, overlay string
 }
 
 type sharedKey struct {
@@ -44,7 +56,17 @@ type sharedItem struct {
 // NewShared returns a Shared for roles of fleet f. Reads stop once ctx is
 // done; tmpdir is where compressed archives are spooled ("" for $TMPDIR).
 func NewShared(ctx context.Context, f *roles.Fleet, tmpdir string) *Shared {
-	return &Shared{r: &reader{ctx: ctx, fleet: f, tmpdir: tmpdir}, items: map[sharedKey]*sharedItem{}}
+	s := &Shared{r: &reader{ctx: ctx, fleet: f, tmpdir: tmpdir}, items: map[sharedKey]*sharedItem{}, uses: map[useKey]int{}}
+	for _, name := range f.RoleNames(false) {
+		for _, o := range f.Roles[name].Overlays {
+			if o.Kind == roles.DirOverlay || o.Kind == roles.TarOverlay {
+				u := useKey{o.Kind, o.Source, o.Name}
+				s.uses[u]++
+				s.multi = s.multi || s.uses[u] > 1
+			}
+		}
+	}
+	return s
 }
 
 // Close releases what the shared sources hold.
@@ -55,13 +77,25 @@ func (s *Shared) Close() error {
 }
 
 // layer returns a copy of the layer of o, a dir or tar overlay, reading
-// the source the first time.
+// the source the first time. The last of the roles that list the source
+// gets the layer itself, which the Shared then forgets (a role beyond
+// those reads the source again). The copy is made under the lock: the
+// last role may change the entries as soon as it has them.
 func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
-	l, err := s.read(o)
+	l, k, err := s.read(o)
 	if err != nil {
 		return nil, err
 	}
-	return l.clone(), nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := useKey{o.Kind, o.Source, o.Name}
+	if s.uses[u]--; s.uses[u] > 0 {
+		return l.clone(), nil
+	}
+	if s.items[k] != nil && s.items[k].l == l {
+		delete(s.items, k)
+	}
+	return l, nil
 }
 
 // Entries returns how many entries the source of o holds: of a dir or tar
@@ -71,7 +105,7 @@ func (s *Shared) layer(o *roles.Overlay) (*layer, error) {
 func (s *Shared) Entries(o *roles.Overlay) (int, error) {
 	switch o.Kind {
 	case "dir", "tar":
-		l, err := s.read(o)
+		l, _, err := s.read(o)
 		if err != nil {
 			return 0, err
 		}
@@ -84,14 +118,14 @@ func (s *Shared) Entries(o *roles.Overlay) (int, error) {
 
 // read returns the layer of o, a dir or tar overlay, reading the source
 // the first time; callers do not change it.
-func (s *Shared) read(o *roles.Overlay) (*layer, error) {
+func (s *Shared) read(o *roles.Overlay) (*layer, sharedKey, error) {
 	fi, err := os.Stat(o.Source)
 	if err != nil {
-		return nil, err
+		return nil, sharedKey{}, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return nil, fmt.Errorf("%s: no device and inode number", o.Source)
+		return nil, sharedKey{}, fmt.Errorf("%s: no device and inode number", o.Source)
 	}
 	k := sharedKey{o.Kind, o.Source, o.Name, uint64(st.Dev), uint64(st.Ino), fi.Size(), fi.ModTime().UnixNano()}
 	s.mu.Lock()
@@ -116,9 +150,9 @@ func (s *Shared) read(o *roles.Overlay) (*layer, error) {
 		}
 	}
 	if it.err != nil {
-		return nil, it.err
+		return nil, k, it.err
 	}
-	return it.l, nil
+	return it.l, k, nil
 }
 
 // clone copies l and its entries, so that a merge can change them.
