@@ -50,7 +50,7 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"-f", fleet, "explain", "r"}, "usage: olimage explain ROLE PATH"},
 		{[]string{"-f", broken, "plan", "m"}, "put the source in place at " + filepath.Join(broken, "gone") + ", or fix the overlay declared at " + filepath.Join(broken, "roles/m.yaml") + ":1"},
 		{[]string{"-f", broken, "plan", "y"}, "fix " + filepath.Join(broken, "roles/y.yaml") + ":1"},
-		{[]string{"-f", oneBroken, "build", "--all", "-o", filepath.Join(dir, "out")}, "'olimage validate' lists the role's problems"},
+		{[]string{"-f", oneBroken, "build", "--all", "-o", filepath.Join(dir, "out")}, "roles/y.yaml:1; 'olimage validate' lists every problem"},
 		{[]string{"-f", fleet, "explain", "r", "opt/nope"}, "'olimage plan r'"},
 		{[]string{"-f", fleet, "build"}, "for example: olimage build"},
 		{[]string{"-f", fleet, "build", "r", "-o", junk}, "give -o a directory"},
