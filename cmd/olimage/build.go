@@ -102,6 +102,8 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		return usageError{errors.New("build: name the roles to build, or give --all")}
 	case opts.jobs < 1:
 		return usageError{fmt.Errorf("build: -j %d: want 1 or more", opts.jobs)}
+	case image.Format(opts.compress) != image.Raw && image.Format(opts.compress) != image.Zstd:
+		return hintError{usageError{fmt.Errorf("build: --compress %s: want raw or zstd", opts.compress)}, "--compress zstd for a compressed image, or leave it out for a raw one"}
 	}
 	memory, err := memoryBudget(opts.memory)
 	if err != nil {

@@ -61,7 +61,7 @@ func hintFor(cmd *cobra.Command, err error) string {
 	case errors.Is(err, roles.ErrBroken):
 		return "'olimage validate' lists the role's problems with file and line; build the other roles by name meanwhile"
 	case errors.Is(err, builder.ErrOutput):
-		return "give -o an existing, writable directory or a new file name ending in .img, .img.zst, .gpt.img or .qcow2"
+		return "give -o a directory you may write in, with room for the image, or a new file name ending in .img, .img.zst, .gpt.img or .qcow2 there"
 	case errors.Is(err, artifact.ErrDigest):
 		return "the registry served other bytes than its manifest names: run the command again, and check the registry if it persists"
 	case errors.Is(err, artifact.ErrNotImage):

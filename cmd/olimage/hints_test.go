@@ -55,6 +55,8 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"-f", fleet, "build"}, "for example: olimage build"},
 		{[]string{"-f", fleet, "build", "r", "-o", junk}, "give -o a directory"},
 		{[]string{"-f", fleet, "build", "r", "-o", filepath.Join(dir, "no/r.img")}, "mkdir -p"},
+		{[]string{"-f", fleet, "build", "r", "--compress", "xz", "-o", dir}, "--compress zstd for a compressed image"},
+		{[]string{"-f", fleet, "build", "r", "-o", "/proc/r.img"}, "give -o a directory you may write in"},
 		{[]string{"inspect", missing}, "'olimage build ROLE -o DIR' writes images"},
 		{[]string{"inspect", junk}, "give an image olimage build wrote"},
 		{[]string{"ls", img, "nope"}, "olimage ls -R " + img},
