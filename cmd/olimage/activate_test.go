@@ -343,10 +343,7 @@ func TestRecoverCommand(t *testing.T) {
 // removes the journal.json.tmp the kill left and restores the root
 // exactly; activate then works.
 func TestActivateKilled(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		testenv.Skip(t, "strace not installed")
-	}
+	strace := testenv.Tool(t, "strace")
 	bin := binary(t)
 	leftTmp := 0
 	for n := 1; ; n++ {

@@ -98,10 +98,7 @@ func pairSHA256(t *testing.T, img string) (file, sidecar string) {
 // sees a matching image and sidecar, the earlier pair or the new one, and
 // the next build leaves nothing but its pair behind.
 func TestBuildKilled(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		testenv.Skip(t, "strace not installed")
-	}
+	strace := testenv.Tool(t, "strace")
 	bin := binary(t)
 	fleetA := tinyFleet(t, t.TempDir(), "release a\n")
 	fleetB := tinyFleet(t, t.TempDir(), "release b\n")

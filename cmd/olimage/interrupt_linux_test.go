@@ -20,10 +20,7 @@ import (
 // each is in the middle of it. Each must exit 130, and extract must leave
 // no directory behind.
 func TestInterruptedReads(t *testing.T) {
-	debugfs, err := exec.LookPath("debugfs")
-	if err != nil {
-		testenv.Skip(t, "debugfs not installed")
-	}
+	debugfs := testenv.Tool(t, "debugfs")
 	bin := binary(t)
 	fleet := tinyFleet(t, t.TempDir(), "data\n")
 	img := filepath.Join(t.TempDir(), "r.img")

@@ -379,10 +379,7 @@ func TestExtractSparse(t *testing.T) {
 // a newline in a symlink's target and in the label. ls, diff and inspect
 // show them quoted, one line each, so no line of their output is forged.
 func TestNamesQuoted(t *testing.T) {
-	mkfs, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		testenv.Skip(t, "mkfs.ext4 not installed")
-	}
+	mkfs := testenv.Tool(t, "mkfs.ext4")
 	const evil = "evil\n  +    fake"
 	images := map[string]string{}
 	for _, side := range []string{"a", "b"} {

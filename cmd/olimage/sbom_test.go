@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -26,9 +25,6 @@ func TestSbom(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "ol-web.img")
 	if _, errs, code := olimage(t, "-f", exampleFleet, "build", "ol-web", "-o", img); code != 0 {
 		t.Fatalf("build: exit %d: %s", code, errs)
-	}
-	if _, err := exec.LookPath("e2fsck"); err != nil {
-		testenv.Skip(t, "no e2fsck")
 	}
 	testenv.Fsck(t, img)
 	fromImage, errs, code := olimage(t, "sbom", img)

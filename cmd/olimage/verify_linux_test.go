@@ -43,10 +43,7 @@ func TestVerifyMounted(t *testing.T) {
 
 	// Log one block in the journal without replaying it, as a crash
 	// between a commit and its checkpoint leaves it.
-	debugfs, err := exec.LookPath("debugfs")
-	if err != nil {
-		testenv.Skip(t, "debugfs not installed")
-	}
+	debugfs := testenv.Tool(t, "debugfs")
 	dir := t.TempDir()
 	block := filepath.Join(dir, "block")
 	cmds := filepath.Join(dir, "cmds")

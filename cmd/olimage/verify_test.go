@@ -17,10 +17,7 @@ import (
 // its answer.
 func debugfsNumbers(t *testing.T, img, req string) []int64 {
 	t.Helper()
-	tool, err := exec.LookPath("debugfs")
-	if err != nil {
-		testenv.Skip(t, "debugfs not installed")
-	}
+	tool := testenv.Tool(t, "debugfs")
 	out, err := exec.Command(tool, "-R", req, img).Output()
 	if err != nil {
 		t.Fatalf("debugfs -R %q: %v", req, err)
@@ -107,10 +104,7 @@ func TestVerifyFindsCorruption(t *testing.T) {
 func TestVerifyHostileClaims(t *testing.T) {
 	img := release(t, "a", nil)
 	t.Run("size", func(t *testing.T) {
-		tool, err := exec.LookPath("debugfs")
-		if err != nil {
-			testenv.Skip(t, "debugfs not installed")
-		}
+		tool := testenv.Tool(t, "debugfs")
 		bad := copyImage(t, img)
 		const claim = 1 << 34
 		if out, err := exec.Command(tool, "-w", "-R", "sif /opt/openlibrary/README size "+strconv.Itoa(claim), bad).CombinedOutput(); err != nil {
