@@ -1,10 +1,16 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/internetarchive/olimage/internal/testfs"
 )
 
 // TestVerbose checks that -v says on stderr what a command read and
@@ -57,5 +63,33 @@ func TestVerbose(t *testing.T) {
 	_, stderr, code := olimage(t, "-q", "-v", "roles")
 	if code != exitError || !strings.HasPrefix(stderr, "olimage: error: ") || !strings.Contains(stderr, "olimage: hint: give one of them") {
 		t.Errorf("-q -v: exit %d, want 2 and a usage error with a hint:\n%s", code, stderr)
+	}
+}
+
+// TestVerboseSpool checks that -v says where the members of a compressed
+// archive source are spooled.
+func TestVerboseSpool(t *testing.T) {
+	dir := t.TempDir()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "opt/x", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
+	tw.Write([]byte("x"))
+	tw.Close()
+	var zb bytes.Buffer
+	zw, err := zstd.NewWriter(&zb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(tb.Bytes())
+	zw.Close()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml": "fleet: t\n",
+		"roles/r.yaml": "overlays: [{name: s, tar: s.tar.zst}]\n",
+		"s.tar.zst":    zb.String(),
+	})
+	spool := t.TempDir()
+	_, stderr, code := olimage(t, "-v", "-f", dir, "--tmpdir", spool, "plan", "r")
+	if want := filepath.Join(dir, "s.tar.zst") + ": spooling compressed members in " + spool; code != 0 || !strings.Contains(stderr, "olimage: note: "+want) {
+		t.Errorf("plan -v: exit %d, want a note %q:\n%s", code, want, stderr)
 	}
 }
