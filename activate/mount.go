@@ -1,27 +1,12 @@
 package activate
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 
-	"github.com/internetarchive/olimage/image"
-)
-
-// The few superblock fields mounting needs (the superblock is 1024 bytes
-// at byte 1024 of the file system).
-const (
-	superblockOffset = 1024
-	superblockSize   = 1024
-	sMagic           = 0x38 // __le16 s_magic
-	sUUID            = 0x68 // __u8 s_uuid[16]
-	sVolumeName      = 0x78 // char s_volume_name[16]
-	ext4Magic        = 0xEF53
+	"github.com/internetarchive/olimage/ext4/format"
 )
 
 // ErrNotExt4 is returned for a file or device with no ext4 superblock.
@@ -36,45 +21,19 @@ type FS struct {
 	Label string // may be empty
 }
 
-// ReadFS reads the UUID and label of the ext4 file system in an image
-// file (raw, compressed or a GPT disk) or on a block device.
-func ReadFS(path string) (FS, error) {
-	fi, err := os.Stat(path)
-	if err != nil && path != "-" { // - is stdin, which image.Open reads
-		return FS{}, err
+// ReadFS reads the UUID and label of the ext4 file system r holds: a
+// block device, or an image file as package image opens it. name is for
+// errors.
+func ReadFS(r io.ReaderAt, name string) (FS, error) {
+	b := make([]byte, format.SuperblockSize)
+	if _, err := r.ReadAt(b, format.SuperblockOffset); err != nil && err != io.EOF {
+		return FS{}, fmt.Errorf("%s: superblock: %w", name, err)
 	}
-	var r io.ReaderAt
-	if err == nil && fi.Mode()&fs.ModeDevice != 0 {
-		f, err := os.Open(path)
-		if err != nil {
-			return FS{}, err
-		}
-		defer f.Close()
-		r = f
-	} else {
-		img, err := image.Open(path)
-		if err != nil {
-			return FS{}, err
-		}
-		defer img.Close()
-		r = img
+	sb, err := format.ParseSuperblock(b)
+	if err != nil {
+		return FS{}, fmt.Errorf("%s: %w", name, ErrNotExt4)
 	}
-	sb := make([]byte, superblockSize)
-	if _, err := r.ReadAt(sb, superblockOffset); err != nil && err != io.EOF {
-		return FS{}, fmt.Errorf("%s: superblock: %w", path, err)
-	}
-	if binary.LittleEndian.Uint16(sb[sMagic:]) != ext4Magic {
-		return FS{}, fmt.Errorf("%s: %w", path, ErrNotExt4)
-	}
-	u := sb[sUUID : sUUID+16]
-	label := sb[sVolumeName : sVolumeName+16]
-	if i := bytes.IndexByte(label, 0); i >= 0 {
-		label = label[:i]
-	}
-	return FS{
-		UUID:  fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16]),
-		Label: string(label),
-	}, nil
+	return FS{UUID: format.FormatUUID(sb.UUID), Label: sb.Label()}, nil
 }
 
 // MountOptions are those of the golden volume: read-only, as nothing on

@@ -10,7 +10,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
@@ -190,7 +190,7 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 
 	p.doc = manifest.Manifest{
 		Schema: manifest.ImageSchema, Olimage: version, Fleet: f.Name, FleetVersion: f.Version,
-		Role: r.Name, Label: r.Image.Label, UUID: formatUUID(uuid), Epoch: merged.Epoch,
+		Role: r.Name, Label: r.Image.Label, UUID: format.FormatUUID(uuid), Epoch: merged.Epoch,
 		TreeDigest: p.digest, Activation: Activation(r, merged.Tree), Inputs: merged.Inputs,
 		Deploys: merged.Deploys,
 	}
@@ -256,11 +256,6 @@ func derive(what, role, digest string) [16]byte {
 	sum := sha256.Sum256([]byte("olimage " + what + "\x00" + role + "\x00" + digest))
 	copy(out[:], sum[:])
 	return out
-}
-
-func formatUUID(u [16]byte) string {
-	h := hex.EncodeToString(u[:])
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // withManifest returns t with .olimage/manifest.json added.

@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/internetarchive/olimage/ext4"
+	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/qcow2"
@@ -181,7 +182,7 @@ func writeGPT(f *os.File, r *roles.Role, digest string, size int64) error {
 		LogicalSectorSize:  512,
 		PhysicalSectorSize: 512,
 		ProtectiveMBR:      true,
-		GUID:               formatUUID(derive("gpt disk guid", r.Name, digest)),
+		GUID:               format.FormatUUID(derive("gpt disk guid", r.Name, digest)),
 		Partitions: []*gpt.Partition{{
 			Index: 1,
 			Start: gptStart / 512,
@@ -189,7 +190,7 @@ func writeGPT(f *os.File, r *roles.Role, digest string, size int64) error {
 			Size:  uint64(size),
 			Type:  gpt.LinuxFilesystem,
 			Name:  r.Image.Label,
-			GUID:  formatUUID(derive("gpt partition guid", r.Name, digest)),
+			GUID:  format.FormatUUID(derive("gpt partition guid", r.Name, digest)),
 		}},
 	}
 	if err := t.Write(f, disk); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/qcow2"
 )
@@ -95,11 +96,9 @@ func (f *File) Close() error {
 	return f.f.Close()
 }
 
-// ext4 magic, at byte 1080 of a file system (superblock at 1024, s_magic at 56).
-const (
-	magicOffset = 1024 + 56
-	ext4Magic   = 0xEF53
-)
+// magicOffset is where an ext4 file system's magic is: s_magic, 56 bytes
+// into the superblock.
+const magicOffset = format.SuperblockOffset + 56
 
 // Open opens the image at path, first finishing a replacement of it that
 // an interrupted build left (see Settle); "-" is stdin. An image read from
@@ -192,7 +191,7 @@ func isExt4(r io.ReaderAt, off int64) bool {
 	if n, _ := r.ReadAt(m[:], off+magicOffset); n != 2 {
 		return false
 	}
-	return binary.LittleEndian.Uint16(m[:]) == ext4Magic
+	return binary.LittleEndian.Uint16(m[:]) == format.SuperMagic
 }
 
 // spool copies r to an unlinked temporary file, leaving runs of zeros as
@@ -326,19 +325,11 @@ func (img *File) decompress(ctx context.Context) error {
 // fsBytes is the size an ext4 superblock at the start of b gives its file
 // system, or 0 when b does not start with one (a GPT disk, say).
 func fsBytes(b []byte) int64 {
-	if binary.LittleEndian.Uint16(b[magicOffset:]) != ext4Magic {
+	sb, err := format.ParseSuperblock(b[format.SuperblockOffset:])
+	if err != nil {
 		return 0
 	}
-	sb := b[1024:]
-	blocks := int64(binary.LittleEndian.Uint32(sb[4:]))
-	if binary.LittleEndian.Uint32(sb[0x60:])&0x80 != 0 { // INCOMPAT_64BIT
-		blocks |= int64(binary.LittleEndian.Uint32(sb[0x150:])) << 32
-	}
-	logBS := binary.LittleEndian.Uint32(sb[0x18:])
-	if logBS > 6 {
-		return 0
-	}
-	return blocks << (10 + logBS)
+	return sb.Bytes()
 }
 
 func allZero(b []byte) bool {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
@@ -207,17 +208,16 @@ func superblockParams(r data, size int64) (*verity.Params, error) {
 	if !r.raw {
 		return nil, errors.New("the image is not a raw file that could carry a tree")
 	}
-	var sb [1024]byte
-	if _, err := r.ReadAt(sb[:], 1024); err != nil {
+	var b [format.SuperblockSize]byte
+	if _, err := r.ReadAt(b[:], format.SuperblockOffset); err != nil {
 		return nil, fmt.Errorf("no ext4 superblock: %v", err)
 	}
-	// s_blocks_count_lo at 4, s_log_block_size at 24, s_blocks_count_hi at 0x150.
-	le32 := func(o int) uint64 {
-		return uint64(sb[o]) | uint64(sb[o+1])<<8 | uint64(sb[o+2])<<16 | uint64(sb[o+3])<<24
+	sb, err := format.ParseSuperblock(b[:])
+	if err != nil {
+		return nil, err
 	}
-	blocks := le32(4) | le32(0x150)<<32
-	end := int64(blocks) << (10 + le32(24))
-	if le32(24) > 6 || end <= 0 || end >= size {
+	end := sb.Bytes()
+	if end <= 0 || end >= size {
 		return nil, errors.New("no dm-verity tree after the file system")
 	}
 	p, err := verity.ReadParams(r, end)

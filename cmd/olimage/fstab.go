@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/activate"
+	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/manifest"
 )
 
@@ -99,7 +102,7 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	if len(opts.mount) == 0 || opts.mount[0] != '/' {
 		return usageError{fmt.Errorf("--mount %q: want an absolute path", opts.mount)}
 	}
-	fs, err := activate.ReadFS(img)
+	fs, err := readFS(img)
 	if err != nil {
 		return err
 	}
@@ -136,4 +139,30 @@ func runFstab(e *env, opts fstabOptions, img string, unit bool, out io.Writer) e
 	}
 	_, err = fmt.Fprintf(out, "%s: %s %s\n", activate.FstabFile, did, text)
 	return err
+}
+
+// readFS reads the label and UUID of the file system on a block device or
+// in an image file (raw, compressed or a GPT disk; - is stdin).
+func readFS(name string) (activate.FS, error) {
+	fi, err := os.Stat(name)
+	if err != nil && name != "-" {
+		return activate.FS{}, err
+	}
+	var r io.ReaderAt
+	if err == nil && fi.Mode()&fs.ModeDevice != 0 {
+		f, err := os.Open(name)
+		if err != nil {
+			return activate.FS{}, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		img, err := image.Open(name)
+		if err != nil {
+			return activate.FS{}, err
+		}
+		defer img.Close()
+		r = img
+	}
+	return activate.ReadFS(r, name)
 }

@@ -1,7 +1,9 @@
 package format
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -116,6 +118,9 @@ type Superblock struct {
 // superblockChecksumOffset is the byte offset of s_checksum.
 const superblockChecksumOffset = SuperblockSize - 4
 
+// superblockMagicOffset is where s_magic is in a superblock.
+const superblockMagicOffset = 0x38
+
 func init() {
 	if n := sizeOf(Superblock{}); n != SuperblockSize {
 		panic(fmt.Sprintf("format: superblock is %d bytes, want %d", n, SuperblockSize))
@@ -154,4 +159,58 @@ func (s *Superblock) CsumSeed() uint32 {
 		return s.ChecksumSeed
 	}
 	return Crc32c(^uint32(0), s.UUID[:])
+}
+
+// ErrNoSuperblock is returned by ParseSuperblock for bytes that do not
+// hold an ext4 (or ext2/ext3) superblock.
+var ErrNoSuperblock = errors.New("no ext4 superblock")
+
+// ParseSuperblock decodes the superblock at the start of b, as read from
+// SuperblockOffset, and checks its magic: the one place outside the
+// reader that looks into a superblock (an image's size, its label and
+// UUID for mounting) does it through this.
+func ParseSuperblock(b []byte) (*Superblock, error) {
+	if len(b) < SuperblockSize {
+		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrNoSuperblock, len(b), SuperblockSize)
+	}
+	if le.Uint16(b[superblockMagicOffset:]) != SuperMagic {
+		return nil, ErrNoSuperblock
+	}
+	s := new(Superblock)
+	if err := s.Unmarshal(b); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Bytes is the size of the file system the superblock describes, or 0 when
+// its block size is not one ext4 allows (past 64 KiB).
+func (s *Superblock) Bytes() int64 {
+	if s.LogBlockSize > 6 { // 2^(10+6): 64 KiB
+		return 0
+	}
+	blocks := uint64(s.BlocksCountLo)
+	if s.FeatureIncompat&Incompat64bit != 0 {
+		blocks = s.BlocksCount()
+	}
+	return int64(blocks << (10 + s.LogBlockSize))
+}
+
+// Label is s_volume_name up to its first NUL.
+func (s *Superblock) Label() string {
+	return cstring(s.VolumeName[:])
+}
+
+// FormatUUID formats a UUID (the file system's, its hash seed, a GPT
+// GUID) as 8-4-4-4-12 lower-case hex.
+func FormatUUID(u [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// cstring is b up to its first NUL.
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }

@@ -157,11 +157,6 @@ func (fs *FS) features() []string {
 	return out
 }
 
-// FormatUUID formats 16 bytes as 8-4-4-4-12 hex.
-func FormatUUID(u [16]byte) string {
-	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
-}
-
 func cstring(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
@@ -197,8 +192,8 @@ func (fs *FS) Info() Info {
 	dirty, err := fs.journalDirty()
 	dirty = dirty || err != nil // an unreadable journal may hold anything
 	return Info{
-		Label:           cstring(sb.VolumeName[:]),
-		UUID:            FormatUUID(sb.UUID),
+		Label:           sb.Label(),
+		UUID:            format.FormatUUID(sb.UUID),
 		BlockSize:       int(fs.bs),
 		Blocks:          fs.blocks,
 		FreeBlocks:      free,
@@ -213,7 +208,7 @@ func (fs *FS) Info() Info {
 		Created:         sbTime(sb.MkfsTime, sb.MkfsTimeHi),
 		Mtime:           sbTime(sb.Mtime, sb.MtimeHi),
 		Wtime:           sbTime(sb.Wtime, sb.WtimeHi),
-		HashSeed:        FormatUUID(sb.HashSeed),
+		HashSeed:        format.FormatUUID(sb.HashSeed),
 		DefHashVersion:  sb.DefHashVersion,
 		JournalInode:    sb.JournalInum,
 		JournalSize:     journalSize(sb),

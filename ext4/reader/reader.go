@@ -130,12 +130,14 @@ func Open(r io.ReaderAt, size int64) (*FS, error) {
 	if err := fs.readAt(fs.sbRaw, format.SuperblockOffset); err != nil {
 		return nil, fmt.Errorf("superblock: %w", err)
 	}
-	if le.Uint16(fs.sbRaw[56:]) != format.SuperMagic {
+	sb, err := format.ParseSuperblock(fs.sbRaw)
+	if errors.Is(err, format.ErrNoSuperblock) {
 		return nil, fmt.Errorf("%w: no superblock magic at byte 1080", ErrNotExt4)
 	}
-	if err := fs.sb.Unmarshal(fs.sbRaw); err != nil {
+	if err != nil {
 		return nil, corrupt("superblock", "%v", err)
 	}
+	fs.sb = *sb
 	if err := fs.checkSuperblock(); err != nil {
 		return nil, err
 	}
