@@ -46,7 +46,7 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	}
 	defer src.Close()
 	if hasGlob(p) {
-		m, err := globImage(src.FS, p)
+		m, err := src.FS.Glob(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
@@ -61,7 +61,7 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	}
 	p = cleanVolumePath(p)
 	if opts.follow {
-		if p, err = resolvePath(src.FS, p); err != nil {
+		if p, err = src.FS.Resolve(p); err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
 	}
@@ -84,3 +84,6 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	_, err = io.CopyBuffer(out, tree.ContextReader(e.ctx, rc), make([]byte, 1<<20))
 	return err
 }
+
+// hasGlob reports whether p holds a pattern character of path.Match.
+func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }

@@ -63,7 +63,7 @@ func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) 
 	}
 	p = cleanVolumePath(p)
 	if opts.follow && p != "" {
-		if p, err = resolvePath(src.FS, p); err != nil {
+		if p, err = src.FS.Resolve(p); err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/artifact"
-	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
@@ -113,11 +112,11 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 	if opts.json {
 		return writeJSON(out, doc)
 	}
-	printInspect(out, doc, info)
+	printInspect(out, doc, info.NeedsRecovery)
 	return nil
 }
 
-func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
+func printInspect(out io.Writer, d inspectJSON, needsRecovery bool) {
 	where := string(d.Format)
 	if d.Partition > 0 {
 		where += fmt.Sprintf(", GPT partition %d", d.Partition)
@@ -133,7 +132,7 @@ func printInspect(out io.Writer, d inspectJSON, info reader.Info) {
 	if !d.Clean {
 		state = "not clean"
 	}
-	if info.NeedsRecovery {
+	if needsRecovery {
 		state += ", journal needs recovery"
 	}
 	fmt.Fprintf(out, "state:     %s\n", state)

@@ -1,22 +1,21 @@
-package main
+package reader
 
 import (
 	"fmt"
 	"path"
 	"strings"
 
-	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/tree"
 )
 
 // maxLinks is how many symlinks one lookup follows, as Linux's MAXSYMLINKS.
 const maxLinks = 40
 
-// resolvePath follows the symlinks in p inside the image, the way debugfs
+// Resolve follows the symlinks in p inside the image, the way debugfs
 // does: a relative target continues from the link's directory, an absolute
 // one from the volume root. It returns the volume path p names.
-func resolvePath(fs *reader.FS, p string) (string, error) {
-	parts := strings.Split(cleanVolumePath(p), "/")
+func (fs *FS) Resolve(p string) (string, error) {
+	parts := strings.Split(cleanPath(p), "/")
 	var done []string
 	links := 0
 	for len(parts) > 0 {
@@ -54,11 +53,11 @@ func resolvePath(fs *reader.FS, p string) (string, error) {
 // hasGlob reports whether p holds a pattern character of path.Match.
 func hasGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// globImage expands pattern (path.Match syntax, one directory level per
+// Glob expands pattern (path.Match syntax, one directory level per
 // segment) against the image, in name order.
-func globImage(fs *reader.FS, pattern string) ([]string, error) {
+func (fs *FS) Glob(pattern string) ([]string, error) {
 	matches := []string{""}
-	for _, seg := range strings.Split(cleanVolumePath(pattern), "/") {
+	for _, seg := range strings.Split(cleanPath(pattern), "/") {
 		var next []string
 		for _, dir := range matches {
 			if !hasGlob(seg) {
@@ -88,4 +87,10 @@ func globImage(fs *reader.FS, pattern string) ([]string, error) {
 		matches = next
 	}
 	return matches, nil
+}
+
+// cleanPath is p relative to the volume root, cleaned: "/etc/../opt/" is
+// "opt".
+func cleanPath(p string) string {
+	return strings.TrimPrefix(path.Clean("/"+p), "/")
 }
