@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -187,7 +188,19 @@ type spool struct {
 	sum     *sums
 	pend    []byte // bytes not yet written, which belong at pendOff
 	pendOff int64
+	scan    policy.Scanner
+	scanIn  bytes.Reader                // what scan reads, reset for each member
+	hits    map[spoolRange][]policy.Hit // of members scanned as they were written, those with hits
 }
+
+// spoolRange is where a member lies in the spool.
+type spoolRange struct{ off, n int64 }
+
+// spoolBuf is the spool's copy buffer. A member smaller than it arrives
+// whole in the first read, where the content policy's detector looks at
+// it (spoolContent.PolicyHits), so that validate and build do not read a
+// million small members back from the spool to scan them.
+const spoolBuf = 32 * spoolBlock
 
 // spoolPend is how many bytes the spool gathers before it writes them.
 const spoolPend = 1 << 20
@@ -226,12 +239,26 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 	}
 	sum := s.sum
 	if s.buf == nil {
-		s.buf = make([]byte, 32*spoolBlock)
+		s.buf = make([]byte, spoolBuf)
 	}
 	buf := s.buf
 	var n int64
 	for {
 		k, rerr := io.ReadFull(r, buf)
+		if n == 0 && k > 0 && k < len(buf) && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
+			// The whole member is in buf: scan it now.
+			s.scanIn.Reset(buf[:k])
+			hits, err := s.scan.Scan(&s.scanIn)
+			if err != nil {
+				return off, contentSums{}, err
+			}
+			if len(hits) > 0 {
+				if s.hits == nil {
+					s.hits = map[spoolRange][]policy.Hit{}
+				}
+				s.hits[spoolRange{off, int64(k)}] = hits
+			}
+		}
 		if k > 0 {
 			sum.Write(buf[:k])
 			for i := 0; i < k; i += spoolBlock {
@@ -320,6 +347,17 @@ func (s *spool) Close() error { return s.f.Close() }
 type spoolContent struct {
 	s      *spool
 	off, n int64
+}
+
+// PolicyHits returns what the content policy's detector found in c when
+// it was written, if it was small enough to be scanned then.
+func (c spoolContent) PolicyHits() ([]policy.Hit, bool) {
+	if c.n >= spoolBuf {
+		return nil, false
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return c.s.hits[spoolRange{c.off, c.n}], true
 }
 
 func (c spoolContent) Open() (io.ReadCloser, error) {

@@ -1,6 +1,8 @@
 package overlays
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -153,5 +155,67 @@ secrets:
 	s := res.Role.Secrets
 	if len(s) != 2 || s[0].UID != 999 || s[0].GID != 999 || s[0].Mode != 0o600 || s[1].Owner != "root" || s[1].Mode != 0o600 {
 		t.Errorf("got secrets %+v, want app:app 0600 and root:root 0600", s)
+	}
+}
+
+// Members of a compressed archive small enough to arrive whole are
+// scanned by the content policy as they are spooled, not read back for
+// it; larger ones are read back. Both give the same findings.
+func TestSpoolScansSmallMembers(t *testing.T) {
+	dir := t.TempDir()
+	big := strings.Repeat("# filler\n", 20000) + "token = abcdefghijk123\n"
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(mkTar(
+		tarMember{name: "etc/a/small.ini", body: "x\npassword = hunter2\n"},
+		tarMember{name: "etc/a/big.ini", body: big},
+		tarMember{name: "etc/a/clean", body: "hello\n"},
+		tarMember{name: "etc/a/empty"},
+	))
+	must(t, zw.Close())
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml": testFleetYAML,
+		"roles/r.yaml": "overlays:\n  - {name: data, tar: data.tar.gz}\n",
+		"data.tar.gz":  gz.Bytes(),
+	})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	for _, c := range []struct {
+		path    string
+		scanned bool
+		hits    int
+	}{
+		{"etc/a/small.ini", true, 1},
+		{"etc/a/big.ini", false, 0},
+		{"etc/a/clean", true, 0},
+		{"etc/a/empty", true, 0},
+	} {
+		e := res.Tree.Get(c.path)
+		if e == nil {
+			t.Fatalf("%s: not in the tree", c.path)
+		}
+		sc, ok := e.Content.(policy.Scanned)
+		if !ok {
+			t.Fatalf("%s: content %T was not scanned as it was spooled", c.path, e.Content)
+		}
+		hits, scanned := sc.PolicyHits()
+		if scanned != c.scanned || len(hits) != c.hits {
+			t.Errorf("%s: PolicyHits() = %v, %v; want %d hits, scanned %v", c.path, hits, scanned, c.hits, c.scanned)
+		}
+	}
+	err = res.Policy(context.Background())
+	for _, w := range []string{
+		`data.tar.gz:etc/a/small.ini:2: secret (overlay "data", /etc/a/small.ini): a literal value for password`,
+		`data.tar.gz:etc/a/big.ini:20001: secret (overlay "data", /etc/a/big.ini): a literal value for token`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("policy error %v\nwant a line %q", err, w)
+		}
+	}
+	if n := strings.Count(err.Error(), "\n") + 1; n != 2 {
+		t.Errorf("policy error has %d lines, want 2:\n%v", n, err)
 	}
 }

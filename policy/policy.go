@@ -69,8 +69,14 @@ type Scans struct {
 }
 
 // scan returns the hits in e's content, from s if it has them, else
-// read with sc.
-func (s *Scans) scan(e *tree.Entry, sc *scanner) ([]Hit, error) {
+// read with sc, or from the content itself when it was scanned as it was
+// read (Scanned).
+func (s *Scans) scan(e *tree.Entry, sc *Scanner) ([]Hit, error) {
+	if c, ok := e.Content.(Scanned); ok {
+		if hits, ok := c.PolicyHits(); ok {
+			return hits, nil
+		}
+	}
 	if s == nil || e.Digest == "" {
 		return sc.scanContent(e.Content)
 	}
@@ -99,7 +105,7 @@ func (s *Scans) scan(e *tree.Entry, sc *scanner) ([]Hit, error) {
 // nil, holds the content scans of earlier calls and takes this one's.
 func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool), scans *Scans) ([]Finding, error) {
 	var out []Finding
-	var sc scanner
+	var sc Scanner
 	for i, e := range entries {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -148,13 +154,21 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 	return out, nil
 }
 
-func (s *scanner) scanContent(c tree.Content) ([]Hit, error) {
+func (s *Scanner) scanContent(c tree.Content) ([]Hit, error) {
 	rc, err := c.Open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	return s.scan(rc)
+	return s.Scan(rc)
+}
+
+// Scanned is content that its reader ran through Scan as it read it, so
+// that Apply need not read it again: PolicyHits returns what Scan found,
+// or false when the content was not scanned (it was too large to hold
+// whole while it was read) and Apply reads it.
+type Scanned interface {
+	PolicyHits() ([]Hit, bool)
 }
 
 // ScanLimit is how much of a file the secret detector reads: secrets sit
