@@ -152,3 +152,22 @@ func FuzzEditFstab(f *testing.F) {
 		}
 	})
 }
+
+func TestActivateUnitKey(t *testing.T) {
+	o := UnitOptions{Exec: "/usr/local/bin/olimage", Volume: "/1", Key: "/etc/olimage/ci.pub", Sidecar: "/etc/olimage/ol-web.manifest.json"}
+	text, err := ActivateUnit(o)
+	want := "ExecStart=/usr/local/bin/olimage activate --volume /1 --root / --key /etc/olimage/ci.pub --sidecar /etc/olimage/ol-web.manifest.json\n"
+	if err != nil || !strings.Contains(text, want) {
+		t.Fatalf("got %v:\n%s\nwant the line %q", err, text, want)
+	}
+	for name, bad := range map[string]UnitOptions{
+		"key alone":        {Exec: o.Exec, Volume: o.Volume, Key: o.Key},
+		"sidecar alone":    {Exec: o.Exec, Volume: o.Volume, Sidecar: o.Sidecar},
+		"relative key":     {Exec: o.Exec, Volume: o.Volume, Key: "ci.pub", Sidecar: o.Sidecar},
+		"sidecar with a $": {Exec: o.Exec, Volume: o.Volume, Key: o.Key, Sidecar: "/etc/olimage/$x.json"},
+	} {
+		if text, err := ActivateUnit(bad); err == nil {
+			t.Errorf("%s: got no error:\n%s", name, text)
+		}
+	}
+}

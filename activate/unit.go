@@ -54,6 +54,10 @@ type UnitOptions struct {
 	Exec string
 	// Volume is where the volume is mounted: /1.
 	Volume string
+	// Key and Sidecar, when set, make the unit run activate --key KEY
+	// --sidecar SIDECAR, so each boot checks the volume against the
+	// sidecar CI signed before anything changes.
+	Key, Sidecar string
 }
 
 // ActivateUnit is olimage-activate.service: once the volume is mounted
@@ -67,8 +71,20 @@ func ActivateUnit(o UnitOptions) (string, error) {
 	if !path.IsAbs(o.Volume) || path.Clean(o.Volume) != o.Volume || o.Volume == "/" {
 		return "", fmt.Errorf("volume %q: want the absolute path where the volume is mounted, such as /1", o.Volume)
 	}
-	if strings.ContainsAny(o.Exec+o.Volume, " \t\n\\\"'%$") {
-		return "", fmt.Errorf("%q, %q: a path with spaces, quotes, %% or $ needs quoting olimage does not do", o.Exec, o.Volume)
+	if (o.Key == "") != (o.Sidecar == "") {
+		return "", fmt.Errorf("key %q, sidecar %q: give both or neither", o.Key, o.Sidecar)
+	}
+	args := "activate --volume " + o.Volume + " --root /"
+	for _, p := range []string{o.Exec, o.Volume, o.Key, o.Sidecar} {
+		if p != "" && strings.ContainsAny(p, " \t\n\\\"'%$") {
+			return "", fmt.Errorf("%q: a path with spaces, quotes, %% or $ needs quoting olimage does not do", p)
+		}
+	}
+	if o.Key != "" {
+		if !path.IsAbs(o.Key) || !path.IsAbs(o.Sidecar) {
+			return "", fmt.Errorf("key %q, sidecar %q: want absolute paths on the VM", o.Key, o.Sidecar)
+		}
+		args += " --key " + o.Key + " --sidecar " + o.Sidecar
 	}
 	mnt := UnitName(o.Volume)
 	return fmt.Sprintf(`# /etc/systemd/system/%s
@@ -82,12 +98,12 @@ Before=multi-user.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=%s activate --volume %s --root /
+ExecStart=%s %s
 TimeoutStartSec=15min
 
 [Install]
 WantedBy=multi-user.target
-`, ActivateUnitName, o.Volume, mnt, mnt, o.Exec, o.Volume), nil
+`, ActivateUnitName, o.Volume, mnt, mnt, o.Exec, args), nil
 }
 
 // InstallActivateUnit writes olimage-activate.service to root's

@@ -13,10 +13,12 @@ import (
 )
 
 type activateUnitOptions struct {
-	volume string
-	root   string
-	exec   string
-	write  bool
+	volume  string
+	root    string
+	exec    string
+	write   bool
+	key     string
+	sidecar string
 }
 
 func newActivateUnitCmd(e *env) *cobra.Command {
@@ -37,10 +39,15 @@ replacing an older version; on the running system (--root /, under
 systemd) it then reloads systemd's units. Running it again changes nothing.
 It prints the paths it changed.
 
---exec is the olimage binary the unit runs; by default this one.`,
+--exec is the olimage binary the unit runs; by default this one. With
+--key and --sidecar the unit runs 'olimage activate --key PUB --sidecar
+SIDECAR': each boot checks the signature and the volume against the
+sidecar CI signed before anything changes (replace the sidecar and its
+.sig with each release's).`,
 		Example: `  olimage activate-unit --write         # on the VM, after 'olimage fstab /dev/vdb --write'
   olimage activate-unit                 # print the unit
-  olimage activate-unit --write --root /mnt/vm --exec /usr/local/bin/olimage`,
+  olimage activate-unit --write --root /mnt/vm --exec /usr/local/bin/olimage
+  olimage activate-unit --write --key /etc/olimage/ci.pub --sidecar /etc/olimage/ol-web.manifest.json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActivateUnit(e, opts, e.stdout)
@@ -50,6 +57,8 @@ It prints the paths it changed.
 	cmd.Flags().StringVar(&opts.root, "root", "/", "with --write, the root file system to install the unit on")
 	cmd.Flags().StringVar(&opts.exec, "exec", "", "the olimage binary the unit runs (default: this one)")
 	cmd.Flags().BoolVar(&opts.write, "write", false, "install and enable the unit")
+	cmd.Flags().StringVar(&opts.key, "key", "", "SSH public key on the VM the unit's activate checks the sidecar's signature with (with --sidecar)")
+	cmd.Flags().StringVar(&opts.sidecar, "sidecar", "", "the signed sidecar on the VM the unit's activate checks the volume against (with --key)")
 	return cmd
 }
 
@@ -64,7 +73,7 @@ func runActivateUnit(e *env, opts activateUnitOptions, out io.Writer) error {
 		}
 		opts.exec = self
 	}
-	uo := activate.UnitOptions{Exec: opts.exec, Volume: opts.volume}
+	uo := activate.UnitOptions{Exec: opts.exec, Volume: opts.volume, Key: opts.key, Sidecar: opts.sidecar}
 	if !opts.write {
 		text, err := activate.ActivateUnit(uo)
 		if err != nil {
