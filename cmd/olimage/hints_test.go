@@ -72,6 +72,8 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"diff", img, missing}, "A and B are"},
 		{[]string{"-f", fleet, "diff", img, "nosuch"}, "a role of the fleet"},
 		{[]string{"push", missing, "localhost:1/x:y"}, "IMAGE.manifest.json beside each image"},
+		// A path holding "401" or "403" is no sign of a refused login.
+		{[]string{"push", filepath.Join(dir, "403", "401.img"), "localhost:1/x:y"}, "IMAGE.manifest.json beside each image"},
 		{[]string{"pull", "localhost:1/x:y", "-o", filepath.Join(dir, "p.img")}, "registry is up and reachable"},
 		{[]string{"sbom", junk}, "give an image olimage build wrote"},
 		{[]string{"sysusers", missing}, "writes images"},

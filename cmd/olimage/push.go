@@ -1,11 +1,14 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/internetarchive/olimage/artifact"
 )
@@ -112,8 +115,12 @@ func repoOf(ref string) string {
 // registryHint adds the next step to registry errors people can act on.
 func registryHint(err error) error {
 	msg := err.Error()
+	// The status comes from the registry's response, not from the text:
+	// a path in the message may well hold "401".
+	var er *errcode.ErrorResponse
+	denied := errors.As(err, &er) && (er.StatusCode == http.StatusUnauthorized || er.StatusCode == http.StatusForbidden)
 	switch {
-	case strings.Contains(msg, "credential not found") || strings.Contains(msg, "401") || strings.Contains(msg, "403"):
+	case denied || strings.Contains(msg, "credential not found"):
 		return hintError{err, "log in with docker login (or set DOCKER_CONFIG to a directory with a config.json holding credentials)"}
 	case strings.Contains(msg, "http: server gave HTTP response to HTTPS client"):
 		return hintError{err, "the registry speaks plain HTTP; --insecure allows that for a registry on localhost"}
