@@ -1,8 +1,6 @@
 package builder
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -10,8 +8,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/overlays"
 )
 
@@ -35,7 +32,7 @@ func TestPlanBytesPerEntry(t *testing.T) {
 			src := filepath.Join(dir, "src")
 			if kind == "tar" {
 				src += ".tar.zst"
-				writeOneByteTarZst(t, src, dirs, per)
+				testfs.WriteOneByteTarZst(t, src, dirs, per)
 			} else {
 				writeOneByteDir(t, src, dirs, per)
 			}
@@ -73,41 +70,6 @@ func writeFile(t *testing.T, name, text string) {
 	if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// writeOneByteTarZst writes a .tar.zst of dirs directories of per
-// one-byte files under opt/.
-func writeOneByteTarZst(t *testing.T, name string, dirs, per int) {
-	t.Helper()
-	f, err := os.Create(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	check := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for d := range dirs {
-		dir := fmt.Sprintf("opt/d%04d", d)
-		check(tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
-		for i := range per {
-			check(tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d", dir, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
-			_, err := tw.Write([]byte{byte(i)})
-			check(err)
-		}
-	}
-	check(tw.Close())
-	check(zw.Close())
-	check(bw.Flush())
 }
 
 // writeOneByteDir writes the tree writeOneByteTarZst archives.

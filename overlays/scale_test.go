@@ -1,53 +1,15 @@
 package overlays
 
 import (
-	"archive/tar"
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 
-	"github.com/klauspost/compress/zstd"
-
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
 )
-
-// writeManyTarZst writes a .tar.zst of dirs directories of per one-byte
-// files each, streaming.
-func writeManyTarZst(tb testing.TB, name string, dirs, per int) {
-	tb.Helper()
-	f, err := os.Create(name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tw := tar.NewWriter(zw)
-	check := func(err error) {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	for d := range dirs {
-		dir := fmt.Sprintf("opt/d%04d", d)
-		check(tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
-		for i := range per {
-			check(tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d", dir, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
-			_, err := tw.Write([]byte{byte(i)})
-			check(err)
-		}
-	}
-	check(tw.Close())
-	check(zw.Close())
-	check(bw.Flush())
-}
 
 // BenchmarkMergeEntries merges a role whose one overlay is a .tar.zst of
 // one-byte files and reports the heap the merged tree holds per entry
@@ -65,7 +27,7 @@ func BenchmarkMergeEntries(b *testing.B) {
 			}
 			dir := b.TempDir()
 			src := filepath.Join(dir, "t.tar.zst")
-			writeManyTarZst(b, src, dirs, 1000)
+			testfs.WriteOneByteTarZst(b, src, dirs, 1000)
 			f := &roles.Fleet{
 				Dir: dir, Epoch: 1000,
 				Owners: map[string]uint32{"root": 0}, Groups: map[string]uint32{"root": 0},

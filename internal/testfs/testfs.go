@@ -2,9 +2,14 @@
 package testfs
 
 import (
+	"archive/tar"
+	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // WriteFiles writes each file of files (slash-separated path relative to
@@ -34,4 +39,38 @@ func Names(t testing.TB, dir string) []string {
 		names = append(names, d.Name())
 	}
 	return names
+}
+
+// WriteOneByteTarZst writes a .tar.zst of dirs directories of per one-byte
+// files each, streaming.
+func WriteOneByteTarZst(tb testing.TB, name string, dirs, per int) {
+	tb.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tw := tar.NewWriter(zw)
+	check := func(err error) {
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for d := range dirs {
+		dir := fmt.Sprintf("opt/d%04d", d)
+		check(tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
+		for i := range per {
+			check(tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d", dir, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
+			_, err := tw.Write([]byte{byte(i)})
+			check(err)
+		}
+	}
+	check(tw.Close())
+	check(zw.Close())
+	check(bw.Flush())
 }
