@@ -105,6 +105,14 @@ const (
 // ErrUnknown is returned for an argument that is no file and no role.
 var ErrUnknown = errors.New("not an image, a manifest or a role")
 
+// The image read errors a read command tells apart, the reader's own
+// sentinels: its callers branch on them without importing ext4/reader.
+var (
+	ErrCorrupt     = reader.ErrCorrupt     // the file system is damaged
+	ErrUnsupported = reader.ErrUnsupported // it uses a feature the reader lacks
+	ErrNotFound    = reader.ErrNotFound    // no such path in the image
+)
+
 // IsImage reports whether Open takes name for an image: an existing file
 // (or device) that is not a JSON manifest.
 func IsImage(name string) bool {

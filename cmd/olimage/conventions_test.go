@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,6 +62,31 @@ func TestCommandConventions(t *testing.T) {
 		}
 		if c.Parent().Name() == "olimage" && !strings.Contains(c.Long, "EXIT STATUS") {
 			t.Errorf("olimage %s: help has no EXIT STATUS section", c.Name())
+		}
+	}
+}
+
+// TestCLIImportsNoExt4 checks that the commands reach ext4 only through
+// the packages that read and write images (operand, builder, verify,
+// extract): its errors included, which operand gives under its own name.
+func TestCLIImportsNoExt4(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ext4 = "github.com/internetarchive/olimage/ext4"
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range f.Imports {
+			if p, _ := strconv.Unquote(im.Path.Value); p == ext4 || strings.HasPrefix(p, ext4+"/") {
+				t.Errorf("%s imports %s; use what operand, builder or verify export", name, p)
+			}
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/internetarchive/olimage/artifact"
 	"github.com/internetarchive/olimage/builder"
-	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/overlays"
@@ -38,11 +37,11 @@ func hintFor(cmd *cobra.Command, err error) string {
 		return usageHint(cmd)
 	case errors.Is(err, image.ErrNoFS):
 		return "give an image olimage build wrote (.img, .img.zst, .gpt.img, .qcow2) or the device holding one; 'file PATH' says what PATH is"
-	case errors.Is(err, reader.ErrCorrupt):
+	case errors.Is(err, operand.ErrCorrupt):
 		return "the image is damaged: 'olimage verify IMAGE' lists what is wrong; build it again or fetch a good copy"
-	case errors.Is(err, reader.ErrUnsupported):
+	case errors.Is(err, operand.ErrUnsupported):
 		return "olimage reads the ext4 features its own images and mke2fs's defaults use; 'olimage inspect IMAGE' lists this one's"
-	case errors.Is(err, reader.ErrNotFound):
+	case errors.Is(err, operand.ErrNotFound):
 		img := "IMAGE"
 		if args := cmd.Flags().Args(); len(args) > 0 {
 			img = args[0]
