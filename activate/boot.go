@@ -91,7 +91,7 @@ func (r *run) goals(m *manifest.Manifest, dir string, img *ImageRef, switchTo ma
 	var deploys []goal
 	over := map[string]string{} // root path -> volume path, for deploy links
 	for _, l := range m.Activation.Links {
-		if !isTopOpt(l.Path) || l.Path != l.Target || !isDir(entries[l.Target+"/deploys"]) {
+		if !holdsDeploys(entries, l) {
 			continue
 		}
 		for _, e := range m.Entries {
@@ -127,7 +127,7 @@ func (r *run) goals(m *manifest.Manifest, dir string, img *ImageRef, switchTo ma
 	var out, units []goal
 	for _, l := range m.Activation.Links {
 		switch {
-		case isTopOpt(l.Path) && l.Path == l.Target && isDir(entries[l.Target+"/deploys"]):
+		case holdsDeploys(entries, l):
 			for _, g := range deploys {
 				if parentOf(g.Path) == l.Path {
 					out = append(out, g)
@@ -192,22 +192,27 @@ RequiresMountsFor=` + volume + `
 `
 }
 
-func isTopOpt(p string) bool { return strings.HasPrefix(p, "opt/") && strings.Count(p, "/") == 1 }
-
 func isDir(e *manifest.Entry) bool { return e != nil && e.Type == "dir" }
 
 func isWantsDir(d string) bool {
 	return parentOf(d) == UnitDir && (strings.HasSuffix(d, ".wants") || strings.HasSuffix(d, ".requires") || strings.HasSuffix(d, ".upholds"))
 }
 
+// holdsDeploys says whether l links the directory of /opt that holds
+// manifest.DeploysDir, which is linked entry by entry so that each
+// deploy's active link can be switched on its own.
+func holdsDeploys(entries map[string]*manifest.Entry, l manifest.Link) bool {
+	return l.Path == l.Target && l.Target == path.Dir(manifest.DeploysDir) && isDir(entries[manifest.DeploysDir])
+}
+
 // deployOf returns the deploy whose active link e, an entry of the
-// directory top, is: a symlink to deploys/SVC/BIN in top, a directory.
+// directory top, is: a symlink to DeploysDir/SVC/BIN, a directory.
 func deployOf(entries map[string]*manifest.Entry, top string, e manifest.Entry) *deployLink {
 	if e.Type != "symlink" || path.IsAbs(e.Target) {
 		return nil
 	}
 	t := path.Join(top, e.Target)
-	rest, ok := strings.CutPrefix(t, top+"/deploys/")
+	rest, ok := strings.CutPrefix(t, manifest.DeploysDir+"/")
 	if !ok || strings.Count(rest, "/") != 1 || !isDir(entries[t]) {
 		return nil
 	}

@@ -219,3 +219,42 @@ func TestNextRelease(t *testing.T) {
 		t.Errorf("rolled back: %q %+v", st.Findings, st.Deploys)
 	}
 }
+
+// TestDeploysOnlyInDeploysDir: a directory named deploys elsewhere in
+// /opt is plain content, linked whole, with no deploy to switch; only
+// manifest.DeploysDir holds deploys.
+func TestDeploysOnlyInDeploysDir(t *testing.T) {
+	v := volume{
+		uuid: "55555555-5555-5555-8555-555555555555",
+		tree: spec{
+			"opt/openlibrary/olsystem":                    "link:deploys/olsystem/bbb",
+			"opt/openlibrary/deploys/olsystem/aaa/README": "file:aaa\n",
+			"opt/openlibrary/deploys/olsystem/bbb/README": "file:bbb\n",
+			"opt/other/current":                           "link:deploys/tool/v2",
+			"opt/other/deploys/tool/v1/bin":               "file:v1\n",
+			"opt/other/deploys/tool/v2/bin":               "file:v2\n",
+		},
+		links: []string{"opt/openlibrary", "opt/other"},
+	}
+	root, base := newRoot(t, v)
+	activate(t, root, Options{})
+	want := edit(base,
+		"opt/openlibrary/deploys=link:/1/opt/openlibrary/deploys",
+		"opt/openlibrary/olsystem=link:/1/opt/openlibrary/deploys/olsystem/bbb",
+		"opt/other=link:/1/opt/other",
+		JournalFile+"=file:*",
+	)
+	check(t, root, want, "after activate")
+	st, err := ReadStatus(Options{Root: root, Volume: "/1"})
+	if err != nil || !st.OK() {
+		t.Fatalf("status: %v %q", err, st.Findings)
+	}
+	wantDeploys := []DeployStatus{{Service: "olsystem", Path: "opt/openlibrary/olsystem", Bin: "bbb", Default: "bbb", Bins: []string{"aaa", "bbb"}}}
+	if diff := cmp.Diff(wantDeploys, st.Deploys); diff != "" {
+		t.Errorf("status deploys (-want +got):\n%s", diff)
+	}
+	if _, err := Switch(ctx, Options{Root: root}, "tool", "v1"); !errors.Is(err, ErrNoDeploy) {
+		t.Errorf("switch tool v1: got %v, want %v", err, ErrNoDeploy)
+	}
+	check(t, root, want, "after refused switch")
+}
