@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -243,46 +244,94 @@ func (c Chunk) Decode() (*tree.Entry, error) {
 	return ToEntry(m)
 }
 
-// Head reads the fields of a plan, image manifest or sidecar that come
-// before its entries, without decoding the entries. For a sidecar it
+// Head reads the fields of a plan, image manifest or sidecar other than
+// its entries, without decoding the entries. olimage writes "schema" first
+// and the entries last, so Head reads only up to the entries; in a
+// document written otherwise, whose schema comes after them, it skips
+// over the entries (one pass, none decoded) to find it. For a sidecar it
 // returns the embedded manifest's head and the manifest's own bytes.
 func Head(data []byte) (schema string, head *Manifest, body []byte, err error) {
+	return readHead(data, false)
+}
+
+// readHead is Head; embedded is set for the manifest inside a sidecar,
+// which cannot itself be a sidecar, so nesting stops at one level.
+func readHead(data []byte, embedded bool) (string, *Manifest, []byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return "", nil, nil, fmt.Errorf("not a JSON object")
 	}
 	fields := map[string]json.RawMessage{}
+	entries := false
+	var inner json.RawMessage // a sidecar's manifest, met before its schema
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
 			return "", nil, nil, err
 		}
 		key, _ := t.(string)
-		switch key {
-		case "entries":
-			head = &Manifest{}
-			b, _ := json.Marshal(fields)
-			if err := json.Unmarshal(b, head); err != nil {
-				return "", nil, nil, err
-			}
-			if d, ok := fields["digest"]; ok && head.TreeDigest == "" {
-				json.Unmarshal(d, &head.TreeDigest) // a plan calls it digest
-			}
-			return head.Schema, head, data, nil
-		case "manifest": // a sidecar: the manifest follows, verbatim
-			if s := string(fields["schema"]); s != `"`+SidecarSchema+`"` && s != `"`+SidecarSchemaV1+`"` {
-				return "", nil, nil, fmt.Errorf("a \"manifest\" key outside a sidecar")
+		_, known := fields["schema"]
+		switch {
+		case key == "entries" && known:
+			return headOf(fields, data)
+		case key == "manifest" && known && !embedded: // a sidecar: the manifest follows, verbatim
+			if !isSidecar(fields) {
+				return "", nil, nil, errNotSidecar
 			}
 			rest := data[dec.InputOffset():]
-			rest = rest[bytes.IndexByte(rest, '{'):]
-			_, h, _, err := Head(rest)
+			i := bytes.IndexByte(rest, '{')
+			if i < 0 {
+				return "", nil, nil, fmt.Errorf("a sidecar's manifest is not a JSON object")
+			}
+			rest = rest[i:]
+			_, h, _, err := readHead(rest, true)
 			return SidecarSchema, h, rest, err
 		}
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return "", nil, nil, err
 		}
-		fields[key] = v
+		switch {
+		case key == "entries":
+			entries = true
+		case key == "manifest" && !embedded:
+			inner = v
+		default:
+			fields[key] = v
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return "", nil, nil, err
+	}
+	switch {
+	case inner != nil && !isSidecar(fields):
+		return "", nil, nil, errNotSidecar
+	case inner != nil:
+		_, h, _, err := readHead(inner, true)
+		return SidecarSchema, h, inner, err
+	case entries:
+		return headOf(fields, data)
 	}
 	return "", nil, nil, fmt.Errorf("no entries")
+}
+
+var errNotSidecar = errors.New(`a "manifest" key outside a sidecar`)
+
+func isSidecar(fields map[string]json.RawMessage) bool {
+	var s string
+	json.Unmarshal(fields["schema"], &s)
+	return s == SidecarSchema || s == SidecarSchemaV1
+}
+
+// headOf decodes the fields of a document other than its entries.
+func headOf(fields map[string]json.RawMessage, data []byte) (string, *Manifest, []byte, error) {
+	head := &Manifest{}
+	b, _ := json.Marshal(fields)
+	if err := json.Unmarshal(b, head); err != nil {
+		return "", nil, nil, err
+	}
+	if d, ok := fields["digest"]; ok && head.TreeDigest == "" {
+		json.Unmarshal(d, &head.TreeDigest) // a plan calls it digest
+	}
+	return head.Schema, head, data, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -251,4 +252,96 @@ func TestDifferingRefuses(t *testing.T) {
 	if da, db, ok := Differing(good, good); !ok || len(da)+len(db) != 0 {
 		t.Errorf("a document against itself: %d, %d differing, ok %v", len(da), len(db), ok)
 	}
+}
+
+// headDocs are documents whose schema is not where olimage writes it:
+// after the other fields, after the entries, or after a sidecar's
+// manifest.
+var headDocs = []struct {
+	name, doc, schema, role string
+}{
+	{"first", `{"schema": "olimage.plan/v1", "role": "r", "entries": []}`, PlanSchema, "r"},
+	{"second", `{"role": "r", "schema": "olimage.plan/v1", "entries": []}`, PlanSchema, "r"},
+	{"after entries", `{"role": "r", "entries": [{"path": "a"}], "schema": "olimage.manifest/v1"}`, ImageSchema, "r"},
+	{"last, role after entries", `{"entries": [], "role": "r", "schema": "olimage.plan/v1"}`, PlanSchema, "r"},
+	{"sidecar, schema after manifest", `{"image": {"file": "x"}, "manifest": {"schema": "olimage.manifest/v1", "role": "r", "entries": []}, "schema": "olimage.sidecar/v2"}`, SidecarSchema, "r"},
+	{"sidecar v1, schema after manifest", `{"manifest": {"schema": "olimage.manifest/v1", "role": "r", "entries": []}, "schema": "olimage.sidecar/v1"}`, SidecarSchema, "r"},
+	{"sidecar, its manifest's schema last", `{"schema": "olimage.sidecar/v2", "manifest": {"role": "r", "entries": [], "schema": "olimage.manifest/v1"}}`, SidecarSchema, "r"},
+}
+
+func TestHeadSchemaAnywhere(t *testing.T) {
+	for _, tc := range headDocs {
+		t.Run(tc.name, func(t *testing.T) {
+			schema, head, _, err := Head([]byte(tc.doc))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if schema != tc.schema || head.Role != tc.role {
+				t.Errorf("got schema %q role %q, want %q %q", schema, head.Role, tc.schema, tc.role)
+			}
+			if tc.schema == SidecarSchema && head.Schema != ImageSchema {
+				t.Errorf("embedded manifest's schema %q, want %q", head.Schema, ImageSchema)
+			}
+		})
+	}
+	for name, doc := range map[string]string{
+		"manifest outside a sidecar": `{"manifest": {"schema": "olimage.manifest/v1", "entries": []}, "schema": "olimage.plan/v1"}`,
+		"sidecar in a sidecar":       `{"schema": "olimage.sidecar/v2", "manifest": {"schema": "olimage.sidecar/v2", "manifest": {"schema": "olimage.manifest/v1", "entries": []}}}`,
+		"cut after the entries":      `{"entries": [], "schema": "olimage.plan/v1"`,
+		"no entries":                 `{"schema": "olimage.plan/v1"}`,
+	} {
+		if s, _, _, err := Head([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted, schema %q", name, s)
+		}
+	}
+}
+
+// FuzzHead checks that Head never panics, and that the schema it gives a
+// plan or manifest is the one the whole document holds, wherever it is.
+func FuzzHead(f *testing.F) {
+	var buf bytes.Buffer
+	WritePlan(&buf, Plan{Schema: PlanSchema, Role: "r"}, sampleTree(&testing.T{}))
+	f.Add(buf.Bytes())
+	for _, tc := range headDocs {
+		f.Add([]byte(tc.doc))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		schema, _, _, err := Head(data)
+		if err != nil {
+			return
+		}
+		keys, whole, ok := topLevel(data)
+		if !ok || keys["schema"] != 1 || keys["manifest"] != 0 {
+			return // not JSON, or two schemas that encoding/json and Head may each pick from
+		}
+		if schema != whole.Schema {
+			t.Fatalf("Head gave schema %q, the document holds %q", schema, whole.Schema)
+		}
+	})
+}
+
+// topLevel counts a JSON object's keys "schema" and "manifest" as
+// encoding/json matches them (ignoring case), and decodes its schema.
+func topLevel(data []byte) (keys map[string]int, doc struct{ Schema string }, ok bool) {
+	if json.Unmarshal(data, &doc) != nil {
+		return nil, doc, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, doc, false
+	}
+	keys = map[string]int{}
+	for dec.More() {
+		t, err := dec.Token()
+		var v json.RawMessage
+		if err != nil || dec.Decode(&v) != nil {
+			return nil, doc, false
+		}
+		for _, k := range []string{"schema", "manifest"} {
+			if strings.EqualFold(t.(string), k) {
+				keys[k]++
+			}
+		}
+	}
+	return keys, doc, true
 }
