@@ -5,13 +5,10 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/internal/registrytest"
 	"github.com/internetarchive/olimage/internal/testenv"
@@ -21,7 +18,6 @@ import (
 // as the image, though only the non-zero blocks were written.
 func TestPullDevice(t *testing.T) {
 	testenv.RequireRoot(t, "writing to a loop device")
-	registrytest.Need(t, "losetup")
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
 	img, ref := pushImage(t, reg.Host)
@@ -31,12 +27,7 @@ func TestPullDevice(t *testing.T) {
 	if err := os.WriteFile(backing, junk, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
-	if err != nil {
-		t.Skipf("losetup: %v: %s", err, out) // no loop devices here
-	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
+	dev := testenv.Losetup(t, backing)
 	res, err := local.Pull(ctx, ref, dev, PullOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -55,15 +46,10 @@ func TestPullDevice(t *testing.T) {
 // A pull onto a file system too small for the image fails naming the
 // reference and the target, and leaves nothing behind.
 func TestPullFullDisk(t *testing.T) {
-	testenv.RequireRoot(t, "writing to a loop device")
+	dir := testenv.MountTmpfs(t, "2m")
 	reg := registrytest.Start(t, registrytest.Options{})
 	ctx := context.Background()
 	_, ref := pushImage(t, reg.Host)
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
-		t.Skipf("mounting a tmpfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, 0) })
 	target := filepath.Join(dir, "web.img")
 	_, err := local.Pull(ctx, ref, target, PullOptions{})
 	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), target) {

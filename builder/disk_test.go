@@ -141,14 +141,6 @@ func sha256Range(t *testing.T, p string, off, n int64) string {
 // partitions), or skips without root.
 func fsckPartition(t *testing.T, img string, off, size int64) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "losetup needs root")
-	}
-	out, err := exec.Command("losetup", "-f", "--show", "-r", "-o", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10), img).CombinedOutput()
-	if err != nil {
-		testenv.Skip(t, "losetup: "+err.Error()+": "+string(out))
-	}
-	dev := strings.TrimSpace(string(out))
-	defer exec.Command("losetup", "-d", dev).Run()
+	dev := testenv.Losetup(t, "--read-only", "--offset", strconv.FormatInt(off, 10), "--sizelimit", strconv.FormatInt(size, 10), img)
 	testenv.Fsck(t, dev)
 }

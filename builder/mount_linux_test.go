@@ -20,32 +20,6 @@ import (
 	"github.com/internetarchive/olimage/tree"
 )
 
-// mount loop-mounts img at a new directory, unmounted at cleanup. Without
-// root or loop devices it skips, or fails under OLIMAGE_TEST_DISALLOW_SKIP.
-func mount(t *testing.T, img string, opts string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,"+opts, img, dir).CombinedOutput()
-	if err != nil {
-		testenv.Skip(t, "mount -o loop failed (no loop devices?): "+strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { umount(t, dir) })
-	return dir
-}
-
-func umount(t *testing.T, dir string) {
-	t.Helper()
-	if err := exec.Command("mountpoint", "-q", dir).Run(); err != nil {
-		return // already unmounted
-	}
-	if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-		t.Errorf("umount %s: %v: %s", dir, err, out)
-	}
-}
-
 func xattrs(t *testing.T, p string) []tree.Xattr {
 	t.Helper()
 	buf := make([]byte, 64<<10)
@@ -186,18 +160,19 @@ func TestMountedImageMatchesTree(t *testing.T) {
 				}
 			}
 
-			dir := mount(t, res.Image, "ro")
+			dir := t.TempDir()
+			testenv.MountLoop(t, res.Image, dir, "ro")
 			compareMounted(t, dir, merged.Tree, merged.Epoch)
-			umount(t, dir)
+			testenv.Umount(t, dir)
 
 			// Read-write use keeps the file system consistent.
-			dir = mount(t, res.Image, "rw")
+			testenv.MountLoop(t, res.Image, dir, "rw")
 			os.WriteFile(filepath.Join(dir, "opt", "new-file"), bytes.Repeat([]byte("x"), 1<<20), 0o644)
 			os.MkdirAll(filepath.Join(dir, "opt", "new-dir", "sub"), 0o755)
 			if err := os.RemoveAll(filepath.Join(dir, "opt", "openlibrary", "venv")); err != nil {
 				t.Fatal(err)
 			}
-			umount(t, dir)
+			testenv.Umount(t, dir)
 			testenv.Fsck(t, res.Image)
 
 			// resize2fs grows it and it stays clean.
@@ -213,14 +188,7 @@ func TestMountedImageMatchesTree(t *testing.T) {
 // TestBuildFullDisk writes an image onto a file system too small for it:
 // the error names the output, and nothing is left behind.
 func TestBuildFullDisk(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Skip(t, "mount -t tmpfs: "+strings.TrimSpace(string(out)))
-	}
-	defer exec.Command("umount", dir).Run()
+	dir := testenv.MountTmpfs(t, "64k")
 	f, r := loadRole(t, exampleFleet, "ol-web")
 	_, err := Build(context.Background(), f, r, Options{Output: dir})
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "no space left on device") {

@@ -20,10 +20,5 @@ func tmpfsDir(t *testing.T) string {
 		}
 	}
 	// No usable /dev/shm: mount a tmpfs of our own, as root may.
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
-		testenv.Skip(t, "no tmpfs at /dev/shm, and mounting one failed: "+err.Error())
-	}
-	t.Cleanup(func() { unix.Unmount(dir, 0) })
-	return dir
+	return testenv.MountTmpfs(t, "64m")
 }

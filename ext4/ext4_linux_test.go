@@ -19,32 +19,6 @@ import (
 	"github.com/internetarchive/olimage/tree"
 )
 
-// mount loop-mounts img at a new directory and unmounts it at cleanup.
-func mount(t *testing.T, img string, opts string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
-	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop,"+opts, img, mnt).CombinedOutput(); err != nil {
-		testenv.Skipf(t, "mount -o loop,%s: %v %s", opts, err, out)
-	}
-	mounted := true
-	t.Cleanup(func() {
-		if mounted {
-			exec.Command("umount", mnt).Run()
-		}
-	})
-	return mnt
-}
-
-func umount(t *testing.T, mnt string) {
-	t.Helper()
-	if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-		t.Fatalf("umount: %v %s", err, out)
-	}
-}
-
 // lgetxattr reads an xattr without following symlinks (package syscall
 // has no wrapper for it).
 func lgetxattr(path, name string) ([]byte, error) {
@@ -212,13 +186,14 @@ func TestMount(t *testing.T) {
 			img, l := writeImage(t, tr, o)
 			testenv.Fsck(t, img)
 
-			mnt := mount(t, img, "ro")
+			mnt := t.TempDir()
+			testenv.MountLoop(t, img, mnt, "ro")
 			compareMounted(t, mnt, tr, o)
-			umount(t, mnt)
+			testenv.Umount(t, mnt)
 
-			mnt = mount(t, img, "rw")
+			testenv.MountLoop(t, img, mnt, "rw")
 			changeMounted(t, mnt, tr)
-			umount(t, mnt)
+			testenv.Umount(t, mnt)
 			testenv.Fsck(t, img)
 
 			// Grow a fresh copy: resize2fs wants a file system checked
@@ -229,7 +204,7 @@ func TestMount(t *testing.T) {
 				t.Fatalf("resize2fs: %v\n%s", err, out)
 			}
 			testenv.Fsck(t, img2)
-			mnt = mount(t, img2, "ro")
+			testenv.MountLoop(t, img2, mnt, "ro")
 			var fs syscall.Statfs_t
 			if err := syscall.Statfs(mnt, &fs); err != nil {
 				t.Fatal(err)
@@ -238,7 +213,7 @@ func TestMount(t *testing.T) {
 				t.Errorf("grown file system has %d bytes, want about %d", got, grow)
 			}
 			compareMounted(t, mnt, tr, o)
-			umount(t, mnt)
+			testenv.Umount(t, mnt)
 		})
 	}
 }

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testenv"
@@ -130,14 +128,7 @@ func TestPlainTarNoSpool(t *testing.T) {
 // anything is spooled when the spool's directory has less room, with an
 // error that names the directory.
 func TestSpoolNoRoom(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "mounting a small tmpfs needs root")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		testenv.Skip(t, "mount tmpfs: "+err.Error())
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	dir := testenv.MountTmpfs(t, "1m")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	tw.WriteHeader(&tar.Header{Name: "opt/big", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4 << 20})

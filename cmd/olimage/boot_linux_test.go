@@ -18,9 +18,7 @@ import (
 // back, the next release (same label, olsystem changed, the history bin
 // dropped) replaces it, and deactivate restores the root.
 func TestBootReleases(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	dir := t.TempDir()
 	img1, img2 := filepath.Join(dir, "ol-web-1.img"), filepath.Join(dir, "ol-web-2.img")
 	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-web", "-o", img1); code != exitOK {
@@ -150,9 +148,7 @@ func newVMRoot(t *testing.T, dir string) *vmRoot {
 // cannot be.
 func (vm *vmRoot) mount(img string) {
 	vm.t.Helper()
-	if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(vm.root, "1")).CombinedOutput(); err != nil {
-		testenv.Skip(vm.t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
-	}
+	testenv.MountLoop(vm.t, img, filepath.Join(vm.root, "1"), "ro")
 }
 
 // umount unmounts /1; nothing mounted there is no error.

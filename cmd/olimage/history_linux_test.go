@@ -53,9 +53,7 @@ func copyFleet(t *testing.T, to string) {
 // records the order, shows where they came from, checks clean, and on a
 // fake root with B at /1, switch moves olsystem to A's bin and back.
 func TestDeployHistory(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	dir := t.TempDir()
 	fleet := filepath.Join(dir, "fleet")
 	copyFleet(t, fleet)

@@ -161,13 +161,7 @@ func TestExtract(t *testing.T) {
 		return strings.Join(keep, "\n")
 	}
 	mnt := t.TempDir()
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "comparing with a loop mount needs root")
-	}
-	if out, err := exec.Command("mount", "-o", "loop,ro", a, mnt).CombinedOutput(); err != nil {
-		testenv.Skip(t, "mount -o loop: "+err.Error()+" "+string(out))
-	}
-	defer exec.Command("umount", mnt).Run()
+	testenv.MountLoop(t, a, mnt, "ro")
 	want, got := ls(mnt), ls(dir)
 	if want != got {
 		t.Errorf("extracted tree differs from the mounted image:\nmounted:\n%s\nextracted:\n%s", want, got)
@@ -184,9 +178,7 @@ func TestExtract(t *testing.T) {
 // TestExtractAsNobody runs extract as an unprivileged user: it must work
 // and say that owners were not set.
 func TestExtractAsNobody(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "switching to nobody needs root")
-	}
+	testenv.RequireRoot(t, "switching to nobody")
 	setpriv, err := exec.LookPath("setpriv")
 	if err != nil {
 		testenv.Skip(t, "setpriv not installed (util-linux)")

@@ -273,18 +273,13 @@ func TestActivateKey(t *testing.T) {
 // TestActivateKeyMounted: without --device, activate --key reads the
 // device the volume is mounted from.
 func TestActivateKeyMounted(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	key := sshKeygen(t)
 	img := signedImage(t, tinyFleet(t, t.TempDir(), "release a\n"), t.TempDir(), key)
 	root := t.TempDir()
 	vol := filepath.Join(root, "1")
 	os.MkdirAll(vol, 0o755)
-	if out, err := exec.Command("mount", "-o", "loop,ro", img, vol).CombinedOutput(); err != nil {
-		testenv.Skip(t, "loop mount: "+strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { exec.Command("umount", vol).Run() })
+	testenv.MountLoop(t, img, vol, "ro")
 	dev, err := mountSource(vol)
 	if err != nil || !strings.HasPrefix(dev, "/dev/loop") {
 		t.Fatalf("mountSource: %q, %v; want a loop device", dev, err)
@@ -438,9 +433,7 @@ func TestVerifyV1Sidecar(t *testing.T) {
 // volume opened through dm-verity is, verifies against the sidecar of an
 // image built with --verity; a file cut off at the same size does not.
 func TestVerifyDataDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "losetup needs root")
-	}
+	testenv.RequireRoot(t, "losetup")
 	img := filepath.Join(t.TempDir(), "r.img")
 	o, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--verity", "-o", img, "--json")
 	if code != 0 {
@@ -452,12 +445,7 @@ func TestVerifyDataDevice(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data.img")
 	raw, _ := os.ReadFile(img)
 	os.WriteFile(data, raw[:end], 0o644)
-	dev, err := exec.Command("losetup", "--find", "--show", "--read-only", data).Output()
-	if err != nil {
-		testenv.Skip(t, "losetup: "+err.Error())
-	}
-	loop := strings.TrimSpace(string(dev))
-	t.Cleanup(func() { exec.Command("losetup", "-d", loop).Run() })
+	loop := testenv.Losetup(t, "--read-only", data)
 	side := img + image.SidecarSuffix
 	if o, e, code := olimage(t, "verify", loop, "--sidecar", side); code != 0 {
 		t.Errorf("verify of the data device: exit %d\n%s%s", code, o, e)

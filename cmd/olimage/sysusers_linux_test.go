@@ -15,9 +15,7 @@ import (
 // prints for the image, created by systemd-sysusers (or, where it is not
 // installed, written as it would), let the same activation through.
 func TestSysusersActivate(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Skip(t, "loop mounts need root")
-	}
+	testenv.RequireRoot(t, "a loop mount")
 	dir := t.TempDir()
 	img := filepath.Join(dir, "ol-db.img")
 	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-db", "-o", img); code != exitOK {
@@ -29,10 +27,7 @@ func TestSysusersActivate(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\npostgres:x:104:104::/var/lib/postgresql:/bin/sh\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\npostgres:x:104:\n"), 0o644)
-	if out, err := exec.Command("mount", "-o", "loop,ro", img, filepath.Join(root, "1")).CombinedOutput(); err != nil {
-		testenv.Skip(t, "cannot loop-mount: "+err.Error()+"\n"+string(out))
-	}
-	t.Cleanup(func() { exec.Command("umount", filepath.Join(root, "1")).Run() })
+	testenv.MountLoop(t, img, filepath.Join(root, "1"), "ro")
 
 	_, errOut, code := olimage(t, "activate", "--root", root, "--dry-run")
 	for _, want := range []string{

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -13,29 +12,6 @@ import (
 	"github.com/internetarchive/olimage/internal/testenv"
 )
 
-// mountLoop mounts img read-write on a new directory, or skips (fails
-// under OLIMAGE_TEST_DISALLOW_SKIP) when loop mounts are not possible.
-func mountLoop(t *testing.T, img string) string {
-	t.Helper()
-	testenv.Tool(t, "mount")
-	dir := t.TempDir()
-	out, err := exec.Command("mount", "-o", "loop", img, dir).CombinedOutput()
-	if err != nil {
-		if testenv.DisallowSkip() {
-			t.Fatalf("mount -o loop: %v\n%s", err, out)
-		}
-		t.Skipf("cannot loop-mount: %v\n%s", err, out)
-	}
-	return dir
-}
-
-func umount(t *testing.T, dir string) {
-	t.Helper()
-	if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-		t.Fatalf("umount: %v\n%s", err, out)
-	}
-}
-
 // TestKernelWritten reads an image the kernel wrote: an htree directory
 // grown by the kernel, a file with punched holes (an extent tree deeper
 // than the inode), unwritten (fallocated) extents, xattrs and links.
@@ -43,13 +19,8 @@ func TestKernelWritten(t *testing.T) {
 	for _, opts := range [][]string{{"-b", "4096"}, {"-b", "1024", "-O", "^metadata_csum,^64bit"}} {
 		t.Run(strings.Join(opts, " "), func(t *testing.T) {
 			img := mkfs(t, "", 64<<10, opts...)
-			mnt := mountLoop(t, img)
-			mounted := true
-			defer func() {
-				if mounted {
-					exec.Command("umount", mnt).Run()
-				}
-			}()
+			mnt := t.TempDir()
+			testenv.MountLoop(t, img, mnt, "rw")
 			for i := range 3000 {
 				writeFile(t, mnt, fmt.Sprintf("many/file-%05d-with-a-long-name", i), []byte(fmt.Sprint(i)), 0o644)
 			}
@@ -79,8 +50,7 @@ func TestKernelWritten(t *testing.T) {
 			os.Symlink(strings.Repeat("s", 200), filepath.Join(mnt, "slowlink"))
 			os.Link(x, filepath.Join(mnt, "many/xattrs-link"))
 			want := sourceTree(t, mnt)
-			umount(t, mnt)
-			mounted = false
+			testenv.Umount(t, mnt)
 			testenv.FsckExit(t, img)
 
 			fsys := openImage(t, img)
