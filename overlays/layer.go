@@ -163,6 +163,14 @@ func (f fileContent) open() (*rawFile, error) { return openListed(f.root, f.rel,
 // String names the source file, for errors about its content.
 func (f fileContent) String() string { return f.root.path + string(os.PathSeparator) + f.rel }
 
+// PolicyHits returns what the content policy's detector found in f as
+// it was hashed: every file of a directory source is scanned then.
+func (f fileContent) PolicyHits() ([]policy.Hit, bool) {
+	f.root.mu.Lock()
+	defer f.root.mu.Unlock()
+	return f.root.hits[f.rel], true
+}
+
 // bytesContent is inline content from YAML.
 type bytesContent []byte
 
@@ -188,8 +196,7 @@ type spool struct {
 	sum     *sums
 	pend    []byte // bytes not yet written, which belong at pendOff
 	pendOff int64
-	scan    policy.Scanner
-	scanIn  bytes.Reader                // what scan reads, reset for each member
+	scan    scanner
 	hits    map[spoolRange][]policy.Hit // of members scanned as they were written, those with hits
 }
 
@@ -247,8 +254,7 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 		k, rerr := io.ReadFull(r, buf)
 		if n == 0 && k > 0 && k < len(buf) && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
 			// The whole member is in buf: scan it now.
-			s.scanIn.Reset(buf[:k])
-			hits, err := s.scan.Scan(&s.scanIn)
+			hits, err := s.scan.scan(buf[:k])
 			if err != nil {
 				return off, contentSums{}, err
 			}
@@ -391,13 +397,16 @@ func newHasher(ctx context.Context, workers int) *hasher {
 
 func (h *hasher) work() {
 	defer h.wg.Done()
-	buf := make([]byte, 128<<10)
+	// As large as what the content policy scans of a file, so that the
+	// read that hashes a file also serves the policy (fileContent.PolicyHits).
+	buf := make([]byte, policy.ScanLimit)
+	var sc scanner
 	for e := range h.jobs {
 		if h.ctx.Err() != nil {
 			continue // the walk stops too, and says why
 		}
 		fc := e.Content.(fileContent)
-		sm, err := hashFile(h.ctx, fc, buf)
+		sm, hits, err := hashFile(h.ctx, fc, buf, &sc)
 		if err == nil && sm.size != e.Size {
 			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", fc, e.Size, sm.size)
 		}
@@ -408,6 +417,9 @@ func (h *hasher) work() {
 			continue
 		}
 		sm.set(e)
+		if len(hits) > 0 {
+			fc.root.addHits(fc.rel, hits)
+		}
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"syscall"
+
+	"github.com/internetarchive/olimage/policy"
 )
 
 // rawFile is a source file read with plain system calls. os.Open would
@@ -60,6 +63,18 @@ func retry(open func() (int, error)) (int, error) {
 type dirRoot struct {
 	path string
 	fd   int
+	mu   sync.Mutex
+	hits map[string][]policy.Hit // what the content policy's detector found, by file; files without hits are not in it
+}
+
+// addHits records what the detector found in file rel as it was hashed.
+func (d *dirRoot) addHits(rel string, hits []policy.Hit) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hits == nil {
+		d.hits = map[string][]policy.Hit{}
+	}
+	d.hits[rel] = hits
 }
 
 // openDirRoot opens the directory at p, which must not be a symlink.

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,60 @@ func TestSpoolScansSmallMembers(t *testing.T) {
 	}
 	if n := strings.Count(err.Error(), "\n") + 1; n != 2 {
 		t.Errorf("policy error has %d lines, want 2:\n%v", n, err)
+	}
+}
+
+// A directory source's files are read once: the read that hashes a file
+// is what the content policy scans. Content swapped in after the merge
+// (same size, same inode) is not what the policy judges: a secret hashed
+// is found though it is gone now, and one written in later is not, as
+// neither is read again. Of a file larger than the detector looks at,
+// its first policy.ScanLimit bytes are scanned as they are hashed.
+func TestDirScannedAsHashed(t *testing.T) {
+	dir := t.TempDir()
+	secret := "x\npassword = hunter2\n"
+	clean := "x\nnothing to see..\n"
+	fill := (policy.ScanLimit - 100) / 9 // lines of filler before the token, within what is scanned
+	big := strings.Repeat("# filler\n", fill) + "token = abcdefghijk123\n" + strings.Repeat("# filler\n", 20000) + "api_key = zzzzzzzzzzzz\n"
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml":        testFleetYAML,
+		"roles/r.yaml":        "overlays:\n  - {name: conf, dir: conf}\n",
+		"conf/etc/a/gone.ini": secret,
+		"conf/etc/a/late.ini": clean,
+		"conf/etc/a/big.ini":  big,
+	})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"gone.ini": clean, "late.ini": secret} {
+		f, err := os.OpenFile(filepath.Join(dir, "conf/etc/a", name), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.WriteAt([]byte(body), 0)
+		must(t, errors.Join(err, f.Close()))
+	}
+	for _, p := range []string{"etc/a/gone.ini", "etc/a/late.ini", "etc/a/big.ini"} {
+		if _, ok := res.Tree.Get(p).Content.(policy.Scanned); !ok {
+			t.Errorf("%s: content %T was not scanned as it was hashed", p, res.Tree.Get(p).Content)
+		}
+	}
+	err = res.Policy(context.Background())
+	want := []string{
+		fmt.Sprintf(`conf/etc/a/big.ini:%d: secret`, fill+1) + ` (overlay "conf", /etc/a/big.ini): a literal value for token`,
+		`conf/etc/a/gone.ini:2: secret (overlay "conf", /etc/a/gone.ini): a literal value for password`,
+	}
+	var got []string
+	if err != nil {
+		got = strings.Split(err.Error(), "\n")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("policy error:\n%v\nwant %d lines starting:\n%s", err, len(want), strings.Join(want, "\n"))
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i], w) {
+			t.Errorf("policy error line %d:\n%s\nwant it to start:\n%s", i+1, got[i], w)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -31,16 +32,49 @@ func (c contentSums) set(e *tree.Entry) {
 }
 
 // hashFile reads the source file fc, of fc.size bytes when it was
-// listed, once. It reads at most one byte more, so that a file that has
-// grown since is caught by the caller's size check without hashing all it
-// has become.
-func hashFile(ctx context.Context, fc fileContent, buf []byte) (contentSums, error) {
+// listed, once: its sums, and what the content policy's detector finds
+// in it, which looks at no more than its first policy.ScanLimit bytes.
+// buf holds at least that many, so that those bytes are scanned as they
+// lie in buf and the policy need not read the file again. It reads at
+// most one byte more than fc.size, so that a file that has grown since
+// is caught by the caller's size check without hashing all it has become.
+func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *scanner) (contentSums, []policy.Hit, error) {
 	f, err := fc.open()
 	if err != nil {
-		return contentSums{}, err
+		return contentSums{}, nil, err
 	}
 	defer f.Close()
-	return hashReader(ctxReader{ctx, io.LimitReader(f, fc.size+1)}, fc.size, buf)
+	r := ctxReader{ctx, io.LimitReader(f, fc.size+1)}
+	sum := newSums(fc.size)
+	k, err := io.ReadFull(r, buf[:policy.ScanLimit])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return contentSums{}, nil, err
+	}
+	sum.Write(buf[:k])
+	hits, err := sc.scan(buf[:k])
+	if err != nil {
+		return contentSums{}, nil, err
+	}
+	if k == policy.ScanLimit {
+		if _, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf); err != nil {
+			return contentSums{}, nil, err
+		}
+	}
+	return sum.sums(), hits, nil
+}
+
+// scanner runs the content policy's detector over content held in
+// memory, with one buffer for all of it.
+type scanner struct {
+	sc policy.Scanner
+	in bytes.Reader
+}
+
+// scan returns what the detector finds in b, as policy.Scan of a reader
+// of b would.
+func (s *scanner) scan(b []byte) ([]policy.Hit, error) {
+	s.in.Reset(b)
+	return s.sc.Scan(&s.in)
 }
 
 // ctxReader reads r until ctx is done: a file can take minutes to read.
