@@ -2,7 +2,7 @@
 // flow of shared/DESIGN.md; it holds no code. Every package is on an arrow:
 //
 //	fleet YAML --roles--> roles.Fleet, roles.Role, roles.Overlay (paths matched by glob)
-//	role --overlays--> layers of tree.Entry --merge--> tree.Tree (provenance per entry)
+//	role --overlays--> layers of tree.Entry --merge--> tree.Tree (provenance per entry) and tree.Input per overlay
 //	tree --policy--> content-policy findings (secrets, forbidden paths, modes, sizes)
 //	tree --manifest--> the JSON form of a tree: plans, image manifests, sidecars
 //	tree --builder--> ext4 layout (ext4, on-disk types in ext4/format)

@@ -35,19 +35,19 @@ const (
 // Manifest is the manifest inside an image: what it was built from and every
 // entry it holds, except the manifest itself.
 type Manifest struct {
-	Schema       string      `json:"schema"`
-	Olimage      string      `json:"olimage"` // version of the olimage that built it
-	Fleet        string      `json:"fleet"`
-	FleetVersion string      `json:"fleet_version,omitempty"`
-	Role         string      `json:"role"`
-	Label        string      `json:"label"`
-	UUID         string      `json:"uuid"`
-	Epoch        int64       `json:"epoch"`
-	TreeDigest   string      `json:"tree"` // TreeDigest of the entries
-	Activation   *Activation `json:"activation"`
-	Deploys      []Deploy    `json:"deploys,omitempty"`
-	Inputs       []Input     `json:"inputs"`
-	Entries      []Entry     `json:"entries"`
+	Schema       string       `json:"schema"`
+	Olimage      string       `json:"olimage"` // version of the olimage that built it
+	Fleet        string       `json:"fleet"`
+	FleetVersion string       `json:"fleet_version,omitempty"`
+	Role         string       `json:"role"`
+	Label        string       `json:"label"`
+	UUID         string       `json:"uuid"`
+	Epoch        int64        `json:"epoch"`
+	TreeDigest   string       `json:"tree"` // TreeDigest of the entries
+	Activation   *Activation  `json:"activation"`
+	Deploys      []Deploy     `json:"deploys,omitempty"`
+	Inputs       []tree.Input `json:"inputs"`
+	Entries      []Entry      `json:"entries"`
 }
 
 // Activation says how a VM uses the volume once it is mounted: which paths

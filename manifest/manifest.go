@@ -24,15 +24,6 @@ import (
 // appear without a change.
 const PlanSchema = "olimage.plan/v1"
 
-// Input is one overlay of a role, as merged.
-type Input struct {
-	Name    string `json:"name"`
-	Kind    string `json:"kind"`             // dir, tar, files or deploy
-	Source  string `json:"source,omitempty"` // relative to the fleet directory
-	Digest  string `json:"digest"`           // sha256 of the overlay's sorted listing
-	Entries int    `json:"entries"`
-}
-
 // Entry is one path of a tree.
 type Entry struct {
 	Path      string            `json:"path"`
@@ -56,12 +47,12 @@ type Entry struct {
 
 // Plan is the document `olimage plan --json` prints.
 type Plan struct {
-	Schema string  `json:"schema"`
-	Fleet  string  `json:"fleet"`
-	Role   string  `json:"role"`
-	Epoch  int64   `json:"epoch"`
-	Digest string  `json:"digest"` // sha256 of the tree, see TreeDigest
-	Inputs []Input `json:"inputs"`
+	Schema string       `json:"schema"`
+	Fleet  string       `json:"fleet"`
+	Role   string       `json:"role"`
+	Epoch  int64        `json:"epoch"`
+	Digest string       `json:"digest"` // sha256 of the tree, see TreeDigest
+	Inputs []tree.Input `json:"inputs"`
 	// Activation is what activate will link and make, as the image's
 	// manifest records it.
 	Activation *Activation `json:"activation,omitempty"`

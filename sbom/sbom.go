@@ -28,7 +28,7 @@ type Volume struct {
 	Fleet, FleetVersion, Role string
 	Epoch                     int64
 	TreeDigest                string
-	Inputs                    []manifest.Input
+	Inputs                    []tree.Input
 	Tree                      *tree.Tree
 	// Open reads the content of a regular file of Tree.
 	Open    func(p string) (io.ReadCloser, error)

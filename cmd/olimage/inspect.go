@@ -76,13 +76,13 @@ type inspectJSON struct {
 }
 
 type manifestHeadJS struct {
-	Role         string           `json:"role"`
-	Fleet        string           `json:"fleet"`
-	FleetVersion string           `json:"fleet_version,omitempty"`
-	Olimage      string           `json:"olimage"`
-	Epoch        int64            `json:"epoch"`
-	Tree         string           `json:"tree"`
-	Inputs       []manifest.Input `json:"inputs"`
+	Role         string       `json:"role"`
+	Fleet        string       `json:"fleet"`
+	FleetVersion string       `json:"fleet_version,omitempty"`
+	Olimage      string       `json:"olimage"`
+	Epoch        int64        `json:"epoch"`
+	Tree         string       `json:"tree"`
+	Inputs       []tree.Input `json:"inputs"`
 }
 
 func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
