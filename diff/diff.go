@@ -1,7 +1,11 @@
 // Package diff compares two trees, whatever they were read from (an image,
 // a manifest, a role), and renders the changes for people and for
-// machines. It compares what the trees say; it does not read images or
-// fleets itself, and it reads file content only when an entry has no digest.
+// machines. Compare chooses what to read of two operands (manifests,
+// differing manifest chunks, listings compared byte by byte, or hashed
+// content) and opens them with package operand; Trees and Chunks compare
+// what the trees say. It parses no images or fleets itself, and it reads
+// file content only when an entry has no digest or a content diff is asked
+// for.
 package diff
 
 import (

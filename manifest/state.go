@@ -3,6 +3,7 @@ package manifest
 import (
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -17,6 +18,18 @@ type StatePath struct {
 	UID   uint32 `json:"uid"`
 	GID   uint32 `json:"gid"`
 	Mode  string `json:"mode"` // octal, four digits
+}
+
+// OwnerGroup is "owner:group", each by name where the manifest gives one,
+// else by number.
+func (s StatePath) OwnerGroup() string {
+	nameOr := func(name string, id uint32) string {
+		if name != "" {
+			return name
+		}
+		return strconv.FormatUint(uint64(id), 10)
+	}
+	return nameOr(s.Owner, s.UID) + ":" + nameOr(s.Group, s.GID)
 }
 
 // StateRoots are where state paths may be: the places Debian and the FHS

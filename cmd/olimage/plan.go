@@ -98,16 +98,9 @@ func writeActivation(out io.Writer, a *manifest.Activation) error {
 		fmt.Fprintf(tw, "  link\t%s\t-> %s\n", tree.Quote("/"+l.Path), tree.Quote(path.Join(a.Mount, l.Target)))
 	}
 	for _, s := range a.State {
-		fmt.Fprintf(tw, "  state\t%s\t%s:%s %s\n", tree.Quote("/"+s.Path), nameOr(s.Owner, s.UID), nameOr(s.Group, s.GID), s.Mode)
+		fmt.Fprintf(tw, "  state\t%s\t%s %s\n", tree.Quote("/"+s.Path), s.OwnerGroup(), s.Mode)
 	}
 	return tw.Flush()
-}
-
-func nameOr(name string, id uint32) string {
-	if name != "" {
-		return name
-	}
-	return fmt.Sprint(id)
 }
 
 func short(digest string) string {
