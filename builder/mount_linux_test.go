@@ -114,8 +114,8 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 			}
 		}
 		if e.Type != tree.Symlink {
-			if got := xattrs(t, p); !tree.EqualXattrs(got, e.Xattrs) {
-				t.Errorf("%s: xattrs %v, want %v", rel, got, e.Xattrs)
+			if got := xattrs(t, p); !tree.EqualXattrs(got, e.Xattrs()) {
+				t.Errorf("%s: xattrs %v, want %v", rel, got, e.Xattrs())
 			}
 		}
 		return nil

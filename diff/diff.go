@@ -312,7 +312,7 @@ func compare(ctx context.Context, a, b *tree.Entry, opts Options, same map[*tree
 	if a.UID != b.UID || a.GID != b.GID {
 		k = append(k, Owner)
 	}
-	if !tree.EqualXattrs(a.Xattrs, b.Xattrs) {
+	if !tree.EqualXattrs(a.Xattrs(), b.Xattrs()) {
 		k = append(k, Xattrs)
 	}
 	if opts.Times && a.ModTime != b.ModTime {
@@ -472,11 +472,11 @@ func describe(e *tree.Entry) string {
 }
 
 func xattrNames(e *tree.Entry) string {
-	if len(e.Xattrs) == 0 {
+	if len(e.Xattrs()) == 0 {
 		return "none"
 	}
 	var n []string
-	for _, x := range e.Xattrs {
+	for _, x := range e.Xattrs() {
 		n = append(n, x.Name)
 	}
 	return strings.Join(n, ",")

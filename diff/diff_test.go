@@ -43,7 +43,7 @@ func TestTrees(t *testing.T) {
 		file("opt/mode", "m", 0o644),
 		file("opt/owner", "o", 0o644),
 		file("opt/type", "t", 0o644),
-		&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x", Xattrs: []tree.Xattr{{Name: "user.a", Value: []byte("1")}}},
+		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x"}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("1")}),
 	)
 	owner := file("opt/owner", "o", 0o644)
 	owner.UID = 999
@@ -56,7 +56,7 @@ func TestTrees(t *testing.T) {
 		file("opt/mode", "m", 0o755),
 		owner,
 		&tree.Entry{Path: "opt/type", Type: tree.Dir, Mode: 0o755},
-		&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x", Xattrs: []tree.Xattr{{Name: "user.a", Value: []byte("2")}}},
+		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x"}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("2")}),
 	)
 	changes, err := Trees(context.Background(), a, b, Options{})
 	if err != nil {

@@ -211,7 +211,7 @@ func TestPlanErrors(t *testing.T) {
 		{"bad hardlink", []*tree.Entry{{Path: "a", Type: tree.Hardlink, Target: "nope"}}, nil, `a: hard link target "nope"`},
 		{"empty symlink", []*tree.Entry{{Path: "a", Type: tree.Symlink}}, nil, "a: symlink target"},
 		{"long name", []*tree.Entry{{Path: strings.Repeat("n", 256), Type: tree.Dir}}, nil, "is 256 bytes"},
-		{"acl", []*tree.Entry{{Path: "a", Type: tree.Dir, Xattrs: []tree.Xattr{{Name: "system.posix_acl_access", Value: []byte{1}}}}}, nil, "a: xattr \"system.posix_acl_access\""},
+		{"acl", []*tree.Entry{(&tree.Entry{Path: "a", Type: tree.Dir}).WithXattrs(tree.Xattr{Name: "system.posix_acl_access", Value: []byte{1}})}, nil, "a: xattr \"system.posix_acl_access\""},
 		{"lost+found file", []*tree.Entry{{Path: "lost+found", Type: tree.File, Content: memContent("")}}, nil, "lost+found: must be a directory"},
 		{"label", nil, func(o *Options) { o.Label = strings.Repeat("l", 17) }, "label"},
 		{"size", nil, func(o *Options) { o.Size = 1<<20 + 1 }, "multiple of 4096"},

@@ -153,7 +153,7 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 			}
 		}
 		var want []string
-		for _, x := range pe.Xattrs {
+		for _, x := range pe.Xattrs() {
 			want = append(want, x.Name)
 			got, err := lgetxattr(p, x.Name)
 			if err != nil || !bytes.Equal(got, x.Value) {

@@ -77,20 +77,20 @@ var imageCases = []imageCase{
 	}},
 	{name: "xattrs", entries: func(t testing.TB) []*tree.Entry {
 		small := file(t, "small", 0o644, memContent("s"))
-		small.Xattrs = []tree.Xattr{{Name: "user.a", Value: []byte("1")}, {Name: "trusted.t", Value: []byte("two")}}
+		small.SetXattrs([]tree.Xattr{{Name: "user.a", Value: []byte("1")}, {Name: "trusted.t", Value: []byte("two")}})
 		caps := file(t, "caps", 0o755, memContent("c"))
-		caps.Xattrs = []tree.Xattr{{Name: "security.capability", Value: []byte("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")}}
+		caps.SetXattrs([]tree.Xattr{{Name: "security.capability", Value: []byte("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")}})
 		big := file(t, "big", 0o644, memContent("b"))
-		big.Xattrs = []tree.Xattr{
+		big.SetXattrs([]tree.Xattr{
 			{Name: "user.one", Value: []byte(strings.Repeat("1", 50))},
 			{Name: "user.two", Value: []byte(strings.Repeat("2", 500))},
 			{Name: "user.empty", Value: nil},
 			{Name: "security.selinux", Value: []byte("system_u:object_r:etc_t:s0\x00")},
-		}
+		})
 		d := dir("d", 0o755)
-		d.Xattrs = []tree.Xattr{{Name: "user.dir", Value: []byte("yes")}}
+		d.SetXattrs([]tree.Xattr{{Name: "user.dir", Value: []byte("yes")}})
 		l := symlink("d/link", "../small")
-		l.Xattrs = []tree.Xattr{{Name: "trusted.big", Value: []byte(strings.Repeat("L", 200))}}
+		l.SetXattrs([]tree.Xattr{{Name: "trusted.big", Value: []byte(strings.Repeat("L", 200))}})
 		return []*tree.Entry{small, caps, big, d, l}
 	}},
 	{name: "deep", entries: func(t testing.TB) []*tree.Entry {

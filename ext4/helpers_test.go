@@ -262,7 +262,7 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	reqs = append(reqs, "stat /", "stat /lost+found")
 	for _, e := range tr.Entries {
 		reqs = append(reqs, "stat \"/"+e.Path+"\"")
-		if len(e.Xattrs) > 0 {
+		if len(e.Xattrs()) > 0 {
 			reqs = append(reqs, "ea_list \"/"+e.Path+"\"")
 		}
 	}
@@ -285,7 +285,7 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	for _, e := range tr.Entries {
 		inos[e.Path] = parseStat(t, outs[k]).ino
 		k++
-		if len(e.Xattrs) > 0 {
+		if len(e.Xattrs()) > 0 {
 			k++
 		}
 	}
@@ -331,19 +331,19 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 				t.Errorf("%s: fast link %q, want %q", e.Path, si.fastLink, p.Target)
 			}
 		}
-		if len(e.Xattrs) > 0 {
+		if len(e.Xattrs()) > 0 {
 			got := map[string]string{}
 			for _, m := range eaRE.FindAllStringSubmatch(outs[0], -1) {
 				got[m[1]] = m[2]
 			}
 			outs = outs[1:]
-			for _, x := range p.Xattrs {
+			for _, x := range p.Xattrs() {
 				if got[x.Name] != strconv.Itoa(len(x.Value)) {
 					t.Errorf("%s: xattr %s has %s bytes, want %d", e.Path, x.Name, got[x.Name], len(x.Value))
 				}
 			}
-			if len(got) != len(p.Xattrs) {
-				t.Errorf("%s: %d xattrs, want %d: %v", e.Path, len(got), len(p.Xattrs), got)
+			if len(got) != len(p.Xattrs()) {
+				t.Errorf("%s: %d xattrs, want %d: %v", e.Path, len(got), len(p.Xattrs()), got)
 			}
 		}
 	}

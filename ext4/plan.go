@@ -367,11 +367,12 @@ func checkName(p, name string) error {
 // splitXattrs sorts an entry's xattrs and puts as many as fit, in order,
 // in the inode; the rest go to one xattr block.
 func splitXattrs(e *tree.Entry) (ibody, block []format.Xattr, err error) {
-	if len(e.Xattrs) == 0 {
+	xs := e.Xattrs()
+	if len(xs) == 0 {
 		return nil, nil, nil
 	}
-	all := make([]format.Xattr, len(e.Xattrs))
-	for i, x := range e.Xattrs {
+	all := make([]format.Xattr, len(xs))
+	for i, x := range xs {
 		idx, name, err := format.SplitXattrName(x.Name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", e.Path, err)
@@ -381,7 +382,7 @@ func splitXattrs(e *tree.Entry) (ibody, block []format.Xattr, err error) {
 	sortXattrs(all)
 	for i := 1; i < len(all); i++ {
 		if all[i].Index == all[i-1].Index && all[i].Name == all[i-1].Name {
-			return nil, nil, fmt.Errorf("%s: xattr %q appears twice", e.Path, e.Xattrs[i].Name)
+			return nil, nil, fmt.Errorf("%s: xattr %q appears twice", e.Path, xs[i].Name)
 		}
 	}
 	used, split := 4, len(all) // 4: end-of-entries marker

@@ -41,7 +41,7 @@ func (l *Layout) scanSparse() error {
 		if n == nil || n.entry == nil || n.ftype != format.FtRegular || n.size == 0 || int64(n.size) < limit {
 			continue
 		}
-		if n.entry.HasData {
+		if _, ok := n.entry.Data(); ok {
 			if err := fromData(n); err != nil {
 				return err
 			}
@@ -68,9 +68,10 @@ func (l *Layout) scanSparse() error {
 // found when the tree was read.
 func fromData(n *node) error {
 	blocks := uint32((n.size + BlockSize - 1) / BlockSize)
-	runs := make([]run, 0, len(n.entry.Data))
+	data, _ := n.entry.Data()
+	runs := make([]run, 0, len(data))
 	var next uint32
-	for _, r := range n.entry.Data {
+	for _, r := range data {
 		if r.Count == 0 || r.Start < next || r.Start+r.Count > blocks || r.Start+r.Count < r.Start {
 			return fmt.Errorf("%s: data blocks %d+%d do not fit in order in a file of %d blocks", n.entry.Path, r.Start, r.Count, blocks)
 		}

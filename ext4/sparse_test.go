@@ -48,21 +48,21 @@ func TestSparseFromData(t *testing.T) {
 	o := testOptions()
 	scanned, _ := writeImage(t, newTree(t, sparseFile(t)), o)
 	e := sparseFile(t)
-	e.Data, e.HasData = dataOf(t, e.Content), true
-	if len(e.Data) < 2 {
-		t.Fatalf("test content has data runs %v, want several", e.Data)
+	runs := dataOf(t, e.Content)
+	if len(runs) < 2 {
+		t.Fatalf("test content has data runs %v, want several", runs)
 	}
 	// Runs split where they touch are the same runs.
 	split := []tree.BlockRun{}
-	for _, r := range e.Data {
+	for _, r := range runs {
 		if r.Count > 1 {
 			split = append(split, tree.BlockRun{Start: r.Start, Count: 1}, tree.BlockRun{Start: r.Start + 1, Count: r.Count - 1})
 		} else {
 			split = append(split, r)
 		}
 	}
-	for name, data := range map[string][]tree.BlockRun{"merged": e.Data, "split": split} {
-		e.Data = data
+	for name, data := range map[string][]tree.BlockRun{"merged": runs, "split": split} {
+		e.SetData(data, true)
 		listed, _ := writeImage(t, newTree(t, e), o)
 		if sha(t, listed) != sha(t, scanned) {
 			t.Errorf("%s: image from the listed data blocks differs from the scanned one", name)
@@ -75,8 +75,7 @@ func TestSparseFromData(t *testing.T) {
 // file that changed after planning does.
 func TestSparseDataWrong(t *testing.T) {
 	e := sparseFile(t)
-	e.Data, e.HasData = dataOf(t, e.Content), true
-	e.Data = e.Data[1:] // the first data run becomes a hole
+	e.SetData(dataOf(t, e.Content)[1:], true) // the first data run becomes a hole
 	l, err := Plan(newTree(t, e), testOptions())
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
@@ -95,7 +94,7 @@ func TestSparseDataInvalid(t *testing.T) {
 		"wrapping":     {{Start: 10, Count: 1<<32 - 5}},
 	} {
 		e := sparseFile(t)
-		e.Data, e.HasData = data, true
+		e.SetData(data, true)
 		if _, err := Plan(newTree(t, e), testOptions()); err == nil || !strings.HasPrefix(err.Error(), "holes: data blocks") {
 			t.Errorf("%s: Plan: got %v, want an error naming holes' data blocks", name, err)
 		}
@@ -114,7 +113,7 @@ func TestBlocklessChanged(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// The tree was read when the file was all zeros (no data
 			// blocks); by the time the image is written it is not.
-			e.Data, e.HasData = nil, true
+			e.SetData(nil, true)
 			e.Content = memContent("now with data")
 			if e.Size > 0 {
 				e.Content = memContent(changed)

@@ -271,7 +271,7 @@ func setMeta(root *os.Root, dst string, e *tree.Entry, owners bool) error {
 // them as root, only user.* (what an unprivileged user may set) otherwise.
 func setXattrs(root *os.Root, dst string, e *tree.Entry, owners bool) error {
 	var f *os.File
-	for _, x := range e.Xattrs {
+	for _, x := range e.Xattrs() {
 		if !owners && !strings.HasPrefix(x.Name, "user.") {
 			continue
 		}

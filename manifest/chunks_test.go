@@ -21,8 +21,8 @@ func sampleTree(t *testing.T) *tree.Tree {
 		{Path: "etc/l", Type: tree.Symlink, Mode: 0o777, Target: "/opt/x"},
 		// Braces where an entry's end is searched for: in strings, and
 		// closing an xattrs object.
-		{Path: "etc/m}", Type: tree.Symlink, Mode: 0o777, Target: "    }\n    }", Xattrs: []tree.Xattr{{Name: "user.}", Value: []byte("}")}}},
-		{Path: "opt", Type: tree.Dir, Mode: 0o755, Xattrs: []tree.Xattr{{Name: "user.k", Value: []byte{0, 1}}}},
+		(&tree.Entry{Path: "etc/m}", Type: tree.Symlink, Mode: 0o777, Target: "    }\n    }"}).WithXattrs(tree.Xattr{Name: "user.}", Value: []byte("}")}),
+		(&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755}).WithXattrs(tree.Xattr{Name: "user.k", Value: []byte{0, 1}}),
 		{Path: "opt-b", Type: tree.Dir, Mode: 0o700, UID: 5},
 	})
 	if err != nil {

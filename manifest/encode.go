@@ -49,10 +49,10 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 	}
 	b = appendField(b, field, "sha256", e.Digest, true)
 	b = appendField(b, field, "target", e.Target, true)
-	if len(e.Xattrs) > 0 {
+	if len(e.Xattrs()) > 0 {
 		// A JSON object's keys in sorted order, as encoding/json writes a
 		// map; the last value of a repeated name wins, as in a map.
-		xs := slices.Clone(e.Xattrs)
+		xs := slices.Clone(e.Xattrs())
 		slices.SortStableFunc(xs, func(a, b tree.Xattr) int {
 			switch {
 			case a.Name < b.Name:
@@ -80,9 +80,9 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 	b = append(b, `,`+field+`"mtime": `...)
 	b = strconv.AppendInt(b, e.ModTime, 10)
 	b = appendField(b, field, "overlay", e.Overlay, true)
-	if len(e.Shadowed) > 0 {
+	if len(e.Shadowed()) > 0 {
 		b = append(b, `,`+field+`"shadowed": [`...)
-		for i, s := range e.Shadowed {
+		for i, s := range e.Shadowed() {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -94,8 +94,8 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 	if e.Implicit {
 		b = append(b, `,`+field+`"implicit": true`...)
 	}
-	b = appendField(b, field, "owner_rule", e.OwnerRule, true)
-	b = appendField(b, field, "mode_rule", e.ModeRule, true)
+	b = appendField(b, field, "owner_rule", e.OwnerRule(), true)
+	b = appendField(b, field, "mode_rule", e.ModeRule(), true)
 	return append(b, "\n"+entryPrefix+"}"...)
 }
 

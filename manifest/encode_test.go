@@ -44,16 +44,16 @@ func randString(r *rand.Rand) string {
 func TestAppendEntryMatchesJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	types := []tree.Type{tree.File, tree.Dir, tree.Symlink, tree.Hardlink}
-	for i := range 20000 {
+	for range 20000 {
 		e := &tree.Entry{
 			Path: randString(r) + "x", Type: types[r.IntN(len(types))], Mode: uint32(r.IntN(0o10000)),
 			UID: r.Uint32(), GID: uint32(r.IntN(3)), Owner: randString(r), Group: randString(r),
 			Size: r.Int64N(3) * r.Int64(), Digest: randString(r), Target: randString(r),
 			ModTime: r.Int64() - r.Int64(), Overlay: randString(r), Implicit: r.IntN(2) == 0,
-			OwnerRule: randString(r), ModeRule: randString(r),
 		}
+		e.SetRules(randString(r), randString(r))
 		for range r.IntN(3) {
-			e.Shadowed = append(e.Shadowed, randString(r))
+			e.SetShadowed(append(e.Shadowed(), randString(r)))
 		}
 		for range r.IntN(4) {
 			v := make([]byte, r.IntN(5))
@@ -61,10 +61,7 @@ func TestAppendEntryMatchesJSON(t *testing.T) {
 				v[k] = byte(r.IntN(256))
 			}
 			// Names repeat now and then: the last value wins, as in a map.
-			e.Xattrs = append(e.Xattrs, tree.Xattr{Name: []string{"user.a", "user.b", randString(r)}[r.IntN(3)], Value: v})
-		}
-		if i%7 == 0 {
-			e.Shadowed = []string{} // empty, not nil: omitted all the same
+			e.SetXattrs(append(e.Xattrs(), tree.Xattr{Name: []string{"user.a", "user.b", randString(r)}[r.IntN(3)], Value: v}))
 		}
 		checkEntry(t, e)
 	}
@@ -75,8 +72,9 @@ func FuzzAppendEntry(f *testing.F) {
 	f.Add("<&>\u2028", "\xff", "\"", "\\", "\n", "\x00", []byte{}, uint32(0o7777), int64(-1), int64(-5))
 	f.Fuzz(func(t *testing.T, path, owner, digest, target, overlay, xname string, xval []byte, mode uint32, size, mtime int64) {
 		e := &tree.Entry{Path: path, Type: tree.File, Mode: mode & tree.ModeMask, Owner: owner, Group: owner,
-			Size: size, Digest: digest, Target: target, ModTime: mtime, Overlay: overlay,
-			Shadowed: []string{overlay, owner}, Xattrs: []tree.Xattr{{Name: xname, Value: xval}}}
+			Size: size, Digest: digest, Target: target, ModTime: mtime, Overlay: overlay}
+		e.SetShadowed([]string{overlay, owner})
+		e.SetXattrs([]tree.Xattr{{Name: xname, Value: xval}})
 		checkEntry(t, e)
 	})
 }

@@ -66,12 +66,12 @@ func FromEntry(e *tree.Entry) Entry {
 		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
 		UID: e.UID, GID: e.GID, Owner: e.Owner, Group: e.Group,
 		Size: e.Size, SHA256: e.Digest, Target: e.Target, MTime: e.ModTime,
-		Overlay: e.Overlay, Shadowed: e.Shadowed, Implicit: e.Implicit,
-		OwnerRule: e.OwnerRule, ModeRule: e.ModeRule,
+		Overlay: e.Overlay, Shadowed: e.Shadowed(), Implicit: e.Implicit,
+		OwnerRule: e.OwnerRule(), ModeRule: e.ModeRule(),
 	}
-	if len(e.Xattrs) > 0 {
+	if xs := e.Xattrs(); len(xs) > 0 {
 		m.Xattrs = map[string]string{}
-		for _, x := range e.Xattrs {
+		for _, x := range xs {
 			m.Xattrs[x.Name] = base64.StdEncoding.EncodeToString(x.Value)
 		}
 	}
@@ -99,20 +99,24 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 	e := &tree.Entry{
 		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID, Owner: m.Owner, Group: m.Group,
 		Size: m.Size, Digest: m.SHA256, Target: m.Target, ModTime: m.MTime,
-		Overlay: m.Overlay, Shadowed: m.Shadowed, Implicit: m.Implicit, OwnerRule: m.OwnerRule, ModeRule: m.ModeRule,
+		Overlay: m.Overlay, Implicit: m.Implicit,
 	}
+	e.SetShadowed(m.Shadowed)
+	e.SetRules(m.OwnerRule, m.ModeRule)
 	names := make([]string, 0, len(m.Xattrs))
 	for name := range m.Xattrs {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	var xs []tree.Xattr
 	for _, name := range names {
 		v, err := base64.StdEncoding.DecodeString(m.Xattrs[name])
 		if err != nil {
 			return nil, fmt.Errorf("%s: xattr %s: %w", m.Path, name, err)
 		}
-		e.Xattrs = append(e.Xattrs, tree.Xattr{Name: name, Value: v})
+		xs = append(xs, tree.Xattr{Name: name, Value: v})
 	}
+	e.SetXattrs(xs)
 	return e, nil
 }
 
@@ -153,7 +157,7 @@ func TreeDigest(t *tree.Tree) string {
 		b = append(b, ' ')
 		b = strconv.AppendQuote(b, e.Target)
 		b = append(b, '\n')
-		for _, x := range e.Xattrs {
+		for _, x := range e.Xattrs() {
 			b = append(b, '\t')
 			b = strconv.AppendQuote(b, x.Name)
 			b = append(b, ' ')

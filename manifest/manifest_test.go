@@ -49,7 +49,7 @@ func TestToEntryRefusesPaths(t *testing.T) {
 func TestTreeDigestFormat(t *testing.T) {
 	tr, err := tree.New([]*tree.Entry{
 		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: "ab", Target: ""},
-		{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01", Xattrs: []tree.Xattr{{Name: "user.x", Value: []byte{0, 255}}}},
+		(&tree.Entry{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01"}).WithXattrs(tree.Xattr{Name: "user.x", Value: []byte{0, 255}}),
 		{Path: "d", Type: tree.Dir, Mode: 0o5},
 	})
 	if err != nil {
@@ -58,7 +58,7 @@ func TestTreeDigestFormat(t *testing.T) {
 	h := sha256.New()
 	for _, e := range tr.Entries {
 		fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
-		for _, x := range e.Xattrs {
+		for _, x := range e.Xattrs() {
 			fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
 		}
 	}

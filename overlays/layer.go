@@ -115,7 +115,7 @@ func (l *layer) digest() string {
 		b = append(b, ' ')
 		b = strconv.AppendQuote(b, e.Target)
 		b = append(b, '\n')
-		for _, x := range e.Xattrs {
+		for _, x := range e.Xattrs() {
 			b = append(b, "  "...)
 			b = strconv.AppendQuote(b, x.Name)
 			b = append(b, '=')

@@ -21,7 +21,7 @@ func digestFmt(l *layer) string {
 	h := sha256.New()
 	for _, e := range es {
 		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path, e.Target)
-		for _, x := range e.Xattrs {
+		for _, x := range e.Xattrs() {
 			fmt.Fprintf(h, "  %q=%x\n", x.Name, x.Value)
 		}
 	}
@@ -70,7 +70,7 @@ func TestLayerDigestMatchesFmt(t *testing.T) {
 				for k := range v {
 					v[k] = byte(rng.Uint32())
 				}
-				e.Xattrs = append(e.Xattrs, tree.Xattr{Name: "user." + name(), Value: v})
+				e.SetXattrs(append(e.Xattrs(), tree.Xattr{Name: "user." + name(), Value: v}))
 			}
 			l.add(e)
 		}

@@ -182,7 +182,8 @@ func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Optio
 		if e.Type == tree.Hardlink {
 			p := t.Get(e.Target)
 			e.Mode, e.UID, e.GID, e.Owner, e.Group = p.Mode, p.UID, p.GID, p.Owner, p.Group
-			e.Xattrs, e.ModTime = p.Xattrs, p.ModTime
+			e.ModTime = p.ModTime
+			e.SetXattrs(p.Xattrs())
 		}
 	}
 	res.Tree = t
@@ -322,7 +323,7 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 			return fmt.Errorf("%s: overlay %q and overlay %q give the directory different metadata (%s) and the policy is %q: %w",
 				e.Path, old.e.Overlay, o.Name, metaDiff(old.e, e), policy, ErrConflict)
 		}
-		e.Shadowed = shadow(old.e)
+		e.SetShadowed(shadow(old.e))
 		old.e = e
 		return nil
 	}
@@ -336,13 +337,13 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 				e.Path, o.Name, old.e.Overlay, d, ErrConflict)
 		}
 	}
-	e.Shadowed = shadow(old.e)
+	e.SetShadowed(shadow(old.e))
 	old.e = e
 	return nil
 }
 
 func shadow(old *tree.Entry) []string {
-	s := append([]string(nil), old.Shadowed...)
+	s := append([]string(nil), old.Shadowed()...)
 	if !old.Implicit {
 		s = append(s, old.Overlay)
 	}
@@ -373,7 +374,7 @@ func metaDiff(a, b *tree.Entry) string {
 	if a.UID != b.UID || a.GID != b.GID {
 		d = append(d, fmt.Sprintf("owner %d:%d vs %d:%d", a.UID, a.GID, b.UID, b.GID))
 	}
-	if !tree.EqualXattrs(a.Xattrs, b.Xattrs) {
+	if !tree.EqualXattrs(a.Xattrs(), b.Xattrs()) {
 		d = append(d, "xattrs")
 	}
 	return strings.Join(d, ", ")
@@ -434,6 +435,17 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		byName[o.Name] = o
 	}
 	common := append(append([]roles.Rule(nil), m.fleet.Rules...), m.role.Rules...)
+	// A rule's position, named once rather than for every entry it
+	// matches: entries share the string.
+	where := map[roles.Pos]string{}
+	whereOf := func(p roles.Pos) string {
+		w, ok := where[p]
+		if !ok {
+			w = m.fleet.Where(p)
+			where[p] = w
+		}
+		return w
+	}
 	var errs []error
 	for i, e := range entries {
 		if i%checkEvery == 0 {
@@ -443,7 +455,8 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		}
 		// Owner and mode written on an inline entry are the most specific
 		// word on it: rules do not override them.
-		ownerSet, modeSet := e.OwnerRule != "", e.ModeRule != ""
+		ownerRule, modeRule := e.OwnerRule(), e.ModeRule()
+		ownerSet, modeSet := ownerRule != "", modeRule != ""
 		allowSetuid := modeSet
 		var allowCap bool
 		apply := func(rules []roles.Rule) {
@@ -452,13 +465,13 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 					continue
 				}
 				if r.UID != nil && !ownerSet {
-					e.UID, e.Owner, e.OwnerRule = *r.UID, r.Owner, m.fleet.Where(r.Pos)
+					e.UID, e.Owner, ownerRule = *r.UID, r.Owner, whereOf(r.Pos)
 				}
 				if r.GID != nil && !ownerSet {
-					e.GID, e.Group, e.OwnerRule = *r.GID, r.Group, m.fleet.Where(r.Pos)
+					e.GID, e.Group, ownerRule = *r.GID, r.Group, whereOf(r.Pos)
 				}
 				if r.Mode != nil && !modeSet {
-					e.Mode, e.ModeRule = *r.Mode, m.fleet.Where(r.Pos)
+					e.Mode, modeRule = *r.Mode, whereOf(r.Pos)
 					allowSetuid = allowSetuid || *r.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0
 				}
 				allowSetuid = allowSetuid || r.Setuid
@@ -470,6 +483,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		if o != nil {
 			apply(o.Rules)
 		}
+		e.SetRules(ownerRule, modeRule)
 		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
 			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
 				e.Path, e.Mode, e.Overlay, ErrUnsafe))
@@ -490,7 +504,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 const capabilityXattr = "security.capability"
 
 func hasXattr(e *tree.Entry, name string) bool {
-	for _, x := range e.Xattrs {
+	for _, x := range e.Xattrs() {
 		if x.Name == name {
 			return true
 		}

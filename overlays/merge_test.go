@@ -92,11 +92,11 @@ func listing(t *tree.Tree) []string {
 		if e.Type == tree.File {
 			line += " " + e.Digest[:8]
 		}
-		if len(e.Shadowed) > 0 {
-			line += " shadows " + strings.Join(e.Shadowed, ",")
+		if len(e.Shadowed()) > 0 {
+			line += " shadows " + strings.Join(e.Shadowed(), ",")
 		}
 		if e.Type != tree.Hardlink {
-			for i, x := range e.Xattrs {
+			for i, x := range e.Xattrs() {
 				if i == 0 {
 					line += " xattrs"
 				}

@@ -28,7 +28,7 @@ type contentSums struct {
 func (c contentSums) set(e *tree.Entry) {
 	e.Size, e.Digest = c.size, c.digest
 	e.Check, e.HasCheck = c.check, true
-	e.Data, e.HasData = c.data, c.hasData
+	e.SetData(c.data, c.hasData)
 }
 
 // hashFile reads the source file fc, of fc.size bytes when it was

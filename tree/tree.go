@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"unsafe"
 )
 
@@ -68,51 +69,207 @@ type Xattr struct {
 }
 
 // Entry is one path of the volume.
+//
+// A tree may hold a million entries, so Entry keeps inline only what most
+// entries have; the rest (xattrs, data runs, provenance beyond the supplying
+// overlay, hard link groups) sits behind one pointer, nil for most entries,
+// read and written through methods.
 type Entry struct {
-	Path    string // slash-separated, relative to the volume root, never "" or "."
-	Type    Type
-	Mode    uint32 // permission and special bits only (ModeMask)
-	UID     uint32
-	GID     uint32
-	Owner   string // name UID came from, if known
-	Group   string // name GID came from, if known
-	ModTime int64  // seconds since the Unix epoch
-	Size    int64  // bytes of content (regular files and hard links)
-	Digest  string // hex sha256 of the content (regular files and hard links)
-	Target  string // symlink text, or for Hardlink the path of the primary file
-	Xattrs  []Xattr
-	Content Content // nil for anything but File and Hardlink
+	Path string // slash-separated, relative to the volume root, never "" or "."
+	Type Type
+	// HasCheck and Implicit are explained below; they sit here beside
+	// Type so that they take no padding of their own.
+	HasCheck bool
+	Implicit bool
+	Mode     uint32 // permission and special bits only (ModeMask)
+	UID      uint32
+	GID      uint32
 
 	// Check, when HasCheck, is the CRC-32C (Castagnoli) of the content,
 	// computed with Digest by whoever read the source. A writer that reads
 	// the content again confirms it has not changed with this, at a small
 	// fraction of the cost of a second SHA-256.
-	Check    uint32
-	HasCheck bool
-	// HasData and Implicit are explained below; they sit here beside
-	// HasCheck so that the three bools take no padding of their own, in
-	// entries of which a tree may hold a million.
-	HasData  bool
-	Implicit bool
+	Check uint32
 
-	// Data, when HasData, lists the blocks of the content (in units of
-	// SparseBlock bytes) that are not all zeros, found by whoever read
-	// the source in the same pass as Digest. Only content of at least
-	// SparseMin bytes carries it. A writer that stores zero blocks as
-	// holes uses it instead of reading the content once more, and still
-	// confirms the holes are zero while it writes.
-	Data []BlockRun
+	Owner   string  // name UID came from, if known
+	Group   string  // name GID came from, if known
+	ModTime int64   // seconds since the Unix epoch
+	Size    int64   // bytes of content (regular files and hard links)
+	Digest  string  // hex sha256 of the content (regular files and hard links)
+	Target  string  // symlink text, or for Hardlink the path of the primary file
+	Content Content // nil for anything but File and Hardlink
 
 	// Provenance. Implicit (above) marks a parent directory no overlay
 	// named explicitly.
-	Overlay   string   // overlay that supplied the entry
-	Shadowed  []string // overlays whose entry for this path it replaced, lowest first
-	OwnerRule string   // where the owner and group came from ("" for the source)
-	ModeRule  string   // where the mode came from ("" for the source)
+	Overlay string // overlay that supplied the entry
 
-	// LinkKey groups entries that were hard links of one another in their
-	// source. Tree.Normalize turns every group into one File and Hardlinks.
-	LinkKey string
+	rare *rare // nil while every rare field is empty
+}
+
+// rare holds the fields of an Entry that few entries set. A rare value is
+// never changed once an entry points to it: the setters replace it. So
+// copies of an Entry may share it, and entries that carry only the same
+// rule provenance share one.
+type rare struct {
+	xattrs   []Xattr
+	data     []BlockRun
+	hasData  bool
+	shadowed []string
+	// ownerRule and modeRule say where the owner and group, and the mode,
+	// came from ("" for the source).
+	ownerRule, modeRule string
+	linkKey             string
+}
+
+// orNil stores an empty list as none, as the rare fields are cleared when
+// they are all empty.
+func orNil[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
+}
+
+// noRare is what an entry without rare fields reads.
+var noRare rare
+
+func (e *Entry) get() *rare {
+	if e.rare == nil {
+		return &noRare
+	}
+	return e.rare
+}
+
+// edit changes a copy of e's rare fields with f, leaving the value e (or
+// a copy of e) points to as it is. When clear (f only empties a field)
+// and e has no rare fields, there is nothing to do.
+func (e *Entry) edit(clear bool, f func(r *rare)) {
+	if clear && e.rare == nil {
+		return
+	}
+	r := new(rare)
+	if e.rare != nil {
+		*r = *e.rare
+	}
+	f(r)
+	e.set(r)
+}
+
+func (e *Entry) set(r *rare) {
+	switch {
+	case !r.rulesOnly():
+		e.rare = r
+	case r.ownerRule == "" && r.modeRule == "":
+		e.rare = nil
+	default:
+		e.rare = sharedRules(r.ownerRule, r.modeRule)
+	}
+}
+
+// rulesOnly reports whether r holds nothing but rule provenance.
+func (r *rare) rulesOnly() bool {
+	return r.xattrs == nil && r.data == nil && !r.hasData && r.shadowed == nil && r.linkKey == ""
+}
+
+// rules holds one rare value for each pair of rule provenances: a rule
+// that sets the owner of a million files then costs one value, not a
+// million. There are as many pairs as places in a fleet that set owners or
+// modes, so it stays small.
+var rules sync.Map // [2]string -> *rare
+
+func sharedRules(owner, mode string) *rare {
+	k := [2]string{owner, mode}
+	if r, ok := rules.Load(k); ok {
+		return r.(*rare)
+	}
+	r, _ := rules.LoadOrStore(k, &rare{ownerRule: owner, modeRule: mode})
+	return r.(*rare)
+}
+
+// Xattrs are e's extended attributes, sorted by name. The slice is shared
+// with copies of e: change it only through SetXattrs.
+func (e *Entry) Xattrs() []Xattr {
+	return e.get().xattrs
+}
+
+// SetXattrs sets e's extended attributes; an empty list is stored as none.
+func (e *Entry) SetXattrs(xs []Xattr) {
+	xs = orNil(xs)
+	e.edit(xs == nil, func(r *rare) { r.xattrs = xs })
+}
+
+// WithXattrs is SetXattrs that returns e, to build an entry in one
+// expression.
+func (e *Entry) WithXattrs(xs ...Xattr) *Entry {
+	e.SetXattrs(xs)
+	return e
+}
+
+// Data, when ok, lists the blocks of the content (in units of SparseBlock
+// bytes) that are not all zeros, found by whoever read the source in the
+// same pass as Digest. Only content of at least SparseMin bytes carries
+// it. A writer that stores zero blocks as holes uses it instead of reading
+// the content once more, and still confirms the holes are zero while it
+// writes.
+func (e *Entry) Data() (runs []BlockRun, ok bool) {
+	return e.get().data, e.get().hasData
+}
+
+// SetData sets what Data returns.
+func (e *Entry) SetData(runs []BlockRun, ok bool) {
+	if !ok {
+		runs = nil
+	}
+	e.edit(!ok, func(r *rare) { r.data, r.hasData = runs, ok })
+}
+
+// Shadowed lists the overlays whose entry for this path e replaced, lowest
+// first. The slice is shared with copies of e.
+func (e *Entry) Shadowed() []string {
+	return e.get().shadowed
+}
+
+// SetShadowed sets what Shadowed returns.
+func (e *Entry) SetShadowed(s []string) {
+	s = orNil(s)
+	e.edit(s == nil, func(r *rare) { r.shadowed = s })
+}
+
+// OwnerRule is where the owner and group came from ("" for the source).
+func (e *Entry) OwnerRule() string {
+	return e.get().ownerRule
+}
+
+// ModeRule is where the mode came from ("" for the source).
+func (e *Entry) ModeRule() string {
+	return e.get().modeRule
+}
+
+// SetRules sets what OwnerRule and ModeRule return.
+func (e *Entry) SetRules(owner, mode string) {
+	if owner == e.OwnerRule() && mode == e.ModeRule() {
+		return
+	}
+	if e.rare == nil || e.rare.rulesOnly() {
+		// Most entries with provenance have nothing else rare: share.
+		e.rare = nil
+		if owner != "" || mode != "" {
+			e.rare = sharedRules(owner, mode)
+		}
+		return
+	}
+	e.edit(false, func(r *rare) { r.ownerRule, r.modeRule = owner, mode })
+}
+
+// LinkKey groups entries that were hard links of one another in their
+// source. Tree.Normalize turns every group into one File and Hardlinks.
+func (e *Entry) LinkKey() string {
+	return e.get().linkKey
+}
+
+// SetLinkKey sets what LinkKey returns.
+func (e *Entry) SetLinkKey(k string) {
+	e.edit(k == "", func(r *rare) { r.linkKey = k })
 }
 
 // SparseBlock is the unit of Entry.Data: the ext4 block size.
@@ -259,15 +416,16 @@ func (t *Tree) Len() int { return len(t.Entries) }
 func (t *Tree) Normalize() {
 	primary := map[string]*Entry{}
 	for _, e := range t.Entries {
-		if e.LinkKey == "" || (e.Type != File && e.Type != Hardlink) {
+		k := e.LinkKey()
+		if k == "" || (e.Type != File && e.Type != Hardlink) {
 			continue
 		}
-		if p, ok := primary[e.LinkKey]; ok {
+		if p, ok := primary[k]; ok {
 			e.Type = Hardlink
 			e.Target = p.Path
 			continue
 		}
-		primary[e.LinkKey] = e
+		primary[k] = e
 		e.Type = File
 		e.Target = ""
 	}

@@ -89,8 +89,8 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	if opts.json {
 		doc := explainJSON{Schema: "olimage.explain/v1", Role: role, Entry: manifest.FromEntry(en),
 			Supplied: overlayRef{en.Overlay, declared[en.Overlay]}, Shadowed: []overlayRef{},
-			OwnerFrom: origin(en.OwnerRule, inline), ModeFrom: origin(en.ModeRule, inline), History: res.HistoryOf(p)}
-		for _, s := range en.Shadowed {
+			OwnerFrom: origin(en.OwnerRule(), inline), ModeFrom: origin(en.ModeRule(), inline), History: res.HistoryOf(p)}
+		for _, s := range en.Shadowed() {
 			doc.Shadowed = append(doc.Shadowed, overlayRef{s, declared[s]})
 		}
 		return writeJSON(out, doc)
@@ -105,18 +105,18 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	if from := res.HistoryOf(p); from != "" {
 		fmt.Fprintf(out, "history:   copied from the previous release's image %s\n", from)
 	}
-	if len(en.Shadowed) == 0 {
+	if len(en.Shadowed()) == 0 {
 		fmt.Fprintln(out, "shadowed:  none")
 	}
-	for i, s := range en.Shadowed {
+	for i, s := range en.Shadowed() {
 		label := "shadowed:"
 		if i > 0 {
 			label = ""
 		}
 		fmt.Fprintf(out, "%-10s overlay %q (%s)\n", label, s, declared[s])
 	}
-	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule, inline))
-	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule, inline))
+	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule(), inline))
+	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule(), inline))
 	if en.Digest != "" {
 		fmt.Fprintf(out, "content:   %d bytes, sha256 %s\n", en.Size, en.Digest)
 	}

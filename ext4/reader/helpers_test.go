@@ -115,7 +115,7 @@ func toCmp(tr *tree.Tree) []cmpEntry {
 		if e.Type == tree.Dir || e.Type == tree.Symlink {
 			c.ModTime = 0 // mke2fs -d sets these from the source, but the kernel may touch dirs
 		}
-		for _, x := range e.Xattrs {
+		for _, x := range e.Xattrs() {
 			if c.Xattrs == nil {
 				c.Xattrs = map[string]string{}
 			}
@@ -162,7 +162,7 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 			s := sha256.Sum256(b)
 			e.Digest = hex.EncodeToString(s[:])
 			if st.Nlink > 1 {
-				e.LinkKey = strconv.FormatUint(st.Ino, 10)
+				e.SetLinkKey(strconv.FormatUint(st.Ino, 10))
 				inodes[st.Ino] = rel
 			}
 		case syscall.S_IFLNK:
@@ -174,7 +174,7 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 		default:
 			return nil
 		}
-		e.Xattrs = hostXattrs(t, p)
+		e.SetXattrs(hostXattrs(t, p))
 		entries = append(entries, e)
 		return nil
 	})

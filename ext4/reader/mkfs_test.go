@@ -163,7 +163,7 @@ var mkfsCases = []struct {
 func TestMkfsImages(t *testing.T) {
 	src := buildSource(t, 3000)
 	want := sourceTree(t, src)
-	if acl := want.Get("xattr/acl"); acl == nil || len(acl.Xattrs) == 0 || acl.Xattrs[0].Name != "system.posix_acl_access" {
+	if acl := want.Get("xattr/acl"); acl == nil || len(acl.Xattrs()) == 0 || acl.Xattrs()[0].Name != "system.posix_acl_access" {
 		t.Logf("the host file system keeps no POSIX ACL; ACLs are not covered")
 	}
 	for _, tc := range mkfsCases {
@@ -321,7 +321,7 @@ func TestDebugfsFeatures(t *testing.T) {
 	fsys := openImage(t, img)
 	tr := readTree(t, fsys)
 	f := tr.Get("f")
-	if f == nil || len(f.Xattrs) != 2 || f.Xattrs[0].Name != "trusted.x" || string(f.Xattrs[1].Value) != strings.Repeat("v", 300) {
+	if f == nil || len(f.Xattrs()) != 2 || f.Xattrs()[0].Name != "trusted.x" || string(f.Xattrs()[1].Value) != strings.Repeat("v", 300) {
 		t.Errorf("f: %+v", f)
 	}
 	if s := tr.Get("s"); s == nil || s.Target != strings.Repeat("t", 100) {
@@ -389,8 +389,8 @@ func TestEAInode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(e.Xattrs) != 1 || e.Xattrs[0].Name != "user.huge" || !bytes.Equal(e.Xattrs[0].Value, val) {
-		t.Errorf("xattrs: %d, want user.huge of %d bytes", len(e.Xattrs), len(val))
+	if len(e.Xattrs()) != 1 || e.Xattrs()[0].Name != "user.huge" || !bytes.Equal(e.Xattrs()[0].Value, val) {
+		t.Errorf("xattrs: %d, want user.huge of %d bytes", len(e.Xattrs()), len(val))
 	}
 	wantClean(t, fsys)
 }

@@ -47,11 +47,11 @@ func olimageTree(t testing.TB, many int) *tree.Tree {
 	copy(sparse[100000:], randBytes(9, 1000))
 	es = append(es, memFile("opt/sparse", 0o600, sparse))
 	x := memFile("opt/xattrs", 0o4755, []byte("x"))
-	x.Xattrs = []tree.Xattr{
+	x.SetXattrs([]tree.Xattr{
 		{Name: "security.capability", Value: []byte("\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")},
 		{Name: "trusted.big", Value: bytes.Repeat([]byte("B"), 600)},
 		{Name: "user.a", Value: []byte("1")},
-	}
+	})
 	es = append(es, x)
 	es = append(es, &tree.Entry{Path: "opt/many", Type: tree.Dir, Mode: 0o755})
 	for i := range many {

@@ -69,7 +69,7 @@ func (fs *FS) entry(in *inode, p string, ck *checker) (*tree.Entry, error) {
 		e.Size = int64(in.size)
 		e.Content = &content{fs: fs, ino: in.ino}
 		if in.links > 1 {
-			e.LinkKey = "inode:" + strconv.FormatUint(uint64(in.ino), 10)
+			e.SetLinkKey("inode:" + strconv.FormatUint(uint64(in.ino), 10))
 		}
 	case format.ModeSymlink:
 		e.Type = tree.Symlink
@@ -87,7 +87,7 @@ func (fs *FS) entry(in *inode, p string, ck *checker) (*tree.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Xattrs = xs
+	e.SetXattrs(xs)
 	return e, nil
 }
 
