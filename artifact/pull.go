@@ -257,7 +257,7 @@ func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target
 	}
 	// The image and its sidecar replace what was at the target as one
 	// pair, as a build's do (image.Lock.Replace).
-	imgTmp, err := tempBeside(target, nil)
+	imgTmp, err := image.WriteTemp(target, nil)
 	if err == nil {
 		err = os.Rename(tmp, imgTmp)
 	}
@@ -265,7 +265,7 @@ func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
 	tmp = imgTmp // removed on failure from here
-	sideTmp, err := tempBeside(target+image.SidecarSuffix, img.sidecar)
+	sideTmp, err := image.WriteTemp(target+image.SidecarSuffix, img.sidecar)
 	if err != nil {
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
@@ -275,30 +275,6 @@ func (c *Client) pullFile(ctx context.Context, img *resolved, cs []chunk, target
 		return fmt.Errorf("%s: %w", res.Ref, err)
 	}
 	return nil
-}
-
-// tempBeside makes a temporary of the name builds use for path
-// (image.TempPrefix), holding data, synced.
-func tempBeside(path string, data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), image.TempPrefix(path))
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
 }
 
 // pullDevice writes the image onto a block device and reads it back.

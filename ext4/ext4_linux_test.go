@@ -2,10 +2,7 @@ package ext4
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,17 +129,7 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size != pe.Size || st.Nlink != uint64(links[pe.Path]) {
 				t.Errorf("%s: mode %o size %d nlink %d, want file of %d bytes, %d links", e.Path, st.Mode, st.Size, st.Nlink, pe.Size, links[pe.Path])
 			}
-			f, err := os.Open(p)
-			if err != nil {
-				t.Error(err)
-				continue
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil || hex.EncodeToString(h.Sum(nil)) != pe.Digest {
-				t.Errorf("%s: content differs (%v)", e.Path, err)
-			}
+			wantDigest(t, e.Path, p, pe.Digest)
 		case tree.Dir:
 			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
 				t.Errorf("%s: not a directory", e.Path)

@@ -71,6 +71,22 @@ func digestOf(t testing.TB, c tree.Content) (int64, string) {
 	return n, hex.EncodeToString(h.Sum(nil))
 }
 
+// wantDigest reports an error on t unless the file at p, the entry name
+// read back from an image, has the SHA-256 digest (hex).
+func wantDigest(t testing.TB, name, p, digest string) {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != digest {
+		t.Errorf("%s: content differs (%v)", name, err)
+	}
+}
+
 // file makes a regular file entry with its size and digest filled in.
 func file(t testing.TB, path string, mode uint32, c tree.Content) *tree.Entry {
 	n, d := digestOf(t, c)
@@ -362,17 +378,7 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 			if e.Type == tree.Hardlink {
 				pe = tr.Get(e.Target)
 			}
-			f, err := os.Open(p)
-			if err != nil {
-				t.Errorf("%s: %v", e.Path, err)
-				continue
-			}
-			h := sha256.New()
-			_, err = io.Copy(h, f)
-			f.Close()
-			if err != nil || hex.EncodeToString(h.Sum(nil)) != pe.Digest {
-				t.Errorf("%s: content differs (%v)", e.Path, err)
-			}
+			wantDigest(t, e.Path, p, pe.Digest)
 		case tree.Symlink:
 			if got, err := os.Readlink(p); err != nil || got != e.Target {
 				t.Errorf("%s: link target %q (%v), want %q", e.Path, got, err, e.Target)

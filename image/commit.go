@@ -46,6 +46,31 @@ func hidden(path, suffix string) string {
 // path; os.CreateTemp adds digits to it.
 func TempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
 
+// WriteTemp writes data, synced and with mode 0644, to a new temporary
+// beside path named as a build names its temporaries (TempPrefix), and
+// returns the temporary's path. On an error it leaves nothing behind.
+func WriteTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), TempPrefix(path)+"*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
 // isTemp says whether name is a temporary of the file named base.
 func isTemp(name, base string) bool {
 	rest, ok := strings.CutPrefix(name, "."+base+".tmp-")

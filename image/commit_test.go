@@ -28,15 +28,6 @@ func pair(t *testing.T) (img, imageTmp, sidecarTmp string) {
 	return img, imageTmp, sidecarTmp
 }
 
-func read(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // A decided replacement is finished by a read, from any point: nothing
 // renamed yet, or the image renamed but not the sidecar.
 func TestSettleFinishesReplacement(t *testing.T) {
@@ -54,7 +45,7 @@ func TestSettleFinishesReplacement(t *testing.T) {
 		if err := Settle(img + SidecarSuffix); err != nil {
 			t.Fatal(err)
 		}
-		if got, got2 := read(t, img), read(t, img+SidecarSuffix); got != "new image" || got2 != "new sidecar" {
+		if got, got2 := testfs.Read(t, img), testfs.Read(t, img+SidecarSuffix); got != "new image" || got2 != "new sidecar" {
 			t.Errorf("image renamed before: %v: got %q and %q, want the new pair", imageDone, got, got2)
 		}
 		if got := strings.Join(testfs.Names(t, dir), " "); got != "r.img r.img.manifest.json" {
@@ -92,7 +83,7 @@ func TestPlantedIntentRefused(t *testing.T) {
 		if !errors.Is(err, ErrIntent) || !strings.Contains(err.Error(), intentPath(img)) {
 			t.Errorf("intent %q: got %v, want ErrIntent naming %s", intent, err, intentPath(img))
 		}
-		if got := read(t, img); got != "old image" {
+		if got := testfs.Read(t, img); got != "old image" {
 			t.Errorf("intent %q: image %q, want the old one", intent, got)
 		}
 	}
@@ -112,7 +103,7 @@ func TestOpenSettles(t *testing.T) {
 	if _, err := Open(img); !errors.Is(err, ErrNoFS) {
 		t.Fatalf("got %v, want ErrNoFS of the new (zero) image", err)
 	}
-	if got := read(t, img+SidecarSuffix); got != "new sidecar" {
+	if got := testfs.Read(t, img+SidecarSuffix); got != "new sidecar" {
 		t.Errorf("sidecar %q, want the new one", got)
 	}
 }
@@ -156,4 +147,24 @@ func FuzzParseIntent(f *testing.F) {
 			t.Fatalf("accepted %q, which is not the intent of %q and %q", data, a, b)
 		}
 	})
+}
+
+// WriteTemp's file holds the data, is readable by all, and is named as a
+// temporary of path, so that the next build of path removes it if left.
+func TestWriteTemp(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "r.img")
+	tmp, err := WriteTemp(img, []byte("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testfs.Read(t, tmp); got != "data" || fi.Mode().Perm() != 0o644 || filepath.Dir(tmp) != filepath.Dir(img) || !isTemp(filepath.Base(tmp), "r.img") {
+		t.Errorf("got %s, mode %v, holding %q; want a temporary of %s, mode 0644, holding %q", tmp, fi.Mode().Perm(), got, img, "data")
+	}
+	if _, err := WriteTemp(filepath.Join(img, "missing", "x"), nil); err == nil {
+		t.Error("WriteTemp into a missing directory: no error")
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	_ "github.com/internetarchive/olimage/internal/golden" // registers -update
 	"github.com/internetarchive/olimage/internal/testenv"
+	"github.com/internetarchive/olimage/internal/testfs"
 )
 
 // mkfs makes a small ext4 image with mkfs.ext4 -d and returns its bytes.
@@ -33,15 +34,6 @@ func mkfs(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return data
-}
-
-func write(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func readAll(t *testing.T, f *File) []byte {
@@ -102,10 +94,10 @@ func TestOpen(t *testing.T) {
 		format     Format
 		partition  int
 	}{
-		{"raw", write(t, "a.img", fs), Raw, 0},
-		{"zstd", write(t, "a.img.zst", zs.Bytes()), Zstd, 0},
-		{"gzip", write(t, "a.img.gz", gz.Bytes()), Gzip, 0},
-		{"gzip without the name", write(t, "a.img", gz.Bytes()), Gzip, 0},
+		{"raw", testfs.Temp(t, "a.img", fs), Raw, 0},
+		{"zstd", testfs.Temp(t, "a.img.zst", zs.Bytes()), Zstd, 0},
+		{"gzip", testfs.Temp(t, "a.img.gz", gz.Bytes()), Gzip, 0},
+		{"gzip without the name", testfs.Temp(t, "a.img", gz.Bytes()), Gzip, 0},
 		{"gpt", gptDisk(t, fs), Raw, 2},
 	}
 	for _, tc := range cases {
@@ -134,9 +126,9 @@ func TestOpenBadInput(t *testing.T) {
 	cases := []struct {
 		name, path, want string
 	}{
-		{"random bytes", write(t, "r.img", bytes.Repeat([]byte{0x5a, 0x17, 0x99}, 10000)), "no ext4 file system found"},
-		{"empty", write(t, "e.img", nil), "no ext4 file system found"},
-		{"truncated zstd", write(t, "t.img.zst", zs.Bytes()[:zs.Len()/2]), "zstd: "},
+		{"random bytes", testfs.Temp(t, "r.img", bytes.Repeat([]byte{0x5a, 0x17, 0x99}, 10000)), "no ext4 file system found"},
+		{"empty", testfs.Temp(t, "e.img", nil), "no ext4 file system found"},
+		{"truncated zstd", testfs.Temp(t, "t.img.zst", zs.Bytes()[:zs.Len()/2]), "zstd: "},
 		{"directory", t.TempDir(), "is a directory"},
 		{"missing", filepath.Join(t.TempDir(), "nope.img"), "no such file"},
 	}
@@ -152,7 +144,7 @@ func TestOpenBadInput(t *testing.T) {
 			}
 		})
 	}
-	if _, err := Open(write(t, "r.img", make([]byte, 4096))); !errors.Is(err, ErrNoFS) {
+	if _, err := Open(testfs.Temp(t, "r.img", make([]byte, 4096))); !errors.Is(err, ErrNoFS) {
 		t.Errorf("zeros: got %v, want ErrNoFS", err)
 	}
 }
@@ -166,7 +158,7 @@ func TestDecompressBound(t *testing.T) {
 	zw, _ := zstd.NewWriter(&zs)
 	zw.Write(big)
 	zw.Close()
-	p := write(t, "bomb.img.zst", zs.Bytes())
+	p := testfs.Temp(t, "bomb.img.zst", zs.Bytes())
 	f, err := Open(p)
 	if err == nil {
 		f.Close()

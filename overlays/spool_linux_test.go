@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testenv"
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -105,7 +106,7 @@ func TestPlainTarNoSpool(t *testing.T) {
 	tw.Close()
 	r := testReader(t)
 	r.tmpdir = filepath.Join(t.TempDir(), "missing") // a spool would fail here
-	l, err := r.readTar(writeTemp(t, "p.tar", buf.Bytes()), "t")
+	l, err := r.readTar(testfs.Temp(t, "p.tar", buf.Bytes()), "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestSpoolNoRoom(t *testing.T) {
 	z := zw.EncodeAll(buf.Bytes(), nil) // records the content size
 	r := testReader(t)
 	r.tmpdir = dir
-	name := writeTemp(t, "big.tar.zst", z)
+	name := testfs.Temp(t, "big.tar.zst", z)
 	_, err := r.readTar(name, "t")
 	if !errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "spool in "+dir+":") || !strings.HasPrefix(err.Error(), name+": ") {
 		t.Fatalf("got %v, want %v naming %s and %s", err, ErrNoRoom, name, dir)

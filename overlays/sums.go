@@ -44,7 +44,8 @@ func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *scanner) (con
 		return contentSums{}, nil, err
 	}
 	defer f.Close()
-	r := ctxReader{ctx, io.LimitReader(f, fc.size+1)}
+	// It stops once ctx is done: a file can take minutes to read.
+	r := tree.ContextReader(ctx, io.LimitReader(f, fc.size+1))
 	sum := newSums(fc.size)
 	k, err := io.ReadFull(r, buf[:policy.ScanLimit])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
@@ -75,19 +76,6 @@ type scanner struct {
 func (s *scanner) scan(b []byte) ([]policy.Hit, error) {
 	s.in.Reset(b)
 	return s.sc.Scan(&s.in)
-}
-
-// ctxReader reads r until ctx is done: a file can take minutes to read.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // hashReader reads r, of size bytes, once; buf may be nil.

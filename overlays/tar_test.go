@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -27,15 +26,6 @@ func testReader(t *testing.T) *reader {
 	}}
 	t.Cleanup(func() { r.close() })
 	return r
-}
-
-func writeTemp(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestTarUnsafe(t *testing.T) {
@@ -64,7 +54,7 @@ func TestTarUnsafe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := writeTemp(t, "a.tar", mkTar(tc.members...))
+			p := testfs.Temp(t, "a.tar", mkTar(tc.members...))
 			_, err := testReader(t).readTar(p, "t")
 			if err == nil {
 				t.Fatalf("got no error, want %q", tc.want)
@@ -103,7 +93,7 @@ func TestTarCompression(t *testing.T) {
 	zw.Close()
 	for name, data := range map[string][]byte{"a.tar": plain, "a.tar.gz": gz.Bytes(), "a.tar.zst": zs.Bytes(), "misnamed.tar": gz.Bytes()} {
 		t.Run(name, func(t *testing.T) {
-			l, err := testReader(t).readTar(writeTemp(t, name, data), "t")
+			l, err := testReader(t).readTar(testfs.Temp(t, name, data), "t")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +117,7 @@ func TestTarCompression(t *testing.T) {
 	}
 	for name, data := range map[string][]byte{"bad.tar.gz": corrupt(gz.Bytes()), "bad.tar.zst": corrupt(zs.Bytes()), "short.tar.gz": gz.Bytes()[:20], "junk.tar": []byte(strings.Repeat("junk", 200))} {
 		t.Run(name, func(t *testing.T) {
-			p := writeTemp(t, name, data)
+			p := testfs.Temp(t, name, data)
 			_, err := testReader(t).readTar(p, "t")
 			if err == nil {
 				t.Fatal("got no error for a corrupt archive")
@@ -148,7 +138,7 @@ func FuzzReadTar(f *testing.F) {
 	gw.Close()
 	f.Add(gz.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := writeTemp(t, "f.tar", data)
+		p := testfs.Temp(t, "f.tar", data)
 		l, err := testReader(t).readTar(p, "t")
 		if err != nil {
 			return
@@ -225,7 +215,7 @@ func TestTarBomb(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			head, tail := tarOfZeros(tc.zeros)
-			p := writeTemp(t, "bomb.tar.zst", zstdOf(t, head, tc.zeros, tail))
+			p := testfs.Temp(t, "bomb.tar.zst", zstdOf(t, head, tc.zeros, tail))
 			r := testReader(t)
 			r.fleet.Sources = tc.sources
 			_, err := r.readTar(p, "t")
@@ -251,7 +241,7 @@ func TestTarStopsAtEndMarker(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			r := testReader(t)
 			r.fleet.Sources = roles.Sources{MaxUnpacked: 16 << 20}
-			l, err := r.readTar(writeTemp(t, "a.tar.zst", data), "t")
+			l, err := r.readTar(testfs.Temp(t, "a.tar.zst", data), "t")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +264,7 @@ func TestSpoolSparse(t *testing.T) {
 	tw.WriteHeader(&tar.Header{Name: "opt/zero", Typeflag: tar.TypeReg, Mode: 0o644, Size: size})
 	tw.Flush()
 	head := buf.Bytes()
-	p := writeTemp(t, "z.tar.zst", zstdOf(t, head, size-1, []byte{1}, make([]byte, 1024)))
+	p := testfs.Temp(t, "z.tar.zst", zstdOf(t, head, size-1, []byte{1}, make([]byte, 1024)))
 	r := testReader(t)
 	r.fleet.Sources.MaxRatio = 1e6 // it is a bomb, a small one
 	l, err := r.readTar(p, "t")

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/internetarchive/olimage/internal/testenv"
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
 )
@@ -167,7 +168,7 @@ func TestDeployHistory(t *testing.T) {
 				os.Link(filepath.Join(fleet, "releases", img), filepath.Join(f, "releases", img))
 			}
 			// Same olsystem as B, so B's active bin is this deploy's.
-			os.WriteFile(filepath.Join(f, "sources/olsystem/etc/systemd/system/ol-web.service"), []byte(mustRead(t, unit)), 0o644)
+			os.WriteFile(filepath.Join(f, "sources/olsystem/etc/systemd/system/ol-web.service"), []byte(testfs.Read(t, unit)), 0o644)
 			line := historyFleet(t, f, c.history)
 			out := filepath.Join(dir, c.name+".img")
 			_, errOut, code := olimage(t, "-f", f, "build", "ol-web", "-o", out)
@@ -180,15 +181,6 @@ func TestDeployHistory(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustRead(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // olsystemBins reads the olsystem bins the manifest inside img orders.

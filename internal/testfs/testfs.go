@@ -27,6 +27,27 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
+// Temp writes data to a file called name in a new temporary directory,
+// with mode 0644, and returns its path.
+func Temp(t testing.TB, name string, data []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Read returns the content of the file at p.
+func Read(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // Names lists the names in dir, hidden ones included, sorted.
 func Names(t testing.TB, dir string) []string {
 	t.Helper()
