@@ -7,10 +7,17 @@
 #   BENCH_TREES="source big" the build trees to run (default: source small60k big)
 #   BENCH_RUNS=N             runs per measurement; the fastest counts (default 3)
 #   BENCH_WORK=DIR           cached trees and temporaries (default bench/work)
+#   BENCH_BIN=PATH           the olimage binary to measure (default bin/olimage), e.g. one
+#                            built from an older commit, to compare two in the same conditions
 set -euo pipefail
+# A relative BENCH_BIN names a file from where the script was started.
+if [ -n "${BENCH_BIN:-}" ]; then
+	[ -f "$BENCH_BIN" ] && [ -x "$BENCH_BIN" ] || { echo "bench: BENCH_BIN=$BENCH_BIN: not an executable file" >&2; exit 2; }
+	BENCH_BIN=$(realpath "$BENCH_BIN")
+fi
 cd "$(dirname "$0")/.."
 work=${BENCH_WORK:-bench/work}
-bin=bin/olimage
+bin=${BENCH_BIN:-bin/olimage}
 only=${BENCH_ONLY:-all}
 trees=${BENCH_TREES:-source small60k big}
 runs=${BENCH_RUNS:-3}
