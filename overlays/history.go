@@ -162,7 +162,7 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 	for _, e := range entries {
 		e.Overlay = o.Name
 		e.Owner, e.Group = owners[e.UID], groups[e.GID]
-		if _, dup := l.entries[e.Path]; dup {
+		if l.get(e.Path) != nil {
 			return nil, fail("%s: also supplied by this deploy", e.Path)
 		}
 		l.add(e)

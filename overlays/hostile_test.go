@@ -152,7 +152,7 @@ func TestDirSourceSwapped(t *testing.T) {
 			swap(t, filepath.Join(src, "etc/shadow"))
 			noHang(t, "opening", func() {
 				var rc io.ReadCloser
-				if rc, err = l.entries["etc/shadow"].Content.Open(); err == nil {
+				if rc, err = l.get("etc/shadow").Content.Open(); err == nil {
 					rc.Close()
 				}
 			})
@@ -169,7 +169,7 @@ func TestDirSourceSwapped(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := l.entries["etc/shadow"]
+			e := l.get("etc/shadow")
 			swap(t, filepath.Join(src, "etc/shadow"))
 			var got []byte
 			noHang(t, "opening", func() {

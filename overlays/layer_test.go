@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/internetarchive/olimage/tree"
@@ -13,10 +14,7 @@ import (
 
 // digestFmt is layer.digest's definition, written with fmt.
 func digestFmt(l *layer) string {
-	es := make([]*tree.Entry, 0, len(l.entries))
-	for _, e := range l.entries {
-		es = append(es, e)
-	}
+	es := append([]*tree.Entry(nil), l.sorted()...)
 	sort.Slice(es, func(i, j int) bool { return tree.Less(es[i].Path, es[j].Path) })
 	h := sha256.New()
 	for _, e := range es {
@@ -107,4 +105,51 @@ func paths(es []*tree.Entry) []string {
 		out = append(out, e.Path)
 	}
 	return out
+}
+
+// A layer's entries come out in tree order, one per path, the last added
+// of each: as a map by path sorted would give them. Paths differ in their
+// first eight bytes or only after, across '/' and bytes around it.
+func TestLayerSorted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "/-.0aZ~\xff"
+	for round := range 200 {
+		l := newLayer()
+		want := map[string]*tree.Entry{}
+		for range rng.IntN(300) {
+			b := make([]byte, 1+rng.IntN(12))
+			for i := range b {
+				b[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+			p := strings.Trim(strings.ReplaceAll(string(b), "//", "/"), "/")
+			if p == "" || strings.Contains(p, "//") {
+				continue
+			}
+			e := &tree.Entry{Path: p, Type: tree.File}
+			l.add(e)
+			want[p] = e
+			if round%2 == 0 && rng.IntN(50) == 0 {
+				l.sorted() // sorting between adds changes nothing
+			}
+		}
+		var ws []*tree.Entry
+		for _, e := range want {
+			ws = append(ws, e)
+		}
+		tree.Sort(ws)
+		got := l.sorted()
+		if len(got) != len(ws) || l.len() != len(ws) {
+			t.Fatalf("round %d: %d entries (len %d), want %d", round, len(got), l.len(), len(ws))
+		}
+		for i := range ws {
+			if got[i] != ws[i] {
+				t.Fatalf("round %d: entry %d is %q (%p), want %q (%p)", round, i, got[i].Path, got[i], ws[i].Path, ws[i])
+			}
+		}
+		for p, e := range want {
+			if l.get(p) != e {
+				t.Fatalf("round %d: get(%q) is not the last entry added", round, p)
+			}
+		}
+	}
 }

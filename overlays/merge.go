@@ -151,7 +151,7 @@ func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Optio
 			}
 			return nil, &SourceError{Pos: o.Pos, Source: o.Source, Err: within(where, err)}
 		}
-		res.Inputs = append(res.Inputs, tree.Input{Name: o.Name, Kind: string(o.Kind), Source: f.Rel(o.Source), Digest: l.digest(), Entries: len(l.entries)})
+		res.Inputs = append(res.Inputs, tree.Input{Name: o.Name, Kind: string(o.Kind), Source: f.Rel(o.Source), Digest: l.digest(), Entries: l.len()})
 		if err := m.apply(o, l); err != nil {
 			rd.close()
 			return nil, within(fmt.Sprintf("%s: role %s", o.Pos, role.Name), err)

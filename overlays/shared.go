@@ -109,7 +109,7 @@ func (s *Shared) Entries(o *roles.Overlay) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return len(l.entries), nil
+		return l.len(), nil
 	case "files":
 		return len(o.Files), nil
 	}
@@ -160,19 +160,12 @@ func (s *Shared) read(o *roles.Overlay) (*layer, sharedKey, error) {
 // The copy keeps l's order and digest, which take a role's merge a tenth
 // of its time to compute again.
 func (l *layer) clone() *layer {
-	c := &layer{entries: make(map[string]*tree.Entry, len(l.entries)), whiteouts: l.whiteouts, opaque: l.opaque, sum: l.sum}
-	if l.order != nil {
-		c.order = make([]*tree.Entry, len(l.order))
-		for i, e := range l.order {
-			ce := *e
-			c.order[i] = &ce
-			c.entries[e.Path] = &ce
-		}
-		return c
-	}
-	for p, e := range l.entries {
+	src := l.sorted()
+	c := &layer{list: make([]*tree.Entry, len(src)), whiteouts: l.whiteouts, opaque: l.opaque, sum: l.sum}
+	for i, e := range src {
 		ce := *e
-		c.entries[p] = &ce
+		c.list[i] = &ce
 	}
+	c.order = c.list
 	return c
 }

@@ -153,14 +153,14 @@ func (r *reader) read(o *roles.Overlay) (*layer, error) {
 	l, err := r.readKind(o)
 	if err == nil {
 		var n int64
-		for _, e := range l.entries {
+		for _, e := range l.sorted() {
 			n += e.Size
 		}
 		what := string(o.Kind)
 		if o.Source != "" {
 			what += " " + o.Source
 		}
-		trace.Notef(r.ctx, "%s: overlay %s (%s): %d entries, %d bytes, %s", o.Pos, o.Name, what, len(l.entries), n, time.Since(start).Round(time.Millisecond))
+		trace.Notef(r.ctx, "%s: overlay %s (%s): %d entries, %d bytes, %s", o.Pos, o.Name, what, l.len(), n, time.Since(start).Round(time.Millisecond))
 	}
 	return l, err
 }
@@ -655,7 +655,7 @@ func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
 		if err != nil {
 			return nil, a.unsafe(hdr, "hard link target: %v", err)
 		}
-		prev := a.l.entries[t]
+		prev := a.l.get(t)
 		if prev == nil || (prev.Type != tree.File && prev.Type != tree.Hardlink) {
 			return nil, a.unsafe(hdr, "hard link to %q, which is not a regular file earlier in the archive", hdr.Linkname)
 		}
@@ -809,7 +809,7 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 			modeRule = r.fleet.Where(f.Pos)
 		}
 		e.SetRules(ownerRule, modeRule)
-		if _, dup := l.entries[e.Path]; dup {
+		if l.get(e.Path) != nil {
 			return nil, fmt.Errorf("%s: %s: declared twice in overlay %q", f.Pos, f.Path, o.Name)
 		}
 		l.add(e)

@@ -114,7 +114,7 @@ func TestPlainTarNoSpool(t *testing.T) {
 		t.Errorf("a plain archive was spooled")
 	}
 	for name, content := range want {
-		rc, err := l.entries[name].Content.Open()
+		rc, err := l.get(name).Content.Open()
 		if err != nil {
 			t.Fatal(err)
 		}

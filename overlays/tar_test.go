@@ -97,10 +97,10 @@ func TestTarCompression(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(l.entries) != 2 || l.entries["opt/x"].Size != 5 || l.entries["opt/y"].Target != "x" {
+			if l.len() != 2 || l.get("opt/x").Size != 5 || l.get("opt/y").Target != "x" {
 				t.Fatalf("got entries %v", l.sorted())
 			}
-			rc, _ := l.entries["opt/x"].Content.Open()
+			rc, _ := l.get("opt/x").Content.Open()
 			var b bytes.Buffer
 			b.ReadFrom(rc)
 			if b.String() != "hello" {
@@ -143,7 +143,8 @@ func FuzzReadTar(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for path, e := range l.entries {
+		for _, e := range l.sorted() {
+			path := e.Path
 			if path == "" || strings.HasPrefix(path, "/") || strings.Contains("/"+path+"/", "/../") {
 				t.Fatalf("unsafe path %q accepted", path)
 			}
@@ -245,7 +246,7 @@ func TestTarStopsAtEndMarker(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := l.entries["opt/x"]; e == nil || e.Size != 5 {
+			if e := l.get("opt/x"); e == nil || e.Size != 5 {
 				t.Errorf("got entries %v", l.sorted())
 			}
 		})
@@ -271,7 +272,7 @@ func TestSpoolSparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := l.entries["opt/zero"]
+	e := l.get("opt/zero")
 	rc, _ := e.Content.Open()
 	sm, err := hashReader(rc, e.Size, nil)
 	if err != nil || sm.digest != e.Digest || sm.size != size {
