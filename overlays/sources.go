@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -370,16 +371,26 @@ type tailReader struct {
 func (t *tailReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
 	t.n += int64(n)
-	i := n - 1
-	for i >= 0 && p[i] == 0 {
-		i--
-	}
-	if i >= 0 {
-		t.zeros = int64(n - 1 - i)
+	if z := trailingZeros(p[:n]); z < n {
+		t.zeros = int64(z)
 	} else {
 		t.zeros += int64(n)
 	}
 	return n, err
+}
+
+// trailingZeros counts the zero bytes b ends with, eight at a time: the
+// data block of a one-byte member is 511 of them, and a million such
+// members counted byte by byte took a twentieth of a validate.
+func trailingZeros(b []byte) int {
+	i := len(b)
+	for i >= 8 && binary.LittleEndian.Uint64(b[i-8:]) == 0 {
+		i -= 8
+	}
+	for i > 0 && b[i-1] == 0 {
+		i--
+	}
+	return len(b) - i
 }
 
 // ErrTooLarge marks an archive that unpacks to more than the fleet allows:
@@ -459,7 +470,7 @@ func decompress(f io.Reader) (_ io.Reader, done func(), kind string, err error) 
 		}
 		return zr, func() { zr.Close() }, "gzip", nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(2), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("zstd: %w", err)
 		}

@@ -286,3 +286,18 @@ func TestSpoolSparse(t *testing.T) {
 		t.Errorf("spool of %d bytes takes %d bytes on disk, want holes", fi.Size(), used)
 	}
 }
+
+// trailingZeros counts what a byte-by-byte count from the end would.
+func TestTrailingZeros(t *testing.T) {
+	for n := range 40 {
+		for nz := 0; nz <= n; nz++ {
+			b := make([]byte, n)
+			for i := range n - nz {
+				b[i] = byte(i%3 + 1)
+			}
+			if got := trailingZeros(b); got != nz {
+				t.Fatalf("%d bytes ending in %d zeros: got %d", n, nz, got)
+			}
+		}
+	}
+}
