@@ -1,7 +1,6 @@
 package activate
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,26 +8,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 )
 
 // editManifest rewrites the manifest of the volume at dir with edit.
 func editManifest(t *testing.T, dir string, edit func(*manifest.Manifest)) {
 	t.Helper()
-	p := filepath.Join(dir, manifest.Path)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m manifest.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	edit(&m)
-	b, _ = json.Marshal(m)
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testfs.EditJSON(t, filepath.Join(dir, manifest.Path), edit)
 }
 
 // withState rewrites the manifest of the volume at dir to declare st.

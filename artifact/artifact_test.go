@@ -72,20 +72,6 @@ func buildImage(t *testing.T, version string, o builder.Options) string {
 	return res.Image
 }
 
-func fileSHA256(t *testing.T, p string, size int64) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, size)); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // volumeSHA256 is the sha256 of the volume in an image file of any
 // format, read through package image.
 func volumeSHA256(t *testing.T, p string) string {
@@ -95,11 +81,16 @@ func volumeSHA256(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	defer vol.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, io.NewSectionReader(vol, 0, vol.Size)); err != nil {
-		t.Fatal(err)
+	return testfs.SHA256(t, io.NewSectionReader(vol, 0, vol.Size))
+}
+
+// wantPulled fails t unless the image file out, pulled, holds the volume
+// of the image file img.
+func wantPulled(t *testing.T, out, img string) {
+	t.Helper()
+	if got, want := testfs.FileSHA256(t, out), volumeSHA256(t, img); got != want {
+		t.Fatalf("pulled %s: sha256 %s, want %s", out, got, want)
 	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 func readSidecar(t *testing.T, img string) *Sidecar {
@@ -182,7 +173,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := fileSHA256(t, out, 1<<62); got != want || pr.SHA256 != side.Image.SHA256 || pr.Image != side.Identity() {
+				if got := testfs.FileSHA256(t, out); got != want || pr.SHA256 != side.Image.SHA256 || pr.Image != side.Identity() {
 					t.Fatalf("pulled %s: sha256 %s, want %s; result %+v", r, got, want, pr)
 				}
 				if pr.Written >= pr.Size/2 {
@@ -266,9 +257,7 @@ func TestAuth(t *testing.T) {
 	if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
-		t.Fatalf("sha256 %s, want %s", got, want)
-	}
+	wantPulled(t, out, img)
 	registrytest.Need(t, "skopeo")
 	raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "--creds", "ci:s3cret", "docker://"+ref).CombinedOutput()
 	if err != nil || !strings.Contains(string(raw), ArtifactType) {
@@ -299,9 +288,7 @@ func TestTokenAuth(t *testing.T) {
 	if _, err := local.Pull(ctx, ref, out, PullOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
-		t.Fatalf("sha256 %s, want %s", got, want)
-	}
+	wantPulled(t, out, img)
 }
 
 func writeDockerConfig(t *testing.T, host, user, pass string) {
@@ -342,9 +329,7 @@ func TestPullResumesAfterRegistryStops(t *testing.T) {
 	if res.Resumed < 2 {
 		t.Errorf("resumed %d layers, want the 2 or more written before the registry stopped", res.Resumed)
 	}
-	if got, want := fileSHA256(t, out, 1<<62), volumeSHA256(t, img); got != want {
-		t.Fatalf("sha256 %s, want %s", got, want)
-	}
+	wantPulled(t, out, img)
 	fsck(t, out)
 	onlyFiles(t, dir, "web.img", "web.img.manifest.json")
 }
@@ -398,7 +383,7 @@ func TestPullFaults(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := fileSHA256(t, out, 1<<62); got != want {
+				if got := testfs.FileSHA256(t, out); got != want {
 					t.Fatalf("sha256 %s, want %s", got, want)
 				}
 				return

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -24,24 +23,28 @@ import (
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/verity"
 )
 
 const exampleFleet = "../examples/openlibrary"
 
-func fileSHA256(t *testing.T, p string) string {
+// buildMerged builds role of the example fleet and merges its overlays
+// once more: the image and the tree it should hold.
+func buildMerged(t *testing.T, role string) (*Result, *overlays.Result) {
 	t.Helper()
-	f, err := os.Open(p)
+	f, r := loadRole(t, exampleFleet, role)
+	res, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	merged, err := overlays.Merge(context.Background(), f, r)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	t.Cleanup(func() { merged.Close() })
+	return res, merged
 }
 
 func loadRole(t *testing.T, dir, role string) (*roles.Fleet, *roles.Role) {
@@ -61,19 +64,6 @@ type sidecar struct {
 	Schema   string             `json:"schema"`
 	Image    manifest.ImageFile `json:"image"`
 	Manifest json.RawMessage    `json:"manifest"`
-}
-
-func readSidecar(t *testing.T, p string) sidecar {
-	t.Helper()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s sidecar
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatalf("%s: %v", p, err)
-	}
-	return s
 }
 
 // checkVerity checks the image's data against its dm-verity root hash
@@ -117,13 +107,13 @@ func TestBuildExampleRoles(t *testing.T) {
 			}
 			testenv.Fsck(t, res.Image)
 			checkVerity(t, res, withTree)
-			if got := fileSHA256(t, res.Image); got != res.SHA256 {
+			if got := testfs.FileSHA256(t, res.Image); got != res.SHA256 {
 				t.Errorf("sha256 of the file %s, result says %s", got, res.SHA256)
 			}
 			if res.FileSize >= res.Size/2 {
 				t.Errorf("image takes %d bytes on disk of %d: not sparse", res.FileSize, res.Size)
 			}
-			sc := readSidecar(t, res.Manifest)
+			sc := testfs.ReadJSON[sidecar](t, res.Manifest)
 			if sc.Schema != manifest.SidecarSchema || sc.Image.SHA256 != res.SHA256 || sc.Image.Size != res.Size || *sc.Image.Verity != *res.Verity {
 				t.Errorf("sidecar %+v does not describe %+v", sc.Image, res)
 			}
@@ -183,11 +173,7 @@ func TestBuildZstdAndStdout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer zr.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, zr); err != nil {
-		t.Fatal(err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != raw.SHA256 {
+	if got := testfs.SHA256(t, zr); got != raw.SHA256 {
 		t.Errorf("decompressed sha256 %s, want %s", got, raw.SHA256)
 	}
 	var stdout bytes.Buffer

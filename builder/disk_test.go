@@ -83,11 +83,11 @@ func TestBuildDiskFormats(t *testing.T) {
 			fsckPartition(t, disk.Image, 1<<20, raw.Size)
 			// The same disk again, byte for byte.
 			again := build("again.gpt.img", verity)
-			if a, b := fileSHA256(t, disk.Image), fileSHA256(t, again.Image); a != b {
+			if a, b := testfs.FileSHA256(t, disk.Image), testfs.FileSHA256(t, again.Image); a != b {
 				t.Errorf("two builds of one GPT disk differ: %s, %s", a, b)
 			}
 			qa := build("again.qcow2", verity)
-			if a, b := fileSHA256(t, q.Image), fileSHA256(t, qa.Image); a != b {
+			if a, b := testfs.FileSHA256(t, q.Image), testfs.FileSHA256(t, qa.Image); a != b {
 				t.Errorf("two builds of one qcow2 image differ: %s, %s", a, b)
 			}
 		})
@@ -133,7 +133,7 @@ func sha256Range(t *testing.T, p string, off, n int64) string {
 		pos += int64(k)
 	}
 	w.Close()
-	return fileSHA256(t, part)
+	return testfs.FileSHA256(t, part)
 }
 
 // fsckPartition runs e2fsck -fn on the file system at off in a disk image,

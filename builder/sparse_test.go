@@ -52,7 +52,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Fsck(t, disk.Image)
-	if got := fileSHA256(t, disk.Image); got != disk.SHA256 {
+	if got := testfs.FileSHA256(t, disk.Image); got != disk.SHA256 {
 		t.Errorf("sha256 of the file %s, result says %s", got, disk.SHA256)
 	}
 	mem, err := Build(context.Background(), f, r, Options{Output: tmpfsDir(t), SHA256: true})
@@ -68,7 +68,7 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 	if memTree.Verity.RootHash != disk.Verity.RootHash {
 		t.Errorf("image on tmpfs with its tree: root hash %s, want %s", memTree.Verity.RootHash, disk.Verity.RootHash)
 	}
-	if got := fileSHA256(t, mem.Image); got != disk.SHA256 || mem.SHA256 != disk.SHA256 {
+	if got := testfs.FileSHA256(t, mem.Image); got != disk.SHA256 || mem.SHA256 != disk.SHA256 {
 		t.Errorf("image on tmpfs: sha256 %s (result %s), want %s", got, mem.SHA256, disk.SHA256)
 	}
 	var stdout bytes.Buffer
@@ -200,8 +200,8 @@ func TestConcurrentBuildsOfOneTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := readSidecar(t, img+".manifest.json").Image.SHA256; got != fileSHA256(t, img) {
-			t.Fatalf("round %d: the sidecar describes image %s, the image is %s", round, got, fileSHA256(t, img))
+		if got := testfs.ReadJSON[sidecar](t, img+".manifest.json").Image.SHA256; got != testfs.FileSHA256(t, img) {
+			t.Fatalf("round %d: the sidecar describes image %s, the image is %s", round, got, testfs.FileSHA256(t, img))
 		}
 		if got := testfs.Names(t, out); len(got) != 2 {
 			t.Fatalf("round %d: %v, want the image and its sidecar", round, got)

@@ -226,17 +226,11 @@ func TestStatusInterrupted(t *testing.T) {
 	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
-	p := filepath.Join(root, activate.JournalFile)
-	b, _ := os.ReadFile(p)
-	var j activate.Journal
-	if err := json.Unmarshal(b, &j); err != nil {
-		t.Fatal(err)
-	}
 	// As a run killed between journaling the last link and making it.
-	j.Running, j.Actions[len(j.Actions)-1].State = "activate", activate.StatePending
-	os.Remove(filepath.Join(root, j.Actions[len(j.Actions)-1].Path))
-	b, _ = json.Marshal(j)
-	os.WriteFile(p, b, 0o644)
+	testfs.EditJSON(t, filepath.Join(root, activate.JournalFile), func(j *activate.Journal) {
+		j.Running, j.Actions[len(j.Actions)-1].State = "activate", activate.StatePending
+		os.Remove(filepath.Join(root, j.Actions[len(j.Actions)-1].Path))
+	})
 	code, out, errOut := runMain(t, "status", "--root", root)
 	if code != exitFindings || !strings.Contains(out, "an interrupted activate left 1 step(s) unfinished") {
 		t.Errorf("status: exit %d, want %d and the run named\n%s%s", code, exitFindings, out, errOut)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/internetarchive/olimage/activate"
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 )
 
@@ -20,22 +21,9 @@ func TestStatusSecrets(t *testing.T) {
 	const rel = "etc/openlibrary/secrets.yml"
 	const host = "/etc/olimage/secrets/ol-web/" + rel
 	root := activationRoot(t)
-	p := filepath.Join(root, "1", manifest.Path)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m manifest.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	m.Activation.Secrets = []manifest.SecretPath{{Path: rel, Owner: "openlibrary", UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Mode: "0600"}}
-	if b, err = json.Marshal(m); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testfs.EditJSON(t, filepath.Join(root, "1", manifest.Path), func(m *manifest.Manifest) {
+		m.Activation.Secrets = []manifest.SecretPath{{Path: rel, Owner: "openlibrary", UID: uint32(os.Geteuid()), GID: uint32(os.Getegid()), Mode: "0600"}}
+	})
 	secret := func(t *testing.T, want int, state activate.SecretState, link string) {
 		t.Helper()
 		code, out, _ := runMain(t, "status", "--root", root)

@@ -4,7 +4,11 @@ package testfs
 import (
 	"archive/tar"
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,6 +50,56 @@ func Read(t testing.TB, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// SHA256 returns the hex SHA-256 digest of all r reads.
+func SHA256(t testing.TB, r io.Reader) string {
+	t.Helper()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// FileSHA256 returns the hex SHA-256 digest of the file at p.
+func FileSHA256(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return SHA256(t, f)
+}
+
+// ReadJSON decodes the JSON file at p into a T.
+func ReadJSON[T any](t testing.TB, p string) T {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return v
+}
+
+// EditJSON decodes the JSON file at p into a T, lets edit change it and
+// writes it back.
+func EditJSON[T any](t testing.TB, p string, edit func(*T)) {
+	t.Helper()
+	v := ReadJSON[T](t, p)
+	edit(&v)
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Names lists the names in dir, hidden ones included, sorted.
