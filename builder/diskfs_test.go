@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -13,7 +12,6 @@ import (
 	dext4 "github.com/diskfs/go-diskfs/filesystem/ext4"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -22,16 +20,7 @@ import (
 // the tree: names, types, sizes, content and symlink targets. (Its
 // FileInfo carries no permission bits, so modes are left to the mount test.)
 func TestDiskfsReadsImage(t *testing.T) {
-	f, r := loadRole(t, exampleFleet, "ol-web")
-	res, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	merged, err := overlays.Merge(context.Background(), f, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer merged.Close()
+	res, merged := buildMerged(t, "ol-web")
 
 	img, err := os.Open(res.Image)
 	if err != nil {

@@ -16,7 +16,6 @@ import (
 
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -142,16 +141,7 @@ func run(t *testing.T, name string, args ...string) string {
 func TestMountedImageMatchesTree(t *testing.T) {
 	for _, role := range []string{"ol-web", "ol-covers", "ol-db"} {
 		t.Run(role, func(t *testing.T) {
-			f, r := loadRole(t, exampleFleet, role)
-			res, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			merged, err := overlays.Merge(context.Background(), f, r)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer merged.Close()
+			res, merged := buildMerged(t, role)
 
 			features := run(t, "tune2fs", "-l", res.Image)
 			for _, feat := range []string{"has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "64bit", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"} {
