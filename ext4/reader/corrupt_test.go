@@ -31,7 +31,13 @@ func newCorruptFixture(t *testing.T, opts ...string) *corruptFixture {
 	for i := range 20 {
 		writeFile(t, src, "d/entry-"+strings.Repeat("n", i), []byte("x"), 0o644)
 	}
-	img := mkfs(t, src, 4<<10, append([]string{"-b", "1024"}, opts...)...)
+	return loadCorruptFixture(t, mkfs(t, src, 4<<10, append([]string{"-b", "1024"}, opts...)...))
+}
+
+// loadCorruptFixture reads the image file img, which must be clean, as a
+// fixture to corrupt.
+func loadCorruptFixture(t *testing.T, img string) *corruptFixture {
+	t.Helper()
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +50,7 @@ func newCorruptFixture(t *testing.T, opts ...string) *corruptFixture {
 
 func (f *corruptFixture) open(t *testing.T) *FS {
 	t.Helper()
-	fsys, err := Open(bytes.NewReader(f.img), int64(len(f.img)))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return fsys
+	return openBytes(t, f.img)
 }
 
 // inodeOffset is the byte offset of inode ino in the image.
@@ -274,13 +276,7 @@ func TestCheckFindsIndexCorruption(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "cmds"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
 	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
 	testenv.FsckExit(t, img)
-	b, err := os.ReadFile(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := &corruptFixture{img: b}
-	base.fsys = base.open(t)
-	wantClean(t, base.fsys)
+	base := loadCorruptFixture(t, img)
 	fsys := base.fsys
 
 	bigIn := base.inodeOf(t, "big")

@@ -105,10 +105,7 @@ func FuzzSuperblock(f *testing.F) {
 // FuzzInode replaces the inode of a file in a real image and reads it.
 func FuzzInode(f *testing.F) {
 	base := seedImages(f)[0]
-	fsys, err := Open(bytes.NewReader(base), int64(len(base)))
-	if err != nil {
-		f.Fatal(err)
-	}
+	fsys := openBytes(f, base)
 	var offs []int64
 	for _, p := range []string{"big", "d", "slow", "sparse"} {
 		in, _, err := fsys.lookup(p)
@@ -136,10 +133,7 @@ func FuzzInode(f *testing.F) {
 // image.
 func FuzzExtents(f *testing.F) {
 	base := seedImages(f)[0]
-	fsys, err := Open(bytes.NewReader(base), int64(len(base)))
-	if err != nil {
-		f.Fatal(err)
-	}
+	fsys := openBytes(f, base)
 	in, _, err := fsys.lookup("big")
 	if err != nil {
 		f.Fatal(err)
@@ -166,10 +160,7 @@ func FuzzExtents(f *testing.F) {
 		parseExtentHeader(b)
 		img := bytes.Clone(base)
 		copy(img[200*1024:], b[60:min(len(b), 60+50*1024)])
-		fs2, err := Open(bytes.NewReader(img), int64(len(img)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		fs2 := openBytes(t, img)
 		raw := bytes.Clone(in.raw)
 		copy(raw[0x28:0x64], b[:60])
 		le.PutUint32(raw[0x04:], 1<<30) // a big size, so every extent counts
@@ -200,10 +191,7 @@ func FuzzExtents(f *testing.F) {
 
 func FuzzDirBlock(f *testing.F) {
 	for _, b := range seedImages(f) {
-		fsys, err := Open(bytes.NewReader(b), int64(len(b)))
-		if err != nil {
-			f.Fatal(err)
-		}
+		fsys := openBytes(f, b)
 		in, _, err := fsys.lookup("d/sub")
 		if err != nil {
 			f.Fatal(err)

@@ -53,6 +53,16 @@ func mkfs(t testing.TB, dir string, sizeKB int, opts ...string) string {
 }
 
 // openImage opens img with the reader.
+// openBytes opens the image held in b.
+func openBytes(t testing.TB, b []byte) *FS {
+	t.Helper()
+	fsys, err := Open(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return fsys
+}
+
 func openImage(t testing.TB, img string) *FS {
 	t.Helper()
 	f, err := os.Open(img)
