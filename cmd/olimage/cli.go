@@ -309,8 +309,14 @@ func noArgs(cmd *cobra.Command, args []string) error {
 }
 
 func exactArgs(n int, names string) cobra.PositionalArgs {
+	return rangeArgs(n, n, names)
+}
+
+// rangeArgs wants least to most arguments; names says which, as in
+// "IMAGE [PATH]".
+func rangeArgs(least, most int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
+		if len(args) < least || len(args) > most {
 			return usageError{fmt.Errorf("%s: want %s, got %d argument(s)", cmd.CommandPath(), names, len(args))}
 		}
 		return nil

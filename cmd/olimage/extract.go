@@ -31,12 +31,7 @@ IMAGE - reads the image from stdin.`,
 		Example: `  olimage extract out/ol-web.img /tmp/ol-web
   olimage extract out/ol-web.img /tmp/etc etc
   olimage extract -L out/ol-web.img /tmp/olsystem opt/openlibrary/olsystem`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 2 || len(args) > 3 {
-				return usageError{fmt.Errorf("extract: want IMAGE DIR [PATH], got %d argument(s)", len(args))}
-			}
-			return nil
-		},
+		Args: rangeArgs(2, 3, "IMAGE DIR [PATH]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := ""
 			if len(args) == 3 {

@@ -37,12 +37,7 @@ with full paths. IMAGE - reads the image from stdin.`,
 		Example: `  olimage ls out/ol-web.img opt/openlibrary
   olimage ls -R out/ol-web.img etc
   olimage ls --json out/ol-web.img etc/nginx | jq '.entries[].path'`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) < 1 || len(args) > 2 {
-				return usageError{fmt.Errorf("ls: want IMAGE [PATH], got %d argument(s)", len(args))}
-			}
-			return nil
-		},
+		Args: rangeArgs(1, 2, "IMAGE [PATH]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p := ""
 			if len(args) == 2 {
