@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // What activation makes on the root disk so that a VM boots serving from
@@ -199,10 +200,10 @@ func isWantsDir(d string) bool {
 }
 
 // holdsDeploys says whether l links the directory of /opt that holds
-// manifest.DeploysDir, which is linked entry by entry so that each
+// tree.DeploysDir, which is linked entry by entry so that each
 // deploy's active link can be switched on its own.
 func holdsDeploys(entries map[string]*manifest.Entry, l manifest.Link) bool {
-	return l.Path == l.Target && l.Target == path.Dir(manifest.DeploysDir) && isDir(entries[manifest.DeploysDir])
+	return l.Path == l.Target && l.Target == path.Dir(tree.DeploysDir) && isDir(entries[tree.DeploysDir])
 }
 
 // deployOf returns the deploy whose active link e, an entry of the
@@ -212,7 +213,7 @@ func deployOf(entries map[string]*manifest.Entry, top string, e manifest.Entry) 
 		return nil
 	}
 	t := path.Join(top, e.Target)
-	rest, ok := strings.CutPrefix(t, manifest.DeploysDir+"/")
+	rest, ok := strings.CutPrefix(t, tree.DeploysDir+"/")
 	if !ok || strings.Count(rest, "/") != 1 || !isDir(entries[t]) {
 		return nil
 	}

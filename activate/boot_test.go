@@ -222,7 +222,7 @@ func TestNextRelease(t *testing.T) {
 
 // TestDeploysOnlyInDeploysDir: a directory named deploys elsewhere in
 // /opt is plain content, linked whole, with no deploy to switch; only
-// manifest.DeploysDir holds deploys.
+// tree.DeploysDir holds deploys.
 func TestDeploysOnlyInDeploysDir(t *testing.T) {
 	v := volume{
 		uuid: "55555555-5555-5555-8555-555555555555",

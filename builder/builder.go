@@ -165,6 +165,7 @@ func (p *prepared) close() {
 }
 
 func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options) (_ *prepared, err error) {
+	mo.History = manifest.ReadHistory
 	merged, err := overlays.MergeWith(ctx, f, r, mo)
 	if err != nil {
 		return nil, err
@@ -264,15 +265,15 @@ func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch in
 		return &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
 			Owner: "root", Group: "root", ModTime: epoch, Overlay: "olimage"}
 	}
-	if t.Get(manifest.Dir) != nil {
-		return nil, fmt.Errorf("%s: reserved for olimage's manifest; no overlay may supply it", manifest.Dir)
+	if t.Get(tree.OlimageDir) != nil {
+		return nil, fmt.Errorf("%s: reserved for olimage's manifest; no overlay may supply it", tree.OlimageDir)
 	}
-	d := root(manifest.Dir, tree.Dir, 0o755)
+	d := root(tree.OlimageDir, tree.Dir, 0o755)
 	m := root(manifest.Path, tree.File, 0o644)
 	m.Size, m.Digest, m.Content = mf.Size, mf.SHA256, mf
 	// Put the two where they belong, so that tree.New finds the entries
 	// in order rather than sorting them all again.
-	i, _ := slices.BinarySearchFunc(t.Entries, manifest.Dir, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
+	i, _ := slices.BinarySearchFunc(t.Entries, tree.OlimageDir, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
 	entries := make([]*tree.Entry, 0, len(t.Entries)+2)
 	entries = append(append(append(entries, t.Entries[:i]...), d, m), t.Entries[i:]...)
 	return tree.New(entries)

@@ -11,7 +11,6 @@ import (
 	"github.com/diskfs/go-diskfs/backend/file"
 	dext4 "github.com/diskfs/go-diskfs/filesystem/ext4"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -51,7 +50,7 @@ func TestDiskfsReadsImage(t *testing.T) {
 				}
 				p := path.Join(dir, name)
 				rel := p
-				if rel == manifest.Dir {
+				if rel == tree.OlimageDir {
 					continue
 				}
 				seen[rel] = true

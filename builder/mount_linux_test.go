@@ -56,7 +56,7 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if rel == "." || rel == "lost+found" || rel == manifest.Dir || rel == manifest.Path {
+		if rel == "." || rel == "lost+found" || rel == tree.OlimageDir || rel == manifest.Path {
 			if rel == "lost+found" {
 				return fs.SkipDir
 			}

@@ -199,7 +199,7 @@ func decodeAll(ctx context.Context, chunks []manifest.Chunk) (*tree.Tree, error)
 }
 
 // deploysDir holds every service's deploy history: deploysDir/SERVICE/BIN.
-const deploysDir = manifest.DeploysDir + "/"
+const deploysDir = tree.DeploysDir + "/"
 
 // pairDeploys finds services whose one deploy bin in a was replaced by one
 // new bin in b, and returns b with those bins' entries moved onto a's bin

@@ -14,11 +14,8 @@ import (
 	"github.com/internetarchive/olimage/verity"
 )
 
-// Where an image keeps its manifest, relative to the volume root.
-const (
-	Dir  = ".olimage"
-	Path = ".olimage/manifest.json"
-)
+// Path is where an image keeps its manifest, relative to the volume root.
+const Path = tree.OlimageDir + "/manifest.json"
 
 // ImageSchema identifies the manifest written into every image.
 const ImageSchema = "olimage.manifest/v1"
@@ -35,19 +32,19 @@ const (
 // Manifest is the manifest inside an image: what it was built from and every
 // entry it holds, except the manifest itself.
 type Manifest struct {
-	Schema       string       `json:"schema"`
-	Olimage      string       `json:"olimage"` // version of the olimage that built it
-	Fleet        string       `json:"fleet"`
-	FleetVersion string       `json:"fleet_version,omitempty"`
-	Role         string       `json:"role"`
-	Label        string       `json:"label"`
-	UUID         string       `json:"uuid"`
-	Epoch        int64        `json:"epoch"`
-	TreeDigest   string       `json:"tree"` // TreeDigest of the entries
-	Activation   *Activation  `json:"activation"`
-	Deploys      []Deploy     `json:"deploys,omitempty"`
-	Inputs       []tree.Input `json:"inputs"`
-	Entries      []Entry      `json:"entries"`
+	Schema       string        `json:"schema"`
+	Olimage      string        `json:"olimage"` // version of the olimage that built it
+	Fleet        string        `json:"fleet"`
+	FleetVersion string        `json:"fleet_version,omitempty"`
+	Role         string        `json:"role"`
+	Label        string        `json:"label"`
+	UUID         string        `json:"uuid"`
+	Epoch        int64         `json:"epoch"`
+	TreeDigest   string        `json:"tree"` // TreeDigest of the entries
+	Activation   *Activation   `json:"activation"`
+	Deploys      []tree.Deploy `json:"deploys,omitempty"`
+	Inputs       []tree.Input  `json:"inputs"`
+	Entries      []Entry       `json:"entries"`
 }
 
 // Activation says how a VM uses the volume once it is mounted: which paths
@@ -71,25 +68,22 @@ type Link struct {
 	Target string `json:"target"` // in the volume, relative to its root: opt/openlibrary
 }
 
-// DeploysDir holds every deployed service's bins on the volume:
-// DeploysDir/SERVICE/BIN, the active one linked from the service's path.
-const DeploysDir = "opt/openlibrary/deploys"
-
-// Deploy is the history of one deployed service in an image: its bins
-// under DeploysDir/SERVICE, newest first, so that "the
-// newest N bins" means the same thing in every later release.
-type Deploy struct {
-	Service string      `json:"service"`
-	Bins    []DeployBin `json:"bins"`
-}
-
-// DeployBin is one bin of a deploy history.
-type DeployBin struct {
-	Bin string `json:"bin"`
-	// From names the previous release's image (relative to the fleet
-	// directory) that a bin carried over as history was copied from; ""
-	// for a bin deployed by this image's own role.
-	From string `json:"from,omitempty"`
+// ReadHistory reads the manifest of the image whose files fs holds, as an
+// earlier release's deploy history needs it: the fleet the image was
+// built for, and the deploys it records. It is an overlays.History.
+func ReadHistory(fs interface{ ReadFile(string) ([]byte, error) }) (fleet string, deploys []tree.Deploy, err error) {
+	data, err := fs.ReadFile(Path)
+	if err != nil {
+		return "", nil, fmt.Errorf("not an olimage image: %w", err)
+	}
+	_, head, _, err := Head(data)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", Path, err)
+	}
+	if head == nil || head.Schema != ImageSchema {
+		return "", nil, fmt.Errorf("%s: not an image manifest", Path)
+	}
+	return head.Fleet, head.Deploys, nil
 }
 
 // DefaultMount is where the /1 data volume is mounted.

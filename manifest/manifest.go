@@ -55,9 +55,9 @@ type Plan struct {
 	Inputs []tree.Input `json:"inputs"`
 	// Activation is what activate will link and make, as the image's
 	// manifest records it.
-	Activation *Activation `json:"activation,omitempty"`
-	Deploys    []Deploy    `json:"deploys,omitempty"`
-	Entries    []Entry     `json:"entries"`
+	Activation *Activation   `json:"activation,omitempty"`
+	Deploys    []tree.Deploy `json:"deploys,omitempty"`
+	Entries    []Entry       `json:"entries"`
 }
 
 // FromEntry converts a tree entry.
@@ -202,7 +202,7 @@ func writeDoc(w io.Writer, head any, t *tree.Tree) error {
 	var ebuf []byte
 	var n int
 	for _, e := range t.Entries {
-		if e.Path == Dir || strings.HasPrefix(e.Path, Dir+"/") {
+		if e.Path == tree.OlimageDir || strings.HasPrefix(e.Path, tree.OlimageDir+"/") {
 			continue // the manifest does not list itself
 		}
 		if n == 0 {

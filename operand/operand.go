@@ -171,7 +171,7 @@ func Open(ctx context.Context, name string, opts Options) (*Operand, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := overlays.Merge(ctx, f, r)
+	res, err := overlays.MergeWith(ctx, f, r, overlays.Options{History: manifest.ReadHistory})
 	if err != nil {
 		return nil, err
 	}
@@ -475,7 +475,7 @@ func volumeOnly(t *tree.Tree) (*tree.Tree, error) {
 	for _, e := range t.Entries {
 		switch {
 		case e.Path == "lost+found" || strings.HasPrefix(e.Path, "lost+found/"):
-		case e.Path == manifest.Dir || strings.HasPrefix(e.Path, manifest.Dir+"/"):
+		case e.Path == tree.OlimageDir || strings.HasPrefix(e.Path, tree.OlimageDir+"/"):
 		default:
 			keep = append(keep, e)
 		}

@@ -8,7 +8,6 @@ import (
 
 	ext4 "github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/image"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -17,15 +16,22 @@ import (
 // image is missing or of another fleet, or a bin clashes with the new one.
 var ErrHistory = errors.New("refused")
 
+// History reads the manifest of an earlier release's image, whose files
+// fs holds: the fleet it was built for and the deploys it records. A
+// deploy history needs one (manifest.ReadHistory); it is passed in so that
+// overlays, which makes trees, does not depend on the format that
+// records them.
+type History func(fs interface{ ReadFile(string) ([]byte, error) }) (fleet string, deploys []tree.Deploy, err error)
+
 // serviceBins is what one role's overlays put in a service's history.
 type serviceBins struct {
 	own  []string // bins deployed by the role, in declaration order
 	act  []string // of those, the ones whose link is active
-	hist []manifest.DeployBin
+	hist []tree.DeployBin
 }
 
 // noteDeploy records a bin a deploy overlay placed.
-func (r *reader) noteDeploy(service, bin string, active bool, hist []manifest.DeployBin) {
+func (r *reader) noteDeploy(service, bin string, active bool, hist []tree.DeployBin) {
 	if r.deploys == nil {
 		r.deploys = map[string]*serviceBins{}
 	}
@@ -45,28 +51,28 @@ func (r *reader) noteDeploy(service, bin string, active bool, hist []manifest.De
 // bins, the role's other deploys (the later declared, the newer), then
 // the history carried over in the order the previous image recorded.
 // A bin a later overlay removed is left out.
-func (r *reader) deployOrder(t *tree.Tree) []manifest.Deploy {
+func (r *reader) deployOrder(t *tree.Tree) []tree.Deploy {
 	services := make([]string, 0, len(r.deploys))
 	for s := range r.deploys {
 		services = append(services, s)
 	}
 	sort.Strings(services)
-	var out []manifest.Deploy
+	var out []tree.Deploy
 	for _, svc := range services {
 		s := r.deploys[svc]
-		d := manifest.Deploy{Service: svc}
+		d := tree.Deploy{Service: svc}
 		seen := map[string]bool{}
-		add := func(b manifest.DeployBin) {
-			if !seen[b.Bin] && t.Get(path.Join(manifest.DeploysDir, svc, b.Bin)) != nil {
+		add := func(b tree.DeployBin) {
+			if !seen[b.Bin] && t.Get(path.Join(tree.DeploysDir, svc, b.Bin)) != nil {
 				seen[b.Bin] = true
 				d.Bins = append(d.Bins, b)
 			}
 		}
 		for i := len(s.act) - 1; i >= 0; i-- {
-			add(manifest.DeployBin{Bin: s.act[i]})
+			add(tree.DeployBin{Bin: s.act[i]})
 		}
 		for i := len(s.own) - 1; i >= 0; i-- {
-			add(manifest.DeployBin{Bin: s.own[i]})
+			add(tree.DeployBin{Bin: s.own[i]})
 		}
 		for _, b := range s.hist {
 			add(b)
@@ -81,11 +87,14 @@ func (r *reader) deployOrder(t *tree.Tree) []manifest.Deploy {
 // readHistory adds to l the newest bins of the deploy's service that the
 // previous release's image holds, as it holds them (content, modes,
 // owners, times, symlinks), and returns them newest first.
-func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest.DeployBin, error) {
+func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]tree.DeployBin, error) {
 	h := o.Deploy.History
 	from := r.fleet.Rel(h.From)
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%s: deploy: history from %s: %w: %s", r.fleet.Where(h.Pos), from, ErrHistory, fmt.Sprintf(format, args...))
+	}
+	if r.history == nil {
+		return nil, fail("no reader of image manifests given (Options.History)")
 	}
 	if err := r.checkPlace(h.From); err != nil {
 		return nil, fmt.Errorf("%s: deploy: history: %w", r.fleet.Where(h.Pos), err)
@@ -99,15 +108,15 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	head, err := imageHead(fs)
+	fleet, recorded, err := r.history(fs)
 	if err != nil {
 		return nil, fail("%v", err)
 	}
-	if head.Fleet != r.fleet.Name {
-		return nil, fail("an image of fleet %q, not %q", head.Fleet, r.fleet.Name)
+	if fleet != r.fleet.Name {
+		return nil, fail("an image of fleet %q, not %q", fleet, r.fleet.Name)
 	}
 	svc := o.Deploy.Service
-	dir := path.Join(manifest.DeploysDir, svc)
+	dir := path.Join(tree.DeploysDir, svc)
 	present, err := fs.ReadDir(dir)
 	if err != nil {
 		return nil, fail("no deploys of service %s: %v", svc, err)
@@ -122,23 +131,23 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 	}
 	// The recorded order first; bins an older manifest did not order
 	// count as older than any it did, by name so the choice is stable.
-	var order []manifest.DeployBin
+	var order []tree.DeployBin
 	seen := map[string]bool{}
-	for _, d := range head.Deploys {
+	for _, d := range recorded {
 		if d.Service != svc {
 			continue
 		}
 		for _, b := range d.Bins {
 			if onDisk[b.Bin] && !seen[b.Bin] {
 				seen[b.Bin] = true
-				order = append(order, manifest.DeployBin{Bin: b.Bin, From: from})
+				order = append(order, tree.DeployBin{Bin: b.Bin, From: from})
 			}
 		}
 	}
 	sort.Strings(unordered)
 	for _, b := range unordered {
 		if !seen[b] {
-			order = append(order, manifest.DeployBin{Bin: b, From: from})
+			order = append(order, tree.DeployBin{Bin: b, From: from})
 		}
 	}
 	if len(order) > h.Keep {
@@ -168,23 +177,6 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]manifest
 		l.add(e)
 	}
 	return order, nil
-}
-
-// imageHead reads the fields of the manifest inside an image that come
-// before its entries.
-func imageHead(fs *ext4.FS) (*manifest.Manifest, error) {
-	data, err := fs.ReadFile(manifest.Path)
-	if err != nil {
-		return nil, fmt.Errorf("not an olimage image: %w", err)
-	}
-	_, head, _, err := manifest.Head(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", manifest.Path, err)
-	}
-	if head == nil || head.Schema != manifest.ImageSchema {
-		return nil, fmt.Errorf("%s: not an image manifest", manifest.Path)
-	}
-	return head, nil
 }
 
 // subtree lists the directory at p of fs and everything under it.

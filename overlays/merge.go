@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/internetarchive/olimage/glob"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -30,8 +29,8 @@ var ErrReserved = errors.New("reserved path")
 // reserved are the top-level names every volume has that no overlay
 // supplies, with what they are for.
 var reserved = map[string]string{
-	manifest.Dir: "reserved for olimage's manifest",
-	"lost+found": "reserved for e2fsck (every ext4 volume has it)",
+	tree.OlimageDir: "reserved for olimage's manifest",
+	"lost+found":    "reserved for e2fsck (every ext4 volume has it)",
 }
 
 // Result is a merged role. Close it to release the spool that tar members
@@ -41,7 +40,7 @@ type Result struct {
 	Epoch   int64
 	Tree    *tree.Tree
 	Inputs  []tree.Input
-	Deploys []manifest.Deploy // each deployed service's bins, newest first
+	Deploys []tree.Deploy     // each deployed service's bins, newest first
 	Removed map[string]string // removed path -> what removed it
 	r       *reader
 }
@@ -53,7 +52,7 @@ func (res *Result) Close() error { return res.r.close() }
 // as part of a deploy history, or "".
 func (res *Result) HistoryOf(p string) string {
 	for _, d := range res.Deploys {
-		dir := path.Join(manifest.DeploysDir, d.Service) + "/"
+		dir := path.Join(tree.DeploysDir, d.Service) + "/"
 		bin, _, _ := strings.Cut(strings.TrimPrefix(p, dir), "/")
 		if !strings.HasPrefix(p, dir) {
 			continue
@@ -123,6 +122,9 @@ type Options struct {
 	// Shared, if set, reads each dir and tar source once for every role
 	// merged with it; TmpDir is then the Shared's.
 	Shared *Shared
+	// History reads earlier releases' images for deploy histories; a
+	// role that has one fails to merge without it.
+	History History
 }
 
 // Merge reads every overlay of role and merges them in order. It stops
@@ -134,7 +136,7 @@ func Merge(ctx context.Context, f *roles.Fleet, role *roles.Role) (*Result, erro
 
 // MergeWith is Merge with options.
 func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Options) (*Result, error) {
-	rd := &reader{fleet: f, ctx: ctx, tmpdir: opts.TmpDir, shared: opts.Shared}
+	rd := &reader{fleet: f, ctx: ctx, tmpdir: opts.TmpDir, shared: opts.Shared, history: opts.History}
 	m := &merger{ctx: ctx, fleet: f, role: role, root: &node{kids: map[string]*node{}}, removed: map[string]string{}}
 	res := &Result{Role: role, Epoch: f.Epoch, Removed: m.removed, r: rd}
 	for _, o := range role.Overlays {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
@@ -74,7 +73,7 @@ func (res *Result) source(e *tree.Entry) (string, bool) {
 		return f.Where(o.Pos), true
 	case roles.DeployOverlay:
 		// opt/openlibrary/deploys/SERVICE/BIN/REL
-		prefix := path.Join(manifest.DeploysDir, o.Deploy.Service) + "/"
+		prefix := path.Join(tree.DeploysDir, o.Deploy.Service) + "/"
 		if !strings.HasPrefix(rel, prefix) {
 			return f.Where(o.Pos), false
 		}

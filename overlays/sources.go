@@ -25,7 +25,6 @@ import (
 	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -59,6 +58,7 @@ type reader struct {
 	shared    *Shared                 // reads dir and tar sources once per run; or nil
 	images    []*image.File           // of deploy histories, open until close
 	deploys   map[string]*serviceBins // bins placed, by service
+	history   History                 // reads the images of deploy histories
 	slab      []tree.Entry            // where base takes entries from
 
 	listed func(path string) // tests: called between listing a file and reading it
@@ -849,7 +849,7 @@ func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
 	if bin == "" {
 		bin = src.digest()[:12]
 	}
-	prefix := path.Join(manifest.DeploysDir, dp.Service, bin)
+	prefix := path.Join(tree.DeploysDir, dp.Service, bin)
 	l := newLayer()
 	l.add(r.base(prefix, tree.Dir, r.fleet.Defaults.DirMode, o.Name))
 	for _, e := range src.sorted() {
@@ -870,7 +870,7 @@ func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
 		link.Target = relative(tree.Parent(dp.Link), prefix)
 		l.add(link)
 	}
-	var hist []manifest.DeployBin
+	var hist []tree.DeployBin
 	if dp.History != nil {
 		if hist, err = r.readHistory(o, bin, l); err != nil {
 			return nil, err

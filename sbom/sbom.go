@@ -19,7 +19,6 @@ import (
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -111,12 +110,12 @@ type deploy struct {
 	active             bool
 }
 
-// deploys lists the bins under manifest.DeploysDir, each marked active when the
+// deploys lists the bins under tree.DeploysDir, each marked active when the
 // service's link (opt/openlibrary/SERVICE) points at it.
 func deploys(t *tree.Tree) []deploy {
 	var out []deploy
 	for _, e := range t.Entries {
-		rel, ok := strings.CutPrefix(e.Path, manifest.DeploysDir+"/")
+		rel, ok := strings.CutPrefix(e.Path, tree.DeploysDir+"/")
 		if !ok || e.Type != tree.Dir || strings.Count(rel, "/") != 1 {
 			continue
 		}

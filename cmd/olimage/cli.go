@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/internetarchive/olimage/internal/trace"
+	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
 	"github.com/internetarchive/olimage/roles"
 )
@@ -160,7 +161,7 @@ func (e *env) merge(name string) (*roles.Fleet, *roles.Role, *overlays.Result, e
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	res, err := overlays.MergeWith(e.ctx, f, r, overlays.Options{TmpDir: e.tmpdir})
+	res, err := overlays.MergeWith(e.ctx, f, r, overlays.Options{TmpDir: e.tmpdir, History: manifest.ReadHistory})
 	if err != nil {
 		return nil, nil, nil, err
 	}

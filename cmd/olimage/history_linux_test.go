@@ -15,8 +15,8 @@ import (
 
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/internal/testfs"
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // historyFleet copies the example fleet to dir and sets the olsystem
@@ -96,7 +96,7 @@ func TestDeployHistory(t *testing.T) {
 		t.Fatalf("B's olsystem bins: %+v", binsB)
 	}
 	activeB := binsB[0].Bin
-	want := []manifest.DeployBin{{Bin: activeB}, {Bin: activeA, From: "releases/a.img"}, {Bin: "3f9c2e1a7b04", From: "releases/a.img"}}
+	want := []tree.DeployBin{{Bin: activeB}, {Bin: activeA, From: "releases/a.img"}, {Bin: "3f9c2e1a7b04", From: "releases/a.img"}}
 	if d := cmp.Diff(want, binsB); d != "" {
 		t.Errorf("B's olsystem bins (-want +got):\n%s", d)
 	}
@@ -184,7 +184,7 @@ func TestDeployHistory(t *testing.T) {
 }
 
 // olsystemBins reads the olsystem bins the manifest inside img orders.
-func olsystemBins(t *testing.T, img string) []manifest.DeployBin {
+func olsystemBins(t *testing.T, img string) []tree.DeployBin {
 	t.Helper()
 	src, err := operand.OpenImage(context.Background(), img, operand.NoTree)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // TestDeployHistoryOrder carries bins from an image whose manifest orders
@@ -44,7 +45,7 @@ func TestDeployHistoryOrder(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &plan); err != nil {
 		t.Fatal(err)
 	}
-	want := []manifest.Deploy{{Service: "olsystem", Bins: []manifest.DeployBin{{Bin: "new"}, {Bin: "zzz", From: "a.img"}, {Bin: "aaa", From: "a.img"}}}}
+	want := []tree.Deploy{{Service: "olsystem", Bins: []tree.DeployBin{{Bin: "new"}, {Bin: "zzz", From: "a.img"}, {Bin: "aaa", From: "a.img"}}}}
 	if d := cmp.Diff(want, plan.Deploys); d != "" {
 		t.Errorf("deploys (-want +got):\n%s", d)
 	}

@@ -80,7 +80,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	for _, d := range res.Deploys {
 		for _, b := range d.Bins {
 			if b.From != "" {
-				fmt.Fprintf(out, "history: %s/%s/%s copied from %s\n", manifest.DeploysDir, d.Service, b.Bin, b.From)
+				fmt.Fprintf(out, "history: %s/%s/%s copied from %s\n", tree.DeploysDir, d.Service, b.Bin, b.From)
 			}
 		}
 	}

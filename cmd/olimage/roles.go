@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/roles"
+	"github.com/internetarchive/olimage/tree"
 )
 
 type rolesOptions struct {
@@ -133,7 +133,7 @@ func describeSource(f *roles.Fleet, o *roles.Overlay) string {
 		}
 		return fmt.Sprintf("%d inline entries", len(o.Files))
 	case roles.DeployOverlay:
-		return fmt.Sprintf("%s -> %s/%s/ (link %s)", rel(f.Dir, o.Source), manifest.DeploysDir, o.Deploy.Service, o.Deploy.Link)
+		return fmt.Sprintf("%s -> %s/%s/ (link %s)", rel(f.Dir, o.Source), tree.DeploysDir, o.Deploy.Service, o.Deploy.Link)
 	}
 	return rel(f.Dir, o.Source)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/testenv"
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // sshKeygen makes an ed25519 key pair and returns the private key's path
@@ -216,7 +217,7 @@ func volume(t *testing.T, img, dir string) {
 	if code != 0 {
 		t.Fatal(e)
 	}
-	os.MkdirAll(filepath.Join(dir, manifest.Dir), 0o755)
+	os.MkdirAll(filepath.Join(dir, tree.OlimageDir), 0o755)
 	if err := os.WriteFile(filepath.Join(dir, manifest.Path), []byte(m), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // deployRoot makes a root with a volume at /1 carrying two olsystem bins
@@ -64,7 +65,7 @@ func deployRoot(t *testing.T) string {
 		m.Entries = append(m.Entries, e)
 		return nil
 	})
-	os.MkdirAll(filepath.Join(vol, manifest.Dir), 0o755)
+	os.MkdirAll(filepath.Join(vol, tree.OlimageDir), 0o755)
 	b, _ := json.Marshal(m)
 	os.WriteFile(filepath.Join(vol, manifest.Path), b, 0o644)
 	return root
