@@ -1,7 +1,6 @@
 package manifest
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -22,20 +21,9 @@ func benchPlans(b *testing.B) (x, y []byte) {
 			all = append(all, &c)
 		}
 	}
-	write := func() []byte {
-		tr, err := tree.New(all)
-		if err != nil {
-			b.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := WritePlan(&buf, Plan{Schema: PlanSchema, Role: "r"}, tr); err != nil {
-			b.Fatal(err)
-		}
-		return buf.Bytes()
-	}
-	x = write()
+	x = planDoc(b, all)
 	all[len(all)/2].Size++
-	return x, write()
+	return x, planDoc(b, all)
 }
 
 // Comparing two plans: Differing passes over what they share, against

@@ -125,21 +125,24 @@ func FuzzChunks(f *testing.F) {
 	})
 }
 
+// planDoc is the plan of role r whose tree has the entries es.
+func planDoc(tb testing.TB, es []*tree.Entry) []byte {
+	tb.Helper()
+	tr, err := tree.New(es)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := WritePlan(&buf, Plan{Schema: PlanSchema, Role: "r"}, tr); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 // Differing gives the entries that Chunks of both documents would leave
 // once the entries equal at the same path are dropped.
 func TestDifferingMatchesChunks(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 4))
-	doc := func(es []*tree.Entry) []byte {
-		tr, err := tree.New(es)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var buf bytes.Buffer
-		if err := WritePlan(&buf, Plan{Schema: PlanSchema, Role: "r"}, tr); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
-	}
 	for round := range 300 {
 		var a, b []*tree.Entry
 		n := r.IntN(60)
@@ -159,7 +162,7 @@ func TestDifferingMatchesChunks(t *testing.T) {
 				a, b = append(a, e), append(b, e)
 			}
 		}
-		da, db := doc(a), doc(b)
+		da, db := planDoc(t, a), planDoc(t, b)
 		ca, _ := Chunks(da)
 		cb, _ := Chunks(db)
 		wantA, wantB := differingChunks(ca, cb)
