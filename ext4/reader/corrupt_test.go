@@ -81,13 +81,20 @@ func (f *corruptFixture) firstBlock(t *testing.T, p string) int64 {
 	return int64(ext[0].phys) * f.fsys.bs
 }
 
-func hasFinding(fs []Finding, structure, msg string) bool {
-	for _, f := range fs {
+// wantFinding checks the image held in img and wants a finding about
+// structure whose message holds msg.
+func wantFinding(t *testing.T, img []byte, structure, msg string) {
+	t.Helper()
+	got := openBytes(t, img).Check(context.Background())
+	for _, f := range got {
 		if f.Structure == structure && strings.Contains(f.Msg, msg) {
-			return true
+			return
 		}
 	}
-	return false
+	t.Errorf("no finding %q: %q; got:", structure, msg)
+	for _, f := range got {
+		t.Logf("  %s", f)
+	}
 }
 
 func TestCheckFindsCorruption(t *testing.T) {
@@ -119,14 +126,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := bytes.Clone(base.img)
 			img[tc.off(t)] ^= tc.xor
-			c := &corruptFixture{img: img}
-			got := c.open(t).Check(context.Background())
-			if !hasFinding(got, tc.structure, tc.msg) {
-				t.Errorf("no finding %q: %q; got:", tc.structure, tc.msg)
-				for _, f := range got {
-					t.Logf("  %s", f)
-				}
-			}
+			wantFinding(t, img, tc.structure, tc.msg)
 		})
 	}
 }
@@ -300,14 +300,7 @@ func TestCheckFindsIndexCorruption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := bytes.Clone(base.img)
 			img[tc.off] ^= 0x01
-			c := &corruptFixture{img: img}
-			got := c.open(t).Check(context.Background())
-			if !hasFinding(got, tc.structure, tc.msg) {
-				t.Errorf("no finding %q: %q; got:", tc.structure, tc.msg)
-				for _, f := range got {
-					t.Logf("  %s", f)
-				}
-			}
+			wantFinding(t, img, tc.structure, tc.msg)
 		})
 	}
 }
