@@ -283,7 +283,7 @@ type spool struct {
 	sum     *sums
 	pend    []byte // bytes not yet written, which belong at pendOff
 	pendOff int64
-	scan    scanner
+	scan    policy.Scanner
 	hits    map[spoolRange][]policy.Hit // of members scanned as they were written, those with hits
 }
 
@@ -341,7 +341,7 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 		k, rerr := io.ReadFull(r, buf)
 		if n == 0 && k > 0 && k < len(buf) && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
 			// The whole member is in buf: scan it now.
-			hits, err := s.scan.scan(buf[:k])
+			hits, err := s.scan.ScanBytes(buf[:k])
 			if err != nil {
 				return off, contentSums{}, err
 			}
@@ -487,7 +487,7 @@ func (h *hasher) work() {
 	// As large as what the content policy scans of a file, so that the
 	// read that hashes a file also serves the policy (fileContent.PolicyHits).
 	buf := make([]byte, policy.ScanLimit)
-	var sc scanner
+	var sc policy.Scanner
 	for e := range h.jobs {
 		if h.ctx.Err() != nil {
 			continue // the walk stops too, and says why

@@ -38,7 +38,7 @@ func (c contentSums) set(e *tree.Entry) {
 // lie in buf and the policy need not read the file again. It reads at
 // most one byte more than fc.size, so that a file that has grown since
 // is caught by the caller's size check without hashing all it has become.
-func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *scanner) (contentSums, []policy.Hit, error) {
+func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *policy.Scanner) (contentSums, []policy.Hit, error) {
 	f, err := fc.open()
 	if err != nil {
 		return contentSums{}, nil, err
@@ -52,7 +52,7 @@ func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *scanner) (con
 		return contentSums{}, nil, err
 	}
 	sum.Write(buf[:k])
-	hits, err := sc.scan(buf[:k])
+	hits, err := sc.ScanBytes(buf[:k])
 	if err != nil {
 		return contentSums{}, nil, err
 	}
@@ -62,20 +62,6 @@ func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *scanner) (con
 		}
 	}
 	return sum.sums(), hits, nil
-}
-
-// scanner runs the content policy's detector over content held in
-// memory, with one buffer for all of it.
-type scanner struct {
-	sc policy.Scanner
-	in bytes.Reader
-}
-
-// scan returns what the detector finds in b, as policy.Scan of a reader
-// of b would.
-func (s *scanner) scan(b []byte) ([]policy.Hit, error) {
-	s.in.Reset(b)
-	return s.sc.Scan(&s.in)
 }
 
 // hashReader reads r, of size bytes, once; buf may be nil.

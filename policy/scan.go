@@ -30,6 +30,7 @@ func Scan(r io.Reader) ([]Hit, error) { return new(Scanner).Scan(r) }
 type Scanner struct {
 	lr io.LimitedReader
 	br *bufio.Reader
+	in bytes.Reader // what ScanBytes reads
 }
 
 // Scan is the package's Scan with s's buffer.
@@ -72,6 +73,25 @@ func (s *Scanner) Scan(r io.Reader) ([]Hit, error) {
 		}
 	}
 }
+
+// ScanBytes is Scan of content held in b, with s's buffer. Content
+// shorter than any line Line flags has no hits, and is not looked at:
+// a tree of a million one-byte files spent more time scanning them than
+// hashing them.
+func (s *Scanner) ScanBytes(b []byte) ([]Hit, error) {
+	if len(b) < minSecret {
+		return nil, nil
+	}
+	s.in.Reset(b)
+	return s.Scan(&s.in)
+}
+
+// minSecret is the length of the shortest line that Line flags,
+// "token=a": an assignment needs a key that ends in one of secretKeys
+// ("token" is the shortest), ':' or '=', and a literal value; the other
+// detectors need more (a password in a URL "a://b:c@", a token twenty
+// characters, a key block its "-----BEGIN ... PRIVATE KEY-----").
+const minSecret = len("token=a")
 
 var (
 	privateKey = regexp.MustCompile(`^-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----`)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -155,4 +156,35 @@ func FuzzLineFilter(f *testing.F) {
 			t.Fatalf("Line(%q) = %q, the expressions alone say %q", s, got, want)
 		}
 	})
+}
+
+// No line shorter than minSecret is flagged, and one of that length is:
+// ScanBytes skips no content that Scan would find a secret in. Lines are
+// made of the characters every detector's shortest match uses.
+func TestMinSecret(t *testing.T) {
+	if Line("token=a") == "" || len("token=a") != minSecret {
+		t.Fatalf("Line(%q) = %q; minSecret %d is not the length of a flagged line", "token=a", Line("token=a"), minSecret)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const alphabet = "tokenpasw_ecrAI:=@/ -a\"'1"
+	for range 200000 {
+		b := make([]byte, rng.IntN(minSecret))
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if why := Line(string(b)); why != "" {
+			t.Fatalf("Line(%q) = %q: a line shorter than minSecret (%d) is flagged", b, why, minSecret)
+		}
+	}
+	var s Scanner
+	for _, c := range []string{"", "x", "token=", "token=a", "token=a\n", "x\npassword = hunter2\n", "a\x00token=a"} {
+		want, err := Scan(strings.NewReader(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.ScanBytes([]byte(c))
+		if err != nil || len(got) != len(want) {
+			t.Errorf("ScanBytes(%q) = %v, %v; Scan finds %v", c, got, err, want)
+		}
+	}
 }
