@@ -771,7 +771,14 @@ func archivePath(name string) (string, error) {
 		}
 		rest = tail
 	}
-	p := path.Clean(name)
+	var p string
+	if rest, ok := strings.CutPrefix(name, "./"); ok && rest != "" && rest[0] != '/' && path.Clean(rest) == rest {
+		// "./a/b", as tar -C dir . names members: path.Clean would give
+		// rest, but as a copy, one for each member of a large archive.
+		p = rest
+	} else {
+		p = path.Clean(name)
+	}
 	if p == "." {
 		return "", nil
 	}

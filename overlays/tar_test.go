@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
@@ -299,5 +300,23 @@ func TestTrailingZeros(t *testing.T) {
 				t.Fatalf("%d bytes ending in %d zeros: got %d", n, nz, got)
 			}
 		}
+	}
+}
+
+// archivePath takes the clean tail of a "./" name as it is, and cleans
+// every other name as path.Clean does.
+func TestArchivePathClean(t *testing.T) {
+	for _, name := range []string{"./a/b", "./a", "./", ".", "./.", "./a/", ".//a", "./a//b", "./a/./b", "a/b", "a//b/", "./.a", "././a", "./a/.", "a"} {
+		want := path.Clean(name)
+		if want == "." {
+			want = ""
+		}
+		got, err := archivePath(name)
+		if err != nil || got != want {
+			t.Errorf("archivePath(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { archivePath("./d123/f456") }); n != 0 {
+		t.Errorf("archivePath of a clean \"./\" name allocates %v times, want 0", n)
 	}
 }
