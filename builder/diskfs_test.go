@@ -2,7 +2,6 @@ package builder
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path"
 	"testing"
@@ -78,7 +77,7 @@ func TestDiskfsReadsImage(t *testing.T) {
 				case tree.File, tree.Hardlink:
 					data, err := dfs.ReadFile(p)
 					sum := sha256.Sum256(data)
-					if err != nil || hex.EncodeToString(sum[:]) != e.Digest || info.Size() != e.Size {
+					if err != nil || tree.Digest(sum) != e.Digest || info.Size() != e.Size {
 						t.Errorf("%s: go-diskfs reads %d bytes (size %d, %v), want %d bytes with sha256 %s", rel, len(data), info.Size(), err, e.Size, e.Digest)
 					}
 				}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -92,7 +91,7 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 				return err
 			}
 			sum := sha256.Sum256(data)
-			if int64(len(data)) != e.Size || hex.EncodeToString(sum[:]) != e.Digest {
+			if int64(len(data)) != e.Size || tree.Digest(sum) != e.Digest {
 				t.Errorf("%s: %d bytes sha256 %x, want %d bytes %s", rel, len(data), sum, e.Size, e.Digest)
 			}
 			key := rel

@@ -36,7 +36,7 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 		i++
 		j++
 		if ea.Type == tree.File && eb.Type == tree.File && ea.Size == eb.Size &&
-			ea.Digest == "" && eb.Digest == "" && ea.Content != nil && eb.Content != nil && keep(ea.Path) {
+			ea.Digest.IsZero() && eb.Digest.IsZero() && ea.Content != nil && eb.Content != nil && keep(ea.Path) {
 			pairs = append(pairs, pair{ea, eb})
 		}
 	}

@@ -33,7 +33,7 @@ func TestCompare(t *testing.T) {
 		if e == nil {
 			return "no entry"
 		}
-		return e.Digest
+		return e.Digest.String()
 	}
 	for _, tc := range []struct {
 		name      string

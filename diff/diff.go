@@ -337,21 +337,21 @@ func sameContent(ctx context.Context, a, b *tree.Entry) (bool, error) {
 }
 
 // digest returns e's content digest, computing it when the tree lacks one.
-func digest(ctx context.Context, e *tree.Entry) (string, error) {
-	if e.Digest != "" {
+func digest(ctx context.Context, e *tree.Entry) (tree.Digest, error) {
+	if !e.Digest.IsZero() {
 		return e.Digest, nil
 	}
 	if e.Content == nil {
-		return "", fmt.Errorf("%s: no digest and no content to compare", e.Path)
+		return tree.Digest{}, fmt.Errorf("%s: no digest and no content to compare", e.Path)
 	}
 	rc, err := e.Content.Open()
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", e.Path, err)
+		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path, err)
 	}
 	defer rc.Close()
 	d, err := sha256Reader(tree.ContextReader(ctx, rc))
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", e.Path, err)
+		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path, err)
 	}
 	e.Digest = d
 	return d, nil

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +29,7 @@ func mk(entries ...*tree.Entry) *tree.Tree {
 }
 
 func file(p, digest string, mode uint32) *tree.Entry {
-	return &tree.Entry{Path: p, Type: tree.File, Mode: mode, Size: int64(len(digest)), Digest: digest}
+	return &tree.Entry{Path: p, Type: tree.File, Mode: mode, Size: int64(len(digest)), Digest: sha256.Sum256([]byte(digest))}
 }
 
 func TestTrees(t *testing.T) {
@@ -43,7 +42,7 @@ func TestTrees(t *testing.T) {
 		file("opt/mode", "m", 0o644),
 		file("opt/owner", "o", 0o644),
 		file("opt/type", "t", 0o644),
-		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x"}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("1")}),
+		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("1")}),
 	)
 	owner := file("opt/owner", "o", 0o644)
 	owner.UID = 999
@@ -56,7 +55,7 @@ func TestTrees(t *testing.T) {
 		file("opt/mode", "m", 0o755),
 		owner,
 		&tree.Entry{Path: "opt/type", Type: tree.Dir, Mode: 0o755},
-		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: "x"}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("2")}),
+		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("2")}),
 	)
 	changes, err := Trees(context.Background(), a, b, Options{})
 	if err != nil {
@@ -282,7 +281,7 @@ func TestTreesCompareBytes(t *testing.T) {
 	}
 	hashed := f("d/hashed", "same")
 	sum := sha256.Sum256([]byte("same"))
-	hashed.Digest = hex.EncodeToString(sum[:])
+	hashed.Digest = sum
 	a := mk(&tree.Entry{Path: "d", Type: tree.Dir, Mode: 0o755},
 		f("d/big-same", big), f("d/big-last-byte", big+"a"), f("d/empty", ""), f("d/first-byte", "abcd"),
 		f("d/hashed", "same"), f("d/same", "abcd"), f("d/size", "abc"))
@@ -303,8 +302,8 @@ func TestTreesCompareBytes(t *testing.T) {
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("changes (-want +got):\n%s", d)
 	}
-	if a.Get("d/same").Digest != "" {
-		t.Errorf("comparing bytes left a digest behind: %q", a.Get("d/same").Digest)
+	if d := a.Get("d/same").Digest; !d.IsZero() {
+		t.Errorf("comparing bytes left a digest behind: %s", d)
 	}
 }
 

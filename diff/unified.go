@@ -3,21 +3,24 @@ package diff
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/aymanbagabas/go-udiff"
+
+	"github.com/internetarchive/olimage/tree"
 )
 
-func sha256Reader(r io.Reader) (string, error) {
+func sha256Reader(r io.Reader) (tree.Digest, error) {
+	var d tree.Digest
 	h := sha256.New()
 	if _, err := io.Copy(h, r); err != nil {
-		return "", err
+		return d, err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	h.Sum(d[:0])
+	return d, nil
 }
 
 // MaxText is the largest file, per side, that gets a line diff.

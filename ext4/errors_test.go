@@ -155,7 +155,7 @@ func TestContentChanged(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/check=%v", tc.name, check), func(t *testing.T) {
 				sum := sha256.Sum256(tc.digest)
 				e := &tree.Entry{Path: "dir/file", Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
-					Digest: hexString(sum[:]), Content: tc.c}
+					Digest: sum, Content: tc.c}
 				if check {
 					e.Check, e.HasCheck = crc32.Checksum(tc.digest, crc32.MakeTable(crc32.Castagnoli)), true
 				}
@@ -179,7 +179,7 @@ func TestContentChanged(t *testing.T) {
 func TestContentCheckPasses(t *testing.T) {
 	data := []byte("unchanged content\n")
 	sum := sha256.Sum256(data)
-	e := &tree.Entry{Path: "f", Type: tree.File, Mode: 0o644, Size: int64(len(data)), Digest: hexString(sum[:]),
+	e := &tree.Entry{Path: "f", Type: tree.File, Mode: 0o644, Size: int64(len(data)), Digest: sum,
 		Content: memContent(string(data)), Check: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCheck: true}
 	l, err := Plan(newTree(t, e), testOptions())
 	if err != nil {
@@ -188,15 +188,6 @@ func TestContentCheckPasses(t *testing.T) {
 	if _, err := l.WriteTo(io.Discard); err != nil {
 		t.Fatalf("WriteTo: %v", err)
 	}
-}
-
-func hexString(b []byte) string {
-	const digits = "0123456789abcdef"
-	s := make([]byte, 2*len(b))
-	for i, c := range b {
-		s[2*i], s[2*i+1] = digits[c>>4], digits[c&15]
-	}
-	return string(s)
 }
 
 func TestPlanErrors(t *testing.T) {

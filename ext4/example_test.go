@@ -3,7 +3,6 @@ package ext4_test
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
@@ -23,7 +22,7 @@ func Example() {
 	sum := sha256.Sum256(motd)
 	t, err := tree.New([]*tree.Entry{
 		{Path: "etc", Type: tree.Dir, Mode: 0o755},
-		{Path: "etc/motd", Type: tree.File, Mode: 0o644, Size: int64(len(motd)), Digest: hex.EncodeToString(sum[:]), Content: motd},
+		{Path: "etc/motd", Type: tree.File, Mode: 0o644, Size: int64(len(motd)), Digest: sum, Content: motd},
 	})
 	if err != nil {
 		log.Fatal(err)

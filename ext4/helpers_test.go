@@ -56,7 +56,7 @@ func (g *genContent) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func digestOf(t testing.TB, c tree.Content) (int64, string) {
+func digestOf(t testing.TB, c tree.Content) (int64, tree.Digest) {
 	t.Helper()
 	r, err := c.Open()
 	if err != nil {
@@ -68,12 +68,14 @@ func digestOf(t testing.TB, c tree.Content) (int64, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return n, hex.EncodeToString(h.Sum(nil))
+	var d tree.Digest
+	h.Sum(d[:0])
+	return n, d
 }
 
 // wantDigest reports an error on t unless the file at p, the entry name
-// read back from an image, has the SHA-256 digest (hex).
-func wantDigest(t testing.TB, name, p, digest string) {
+// read back from an image, has the SHA-256 digest.
+func wantDigest(t testing.TB, name, p string, digest tree.Digest) {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -82,7 +84,7 @@ func wantDigest(t testing.TB, name, p, digest string) {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != digest {
+	if _, err := io.Copy(h, f); err != nil || !bytes.Equal(h.Sum(nil), digest[:]) {
 		t.Errorf("%s: content differs (%v)", name, err)
 	}
 }

@@ -3,7 +3,6 @@ package ext4
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -432,13 +431,9 @@ func (wr *writer) finishFile() error {
 		if got := wr.crc.Sum32(); got != n.entry.Check {
 			return wr.changed("crc32c is %08x, the tree's content had %08x", got, n.entry.Check)
 		}
-	} else if d := n.entry.Digest; d != "" {
+	} else if d := n.entry.Digest; !d.IsZero() {
 		wr.sum = wr.h.Sum(wr.sum[:0])
-		var want [sha256.Size]byte
-		if k, err := hex.Decode(want[:], []byte(d)); err != nil || k != len(want) {
-			return fmt.Errorf("%s: digest %q is not a hex sha256", n.entry.Path, d)
-		}
-		if !bytes.Equal(wr.sum, want[:]) {
+		if !bytes.Equal(wr.sum, d[:]) {
 			return wr.changed("sha256 is %x, tree says %s", wr.sum, d)
 		}
 	}

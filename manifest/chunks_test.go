@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -17,7 +18,7 @@ func sampleTree(t *testing.T) *tree.Tree {
 	t.Helper()
 	tr, err := tree.New([]*tree.Entry{
 		{Path: "etc", Type: tree.Dir, Mode: 0o755},
-		{Path: "etc/a \"quoted\" <name>", Type: tree.File, Mode: 0o644, Size: 3, Digest: "abc"},
+		{Path: "etc/a \"quoted\" <name>", Type: tree.File, Mode: 0o644, Size: 3, Digest: sha256.Sum256([]byte("abc"))},
 		{Path: "etc/l", Type: tree.Symlink, Mode: 0o777, Target: "/opt/x"},
 		// Braces where an entry's end is searched for: in strings, and
 		// closing an xattrs object.
@@ -148,7 +149,7 @@ func TestDifferingMatchesChunks(t *testing.T) {
 		n := r.IntN(60)
 		for i := range n {
 			p := fmt.Sprintf("opt/d%02d/f%03d", i%7, i)
-			e := &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(i), Digest: "d"}
+			e := &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(i), Digest: tree.Digest{1}}
 			switch r.IntN(10) {
 			case 0: // only in a
 				a = append(a, e)
@@ -156,7 +157,7 @@ func TestDifferingMatchesChunks(t *testing.T) {
 				b = append(b, e)
 			case 2: // changed
 				c := *e
-				c.Digest = "changed"
+				c.Digest = tree.Digest{2}
 				a, b = append(a, e), append(b, &c)
 			default:
 				a, b = append(a, e), append(b, e)

@@ -47,7 +47,11 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 		b = append(b, `,`+field+`"size": `...)
 		b = strconv.AppendInt(b, e.Size, 10)
 	}
-	b = appendField(b, field, "sha256", e.Digest, true)
+	if !e.Digest.IsZero() {
+		// Hex digits need no escaping: straight into b, with no string.
+		b = append(b, `,`+field+`"sha256": "`...)
+		b = append(e.Digest.AppendHex(b), '"')
+	}
 	b = appendField(b, field, "target", e.Target, true)
 	if len(e.Xattrs()) > 0 {
 		// A JSON object's keys in sorted order, as encoding/json writes a

@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -16,7 +17,7 @@ func benchEntries() []*tree.Entry {
 	for i := range es {
 		es[i] = &tree.Entry{Path: fmt.Sprintf("opt/openlibrary/deploys/openlibrary/3f9c2e1a7b04/venv/lib/python3.11/site-packages/pkg%d/mod.py", i),
 			Type: tree.File, Mode: 0o644, UID: 2000, GID: 2000, Owner: "openlibrary", Group: "openlibrary", ModTime: 1704067200,
-			Size: 4096, Digest: "bac56a424712878a32a0cd4c42ceec16b3032ef259ad292f125adc57aeb7013a", Overlay: "deploy"}
+			Size: 4096, Digest: sha256.Sum256([]byte("4 KiB")), Overlay: "deploy"}
 	}
 	return es
 }

@@ -3,7 +3,6 @@ package manifest
 import (
 	"bufio"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -126,7 +125,7 @@ type ImageFile struct {
 type SpoolFile struct {
 	f      *os.File
 	Size   int64
-	SHA256 string
+	SHA256 tree.Digest
 }
 
 // Spool writes the manifest of doc and t to a temporary file.
@@ -143,7 +142,9 @@ func Spool(doc Manifest, t *tree.Tree) (*SpoolFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	return &SpoolFile{f: f, Size: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	s := &SpoolFile{f: f, Size: cw.n}
+	h.Sum(s.SHA256[:0])
+	return s, nil
 }
 
 // Open reads the manifest from the start; each reader is independent.

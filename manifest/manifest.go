@@ -65,7 +65,7 @@ func FromEntry(e *tree.Entry) Entry {
 	m := Entry{
 		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
 		UID: e.UID, GID: e.GID, Owner: e.Owner, Group: e.Group,
-		Size: e.Size, SHA256: e.Digest, Target: e.Target, MTime: e.ModTime,
+		Size: e.Size, SHA256: e.Digest.String(), Target: e.Target, MTime: e.ModTime,
 		Overlay: e.Overlay, Shadowed: e.Shadowed(), Implicit: e.Implicit,
 		OwnerRule: e.OwnerRule(), ModeRule: e.ModeRule(),
 	}
@@ -98,8 +98,11 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 	}
 	e := &tree.Entry{
 		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID, Owner: m.Owner, Group: m.Group,
-		Size: m.Size, Digest: m.SHA256, Target: m.Target, ModTime: m.MTime,
+		Size: m.Size, Target: m.Target, ModTime: m.MTime,
 		Overlay: m.Overlay, Implicit: m.Implicit,
+	}
+	if e.Digest, err = tree.ParseDigest(m.SHA256); err != nil {
+		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}
 	e.SetShadowed(m.Shadowed)
 	e.SetRules(m.OwnerRule, m.ModeRule)
@@ -153,7 +156,7 @@ func TreeDigest(t *tree.Tree) string {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, e.Size, 10)
 		b = append(b, ' ')
-		b = append(b, e.Digest...)
+		b = e.Digest.AppendHex(b)
 		b = append(b, ' ')
 		b = strconv.AppendQuote(b, e.Target)
 		b = append(b, '\n')

@@ -27,6 +27,9 @@ func TestToEntryRefusesPaths(t *testing.T) {
 		{"hard link out", Entry{Path: "opt/x", Type: "hardlink", Mode: "0644", Target: "../etc/shadow"}, `opt/x: hard link target: "../etc/shadow": not a path inside the volume`},
 		{"good", Entry{Path: "opt/x", Type: "hardlink", Mode: "0644", Target: "opt/y"}, ""},
 		{"symlink text is not a path", Entry{Path: "opt/l", Type: "symlink", Mode: "0777", Target: "../../etc"}, ""},
+		{"sha256 not hex", Entry{Path: "opt/f", Type: "file", Mode: "0644", SHA256: "abc"}, `opt/f: sha256 "abc": not a sha256 in lowercase hex`},
+		{"sha256 upper case", Entry{Path: "opt/f", Type: "file", Mode: "0644", SHA256: strings.Repeat("AB", 32)}, `opt/f: sha256 "ABAB`},
+		{"sha256", Entry{Path: "opt/f", Type: "file", Mode: "0644", SHA256: strings.Repeat("ab", 32)}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,7 +51,7 @@ func TestToEntryRefusesPaths(t *testing.T) {
 // one fmt prints, so that rewriting it for speed cannot change any digest.
 func TestTreeDigestFormat(t *testing.T) {
 	tr, err := tree.New([]*tree.Entry{
-		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: "ab", Target: ""},
+		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: sha256.Sum256([]byte("ab")), Target: ""},
 		(&tree.Entry{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01"}).WithXattrs(tree.Xattr{Name: "user.x", Value: []byte{0, 255}}),
 		{Path: "d", Type: tree.Dir, Mode: 0o5},
 	})

@@ -72,7 +72,7 @@ func TestOpenKinds(t *testing.T) {
 			t.Errorf("image tree holds %s, which no overlay supplied", e.Path)
 		}
 	}
-	if e := img.Tree.Get("opt/app/data.txt"); e == nil || e.Digest == "" {
+	if e := img.Tree.Get("opt/app/data.txt"); e == nil || e.Digest.IsZero() {
 		t.Fatalf("image tree: data.txt %v, want it with its digest", e)
 	}
 
@@ -120,7 +120,7 @@ func TestOpenFromManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer list.Close()
-	if e := list.Tree.Get("opt/app/main.py"); e == nil || e.Digest != "" || e.Size != int64(len(files["opt/app/main.py"])) {
+	if e := list.Tree.Get("opt/app/main.py"); e == nil || !e.Digest.IsZero() || e.Size != int64(len(files["opt/app/main.py"])) {
 		t.Errorf("listing: main.py %+v, want its size and no digest", e)
 	}
 	hashed, err := list.HashedTree(context.Background())

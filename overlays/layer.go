@@ -196,7 +196,7 @@ func (l *layer) digest() string {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, e.Size, 10)
 		b = append(b, ' ')
-		b = append(b, e.Digest...)
+		b = e.Digest.AppendHex(b)
 		b = append(b, ' ')
 		b = strconv.AppendQuote(b, e.Path)
 		b = append(b, ' ')

@@ -61,7 +61,7 @@ func TestLayerDigestMatchesFmt(t *testing.T) {
 			}
 			if rng.IntN(2) == 0 {
 				sum := sha256.Sum256([]byte(e.Path))
-				e.Digest = hex.EncodeToString(sum[:])
+				e.Digest = sum
 			}
 			for range rng.IntN(3) {
 				v := make([]byte, rng.IntN(8))

@@ -90,7 +90,7 @@ func listing(t *tree.Tree) []string {
 			line += " -> " + e.Target
 		}
 		if e.Type == tree.File {
-			line += " " + e.Digest[:8]
+			line += " " + e.Digest.String()[:8]
 		}
 		if len(e.Shadowed()) > 0 {
 			line += " shadows " + strings.Join(e.Shadowed(), ",")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -18,7 +17,7 @@ import (
 // written.
 type contentSums struct {
 	size    int64
-	digest  string // hex sha256
+	digest  tree.Digest
 	check   uint32 // CRC-32C
 	data    []tree.BlockRun
 	hasData bool
@@ -145,7 +144,8 @@ func (s *sums) endBlock() {
 }
 
 func (s *sums) sums() contentSums {
-	c := contentSums{size: s.size, digest: hex.EncodeToString(s.h.Sum(nil)), check: s.crc}
+	c := contentSums{size: s.size, check: s.crc}
+	s.h.Sum(c.digest[:0])
 	if s.scan {
 		if s.size%tree.SparseBlock != 0 {
 			s.endBlock()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
@@ -84,7 +83,7 @@ func TestSums(t *testing.T) {
 			}
 			got := s.sums()
 			d := sha256.Sum256(b)
-			if got.size != int64(len(b)) || got.digest != hex.EncodeToString(d[:]) ||
+			if got.size != int64(len(b)) || got.digest != d ||
 				got.check != crc32.Checksum(b, castagnoli) {
 				t.Errorf("%s, chunks of %d: size/digest/check wrong: %+v", name, chunk, got)
 			}

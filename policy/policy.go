@@ -65,7 +65,7 @@ func (f Finding) Unwrap() error { return ErrPolicy }
 // for concurrent use; the zero value is ready.
 type Scans struct {
 	mu   sync.Mutex
-	hits map[string][]Hit
+	hits map[tree.Digest][]Hit
 }
 
 // scan returns the hits in e's content, from s if it has them, else
@@ -77,7 +77,7 @@ func (s *Scans) scan(e *tree.Entry, sc *Scanner) ([]Hit, error) {
 			return hits, nil
 		}
 	}
-	if s == nil || e.Digest == "" {
+	if s == nil || e.Digest.IsZero() {
 		return sc.scanContent(e.Content)
 	}
 	s.mu.Lock()
@@ -92,7 +92,7 @@ func (s *Scans) scan(e *tree.Entry, sc *Scanner) ([]Hit, error) {
 	}
 	s.mu.Lock()
 	if s.hits == nil {
-		s.hits = map[string][]Hit{}
+		s.hits = map[tree.Digest][]Hit{}
 	}
 	s.hits[e.Digest] = hits
 	s.mu.Unlock()

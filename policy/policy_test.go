@@ -28,9 +28,9 @@ func TestScansShareContent(t *testing.T) {
 	plain := &opens{s: "nothing here\n"}
 	entries := func(dir string) []*tree.Entry {
 		return []*tree.Entry{
-			{Path: dir + "/a.ini", Type: tree.File, Mode: 0o644, Digest: "d1", Content: secret, Overlay: dir},
-			{Path: dir + "/b.ini", Type: tree.File, Mode: 0o644, Digest: "d1", Content: secret, Overlay: dir},
-			{Path: dir + "/c.txt", Type: tree.File, Mode: 0o644, Digest: "d2", Content: plain, Overlay: dir},
+			{Path: dir + "/a.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret, Overlay: dir},
+			{Path: dir + "/b.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret, Overlay: dir},
+			{Path: dir + "/c.txt", Type: tree.File, Mode: 0o644, Digest: tree.Digest{2}, Content: plain, Overlay: dir},
 		}
 	}
 	source := func(e *tree.Entry) (string, bool) { return "src/" + e.Path, false }

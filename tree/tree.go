@@ -95,7 +95,7 @@ type Entry struct {
 	Group   string  // name GID came from, if known
 	ModTime int64   // seconds since the Unix epoch
 	Size    int64   // bytes of content (regular files and hard links)
-	Digest  string  // hex sha256 of the content (regular files and hard links)
+	Digest  Digest  // sha256 of the content (regular files and hard links), or zero
 	Target  string  // symlink text, or for Hardlink the path of the primary file
 	Content Content // nil for anything but File and Hardlink
 

@@ -129,7 +129,7 @@ func describe(c diff.Change) string {
 				what = append(what, fmt.Sprintf("size %d, manifest says %d", c.B.Size, c.A.Size))
 				break
 			}
-			what = append(what, fmt.Sprintf("content differs from the manifest's sha256 %s", short(c.A.Digest)))
+			what = append(what, fmt.Sprintf("content differs from the manifest's sha256 %s", short(c.A.Digest.String())))
 		case diff.Type:
 			what = append(what, fmt.Sprintf("is a %s, manifest says %s", c.B.Type, c.A.Type))
 		case diff.Mode:

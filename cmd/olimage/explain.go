@@ -117,7 +117,7 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	}
 	fmt.Fprintf(out, "owner:     %s (%d:%d), from %s\n", owner(en), en.UID, en.GID, origin(en.OwnerRule(), inline))
 	fmt.Fprintf(out, "mode:      %04o, from %s\n", en.Mode, origin(en.ModeRule(), inline))
-	if en.Digest != "" {
+	if !en.Digest.IsZero() {
 		fmt.Fprintf(out, "content:   %d bytes, sha256 %s\n", en.Size, en.Digest)
 	}
 	return nil

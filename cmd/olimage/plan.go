@@ -67,7 +67,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 	for _, en := range res.Tree.Entries {
 		size, sum := "-", "-"
 		if en.Type == tree.File || en.Type == tree.Hardlink {
-			size, sum = fmt.Sprint(en.Size), short(en.Digest)
+			size, sum = fmt.Sprint(en.Size), short(en.Digest.String())
 		}
 		if en.Type == tree.File {
 			bytes += en.Size

@@ -110,7 +110,7 @@ type cmpEntry struct {
 	GID     uint32
 	ModTime int64
 	Size    int64
-	Digest  string
+	Digest  tree.Digest
 	Target  string
 	Xattrs  map[string]string
 }
@@ -170,7 +170,7 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 				return err
 			}
 			s := sha256.Sum256(b)
-			e.Digest = hex.EncodeToString(s[:])
+			e.Digest = s
 			if st.Nlink > 1 {
 				e.SetLinkKey(strconv.FormatUint(st.Ino, 10))
 				inodes[st.Ino] = rel

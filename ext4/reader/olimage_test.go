@@ -3,7 +3,6 @@ package reader
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +20,7 @@ func (m memContent) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.Ne
 
 func memFile(path string, mode uint32, b []byte) *tree.Entry {
 	s := sha256.Sum256(b)
-	return &tree.Entry{Path: path, Type: tree.File, Mode: mode, Size: int64(len(b)), Digest: hex.EncodeToString(s[:]), Content: memContent(b)}
+	return &tree.Entry{Path: path, Type: tree.File, Mode: mode, Size: int64(len(b)), Digest: s, Content: memContent(b)}
 }
 
 // olimageTree is a tree with what olimage writes: files of many sizes,

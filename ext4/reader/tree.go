@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -337,28 +336,30 @@ type hashWriter interface {
 	Reset()
 }
 
-func (fs *FS) digestInode(ctx context.Context, ino uint32, h hashWriter, buf []byte) (string, error) {
+func (fs *FS) digestInode(ctx context.Context, ino uint32, h hashWriter, buf []byte) (tree.Digest, error) {
 	in, err := fs.readInode(ino)
 	if err != nil {
-		return "", err
+		return tree.Digest{}, err
 	}
 	r, err := fs.openInode(in)
 	if err != nil {
-		return "", err
+		return tree.Digest{}, err
 	}
 	h.Reset()
 	for off := int64(0); off < r.size; {
 		if err := ctx.Err(); err != nil {
-			return "", err
+			return tree.Digest{}, err
 		}
 		n, err := r.ReadAt(buf, off)
 		h.Write(buf[:n])
 		off += int64(n)
 		if err != nil && !(err == io.EOF && off == r.size) {
-			return "", err
+			return tree.Digest{}, err
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	var d tree.Digest
+	h.Sum(d[:0])
+	return d, nil
 }
 
 // lookup resolves a slash-separated path from the root without following
