@@ -91,7 +91,9 @@ func BuildAll(ctx context.Context, f *roles.Fleet, names []string, opts AllOptio
 	par.Each(len(names), opts.Jobs, nil, func(_, k int) {
 		o := &out[k]
 		o.Role = names[k]
-		if r, err := f.Role(o.Role); err != nil {
+		if err := f.Broken[o.Role]; err != nil {
+			o.Err = err // what is wrong with it, rather than that something is
+		} else if r, err := f.Role(o.Role); err != nil {
 			o.Err = err
 		} else if r.Abstract {
 			o.Err = fmt.Errorf("role %s is abstract: roles extend it, it is not built", o.Role)

@@ -71,9 +71,9 @@ func (s *Operand) Close() error {
 type Options struct {
 	// Fleet is the fleet directory for role operands.
 	Fleet string
-	// Role, if set, loads the fleet and returns one of its roles in place
-	// of roles.Load and Fleet.Role: the caller decides which of the
-	// fleet's errors concern that role (those of unrelated roles need not).
+	// Role, if set, returns one of the fleet's roles in place of
+	// roles.Load and Fleet.Role: for a caller that has loaded the fleet
+	// already, or says more of its errors.
 	Role func(name string) (*roles.Fleet, *roles.Role, error)
 	// Manifests makes an image's tree come from its embedded manifest
 	// when it has one, reading no file content: fast, and trusting the
@@ -154,13 +154,10 @@ func Open(ctx context.Context, name string, opts Options) (*Operand, error) {
 	if role == nil {
 		role = func(name string) (*roles.Fleet, *roles.Role, error) {
 			f, err := roles.LoadContext(ctx, opts.Fleet)
-			if f == nil {
+			if err != nil {
 				return nil, nil, NoFleetError(name, err)
 			}
-			r, rerr := f.Role(name)
-			if rerr != nil {
-				return nil, nil, rerr
-			}
+			r, err := f.Role(name)
 			return f, r, err
 		}
 	}

@@ -96,7 +96,10 @@ func TestContentPolicyAllowNeedsReason(t *testing.T) {
 		"olimage.yaml": testFleetYAML + "policy:\n  allow:\n    - {path: etc/x}\n",
 		"roles/r.yaml": `overlays: [{name: a, files: [{path: etc/x, content: ""}]}]`,
 	})
-	_, err := roles.Load(dir)
+	f, err := roles.Load(dir)
+	if err == nil {
+		err = f.Err()
+	}
 	if err == nil || !strings.Contains(err.Error(), "olimage.yaml:7: policy: allow \"etc/x\" has no reason") {
 		t.Fatalf("got %v, want olimage.yaml:7 naming the allow without a reason", err)
 	}

@@ -54,7 +54,33 @@ type Fleet struct {
 	TopLevel []Glob
 	// Policy is the fleet's content policy; each role's adds to it.
 	Policy ContentPolicy
-	Roles  map[string]*Role
+	// Roles are the roles whose files are free of errors.
+	Roles map[string]*Role
+	// Broken are the roles whose files have errors, each with all of
+	// them; a broken role is not in Roles.
+	Broken map[string]error
+	// Problems are the errors of the fleet as a whole (olimage.yaml,
+	// SOURCE_DATE_EPOCH, no roles): they concern every role.
+	Problems []error
+
+	broken  []string          // Broken's roles, in the order found
+	extends map[string]string // each role's parent, as its file says
+}
+
+// Err joins every problem of the fleet, its own and its roles', in the
+// order found; nil when there is none.
+func (f *Fleet) Err() error { return f.errs(func(string) bool { return true }) }
+
+// errs joins the fleet's problems and those of the broken roles in, in
+// the order found.
+func (f *Fleet) errs(in func(role string) bool) error {
+	errs := append([]error(nil), f.Problems...)
+	for _, name := range f.broken {
+		if in(name) {
+			errs = append(errs, f.Broken[name])
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Sources are the fleet's limits on what overlay sources may be.
@@ -335,8 +361,12 @@ type rawOverlay struct {
 	Rules []rawRule `yaml:"rules"`
 }
 
-// Load reads the fleet in dir. The error joins every problem found, so a
-// user sees them all at once; roles that loaded are returned even then.
+// Load reads the fleet in dir. It fails only when there is no fleet to
+// speak of: no olimage.yaml, or one that is not YAML of the fleet's keys.
+// Every other problem is kept in the fleet, so that a user sees them all at
+// once and each role stands or falls on its own: those of the fleet as a
+// whole in Problems, those of a role's file in Broken; Err joins them all,
+// and Role refuses a role either concerns.
 func Load(dir string) (*Fleet, error) { return LoadContext(context.Background(), dir) }
 
 // LoadContext is Load, stopping with ctx's error once ctx is done.
@@ -350,7 +380,7 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 		}
 		return nil, err
 	}
-	f := &Fleet{Dir: dir, Name: raw.Fleet, Version: raw.Version, Owners: raw.Owners, Groups: raw.Groups, Roles: map[string]*Role{}}
+	f := &Fleet{Dir: dir, Name: raw.Fleet, Version: raw.Version, Owners: raw.Owners, Groups: raw.Groups, Roles: map[string]*Role{}, Broken: map[string]error{}, extends: map[string]string{}}
 	if f.Owners == nil {
 		f.Owners = map[string]uint32{}
 	}
@@ -461,6 +491,11 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 	if len(files) == 0 {
 		errs = append(errs, fmt.Errorf("%s: no roles (want roles/*.yaml)", filepath.Join(dir, "roles")))
 	}
+	f.Problems = errs
+	broken := func(name string, err error) {
+		f.Broken[name] = err
+		f.broken = append(f.broken, name)
+	}
 	raws := map[string]*rawRole{}
 	rawRoots := map[string]*yaml.Node{}
 	for _, rf := range files {
@@ -471,10 +506,11 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 		var rr rawRole
 		n, err := decodeFile(rf, &rr)
 		if err != nil {
-			errs = append(errs, err)
+			broken(name, err)
 			continue
 		}
 		raws[name], rawRoots[name] = &rr, n
+		f.extends[name] = rr.Extends
 	}
 	names := make([]string, 0, len(raws))
 	for name := range raws {
@@ -486,10 +522,10 @@ func LoadContext(ctx context.Context, dir string) (*Fleet, error) {
 			return nil, err
 		}
 		if _, err := f.resolve(name, raws, rawRoots, nil); err != nil {
-			errs = append(errs, err)
+			broken(name, err)
 		}
 	}
-	return f, errors.Join(errs...)
+	return f, nil
 }
 
 func (f *Fleet) roleFile(name string) string {
@@ -521,7 +557,7 @@ func (f *Fleet) resolve(name string, raws map[string]*rawRole, roots map[string]
 			}
 		}
 		if _, ok := raws[rr.Extends]; !ok {
-			if _, err := os.Stat(f.roleFile(rr.Extends)); err == nil {
+			if f.Broken[rr.Extends] != nil {
 				return nil, errorf(pos, "extends %q, which has errors", rr.Extends)
 			}
 			return nil, errorf(pos, "extends unknown role %q (no %s)", rr.Extends, f.roleFile(rr.Extends))
@@ -966,18 +1002,31 @@ func (f *Fleet) Where(p Pos) string {
 	return p.String()
 }
 
-// Role returns the named role or an error listing the ones there are.
+// Role returns the named role, free of errors: an error if the fleet has
+// no such role (ErrNoRole, listing the ones there are), if its file has
+// errors (ErrBroken, then the fleet's problems and those of the role and
+// of the broken roles it extends), or if the fleet as a whole has problems
+// (them). Other roles' errors do not matter.
 func (f *Fleet) Role(name string) (*Role, error) {
-	if r, ok := f.Roles[name]; ok {
-		return r, nil
+	if f.Broken[name] != nil {
+		chain := map[string]bool{}
+		for n := name; f.Broken[n] != nil && !chain[n]; n = f.extends[n] {
+			chain[n] = true
+		}
+		return nil, errors.Join(fmt.Errorf("role %q %w (run olimage validate)", name, ErrBroken), f.errs(func(n string) bool { return chain[n] }))
 	}
-	if _, err := os.Stat(f.roleFile(name)); err == nil {
-		return nil, fmt.Errorf("role %q %w (run olimage validate)", name, ErrBroken)
+	r, ok := f.Roles[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q (have: %s)", ErrNoRole, name, strings.Join(f.RoleNames(true), ", "))
 	}
-	return nil, fmt.Errorf("%w: %q (have: %s)", ErrNoRole, name, strings.Join(f.RoleNames(true), ", "))
+	if len(f.Problems) > 0 {
+		return nil, errors.Join(f.Problems...)
+	}
+	return r, nil
 }
 
-// ErrBroken is returned for a role whose file has errors.
+// ErrBroken is returned for a role whose file has errors: Fleet.Broken
+// holds them.
 var ErrBroken = errors.New("has errors")
 
 // ErrNoRole is returned for a role the fleet does not declare.

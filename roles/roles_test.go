@@ -1,9 +1,11 @@
 package roles
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -151,7 +153,7 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 				files[k] = v
 			}
 			dir := writeFleet(t, files)
-			_, err := Load(dir)
+			err := loadErr(dir)
 			if err == nil {
 				t.Fatal("got no error")
 			}
@@ -162,6 +164,81 @@ image: {label: a-label-longer-than-16, size: lots, headroom: many}
 				}
 			}
 		})
+	}
+}
+
+// loadErr loads the fleet in dir and returns every problem found.
+func loadErr(dir string) error {
+	f, err := Load(dir)
+	if err != nil {
+		return err
+	}
+	return f.Err()
+}
+
+// TestLoadBroken checks Load's contract: a role's errors are that role's
+// (Broken), the fleet's own concern every role (Problems), and Load itself
+// fails only without a fleet.
+func TestLoadBroken(t *testing.T) {
+	files := map[string]string{
+		FleetFile:      goodFleet,
+		"roles/a.yaml": "overlays: [{name: a, dir: a}]\n",
+		"roles/b.yaml": "overlays: [{name: b, dir: b}]\nimage: {labl: x}\n",
+		"roles/c.yaml": "extends: b\noverlays: [{name: c, dir: c}]\n",
+		"roles/z.yaml": "overlays: [{name: z, dir: z}]\nsize: 1\n",
+	}
+	dir := writeFleet(t, files)
+	f, err := Load(dir)
+	if err != nil {
+		t.Fatalf("Load: %v, want the problems kept in the fleet", err)
+	}
+	if got := f.RoleNames(true); !cmp.Equal(got, []string{"a"}) {
+		t.Errorf("roles %v, want [a]", got)
+	}
+	var broken []string
+	for name := range f.Broken {
+		broken = append(broken, name)
+	}
+	sort.Strings(broken)
+	if !cmp.Equal(broken, []string{"b", "c", "z"}) || len(f.Problems) != 0 {
+		t.Errorf("broken %v, problems %v; want b, c and z, and none", broken, f.Problems)
+	}
+	if _, err := f.Role("a"); err != nil {
+		t.Errorf("Role(a): %v, want a (other roles' errors do not matter)", err)
+	}
+	_, err = f.Role("b")
+	if !errors.Is(err, ErrBroken) || !strings.Contains(err.Error(), `roles/b.yaml:2: unknown key "labl"`) || strings.Contains(err.Error(), "c.yaml") {
+		t.Errorf("Role(b) = %v, want ErrBroken with b's errors only", err)
+	}
+	if err := f.Broken["c"]; err == nil || !strings.Contains(err.Error(), `roles/c.yaml:1: extends "b", which has errors`) {
+		t.Errorf("Broken[c] = %v", err)
+	}
+	// A role that extends a broken one is refused with the parent's errors
+	// too: they are why.
+	if _, err = f.Role("c"); !strings.Contains(err.Error(), `roles/b.yaml:2: unknown key "labl"`) || !strings.Contains(err.Error(), `roles/c.yaml:1: extends "b"`) || strings.Contains(err.Error(), "z.yaml") {
+		t.Errorf("Role(c) = %v, want c's and b's errors", err)
+	}
+	// Err lists everything in the order found: files that do not decode,
+	// then roles that do not resolve.
+	want := []string{`roles/b.yaml:2`, `roles/z.yaml:2`, `roles/c.yaml:1`}
+	var got []string
+	for _, line := range strings.Split(f.Err().Error(), "\n") {
+		rel := strings.TrimPrefix(line, dir+string(filepath.Separator))
+		got = append(got, rel[:strings.Index(rel, ": ")])
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("Err() (-want +got):\n%s", d)
+	}
+
+	files[FleetFile] = strings.Replace(goodFleet, "2024-01-01T00:00:00Z", "soon", 1)
+	if f, err = Load(writeFleet(t, files)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Role("a"); len(f.Problems) != 1 || err == nil || !strings.Contains(err.Error(), "epoch") {
+		t.Errorf("problems %v, Role(a) = %v; want the epoch's error, for every role", f.Problems, err)
+	}
+	if err := f.Err(); err == nil || !strings.Contains(strings.SplitN(err.Error(), "\n", 2)[0], "epoch") {
+		t.Errorf("Err() = %v, want the fleet's problem first", err)
 	}
 }
 
@@ -250,7 +327,7 @@ func TestSourceDateEpoch(t *testing.T) {
 		t.Errorf("epoch %d, want 42", f.Epoch)
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "soon")
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), `SOURCE_DATE_EPOCH="soon"`) {
+	if err := loadErr(dir); err == nil || !strings.Contains(err.Error(), `SOURCE_DATE_EPOCH="soon"`) {
 		t.Errorf("got %v", err)
 	}
 }
@@ -319,7 +396,7 @@ func TestFleetFileLimits(t *testing.T) {
 	if err := os.Symlink("/dev/zero", filepath.Join(dir, "roles", "zero.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Load(dir)
+	err = loadErr(dir)
 	if err == nil {
 		t.Fatal("got no error")
 	}
@@ -346,7 +423,7 @@ func TestSecretsRefused(t *testing.T) {
 				"olimage.yaml": "fleet: t\n",
 				"roles/r.yaml": "overlays: [{name: a, files: [{path: etc/y, content: y}]}]\nsecrets:\n  - " + tc.yaml + "\n",
 			})
-			_, err := Load(dir)
+			err := loadErr(dir)
 			if err == nil || !strings.Contains(err.Error(), "roles/r.yaml:3: ") || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want roles/r.yaml:3 and %q", err, tc.want)
 			}

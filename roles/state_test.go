@@ -48,7 +48,7 @@ state:
 		{`[{path: /var/lib/x, size: 1}]`, `unknown key "size"`},
 	} {
 		dir := writeFleet(t, map[string]string{FleetFile: goodFleet, "roles/r.yaml": "state: " + tc.state + "\noverlays: [{name: a, dir: a}]\n"})
-		_, err := Load(dir)
+		err := loadErr(dir)
 		if err == nil || !strings.Contains(strings.ReplaceAll(err.Error(), dir+string(filepath.Separator), ""), tc.want) {
 			t.Errorf("state %s: got %v, want %q", tc.state, err, tc.want)
 		}

@@ -110,16 +110,15 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if err != nil {
 		return err
 	}
-	f, ferr := e.loadFleet()
-	if f == nil {
-		return ferr
+	f, err := e.loadFleet()
+	if err != nil {
+		return err
 	}
-	broken := brokenRoles(f, ferr)
 	if opts.all {
 		// Roles whose files have errors are listed too, to fail each
 		// on its own, not to vanish from the run.
 		names = f.RoleNames(false)
-		for name := range broken {
+		for name := range f.Broken {
 			names = append(names, name)
 		}
 		sort.Strings(names)
@@ -130,14 +129,14 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if err := checkOutput(opts.output); err != nil {
 		return err
 	}
-	if err := fleetWide(f, ferr); err != nil {
-		return err // olimage.yaml's errors concern every role
+	if len(f.Problems) > 0 {
+		return errors.Join(f.Problems...) // olimage.yaml's errors concern every role
 	}
 	for _, name := range names {
 		if opts.all {
 			break // each is built or fails on its own
 		}
-		r, err := roleIn(f, ferr, name)
+		r, err := roleOf(f, name)
 		if err != nil {
 			return err
 		}
@@ -173,9 +172,6 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	var errs []error
 	doc := buildJSON{Schema: "olimage.build/v1", Images: []*builder.Result{}, Failed: []failedJSON{}, Memory: memory}
 	for _, o := range outcomes {
-		if err := broken[o.Role]; err != nil && o.Err != nil {
-			o.Err = err // what is wrong with it, rather than that something is
-		}
 		if o.Result != nil {
 			doc.Images = append(doc.Images, o.Result)
 		}
@@ -191,34 +187,6 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// brokenRoles returns the errors that loading f (with error err) found in
-// the files of roles it could not load, by role.
-func brokenRoles(f *roles.Fleet, err error) map[string]error {
-	errs := map[string][]error{}
-	var walk func(error)
-	walk = func(err error) {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			for _, e := range j.Unwrap() {
-				walk(e)
-			}
-			return
-		}
-		var re *roles.Error
-		if errors.As(err, &re) && filepath.Dir(re.Pos.File) == filepath.Join(f.Dir, "roles") {
-			name := strings.TrimSuffix(filepath.Base(re.Pos.File), ".yaml")
-			if f.Roles[name] == nil {
-				errs[name] = append(errs[name], err)
-			}
-		}
-	}
-	walk(err)
-	out := map[string]error{}
-	for name, es := range errs {
-		out[name] = errors.Join(es...)
-	}
-	return out
 }
 
 // buildJSON is build --json's document.

@@ -55,6 +55,14 @@ type env struct {
 	quiet   bool   // -q: no progress
 	verbose bool   // -v: notes on stderr of what is read and written
 	tmpdir  string // --tmpdir: where compressed archives are spooled
+	loaded  *loaded
+}
+
+// loaded is the fleet a command loaded: once, however many roles it names.
+type loaded struct {
+	once  sync.Once
+	fleet *roles.Fleet
+	err   error
 }
 
 // withContext returns a copy of e that runs with ctx.
@@ -64,14 +72,23 @@ func (e *env) withContext(ctx context.Context) *env {
 	return &c
 }
 
-// loadFleet loads the fleet named by --fleet.
+// loadFleet loads the fleet named by --fleet, the first time a command
+// asks for it. Its error says there is no fleet; the fleet's problems are
+// in it (roles.Load).
 func (e *env) loadFleet() (*roles.Fleet, error) {
-	f, err := roles.LoadContext(e.ctx, e.fleet)
-	if f == nil {
-		return nil, err
+	load := func() (*roles.Fleet, error) {
+		f, err := roles.LoadContext(e.ctx, e.fleet)
+		if err != nil {
+			return nil, err
+		}
+		trace.Notef(e.ctx, "fleet %s: loaded %s and %d roles from %s", f.Name, filepath.Join(f.Dir, "olimage.yaml"), len(f.Roles), filepath.Join(f.Dir, "roles"))
+		return f, nil
 	}
-	trace.Notef(e.ctx, "fleet %s: loaded %s and %d roles from %s", f.Name, filepath.Join(f.Dir, "olimage.yaml"), len(f.Roles), filepath.Join(f.Dir, "roles"))
-	return f, err
+	if e.loaded == nil {
+		return load()
+	}
+	e.loaded.once.Do(func() { e.loaded.fleet, e.loaded.err = load() })
+	return e.loaded.fleet, e.loaded.err
 }
 
 // notes prints -v's lines on stderr, each once: the fleet, loaded for
@@ -104,55 +121,29 @@ func (e *env) startNotes() error {
 }
 
 // role loads the fleet and returns one of its roles, which must be free of
-// errors even if other roles have some.
+// errors, as the fleet as a whole must, though other roles may have some.
 func (e *env) role(name string) (*roles.Fleet, *roles.Role, error) {
-	f, ferr := e.loadFleet()
-	if f == nil {
-		return nil, nil, ferr
+	f, err := e.loadFleet()
+	if err != nil {
+		return nil, nil, err
 	}
-	r, err := roleIn(f, ferr, name)
+	r, err := roleOf(f, name)
 	if err != nil {
 		return nil, nil, err
 	}
 	return f, r, nil
 }
 
-// roleIn returns role name of fleet f, loaded with error ferr: the role
-// must be free of errors, and so must the fleet as a whole (olimage.yaml,
-// the environment), though other roles may have some.
-func roleIn(f *roles.Fleet, ferr error, name string) (*roles.Role, error) {
+// roleOf is f.Role, with a hint for a role the fleet does not have.
+func roleOf(f *roles.Fleet, name string) (*roles.Role, error) {
 	r, err := f.Role(name)
-	if err != nil {
-		if errors.Is(err, roles.ErrNoRole) {
-			if near := roles.Closest(name, f.RoleNames(true)); near != "" {
-				return nil, hintError{err, fmt.Sprintf("did you mean %s?", near)}
-			}
-			return nil, hintError{err, "list the fleet's roles with olimage roles"}
+	if errors.Is(err, roles.ErrNoRole) {
+		if near := roles.Closest(name, f.RoleNames(true)); near != "" {
+			return nil, hintError{err, fmt.Sprintf("did you mean %s?", near)}
 		}
-		return nil, errors.Join(err, ferr)
+		return nil, hintError{err, "list the fleet's roles with olimage roles"}
 	}
-	// Errors in olimage.yaml or the environment (epoch, fleet rules,
-	// defaults) concern every role.
-	if err := fleetWide(f, ferr); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-// fleetWide returns the errors of err that are not about a role file.
-func fleetWide(f *roles.Fleet, err error) error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		var errs []error
-		for _, e := range j.Unwrap() {
-			errs = append(errs, fleetWide(f, e))
-		}
-		return errors.Join(errs...)
-	}
-	var re *roles.Error
-	if errors.As(err, &re) && strings.HasPrefix(re.Pos.File, filepath.Join(f.Dir, "roles")+string(filepath.Separator)) {
-		return nil
-	}
-	return err
+	return r, err
 }
 
 // merge loads the fleet and merges one role; the caller closes the result.
@@ -222,6 +213,7 @@ func report(ctx context.Context, err error, stderr io.Writer, cmd *cobra.Command
 }
 
 func newRoot(e *env) *cobra.Command {
+	e.loaded = &loaded{}
 	root := &cobra.Command{
 		Use:   "olimage",
 		Short: "Build, read and compare the /1 data-volume images of a VM fleet",

@@ -81,7 +81,7 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		TreeDigests: opts.json, // each side's tree digest is in the document
 		Operands: operand.Options{Fleet: e.fleet, Registry: registryClient(opts.insecure), Role: func(name string) (*roles.Fleet, *roles.Role, error) {
 			// Errors of other roles of the fleet do not stop a diff of this one.
-			if f, err := e.loadFleet(); f == nil {
+			if _, err := e.loadFleet(); err != nil {
 				return nil, nil, operand.NoFleetError(name, err)
 			}
 			return e.role(name)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -12,12 +13,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/internetarchive/olimage/internal/golden"
 	"github.com/internetarchive/olimage/internal/testenv"
+	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/operand"
 )
@@ -417,5 +420,29 @@ func TestNamesQuoted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiffLoadsFleetOnce: a diff of two roles loads the fleet once, not
+// once for each side (nor twice for each, as it did).
+func TestDiffLoadsFleetOnce(t *testing.T) {
+	var mu sync.Mutex
+	loads := 0
+	ctx := trace.WithNotes(context.Background(), func(line string) {
+		if strings.HasPrefix(line, "fleet ") && strings.Contains(line, ": loaded ") {
+			mu.Lock()
+			loads++ // every note, not each line once as -v prints them
+			mu.Unlock()
+		}
+	})
+	var stdout, stderr bytes.Buffer
+	e := &env{ctx: ctx, stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+	root := newRoot(e)
+	root.SetArgs([]string{"-f", exampleFleet, "diff", "ol-web", "ol-mem"})
+	if err := root.ExecuteContext(ctx); !errors.Is(err, errFindings) {
+		t.Fatalf("diff ol-web ol-mem: %v, want that they differ\n%s%s", err, stdout.String(), stderr.String())
+	}
+	if loads != 1 {
+		t.Errorf("the fleet was loaded %d times, want once", loads)
 	}
 }

@@ -72,9 +72,10 @@ type deployJSON struct {
 
 func runRoles(e *env, opts rolesOptions, out io.Writer) error {
 	f, err := e.loadFleet()
-	if f == nil {
+	if err != nil {
 		return err
 	}
+	err = f.Err() // said after the roles that load
 	var list []roleJSON
 	for _, name := range f.RoleNames(opts.abstract) {
 		r := f.Roles[name]

@@ -52,10 +52,10 @@ type validateRoleJSON struct {
 
 func runValidate(e *env, opts validateOptions, out io.Writer) error {
 	f, err := e.loadFleet()
-	if f == nil {
+	if err != nil {
 		return err
 	}
-	errs := []error{err}
+	errs := []error{f.Err()}
 	doc := validateJSON{Schema: "olimage.validate/v1", Fleet: f.Name, Roles: []validateRoleJSON{}, Errors: []string{}}
 	// Roles that list one source read it once.
 	shared := overlays.NewShared(e.ctx, f, e.tmpdir)
