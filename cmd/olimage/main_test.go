@@ -81,12 +81,7 @@ func TestScripts(t *testing.T) {
 // byte HH and <N*S> is S repeated N times, for names too long to write out.
 // archive/tar refuses to write a NUL in a name, so mktar cannot either.
 func cmdMktar(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! mktar")
-	}
-	if len(args) < 1 {
-		ts.Fatalf("usage: mktar OUT.tar[.gz|.tgz|.zst] MEMBER...")
-	}
+	scriptUsage(ts, neg, len(args) >= 1, "mktar OUT.tar[.gz|.tgz|.zst] MEMBER...")
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	mtime := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -216,17 +211,20 @@ func unescape(s string) string {
 	})
 }
 
+// scriptUsage stops the script with the usage of a command, which cannot
+// be negated, unless ok says its arguments are right.
+func scriptUsage(ts *testscript.TestScript, neg, ok bool, usage string) {
+	if neg || !ok {
+		ts.Fatalf("usage: %s", usage)
+	}
+}
+
 // cmdCorrupt inverts the byte at OFFSET of FILE; a negative OFFSET counts
 // from the end.
 //
 //	corrupt FILE OFFSET
 func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! corrupt")
-	}
-	if len(args) != 2 {
-		ts.Fatalf("usage: corrupt FILE OFFSET")
-	}
+	scriptUsage(ts, neg, len(args) == 2, "corrupt FILE OFFSET")
 	p := ts.MkAbs(args[0])
 	data, err := os.ReadFile(p)
 	ts.Check(err)
@@ -247,12 +245,7 @@ func cmdCorrupt(ts *testscript.TestScript, neg bool, args []string) {
 //
 //	truncate FILE SIZE
 func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! truncate")
-	}
-	if len(args) != 2 {
-		ts.Fatalf("usage: truncate FILE SIZE")
-	}
+	scriptUsage(ts, neg, len(args) == 2, "truncate FILE SIZE")
 	p := ts.MkAbs(args[0])
 	fi, err := os.Stat(p)
 	ts.Check(err)
@@ -272,12 +265,7 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 //
 //	setuid FILE
 func cmdSetuid(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! setuid")
-	}
-	if len(args) != 1 {
-		ts.Fatalf("usage: setuid FILE")
-	}
+	scriptUsage(ts, neg, len(args) == 1, "setuid FILE")
 	ts.Check(os.Chmod(ts.MkAbs(args[0]), 0o755|os.ModeSetuid|os.ModeSetgid))
 }
 
@@ -285,21 +273,14 @@ func cmdSetuid(ts *testscript.TestScript, neg bool, args []string) {
 //
 //	mkfifo PATH
 func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
-	if neg {
-		ts.Fatalf("unsupported: ! mkfifo")
-	}
-	if len(args) != 1 {
-		ts.Fatalf("usage: mkfifo PATH")
-	}
+	scriptUsage(ts, neg, len(args) == 1, "mkfifo PATH")
 	ts.Check(mkfifo(ts.MkAbs(args[0])))
 }
 
 // cmdExits runs a command and checks its exit status, which "! exec"
 // cannot tell apart: exits N olimage ARGS...
 func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: exits N command [args...]")
-	}
+	scriptUsage(ts, neg, len(args) >= 2, "exits N command [args...]")
 	want, err := strconv.Atoi(args[0])
 	if err != nil {
 		ts.Fatalf("exits: %q is not a number", args[0])
@@ -319,9 +300,7 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 
 // cmdHardlink makes NEW a hard link of OLD: hardlink OLD NEW
 func cmdHardlink(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 2 {
-		ts.Fatalf("usage: hardlink OLD NEW")
-	}
+	scriptUsage(ts, neg, len(args) == 2, "hardlink OLD NEW")
 	ts.Check(os.Link(ts.MkAbs(args[0]), ts.MkAbs(args[1])))
 }
 
@@ -330,8 +309,6 @@ func cmdHardlink(ts *testscript.TestScript, neg bool, args []string) {
 //
 //	setxattr FILE NAME VALUE
 func cmdSetxattr(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 3 {
-		ts.Fatalf("usage: setxattr FILE NAME VALUE")
-	}
+	scriptUsage(ts, neg, len(args) == 3, "setxattr FILE NAME VALUE")
 	ts.Check(unix.Lsetxattr(ts.MkAbs(args[0]), args[1], []byte(unescape(args[2])), 0))
 }
