@@ -12,7 +12,9 @@
 //	image file --image--> one random-access file system (raw, zstd, gzip, GPT, qcow2)
 //	           --ext4/reader--> tree.Tree and structural checks
 //	image | manifest | role --operand--> tree.Tree for the read commands:
-//	           diff (tree vs tree), verify (image vs its manifest and sidecar),
+//	           diff (tree vs tree; diff.Compare chooses what of two operands
+//	           to read: manifests, differing manifest chunks, listings or hashes),
+//	           verify (image vs its manifest and sidecar),
 //	           extract (tree to a host directory), sbom (tree to CycloneDX)
 //	image --artifact--> OCI registry --artifact--> a file or a VM's disk
 //	volume at /1 on a VM --activate--> /opt and /etc linked from /1, units,
