@@ -116,14 +116,20 @@ func TestLayerSorted(t *testing.T) {
 	for round := range 200 {
 		l := newLayer()
 		want := map[string]*tree.Entry{}
-		for range rng.IntN(300) {
-			b := make([]byte, 1+rng.IntN(12))
+		for range rng.IntN(1000) {
+			b := make([]byte, 1+rng.IntN(30))
 			for i := range b {
 				b[i] = alphabet[rng.IntN(len(alphabet))]
 			}
 			p := strings.Trim(strings.ReplaceAll(string(b), "//", "/"), "/")
 			if p == "" || strings.Contains(p, "//") {
 				continue
+			}
+			if len(want) > 0 && rng.IntN(8) == 0 {
+				for q := range want { // a path added before, again
+					p = q
+					break
+				}
 			}
 			e := &tree.Entry{Path: p, Type: tree.File}
 			l.add(e)
