@@ -91,6 +91,8 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		// Comparing manifests is short and its heap is mostly what it
 		// keeps to the end: collecting garbage in between costs a quarter
 		// of the comparison for nothing. A memory limit keeps it bounded.
+		// Both are the process's settings: the command's to make, not
+		// package diff's.
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 	}
