@@ -279,7 +279,6 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			if r.listed != nil {
 				r.listed(p)
 			}
-			h.add(e)
 		case m&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -296,6 +295,11 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 		}
 		e.SetXattrs(xs)
 		l.add(e)
+		if e.Type == tree.File {
+			// Queued once the walk is done with e: the hasher edits its
+			// rarely set fields too (tree.Entry.SetData).
+			h.add(e)
+		}
 		return nil
 	})
 	if herr := h.wait(); err == nil {
