@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/internetarchive/olimage/internal/quote"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -142,7 +143,7 @@ func TreeDigest(t *tree.Tree) string {
 	// large tree fmt was a tenth of a build.
 	var b []byte
 	for _, e := range t.Entries {
-		b = strconv.AppendQuote(b[:0], e.Path)
+		b = quote.Append(b[:0], e.Path)
 		b = append(b, ' ')
 		b = append(b, e.Type.String()...)
 		b = append(b, ' ')
@@ -158,11 +159,11 @@ func TreeDigest(t *tree.Tree) string {
 		b = append(b, ' ')
 		b = e.Digest.AppendHex(b)
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, e.Target)
+		b = quote.Append(b, e.Target)
 		b = append(b, '\n')
 		for _, x := range e.Xattrs() {
 			b = append(b, '\t')
-			b = strconv.AppendQuote(b, x.Name)
+			b = quote.Append(b, x.Name)
 			b = append(b, ' ')
 			b = hex.AppendEncode(b, x.Value)
 			b = append(b, '\n')

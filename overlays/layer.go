@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/internetarchive/olimage/internal/quote"
 	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -225,13 +226,13 @@ func (l *layer) digest() string {
 		b = append(b, ' ')
 		b = e.Digest.AppendHex(b)
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, e.Path)
+		b = quote.Append(b, e.Path)
 		b = append(b, ' ')
-		b = strconv.AppendQuote(b, e.Target)
+		b = quote.Append(b, e.Target)
 		b = append(b, '\n')
 		for _, x := range e.Xattrs() {
 			b = append(b, "  "...)
-			b = strconv.AppendQuote(b, x.Name)
+			b = quote.Append(b, x.Name)
 			b = append(b, '=')
 			b = hex.AppendEncode(b, x.Value)
 			b = append(b, '\n')
@@ -240,13 +241,13 @@ func (l *layer) digest() string {
 	}
 	for _, w := range sortedCopy(l.whiteouts) {
 		b = append(b, "whiteout "...)
-		b = strconv.AppendQuote(b, w)
+		b = quote.Append(b, w)
 		b = append(b, '\n')
 		flush()
 	}
 	for _, o := range sortedCopy(l.opaque) {
 		b = append(b, "opaque "...)
-		b = strconv.AppendQuote(b, o)
+		b = quote.Append(b, o)
 		b = append(b, '\n')
 		flush()
 	}
