@@ -55,13 +55,6 @@ func activationRoot(t *testing.T) string {
 	return root
 }
 
-func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var o, e bytes.Buffer
-	code = Main(args, strings.NewReader(""), &o, &e)
-	return code, o.String(), e.String()
-}
-
 // listing is every path under root with its type, link text or content.
 func listing(t *testing.T, root string) string {
 	t.Helper()
@@ -93,11 +86,11 @@ func TestActivateCommands(t *testing.T) {
 	root := activationRoot(t)
 	before := listing(t, root)
 
-	code, _, _ := runMain(t, "status", "--root", root)
+	_, _, code := olimage(t, "status", "--root", root)
 	if code != exitFindings {
 		t.Errorf("status before activate: exit %d, want %d", code, exitFindings)
 	}
-	code, out, errOut := runMain(t, "activate", "--root", root, "--dry-run")
+	out, errOut, code := olimage(t, "activate", "--root", root, "--dry-run")
 	if code != exitOK || !strings.Contains(out, "move   /etc/nginx/nginx.conf") || !strings.Contains(out, "link   /opt/openlibrary ") {
 		t.Errorf("activate --dry-run: exit %d\n%s%s", code, out, errOut)
 	}
@@ -105,7 +98,7 @@ func TestActivateCommands(t *testing.T) {
 		t.Errorf("activate --dry-run changed the root:\n%s", got)
 	}
 
-	code, out, errOut = runMain(t, "activate", "--root", root, "--json")
+	out, errOut, code = olimage(t, "activate", "--root", root, "--json")
 	var rep activate.Report
 	if code != exitOK || json.Unmarshal([]byte(out), &rep) != nil || rep.Schema != activate.ReportSchema || len(rep.Changes) != 4 {
 		t.Fatalf("activate --json: exit %d\n%s%s", code, out, errOut)
@@ -113,23 +106,23 @@ func TestActivateCommands(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(root, "etc/nginx/nginx.conf")); l != "/1/etc/nginx/nginx.conf" {
 		t.Errorf("etc/nginx/nginx.conf links to %q", l)
 	}
-	code, out, _ = runMain(t, "status", "--root", root, "--volume", "/1")
+	out, _, code = olimage(t, "status", "--root", root, "--volume", "/1")
 	if code != exitOK || !strings.Contains(out, "ok: 2 links in place") {
 		t.Errorf("status after activate: exit %d\n%s", code, out)
 	}
-	code, out, _ = runMain(t, "activate", "--root", root)
+	out, _, code = olimage(t, "activate", "--root", root)
 	if code != exitOK || !strings.Contains(out, "2 kept\n") {
 		t.Errorf("activate again: exit %d\n%s", code, out)
 	}
 
 	os.Remove(filepath.Join(root, "opt/openlibrary"))
-	code, out, _ = runMain(t, "status", "--root", root, "--json")
+	out, _, code = olimage(t, "status", "--root", root, "--json")
 	var st activate.Status
 	if code != exitFindings || json.Unmarshal([]byte(out), &st) != nil || st.Schema != activate.StatusSchema || st.Links[1].State != activate.LinkMissing {
 		t.Errorf("status with a link missing: exit %d\n%s", code, out)
 	}
 
-	code, out, errOut = runMain(t, "deactivate", "--root", root)
+	out, errOut, code = olimage(t, "deactivate", "--root", root)
 	if code != exitOK {
 		t.Fatalf("deactivate: exit %d\n%s%s", code, out, errOut)
 	}
@@ -141,11 +134,11 @@ func TestActivateCommands(t *testing.T) {
 func TestActivateRefused(t *testing.T) {
 	root := activationRoot(t)
 	os.RemoveAll(filepath.Join(root, "1/opt/openlibrary"))
-	code, _, errOut := runMain(t, "activate", "--root", root)
+	_, errOut, code := olimage(t, "activate", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "olimage: error: ") || !strings.Contains(errOut, "--force activates it anyway") {
 		t.Errorf("activate of a volume missing a target: exit %d\n%s", code, errOut)
 	}
-	code, _, errOut = runMain(t, "activate", "--root", root, "--volume", "1")
+	_, errOut, code = olimage(t, "activate", "--root", root, "--volume", "1")
 	if code != exitError || !strings.Contains(errOut, `volume "1": want the absolute path`) {
 		t.Errorf("activate --volume 1: exit %d\n%s", code, errOut)
 	}
@@ -170,12 +163,12 @@ func TestFstab(t *testing.T) {
 		{[]string{"mount-unit", img, "--uuid"}, "What=/dev/disk/by-uuid/0e5d2c4b-1111-4222-8333-444455556666\n"},
 		{[]string{"activate-unit", "--exec", "/usr/local/bin/olimage"}, "Requires=1.mount\n"},
 	} {
-		code, out, errOut := runMain(t, tc.args...)
+		out, errOut, code := olimage(t, tc.args...)
 		if code != exitOK || !strings.Contains(out, tc.want) {
 			t.Errorf("%q: exit %d, got\n%s%s\nwant it to contain %q", tc.args, code, out, errOut, tc.want)
 		}
 	}
-	code, _, errOut := runMain(t, "fstab", filepath.Join(t.TempDir(), "missing.img"))
+	_, errOut, code := olimage(t, "fstab", filepath.Join(t.TempDir(), "missing.img"))
 	if code != exitError {
 		t.Errorf("fstab of a missing file: exit %d\n%s", code, errOut)
 	}
@@ -185,7 +178,7 @@ func TestFstab(t *testing.T) {
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
 	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("UUID=r / ext4 defaults 0 1\nUUID=old /1 ext4 defaults,nofail 0 2\n"), 0o644)
 	for _, want := range []string{"replaced", "unchanged"} {
-		code, out, errOut := runMain(t, "fstab", img, "--write", "--root", root)
+		out, errOut, code := olimage(t, "fstab", img, "--write", "--root", root)
 		if code != exitOK || !strings.HasPrefix(out, "etc/fstab: "+want+" LABEL=") {
 			t.Errorf("fstab --write: exit %d, got %q%s, want %s", code, out, errOut, want)
 		}
@@ -200,7 +193,7 @@ func TestFstab(t *testing.T) {
 	if out, err := exec.Command(mkfs, "-q", "-F", nolabel, "8M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
-	code, _, errOut = runMain(t, "fstab", nolabel)
+	_, errOut, code = olimage(t, "fstab", nolabel)
 	if code != exitError || !strings.Contains(errOut, "has no label") || !strings.Contains(errOut, "hint: add --uuid") {
 		t.Errorf("fstab of an unlabelled file system: exit %d\n%s", code, errOut)
 	}
@@ -209,7 +202,7 @@ func TestFstab(t *testing.T) {
 func TestActivateUnitWrite(t *testing.T) {
 	root := t.TempDir()
 	for _, want := range []string{"wrote /etc/systemd/system/olimage-activate.service\nwrote /etc/systemd/system/multi-user.target.wants/olimage-activate.service\n", "olimage-activate.service: unchanged\n"} {
-		code, out, errOut := runMain(t, "activate-unit", "--write", "--root", root, "--exec", "/usr/local/bin/olimage")
+		out, errOut, code := olimage(t, "activate-unit", "--write", "--root", root, "--exec", "/usr/local/bin/olimage")
 		if code != exitOK || out != want {
 			t.Errorf("activate-unit --write: exit %d, got %q%s, want %q", code, out, errOut, want)
 		}
@@ -223,7 +216,7 @@ func TestActivateUnitWrite(t *testing.T) {
 // so and exits 1, as for any finding.
 func TestStatusInterrupted(t *testing.T) {
 	root := activationRoot(t)
-	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
 	// As a run killed between journaling the last link and making it.
@@ -231,7 +224,7 @@ func TestStatusInterrupted(t *testing.T) {
 		j.Running, j.Actions[len(j.Actions)-1].State = "activate", activate.StatePending
 		os.Remove(filepath.Join(root, j.Actions[len(j.Actions)-1].Path))
 	})
-	code, out, errOut := runMain(t, "status", "--root", root)
+	out, errOut, code := olimage(t, "status", "--root", root)
 	if code != exitFindings || !strings.Contains(out, "an interrupted activate left 1 step(s) unfinished") {
 		t.Errorf("status: exit %d, want %d and the run named\n%s%s", code, exitFindings, out, errOut)
 	}
@@ -243,25 +236,25 @@ func TestStatusInterrupted(t *testing.T) {
 // an error.
 func TestOperatorSafety(t *testing.T) {
 	root := activationRoot(t)
-	code, out, errOut := runMain(t, "deactivate", "--root", root)
+	out, errOut, code := olimage(t, "deactivate", "--root", root)
 	if code != exitOK || !strings.Contains(out, "deactivate: nothing to undo: no image is active on "+root+" (no journal at ") {
 		t.Errorf("deactivate with no journal: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runMain(t, "deactivate", "--root", root+"/typo")
+	out, errOut, code = olimage(t, "deactivate", "--root", root+"/typo")
 	if code != exitError || !strings.Contains(errOut, "olimage: error: root "+root+"/typo: no such file or directory") {
 		t.Errorf("deactivate --root typo: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := os.Lstat(root + "/typo"); err == nil {
 		t.Errorf("deactivate --root typo made it")
 	}
-	code, out, errOut = runMain(t, "activate", "--root", root, "--volume", "/2")
+	out, errOut, code = olimage(t, "activate", "--root", root, "--volume", "/2")
 	if code != exitError || !strings.Contains(errOut, "olimage: error: volume /2: nothing olimage built is mounted here: open "+root+"/2: no such file or directory\nolimage: hint: mount the volume first") {
 		t.Errorf("activate --volume /2 with nothing there: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, _ := runMain(t, "status", "--root", root); code != exitOK {
+	if out, _, code := olimage(t, "status", "--root", root); code != exitOK {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 
@@ -269,7 +262,7 @@ func TestOperatorSafety(t *testing.T) {
 	mp := filepath.Join(root, "1", manifest.Path)
 	b, _ := os.ReadFile(mp)
 	os.WriteFile(mp, bytes.Replace(b, []byte("5070136c-"), []byte("6070136c-"), 1), 0o644)
-	code, out, _ = runMain(t, "status", "--root", root)
+	out, _, code = olimage(t, "status", "--root", root)
 	if code != exitFindings || !strings.Contains(out, "the active image is ol-web 5070136c-bd8e-5cda-932f-d88216814664 at /1, the volume at /1 holds ol-web 6070136c-") {
 		t.Errorf("status with another image at /1: exit %d\n%s", code, out)
 	}
@@ -278,11 +271,11 @@ func TestOperatorSafety(t *testing.T) {
 	// Nothing at /1: the volume is not mounted.
 	os.Rename(filepath.Join(root, "1"), filepath.Join(root, "1.off"))
 	os.Mkdir(filepath.Join(root, "1"), 0o755)
-	code, out, _ = runMain(t, "status", "--root", root)
+	out, _, code = olimage(t, "status", "--root", root)
 	if code != exitFindings || !strings.Contains(out, "nothing olimage built is mounted at /1: there is no /1/.olimage/manifest.json\n") || strings.Contains(out, "ok:") {
 		t.Errorf("status with nothing at /1: exit %d\n%s", code, out)
 	}
-	if code, out, _ := runMain(t, "status", "--root", root, "--volume", ""); code != exitOK {
+	if out, _, code := olimage(t, "status", "--root", root, "--volume", ""); code != exitOK {
 		t.Errorf("status --volume '': exit %d\n%s", code, out)
 	}
 }
@@ -292,22 +285,22 @@ func TestOperatorSafety(t *testing.T) {
 func TestRecoverCommand(t *testing.T) {
 	root := activationRoot(t)
 	before := listing(t, root)
-	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut := runMain(t, "recover", "--root", root)
+	out, errOut, code := olimage(t, "recover", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "the journal is intact") || !strings.Contains(errOut, "olimage: hint: 'olimage deactivate'") {
 		t.Errorf("recover with the journal intact: exit %d\n%s%s", code, out, errOut)
 	}
 	os.WriteFile(filepath.Join(root, activate.JournalFile), []byte("{"), 0o644)
 	for _, cmd := range []string{"activate", "deactivate", "status"} {
-		code, out, errOut := runMain(t, cmd, "--root", root)
+		out, errOut, code := olimage(t, cmd, "--root", root)
 		if code != exitError || !strings.Contains(errOut, "journal.json: unexpected end of JSON input") || !strings.Contains(errOut, "olimage: hint: 'olimage recover --dry-run'") {
 			t.Errorf("%s with a corrupt journal: exit %d\n%s%s", cmd, code, out, errOut)
 		}
 	}
 	mid := listing(t, root)
-	code, out, errOut = runMain(t, "recover", "--root", root, "--dry-run")
+	out, errOut, code = olimage(t, "recover", "--root", root, "--dry-run")
 	want := "recover (dry run) " + root + " from the backups in /var/lib/olimage/backup\n" +
 		"  unlink   /etc/nginx/nginx.conf  /1/etc/nginx/nginx.conf\n" +
 		"  restore  /etc/nginx/nginx.conf  /var/lib/olimage/backup/5070136c-bd8e-5cda-932f-d88216814664/etc/nginx/nginx.conf\n" +
@@ -319,7 +312,7 @@ func TestRecoverCommand(t *testing.T) {
 	if got := listing(t, root); got != mid {
 		t.Errorf("recover --dry-run changed the root:\n%s", got)
 	}
-	if code, out, errOut := runMain(t, "recover", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "recover", "--root", root); code != exitOK {
 		t.Fatalf("recover: exit %d\n%s%s", code, out, errOut)
 	}
 	// What activate made stays: the /opt it created, and the journal kept
@@ -362,11 +355,11 @@ func TestActivateKilled(t *testing.T) {
 		if tmpErr == nil {
 			leftTmp++
 		}
-		code, out, errOut := runMain(t, "status", "--root", root)
+		out, errOut, code := olimage(t, "status", "--root", root)
 		if code != exitFindings {
 			t.Errorf("killed at rename %d: status: exit %d, want %d\n%s%s", n, code, exitFindings, out, errOut)
 		}
-		if code, out, errOut := runMain(t, "deactivate", "--root", root); code != exitOK {
+		if out, errOut, code := olimage(t, "deactivate", "--root", root); code != exitOK {
 			t.Fatalf("killed at rename %d: the next deactivate: exit %d\n%s%s", n, code, out, errOut)
 		}
 		if _, err := os.Lstat(tmp); tmpErr == nil && err == nil {
@@ -375,10 +368,10 @@ func TestActivateKilled(t *testing.T) {
 		if got := listing(t, root); got != before {
 			t.Errorf("killed at rename %d: after deactivate:\n%s\nwant\n%s", n, got, before)
 		}
-		if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+		if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
 			t.Fatalf("killed at rename %d: activate: exit %d\n%s%s", n, code, out, errOut)
 		}
-		if code, out, _ := runMain(t, "status", "--root", root); code != exitOK {
+		if out, _, code := olimage(t, "status", "--root", root); code != exitOK {
 			t.Errorf("killed at rename %d: status after the next activate: exit %d\n%s", n, code, out)
 		}
 		if n > 20 {

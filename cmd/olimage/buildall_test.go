@@ -32,7 +32,7 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 		t.Fatalf("tar: %v\n%s", err, o)
 	}
 	all, one := filepath.Join(dir, "all"), filepath.Join(dir, "one")
-	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-j", "2", "--memory", "1GiB", "-o", all, "--json")
+	stdout, stderr, code := olimage(t, "-f", dir, "build", "--all", "-j", "2", "--memory", "1GiB", "-o", all, "--json")
 	if code != 0 {
 		t.Fatalf("build --all: exit %d\n%s", code, stderr)
 	}
@@ -52,7 +52,7 @@ func TestBuildAllMatchesSingle(t *testing.T) {
 		}
 	}
 	for _, r := range []string{"a", "b", "c"} {
-		if code, _, stderr := runMain(t, "-f", dir, "build", r, "-o", one); code != 0 {
+		if _, stderr, code := olimage(t, "-f", dir, "build", r, "-o", one); code != 0 {
 			t.Fatalf("build %s: exit %d\n%s", r, code, stderr)
 		}
 	}
@@ -90,7 +90,7 @@ func TestBuildAllReportsBrokenRole(t *testing.T) {
 		"base/etc/app.conf": "conf",
 	})
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runMain(t, "-f", dir, "build", "--all", "-o", out, "--json")
+	stdout, stderr, code := olimage(t, "-f", dir, "build", "--all", "-o", out, "--json")
 	if code == 0 {
 		t.Fatalf("build --all with a broken role: exit 0\n%s", stdout)
 	}

@@ -26,11 +26,11 @@ func TestStatusSecrets(t *testing.T) {
 	})
 	secret := func(t *testing.T, want int, state activate.SecretState, link string) {
 		t.Helper()
-		code, out, _ := runMain(t, "status", "--root", root)
+		out, _, code := olimage(t, "status", "--root", root)
 		if code != want || !regexp.MustCompile(`(?m)^secret +/`+rel+` +`+string(state)+regexp.QuoteMeta(link)+`$`).MatchString(out) {
 			t.Errorf("status: exit %d, want %d and the secret %s%s:\n%s", code, want, state, link, out)
 		}
-		code, out, _ = runMain(t, "status", "--root", root, "--json")
+		out, _, code = olimage(t, "status", "--root", root, "--json")
 		var st activate.Status
 		if err := json.Unmarshal([]byte(out), &st); code != want || err != nil || len(st.Secrets) != 1 || st.Secrets[0].State != state {
 			t.Errorf("status --json: exit %d, want %d and the secret %s:\n%s", code, want, state, out)
@@ -38,7 +38,7 @@ func TestStatusSecrets(t *testing.T) {
 	}
 
 	secret(t, exitFindings, activate.SecretMissing, "")
-	code, _, errOut := runMain(t, "activate", "--root", root)
+	_, errOut, code := olimage(t, "activate", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "olimage: error: secret /"+rel+": missing; put it there or at "+host) || !strings.Contains(errOut, "olimage: hint: put each secret at its path, or at /etc/olimage/secrets/ROLE/PATH") {
 		t.Errorf("activate with the secret missing: exit %d\n%s", code, errOut)
 	}
@@ -49,18 +49,18 @@ func TestStatusSecrets(t *testing.T) {
 	os.Chmod(filepath.Join(root, rel), 0o644)
 	secret(t, exitFindings, activate.SecretWrong, "")
 	os.Chmod(filepath.Join(root, rel), 0o600)
-	if code, out, errOut := runMain(t, "activate", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
 	secret(t, exitOK, activate.SecretOK, "")
-	if _, out, _ := runMain(t, "status", "--root", root); !strings.Contains(out, "ok: 2 links, 1 secret in place\n") {
+	if out, _, _ := olimage(t, "status", "--root", root); !strings.Contains(out, "ok: 2 links, 1 secret in place\n") {
 		t.Errorf("status with everything in place:\n%s", out)
 	}
 
 	if os.Geteuid() != 0 {
 		return // the VM's copies must be owned by root
 	}
-	if code, out, errOut := runMain(t, "deactivate", "--root", root); code != exitOK {
+	if out, errOut, code := olimage(t, "deactivate", "--root", root); code != exitOK {
 		t.Fatalf("deactivate: exit %d\n%s%s", code, out, errOut)
 	}
 	os.RemoveAll(filepath.Join(root, "etc/openlibrary"))
@@ -70,7 +70,7 @@ func TestStatusSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret(t, exitFindings, activate.SecretUnlinked, " -> "+host)
-	code, out, errOut := runMain(t, "activate", "--root", root)
+	out, errOut, code := olimage(t, "activate", "--root", root)
 	if code != exitOK || !regexp.MustCompile(`(?m)^  link +/`+rel+` +`+host+`$`).MatchString(out) {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}

@@ -74,37 +74,37 @@ func deployRoot(t *testing.T) string {
 func TestSwitchCommand(t *testing.T) {
 	root := deployRoot(t)
 	before := listing(t, root)
-	code, out, errOut := runMain(t, "switch", "olsystem", "bbb", "--root", root)
+	out, errOut, code := olimage(t, "switch", "olsystem", "bbb", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "not the active image") || !strings.Contains(errOut, "hint: run 'olimage activate' first") {
 		t.Errorf("switch before activate: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, errOut = runMain(t, "activate", "--root", root); code != exitOK {
+	if out, errOut, code = olimage(t, "activate", "--root", root); code != exitOK {
 		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
 	}
 	unit := filepath.Join(root, "etc/systemd/system/ol-web.service")
 	if b, _ := os.ReadFile(unit); !strings.HasSuffix(string(b), "\n[Service]\nExecStart=/bin/true aaa\n") {
 		t.Errorf("unit file after activate: %q", b)
 	}
-	code, out, _ = runMain(t, "status", "--root", root, "--volume", "/1")
+	out, _, code = olimage(t, "status", "--root", root, "--volume", "/1")
 	if code != exitOK || !strings.Contains(out, "deploy  olsystem") || !strings.Contains(out, "aaa (the image's; bins: aaa bbb)") {
 		t.Errorf("status: exit %d\n%s", code, out)
 	}
-	code, out, errOut = runMain(t, "switch", "olsystem", "bbb", "--root", root)
+	out, errOut, code = olimage(t, "switch", "olsystem", "bbb", "--root", root)
 	if code != exitOK || !regexp.MustCompile(`(?m)^  link +/opt/openlibrary/olsystem +/1/opt/openlibrary/deploys/olsystem/bbb$`).MatchString(out) {
 		t.Errorf("switch: exit %d\n%s%s", code, out, errOut)
 	}
 	if b, _ := os.ReadFile(unit); !strings.HasSuffix(string(b), "\n[Service]\nExecStart=/bin/true bbb\n") {
 		t.Errorf("unit file after switch: %q", b)
 	}
-	code, out, _ = runMain(t, "status", "--root", root, "--volume", "/1")
+	out, _, code = olimage(t, "status", "--root", root, "--volume", "/1")
 	if code != exitOK || !strings.Contains(out, "bbb (switched from aaa; bins: aaa bbb)") {
 		t.Errorf("status after switch: exit %d\n%s", code, out)
 	}
-	code, _, errOut = runMain(t, "switch", "olsystem", "zzz", "--root", root)
+	_, errOut, code = olimage(t, "switch", "olsystem", "zzz", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "switch olsystem zzz: no such bin; the image carries aaa, bbb") {
 		t.Errorf("switch to a missing bin: exit %d\n%s", code, errOut)
 	}
-	if code, out, errOut = runMain(t, "deactivate", "--root", root); code != exitOK {
+	if out, errOut, code = olimage(t, "deactivate", "--root", root); code != exitOK {
 		t.Fatalf("deactivate: exit %d\n%s%s", code, out, errOut)
 	}
 	if got := listing(t, root); got != before {
