@@ -187,7 +187,7 @@ func safeAccount(name string) bool {
 func TreeAccounts(t *tree.Tree) (*Accounts, error) {
 	a := NewAccounts()
 	for _, e := range t.Entries {
-		if err := a.Add(e.Owner, e.UID, e.Group, e.GID); err != nil {
+		if err := a.Add(e.Owner(), e.UID, e.Group(), e.GID); err != nil {
 			return nil, fmt.Errorf("/%s: %w", e.Path, err)
 		}
 	}

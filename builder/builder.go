@@ -262,8 +262,10 @@ func derive(what, role, digest string) [16]byte {
 // withManifest returns t with .olimage/manifest.json added.
 func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch int64) (*tree.Tree, error) {
 	root := func(p string, typ tree.Type, mode uint32) *tree.Entry {
-		return &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
-			Owner: "root", Group: "root", ModTime: epoch, Overlay: "olimage"}
+		e := &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
+			ModTime: epoch, Overlay: "olimage"}
+		e.SetNames("root", "root")
+		return e
 	}
 	if t.Get(tree.OlimageDir) != nil {
 		return nil, fmt.Errorf("%s: reserved for olimage's manifest; no overlay may supply it", tree.OlimageDir)

@@ -18,9 +18,10 @@ import (
 // every path in a map and ext4 planning made each inode its own
 // allocation, about 690 until an entry's rarely set fields moved behind
 // one pointer, about 560 until content digests were held as 32 bytes
-// rather than 64 hex digits, and about 530 since; bench/README.md has the
+// rather than 64 hex digits, about 530 until entries shared their owner
+// and group names, and about 490 to 500 since; bench/README.md has the
 // figures and how to measure it.
-const planBytesPerEntry = 570
+const planBytesPerEntry = 530
 
 // TestPlanBytesPerEntry plans a role of 20,000 one-byte files, from a
 // .tar.zst and from a directory, and checks the heap the planned role

@@ -41,8 +41,8 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 	b = strconv.AppendUint(b, uint64(e.UID), 10)
 	b = append(b, `,`+field+`"gid": `...)
 	b = strconv.AppendUint(b, uint64(e.GID), 10)
-	b = appendField(b, field, "owner", e.Owner, true)
-	b = appendField(b, field, "group", e.Group, true)
+	b = appendField(b, field, "owner", e.Owner(), true)
+	b = appendField(b, field, "group", e.Group(), true)
 	if e.Size != 0 {
 		b = append(b, `,`+field+`"size": `...)
 		b = strconv.AppendInt(b, e.Size, 10)

@@ -65,7 +65,7 @@ type Plan struct {
 func FromEntry(e *tree.Entry) Entry {
 	m := Entry{
 		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
-		UID: e.UID, GID: e.GID, Owner: e.Owner, Group: e.Group,
+		UID: e.UID, GID: e.GID, Owner: e.Owner(), Group: e.Group(),
 		Size: e.Size, SHA256: e.Digest.String(), Target: e.Target, MTime: e.ModTime,
 		Overlay: e.Overlay, Shadowed: e.Shadowed(), Implicit: e.Implicit,
 		OwnerRule: e.OwnerRule(), ModeRule: e.ModeRule(),
@@ -98,10 +98,11 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 		}
 	}
 	e := &tree.Entry{
-		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID, Owner: m.Owner, Group: m.Group,
+		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID,
 		Size: m.Size, Target: m.Target, ModTime: m.MTime,
 		Overlay: m.Overlay, Implicit: m.Implicit,
 	}
+	e.SetNames(m.Owner, m.Group)
 	if e.Digest, err = tree.ParseDigest(m.SHA256); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}

@@ -183,7 +183,8 @@ func MergeWith(ctx context.Context, f *roles.Fleet, role *roles.Role, opts Optio
 	for _, e := range t.Entries {
 		if e.Type == tree.Hardlink {
 			p := t.Get(e.Target)
-			e.Mode, e.UID, e.GID, e.Owner, e.Group = p.Mode, p.UID, p.GID, p.Owner, p.Group
+			e.Mode, e.UID, e.GID = p.Mode, p.UID, p.GID
+			e.SetNames(p.Owner(), p.Group())
 			e.ModTime = p.ModTime
 			e.SetXattrs(p.Xattrs())
 		}
@@ -293,9 +294,10 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 			p := e.Path[:end]
 			d := &tree.Entry{
 				Path: p, Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
-				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"], Owner: "root", Group: "root",
+				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"],
 				ModTime: m.fleet.Epoch, Overlay: o.Name, Implicit: true,
 			}
+			d.SetNames("root", "root")
 			n = &node{e: d, kids: map[string]*node{}}
 			parent.kids[c] = n
 		} else if n.e.Type != tree.Dir {
@@ -458,6 +460,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		// Owner and mode written on an inline entry are the most specific
 		// word on it: rules do not override them.
 		ownerRule, modeRule := e.OwnerRule(), e.ModeRule()
+		owner, group := e.Owner(), e.Group()
 		ownerSet, modeSet := ownerRule != "", modeRule != ""
 		allowSetuid := modeSet
 		var allowCap bool
@@ -467,10 +470,10 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 					continue
 				}
 				if r.UID != nil && !ownerSet {
-					e.UID, e.Owner, ownerRule = *r.UID, r.Owner, whereOf(r.Pos)
+					e.UID, owner, ownerRule = *r.UID, r.Owner, whereOf(r.Pos)
 				}
 				if r.GID != nil && !ownerSet {
-					e.GID, e.Group, ownerRule = *r.GID, r.Group, whereOf(r.Pos)
+					e.GID, group, ownerRule = *r.GID, r.Group, whereOf(r.Pos)
 				}
 				if r.Mode != nil && !modeSet {
 					e.Mode, modeRule = *r.Mode, whereOf(r.Pos)
@@ -486,6 +489,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 			apply(o.Rules)
 		}
 		e.SetRules(ownerRule, modeRule)
+		e.SetNames(owner, group)
 		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
 			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
 				e.Path, e.Mode, e.Overlay, ErrUnsafe))

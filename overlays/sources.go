@@ -60,6 +60,7 @@ type reader struct {
 	deploys   map[string]*serviceBins // bins placed, by service
 	history   History                 // reads the images of deploy histories
 	slab      []tree.Entry            // where base takes entries from
+	root      *tree.Entry             // what base copies: root's owner, the epoch
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -134,13 +135,14 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 	if len(r.slab) == 0 {
 		r.slab = make([]tree.Entry, entrySlab)
 	}
+	if r.root == nil {
+		r.root = &tree.Entry{UID: r.fleet.Owners["root"], GID: r.fleet.Groups["root"], ModTime: r.fleet.Epoch}
+		r.root.SetNames("root", "root")
+	}
 	e := &r.slab[0]
 	r.slab = r.slab[1:]
-	*e = tree.Entry{
-		Path: p, Type: t, Mode: mode,
-		UID: r.fleet.Owners["root"], GID: r.fleet.Groups["root"], Owner: "root", Group: "root",
-		ModTime: r.fleet.Epoch, Overlay: overlay,
-	}
+	*e = *r.root
+	e.Path, e.Type, e.Mode, e.Overlay = p, t, mode, overlay
 	return e
 }
 
@@ -819,14 +821,16 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 			e.Mode = *f.Mode
 		}
 		var ownerRule, modeRule string
+		owner, group := e.Owner(), e.Group()
 		if f.Owner != "" {
-			e.UID, e.Owner = r.fleet.Owners[f.Owner], f.Owner
+			e.UID, owner = r.fleet.Owners[f.Owner], f.Owner
 			ownerRule = r.fleet.Where(f.Pos)
 		}
 		if f.Group != "" {
-			e.GID, e.Group = r.fleet.Groups[f.Group], f.Group
+			e.GID, group = r.fleet.Groups[f.Group], f.Group
 			ownerRule = r.fleet.Where(f.Pos)
 		}
+		e.SetNames(owner, group)
 		if f.Mode != nil {
 			modeRule = r.fleet.Where(f.Pos)
 		}

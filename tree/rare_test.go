@@ -8,7 +8,7 @@ import (
 // An entry of a million-entry tree keeps its rarely set fields behind one
 // pointer: the common entry must not grow back past this.
 func TestEntrySize(t *testing.T) {
-	if got, want := unsafe.Sizeof(Entry{}), uintptr(192); got > want {
+	if got, want := unsafe.Sizeof(Entry{}), uintptr(168); got > want {
 		t.Errorf("Entry is %d bytes, want at most %d", got, want)
 	}
 }
@@ -63,5 +63,25 @@ func TestRareShared(t *testing.T) {
 	b.SetRules("", "")
 	if a.OwnerRule() != "roles/x.yaml:7" || b.OwnerRule() != "" || b.LinkKey() != "k" {
 		t.Errorf("after clearing b's rules: a's owner rule %q, b's %q, b's link key %q", a.OwnerRule(), b.OwnerRule(), b.LinkKey())
+	}
+}
+
+// Entries with the same owner and group names share one value, and a
+// copy's names change without its original's.
+func TestNames(t *testing.T) {
+	a, b := &Entry{Path: "a"}, &Entry{Path: "b"}
+	a.SetNames("app", "web")
+	b.SetNames("app", "web")
+	if a.names == nil || a.names != b.names || a.Owner() != "app" || a.Group() != "web" {
+		t.Errorf("names %p %p (%q %q), want one shared value app web", a.names, b.names, a.Owner(), a.Group())
+	}
+	c := *a
+	c.SetNames("root", "web")
+	if a.Owner() != "app" || c.Owner() != "root" || c.Group() != "web" {
+		t.Errorf("after c.SetNames: a %q, c %q %q", a.Owner(), c.Owner(), c.Group())
+	}
+	c.SetNames("", "")
+	if c.names != nil || c.Owner() != "" || c.Group() != "" {
+		t.Errorf("after clearing: %p %q %q", c.names, c.Owner(), c.Group())
 	}
 }

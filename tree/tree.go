@@ -91,8 +91,7 @@ type Entry struct {
 	// fraction of the cost of a second SHA-256.
 	Check uint32
 
-	Owner   string  // name UID came from, if known
-	Group   string  // name GID came from, if known
+	names   *names  // Owner and Group, shared; nil when neither is known
 	ModTime int64   // seconds since the Unix epoch
 	Size    int64   // bytes of content (regular files and hard links)
 	Digest  Digest  // sha256 of the content (regular files and hard links), or zero
@@ -104,6 +103,50 @@ type Entry struct {
 	Overlay string // overlay that supplied the entry
 
 	rare *rare // nil while every rare field is empty
+}
+
+// names are the user and group names UID and GID came from. A tree has
+// few pairs of them, so entries share one value per pair rather than
+// holding two strings each.
+type names struct{ owner, group string }
+
+// namePairs holds the one value of each pair of names. It grows with the
+// names a run meets: those of its fleet and of the images and manifests
+// it reads.
+var namePairs sync.Map // names -> *names
+
+// Owner is the user name UID came from, if known.
+func (e *Entry) Owner() string {
+	if e.names == nil {
+		return ""
+	}
+	return e.names.owner
+}
+
+// Group is the group name GID came from, if known.
+func (e *Entry) Group() string {
+	if e.names == nil {
+		return ""
+	}
+	return e.names.group
+}
+
+// SetNames sets what Owner and Group return.
+func (e *Entry) SetNames(owner, group string) {
+	k := names{owner, group}
+	if e.names != nil && *e.names == k {
+		return
+	}
+	if k == (names{}) {
+		e.names = nil
+		return
+	}
+	n, ok := namePairs.Load(k)
+	if !ok {
+		v := k
+		n, _ = namePairs.LoadOrStore(k, &v)
+	}
+	e.names = n.(*names)
 }
 
 // rare holds the fields of an Entry that few entries set. A rare value is

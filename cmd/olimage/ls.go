@@ -78,12 +78,14 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	}
 	users, groups := ownerNames(src)
 	named := func(en *tree.Entry) string {
-		if en.Owner == "" {
-			en.Owner = users[en.UID]
+		u, g := en.Owner(), en.Group()
+		if u == "" {
+			u = users[en.UID]
 		}
-		if en.Group == "" {
-			en.Group = groups[en.GID]
+		if g == "" {
+			g = groups[en.GID]
 		}
+		en.SetNames(u, g)
 		return owner(en)
 	}
 	doc := lsJSON{Schema: "olimage.ls/v1", Image: img, Path: p, Entries: []manifest.Entry{}}
@@ -138,11 +140,11 @@ func ownerNames(src *operand.Operand) (users, groups map[uint32]string) {
 		return users, groups
 	}
 	for _, en := range t.Entries {
-		if en.Owner != "" {
-			users[en.UID] = en.Owner
+		if u := en.Owner(); u != "" {
+			users[en.UID] = u
 		}
-		if en.Group != "" {
-			groups[en.GID] = en.Group
+		if g := en.Group(); g != "" {
+			groups[en.GID] = g
 		}
 	}
 	// The manifest does not list itself; its directory belongs to root.

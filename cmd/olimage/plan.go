@@ -111,7 +111,7 @@ func short(digest string) string {
 }
 
 func owner(e *tree.Entry) string {
-	u, g := e.Owner, e.Group
+	u, g := e.Owner(), e.Group()
 	if u == "" {
 		u = fmt.Sprint(e.UID)
 	}
