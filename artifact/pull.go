@@ -26,6 +26,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/verity"
 )
 
@@ -372,89 +373,79 @@ func readJournal(name string, n int) map[int]bool {
 func (c *Client) fetchChunks(ctx context.Context, img *resolved, cs []chunk, out *output, done map[int]bool, journal *os.File, opts PullOptions, res *PullResult) (string, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	// Buffers are handed out in chunk order, so the next chunk to hash
-	// always holds one: at most Jobs+1 chunks are in memory.
-	tokens := make(chan struct{}, opts.Jobs+1)
 	ready := make([]chan []byte, len(cs))
 	for i := range ready {
 		ready[i] = make(chan []byte, 1)
 	}
-	jobs := make(chan int)
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	var progress int64
 	again := len(done) > 0 // a resumed file may hold bytes of the earlier attempt
-	for range opts.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(512<<20))
-			defer dec.Close()
-			for i := range jobs {
-				buf := make([]byte, cs[i].size)
-				var err error
-				if done[i] {
-					_, err = out.f.ReadAt(buf, cs[i].offset)
-					if err == nil {
-						mu.Lock()
-						res.Resumed++
-						mu.Unlock()
-					}
-				} else {
-					err = c.fetchChunk(ctx, img.repo, dec, cs[i], buf, opts.Retries)
-					var n int64
-					if err == nil {
-						n, err = out.write(buf, cs[i].offset, again)
-					}
-					if err == nil && journal != nil {
-						// The journal names a chunk only once its bytes are
-						// on disk.
-						if err = out.f.Sync(); err == nil {
-							mu.Lock()
-							_, err = fmt.Fprintf(journal, "%d\n", i)
-							mu.Unlock()
-						}
-					}
-					mu.Lock()
-					res.Written += n
-					mu.Unlock()
-				}
-				if err != nil {
-					cancel(fmt.Errorf("layer %d (%s): %w", i, cs[i].desc.Digest, err))
-					return
-				}
-				mu.Lock()
-				progress += cs[i].size
-				if opts.Progress != nil {
-					opts.Progress(progress, res.Size)
-				}
-				mu.Unlock()
-				ready[i] <- buf
-			}
-		}()
-	}
-	go func() {
-		defer close(jobs)
-		for i := range cs {
-			select {
-			case tokens <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			select {
-			case jobs <- i:
-			case <-ctx.Done():
-				return
+	decs := make([]*zstd.Decoder, opts.Jobs)
+	defer func() {
+		for _, d := range decs {
+			if d != nil {
+				d.Close()
 			}
 		}
 	}()
+	stop := func() bool { return ctx.Err() != nil }
+	q := par.NewQueue(opts.Jobs, 0, stop, func(w, i int) {
+		if decs[w] == nil {
+			decs[w], _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(512<<20))
+		}
+		buf := make([]byte, cs[i].size)
+		var err error
+		if done[i] {
+			_, err = out.f.ReadAt(buf, cs[i].offset)
+			if err == nil {
+				mu.Lock()
+				res.Resumed++
+				mu.Unlock()
+			}
+		} else {
+			err = c.fetchChunk(ctx, img.repo, decs[w], cs[i], buf, opts.Retries)
+			var n int64
+			if err == nil {
+				n, err = out.write(buf, cs[i].offset, again)
+			}
+			if err == nil && journal != nil {
+				// The journal names a chunk only once its bytes are
+				// on disk.
+				if err = out.f.Sync(); err == nil {
+					mu.Lock()
+					_, err = fmt.Fprintf(journal, "%d\n", i)
+					mu.Unlock()
+				}
+			}
+			mu.Lock()
+			res.Written += n
+			mu.Unlock()
+		}
+		if err != nil {
+			cancel(fmt.Errorf("layer %d (%s): %w", i, cs[i].desc.Digest, err))
+			return
+		}
+		mu.Lock()
+		progress += cs[i].size
+		if opts.Progress != nil {
+			opts.Progress(progress, res.Size)
+		}
+		mu.Unlock()
+		ready[i] <- buf
+	})
+	// No chunk is queued more than Jobs past the next one to hash, so at
+	// most Jobs+1 are in memory: Add waits for a free goroutine, and a
+	// fetched chunk waits in ready for its turn to be hashed.
 	h := sha256.New()
 	var err error
+	next := 0
 	for i := range cs {
+		for ; next < len(cs) && next <= i+opts.Jobs && ctx.Err() == nil; next++ {
+			q.Add(next)
+		}
 		select {
 		case buf := <-ready[i]:
 			h.Write(buf)
-			<-tokens
 			continue
 		case <-ctx.Done():
 			err = context.Cause(ctx)
@@ -462,7 +453,7 @@ func (c *Client) fetchChunks(ctx context.Context, img *resolved, cs []chunk, out
 		break
 	}
 	cancel(nil)
-	wg.Wait()
+	q.Wait()
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/par"
 )
 
 // PushOptions tune Push.
@@ -180,8 +181,7 @@ func pushChunks(ctx context.Context, repo *remote.Repository, raw io.Reader, siz
 		i   int
 		buf []byte
 	}
-	jobs := make(chan job)
-	bufs := make(chan []byte, opts.Jobs+1)
+	bufs := make(chan []byte, opts.Jobs+1) // free chunk buffers
 	for range opts.Jobs + 1 {
 		bufs <- make([]byte, opts.Chunk)
 	}
@@ -189,55 +189,51 @@ func pushChunks(ctx context.Context, repo *remote.Repository, raw io.Reader, siz
 		mu      sync.Mutex
 		done    int64
 		started = map[digest.Digest]chan struct{}{} // one upload per distinct chunk
-		wg      sync.WaitGroup
 	)
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
 	defer enc.Close()
-	for range opts.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var out []byte
-			for j := range jobs {
-				out = enc.EncodeAll(j.buf, out[:0])
-				rawLen := len(j.buf)
-				bufs <- j.buf[:cap(j.buf)]
-				d := content.NewDescriptorFromBytes(ChunkType, out)
-				d.Annotations = map[string]string{
-					AnnotationOffset:  strconv.FormatInt(int64(j.i)*opts.Chunk, 10),
-					AnnotationRawSize: strconv.Itoa(rawLen),
-				}
-				mu.Lock()
-				wait, dup := started[d.Digest]
-				if !dup {
-					wait = make(chan struct{})
-					started[d.Digest] = wait
-					res.Pushed += d.Size
-				}
-				mu.Unlock()
-				if dup {
-					<-wait
-				} else {
-					err := pushBlob(ctx, repo, d, out)
-					close(wait)
-					if err != nil {
-						cancel(fmt.Errorf("chunk %d: %w", j.i, err))
-						continue
-					}
-				}
-				layers[j.i] = d
-				mu.Lock()
-				done += int64(rawLen)
-				if opts.Progress != nil {
-					opts.Progress(done, size)
-				}
-				mu.Unlock()
+	outs := make([][]byte, opts.Jobs)
+	q := par.NewQueue(opts.Jobs, 0, nil, func(w int, j job) {
+		out := enc.EncodeAll(j.buf, outs[w][:0])
+		outs[w] = out
+		rawLen := len(j.buf)
+		bufs <- j.buf[:cap(j.buf)]
+		d := content.NewDescriptorFromBytes(ChunkType, out)
+		d.Annotations = map[string]string{
+			AnnotationOffset:  strconv.FormatInt(int64(j.i)*opts.Chunk, 10),
+			AnnotationRawSize: strconv.Itoa(rawLen),
+		}
+		mu.Lock()
+		wait, dup := started[d.Digest]
+		if !dup {
+			wait = make(chan struct{})
+			started[d.Digest] = wait
+			res.Pushed += d.Size
+		}
+		mu.Unlock()
+		if dup {
+			<-wait
+		} else {
+			err := pushBlob(ctx, repo, d, out)
+			close(wait)
+			if err != nil {
+				cancel(fmt.Errorf("chunk %d: %w", j.i, err))
+				return
 			}
-		}()
-	}
+		}
+		layers[j.i] = d
+		mu.Lock()
+		done += int64(rawLen)
+		if opts.Progress != nil {
+			opts.Progress(done, size)
+		}
+		mu.Unlock()
+	})
+	// Chunks are read in order here, and compressed and uploaded on the
+	// queue's goroutines.
 	var rerr error
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		want := min(opts.Chunk, size-int64(i)*opts.Chunk)
@@ -254,13 +250,9 @@ func pushChunks(ctx context.Context, repo *remote.Repository, raw io.Reader, siz
 			rerr = fmt.Errorf("reading the image at %d: %w", int64(i)*opts.Chunk, err)
 			break
 		}
-		select {
-		case jobs <- job{i, buf}:
-		case <-ctx.Done():
-		}
+		q.Add(job{i, buf})
 	}
-	close(jobs)
-	wg.Wait()
+	q.Wait()
 	if rerr != nil {
 		return nil, rerr
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/internal/quote"
 	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/tree"
@@ -494,34 +495,25 @@ func (c spoolContent) Open() (io.ReadCloser, error) {
 // source of a few large files ends with one CPU hashing the last file
 // alone, while more workers share the CPUs so the files finish together.
 type hasher struct {
-	ctx  context.Context
-	wg   sync.WaitGroup
+	q    *par.Queue[*tree.Entry]
 	mu   sync.Mutex
 	errs []error
-	jobs chan *tree.Entry
 }
 
 func newHasher(ctx context.Context, workers int) *hasher {
-	h := &hasher{ctx: ctx, jobs: make(chan *tree.Entry, 256)}
-	for range workers {
-		h.wg.Add(1)
-		go h.work()
-	}
-	return h
-}
-
-func (h *hasher) work() {
-	defer h.wg.Done()
+	h := &hasher{}
 	// As large as what the content policy scans of a file, so that the
 	// read that hashes a file also serves the policy (fileContent.PolicyHits).
-	buf := make([]byte, policy.ScanLimit)
-	var sc policy.Scanner
-	for e := range h.jobs {
-		if h.ctx.Err() != nil {
-			continue // the walk stops too, and says why
+	bufs := make([][]byte, workers)
+	scs := make([]policy.Scanner, workers)
+	// Once ctx is done the walk stops too, and says why.
+	stop := func() bool { return ctx.Err() != nil }
+	h.q = par.NewQueue(workers, 256, stop, func(w int, e *tree.Entry) {
+		if bufs[w] == nil {
+			bufs[w] = make([]byte, policy.ScanLimit)
 		}
 		fc := e.Content.(fileContent)
-		sm, hits, err := hashFile(h.ctx, fc, buf, &sc)
+		sm, hits, err := hashFile(ctx, fc, bufs[w], &scs[w])
 		if err == nil && sm.size != e.Size {
 			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", fc, e.Size, sm.size)
 		}
@@ -529,23 +521,23 @@ func (h *hasher) work() {
 			h.mu.Lock()
 			h.errs = append(h.errs, err)
 			h.mu.Unlock()
-			continue
+			return
 		}
 		sm.set(e)
 		if len(hits) > 0 {
 			fc.root.addHits(fc.rel, hits)
 		}
-	}
+	})
+	return h
 }
 
 // add queues e, whose Content is a fileContent and Size its size.
-func (h *hasher) add(e *tree.Entry) { h.jobs <- e }
+func (h *hasher) add(e *tree.Entry) { h.q.Add(e) }
 
 // wait waits for every queued entry and returns the errors, sorted so the
 // message is the same whichever worker met which.
 func (h *hasher) wait() error {
-	close(h.jobs)
-	h.wg.Wait()
+	h.q.Wait()
 	sort.Slice(h.errs, func(i, j int) bool { return h.errs[i].Error() < h.errs[j].Error() })
 	return errors.Join(h.errs...)
 }

@@ -29,3 +29,42 @@ func Each(n, workers int, stop func() bool, fn func(w, k int)) {
 	}
 	wg.Wait()
 }
+
+// Queue runs fn on jobs as they are added, on at most workers goroutines:
+// Each for work whose jobs are found as it goes (a directory walk, a
+// stream read in order). w is the number of the goroutine that runs a
+// job (0 to workers-1), for state of its own such as a buffer. Jobs start
+// in the order they were added. Once stop, if not nil, reports true, the
+// jobs still queued are dropped rather than run.
+type Queue[T any] struct {
+	jobs chan T
+	wg   sync.WaitGroup
+}
+
+// NewQueue starts the workers of a Queue. Up to pending jobs wait for a
+// free goroutine; beyond that Add blocks, which bounds what is in memory.
+func NewQueue[T any](workers, pending int, stop func() bool, fn func(w int, job T)) *Queue[T] {
+	q := &Queue[T]{jobs: make(chan T, pending)}
+	for w := range max(workers, 1) {
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			for job := range q.jobs {
+				if stop == nil || !stop() {
+					fn(w, job)
+				}
+			}
+		}()
+	}
+	return q
+}
+
+// Add queues job, waiting while pending jobs fill the queue.
+func (q *Queue[T]) Add(job T) { q.jobs <- job }
+
+// Wait returns once every added job has run or been dropped; nothing may
+// be added after.
+func (q *Queue[T]) Wait() {
+	close(q.jobs)
+	q.wg.Wait()
+}

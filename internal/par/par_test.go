@@ -36,3 +36,64 @@ func TestEachStops(t *testing.T) {
 		t.Fatalf("ran %d jobs after stop said yes at 10, want 10", got)
 	}
 }
+
+func TestQueueRunsEveryJobOnce(t *testing.T) {
+	for _, tc := range []struct{ n, workers, pending int }{{0, 4, 0}, {1, 4, 0}, {7, 2, 1}, {1000, 8, 256}, {5, 1, 0}} {
+		counts := make([]atomic.Int32, tc.n)
+		var running, most, badW atomic.Int32
+		q := NewQueue(tc.workers, tc.pending, nil, func(w, k int) {
+			if w < 0 || w >= tc.workers {
+				badW.Store(int32(w) + 1)
+			}
+			r := running.Add(1)
+			for m := most.Load(); r > m && !most.CompareAndSwap(m, r); m = most.Load() {
+			}
+			counts[k].Add(1)
+			running.Add(-1)
+		})
+		for k := range tc.n {
+			q.Add(k)
+		}
+		q.Wait()
+		for k := range counts {
+			if c := counts[k].Load(); c != 1 {
+				t.Fatalf("n=%d workers=%d: job %d ran %d times", tc.n, tc.workers, k, c)
+			}
+		}
+		if badW.Load() != 0 || int(most.Load()) > tc.workers {
+			t.Fatalf("n=%d workers=%d: worker number %d, %d jobs at once", tc.n, tc.workers, badW.Load()-1, most.Load())
+		}
+	}
+}
+
+// One worker runs the jobs in the order they were added.
+func TestQueueOrder(t *testing.T) {
+	var got []int
+	q := NewQueue(1, 3, nil, func(_, k int) { got = append(got, k) })
+	for k := range 100 {
+		q.Add(k)
+	}
+	q.Wait()
+	for k, g := range got {
+		if g != k {
+			t.Fatalf("job %d ran as the %dth", g, k)
+		}
+	}
+	if len(got) != 100 {
+		t.Fatalf("%d jobs ran, want 100", len(got))
+	}
+}
+
+// Once stop says yes, queued jobs are dropped, and Add and Wait still
+// return.
+func TestQueueStops(t *testing.T) {
+	var ran atomic.Int32
+	q := NewQueue(1, 0, func() bool { return ran.Load() >= 10 }, func(_, _ int) { ran.Add(1) })
+	for k := range 1000 {
+		q.Add(k)
+	}
+	q.Wait()
+	if got := ran.Load(); got != 10 {
+		t.Fatalf("ran %d jobs after stop said yes at 10, want 10", got)
+	}
+}
