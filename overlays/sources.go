@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -146,9 +147,12 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 	return e
 }
 
-// entrySlab is how many entries a slab holds: 44 KiB, small enough that
-// a few entries still in use do not keep much else alive.
-const entrySlab = 256
+// entrySlab is how many entries a slab holds: as many as fit in 32 KiB,
+// the largest size the Go allocator has a class for (a larger slab is
+// rounded up to whole 8 KiB pages: 256 entries of 168 bytes took 48 KiB
+// for 42), and small enough that a few entries still in use do not keep
+// much else alive.
+const entrySlab = 32 << 10 / int(unsafe.Sizeof(tree.Entry{}))
 
 // read returns the layer of overlay o.
 func (r *reader) read(o *roles.Overlay) (*layer, error) {
@@ -241,7 +245,9 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			}
 			return nil
 		}
-		rel := filepath.ToSlash(p[len(root)+1:])
+		// A copy: a slice of p would keep the whole of p (the source's
+		// absolute path and this one) alive as the entry's path.
+		rel := strings.Clone(filepath.ToSlash(p[len(root)+1:]))
 		if err := checkName(rel); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
