@@ -164,7 +164,7 @@ func (p *prepared) close() {
 	p.merged.Close()
 }
 
-func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options) (_ *prepared, err error) {
+func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options) (res *prepared, err error) {
 	mo.History = manifest.ReadHistory
 	merged, err := overlays.MergeWith(ctx, f, r, mo)
 	if err != nil {
@@ -174,13 +174,19 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 		merged.Close()
 		return nil, err
 	}
-	if err := merged.Policy(ctx); err != nil {
-		merged.Close()
-		return nil, err
-	}
+	// The content policy reads the tree and its contents and changes
+	// nothing, as do the steps below: it runs beside them, a second of
+	// a million-entry tree. Its findings are the error when it has any,
+	// as when it ran first.
+	policyErr := make(chan error, 1)
+	go func() { policyErr <- merged.Policy(ctx) }()
 	p := &prepared{merged: merged}
 	defer func() {
+		if perr := <-policyErr; perr != nil {
+			err = perr
+		}
 		if err != nil {
+			res = nil
 			p.close()
 		}
 	}()

@@ -24,6 +24,7 @@ import (
 	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/verity"
 )
@@ -296,5 +297,35 @@ func TestRoleVerity(t *testing.T) {
 	sum := sha256.Sum256(stdout.Bytes())
 	if got := hex.EncodeToString(sum[:]); got != res.SHA256 || st.SHA256 != res.SHA256 || *st.Verity != *res.Verity {
 		t.Errorf("stdout: sha256 %s (result %s, %+v), file %s (%+v)", got, st.SHA256, st.Verity, res.SHA256, res.Verity)
+	}
+}
+
+// The content policy runs beside the tree digest, the manifest and the
+// layout: its findings are still what Check and Build report, rather
+// than a layout that does not fit, and a role it passes is planned.
+func TestCheckPolicyFirst(t *testing.T) {
+	dir := t.TempDir()
+	testfs.WriteFiles(t, dir, map[string]string{
+		"olimage.yaml":        "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"roles/r.yaml":        "image: {size: 1MiB}\noverlays:\n  - {name: conf, dir: conf}\n",
+		"roles/ok.yaml":       "overlays:\n  - {name: conf, dir: clean}\n",
+		"conf/etc/app/a.ini":  "x\npassword = hunter2\n",
+		"conf/opt/big":        strings.Repeat("z", 2<<20),
+		"clean/etc/app/a.ini": "x\n",
+		"roles/tight.yaml":    "image: {size: 1MiB}\noverlays:\n  - {name: big, dir: big}\n",
+		"big/opt/big":         strings.Repeat("z", 2<<20),
+	})
+	f, r := loadRole(t, dir, "tight")
+	if _, err := Check(context.Background(), f, r); err == nil || errors.Is(err, policy.ErrPolicy) {
+		t.Fatalf("Check of a role too large for its image: %v; want an error of the layout", err)
+	}
+	f, r = loadRole(t, dir, "r")
+	_, err := Check(context.Background(), f, r)
+	if !errors.Is(err, policy.ErrPolicy) || !strings.Contains(err.Error(), "conf/etc/app/a.ini:2: secret") {
+		t.Errorf("Check of a role with a secret and too small an image: %v; want the policy's finding", err)
+	}
+	f, r = loadRole(t, dir, "ok")
+	if c, err := Check(context.Background(), f, r); err != nil || c.Entries != 3 {
+		t.Errorf("Check of a clean role: %+v, %v; want 3 entries and no error", c, err)
 	}
 }
