@@ -7,8 +7,61 @@ import (
 	"io"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/operand"
+	"github.com/internetarchive/olimage/tree"
 )
+
+// Side is one opened operand of a comparison: an image, a manifest, a
+// role, whatever its Opener made of a name. *operand.Operand is one.
+type Side interface {
+	Name() string // as the user gave it
+	Kind() string // "image" for an image file; anything else is not one
+	// Tree is the side's entries; nil while a manifest in olimage's
+	// layout is undecoded (Body).
+	Tree() *tree.Tree
+	// LoadTree decodes Body into Tree if need be, and returns it.
+	LoadTree() (*tree.Tree, error)
+	// Manifest is the manifest the side carries, if any: its head, the
+	// entries being in the tree.
+	Manifest() *manifest.Manifest
+	// Body is a manifest document in olimage's layout, whose differing
+	// chunks alone are decoded (manifest.Differing); nil if none.
+	Body() []byte
+	// EmbeddedHead is the head of the manifest inside an image; an error
+	// for other kinds.
+	EmbeddedHead() (*manifest.Manifest, error)
+	Close() error
+}
+
+// imageKind is the Kind of a side read from an image file (operand.Image).
+const imageKind = "image"
+
+// Read says how an Opener reads a side.
+type Read int
+
+// The ways Compare asks for a side to be read.
+const (
+	// ReadManifests takes the tree from the manifest a side carries,
+	// reading no content: from an image's embedded manifest when it has
+	// one, else as ReadDigests.
+	ReadManifests Read = iota
+	// ReadDigests reads what a side holds: every file of an image
+	// hashed, a manifest's entries, a role's overlays.
+	ReadDigests
+	// ReadListing reads an image's entries without their content, which
+	// Trees then compares byte by byte. Only for names IsImage accepts.
+	ReadListing
+)
+
+// Opener opens the operands Compare is given. What a name means (an image
+// file, a manifest, a registry reference, a role of a fleet) is the
+// opener's to say; how much of it is read is Compare's.
+// operand.DiffOpener is the one the diff command uses.
+type Opener interface {
+	// IsImage reports whether name is an image file.
+	IsImage(name string) bool
+	// Open opens name as read says.
+	Open(ctx context.Context, name string, read Read) (Side, error)
+}
 
 // CompareOptions say how Compare reads its two operands and what it
 // compares.
@@ -24,9 +77,6 @@ type CompareOptions struct {
 	// tree digest (Result.Document), where two images read in full would
 	// otherwise be compared byte by byte, hashing nothing.
 	TreeDigests bool
-	// Operands opens roles and registry references (Fleet, Role,
-	// Registry); Compare sets Manifests itself.
-	Operands operand.Options
 }
 
 // ByManifests reports whether Compare trusts the manifests of sides that
@@ -36,7 +86,7 @@ func (o CompareOptions) ByManifests() bool { return !o.Content && !o.NoManifests
 // Result is a comparison of two operands, which it holds open: content
 // diffs read them when written. The caller closes it.
 type Result struct {
-	A, B    *operand.Operand
+	A, B    Side
 	Changes []Change
 	content bool // write content diffs
 }
@@ -51,13 +101,13 @@ type EmbeddedManifestError struct{ Err error }
 func (e *EmbeddedManifestError) Error() string { return "the manifest in " + e.Err.Error() }
 func (e *EmbeddedManifestError) Unwrap() error { return e.Err }
 
-// Compare opens a and b (see operand.Open) and lists what differs. Two
+// Compare opens a and b with open and lists what differs. Two
 // sides that both carry manifests are compared by them, reading no file
 // content, and two manifests olimage wrote by their differing chunks only;
 // otherwise, or with NoManifests or Content, content is read: two images
 // byte by byte, anything else by sha256.
-func Compare(ctx context.Context, a, b string, opts CompareOptions) (*Result, error) {
-	sa, sb, err := openPair(ctx, a, b, opts)
+func Compare(ctx context.Context, a, b string, open Opener, opts CompareOptions) (*Result, error) {
+	sa, sb, err := openPair(ctx, a, b, open, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -69,37 +119,38 @@ func Compare(ctx context.Context, a, b string, opts CompareOptions) (*Result, er
 	return r, nil
 }
 
-func compareSides(ctx context.Context, sa, sb *operand.Operand, opts Options) ([]Change, error) {
-	if sa.Body != nil && sb.Body != nil {
-		if da, db, ok := manifest.Differing(sa.Body, sb.Body); ok {
+func compareSides(ctx context.Context, sa, sb Side, opts Options) ([]Change, error) {
+	if sa.Body() != nil && sb.Body() != nil {
+		if da, db, ok := manifest.Differing(sa.Body(), sb.Body()); ok {
 			return Chunks(ctx, da, db, opts)
 		}
 	}
-	for _, s := range []*operand.Operand{sa, sb} {
+	for _, s := range []Side{sa, sb} {
 		if _, err := s.LoadTree(); err != nil {
-			if s.Kind == operand.Image {
+			if s.Kind() == imageKind {
 				return nil, &EmbeddedManifestError{err}
 			}
 			return nil, err
 		}
 	}
-	return Trees(ctx, sa.Tree, sb.Tree, opts)
+	return Trees(ctx, sa.Tree(), sb.Tree(), opts)
 }
 
 // openPair opens both sides. Manifests are used only if both sides have
 // one; comparing a manifest with hashed content would be comparing
 // different things.
-func openPair(ctx context.Context, a, b string, opts CompareOptions) (*operand.Operand, *operand.Operand, error) {
-	o := opts.Operands
-	o.Manifests = opts.ByManifests()
-	open := func(name string) (*operand.Operand, error) { return operand.Open(ctx, name, o) }
-	if (opts.Content || opts.NoManifests) && !opts.TreeDigests && operand.IsImage(a) && operand.IsImage(b) {
+func openPair(ctx context.Context, a, b string, opener Opener, opts CompareOptions) (Side, Side, error) {
+	read := ReadDigests
+	if opts.ByManifests() {
+		read = ReadManifests
+	} else if !opts.TreeDigests && opener.IsImage(a) && opener.IsImage(b) {
 		// Two images read in full are compared byte by byte: reading
 		// them needs no hashing.
-		open = func(name string) (*operand.Operand, error) { return operand.OpenImage(ctx, name, operand.Listing) }
+		read = ReadListing
 	}
+	open := func(name string) (Side, error) { return opener.Open(ctx, name, read) }
 	// Both sides at once: each is a parse or a read of similar cost.
-	var sb *operand.Operand
+	var sb Side
 	var errB error
 	done := make(chan struct{})
 	go func() {
@@ -109,7 +160,7 @@ func openPair(ctx context.Context, a, b string, opts CompareOptions) (*operand.O
 	sa, errA := open(a)
 	<-done
 	if errA != nil || errB != nil {
-		for _, s := range []*operand.Operand{sa, sb} {
+		for _, s := range []Side{sa, sb} {
 			if s != nil {
 				s.Close()
 			}
@@ -119,15 +170,15 @@ func openPair(ctx context.Context, a, b string, opts CompareOptions) (*operand.O
 		}
 		return nil, nil, errors.Join(errA, errB)
 	}
-	if o.Manifests && (sa.Manifest == nil) != (sb.Manifest == nil) {
+	if read == ReadManifests && (sa.Manifest() == nil) != (sb.Manifest() == nil) {
 		// Re-read the image side that used its manifest from its content:
 		// comparing a manifest with hashed content would mix two claims.
-		for _, s := range []**operand.Operand{&sa, &sb} {
-			if (*s).Kind == operand.Image && (*s).Manifest != nil {
-				name := (*s).Name
+		for _, s := range []*Side{&sa, &sb} {
+			if (*s).Kind() == imageKind && (*s).Manifest() != nil {
+				name := (*s).Name()
 				(*s).Close()
 				var err error
-				if *s, err = operand.OpenImage(ctx, name, operand.Digests); err != nil {
+				if *s, err = opener.Open(ctx, name, ReadDigests); err != nil {
 					return nil, nil, err
 				}
 			}

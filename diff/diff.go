@@ -2,10 +2,11 @@
 // a manifest, a role), and renders the changes for people and for
 // machines. Compare chooses what to read of two operands (manifests,
 // differing manifest chunks, listings compared byte by byte, or hashed
-// content) and opens them with package operand; Trees and Chunks compare
-// what the trees say. It parses no images or fleets itself, and it reads
-// file content only when an entry has no digest or a content diff is asked
-// for.
+// content) and has them opened by the Opener its caller gives (package
+// operand's, which knows images, manifests, registries and fleets); Trees
+// and Chunks compare what the trees say. It parses no images or fleets
+// itself, and it reads file content only when an entry has no digest or a
+// content diff is asked for.
 package diff
 
 import (

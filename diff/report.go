@@ -7,7 +7,6 @@ import (
 	"path"
 
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -31,17 +30,17 @@ func (c ActivationChange) String() string {
 
 // activationOf is the activation plan of a side: its manifest's, or the
 // one its tree calls for (without state, which a tree does not say).
-func activationOf(s *operand.Operand) *manifest.Activation {
-	if s.Manifest != nil && s.Manifest.Activation != nil {
-		return s.Manifest.Activation
+func activationOf(s Side) *manifest.Activation {
+	if m := s.Manifest(); m != nil && m.Activation != nil {
+		return m.Activation
 	}
-	if s.Kind == operand.Image {
+	if s.Kind() == imageKind {
 		if m, err := s.EmbeddedHead(); err == nil && m.Activation != nil {
 			return m.Activation
 		}
 	}
-	if s.Tree != nil {
-		return manifest.ActivationFor(s.Tree)
+	if t := s.Tree(); t != nil {
+		return manifest.ActivationFor(t)
 	}
 	return nil
 }

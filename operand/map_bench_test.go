@@ -34,11 +34,11 @@ func BenchmarkManifestMapped(b *testing.B) {
 	s := bigManifestImage(b)
 	b.ResetTimer()
 	for range b.N {
-		off, n, ok, err := s.FS.Contiguous(manifest.Path)
+		off, n, ok, err := s.FS().Contiguous(manifest.Path)
 		if err != nil || !ok {
 			b.Fatalf("manifest not in one run (%v)", err)
 		}
-		data, unmap, ok := s.File.Map(off, n)
+		data, unmap, ok := s.File().Map(off, n)
 		if !ok {
 			b.Fatal("cannot map")
 		}
@@ -53,7 +53,7 @@ func BenchmarkManifestRead(b *testing.B) {
 	s := bigManifestImage(b)
 	b.ResetTimer()
 	for range b.N {
-		data, err := s.FS.ReadFile(manifest.Path)
+		data, err := s.FS().ReadFile(manifest.Path)
 		if err != nil {
 			b.Fatal(err)
 		}

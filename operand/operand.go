@@ -33,22 +33,16 @@ const (
 	Role     = "role"
 )
 
-// Operand is one opened argument of a read command.
+// Operand is one opened argument of a read command. It is what package
+// diff compares (diff.Side) and what package verify checks.
 type Operand struct {
-	Kind string
-	Name string // as the user gave it
-	// Tree holds the entries, without lost+found and .olimage/ for images.
-	Tree *tree.Tree
-	// Manifest is the image manifest the operand carries, if any: inside an
-	// image, or the document itself for a manifest or sidecar file.
-	Manifest *manifest.Manifest
-	// Body, for a manifest in the layout olimage writes, is the document
-	// itself, not yet split or decoded, so that diff decodes only what
-	// differs (manifest.Differing); Tree is then nil until LoadTree.
-	Body []byte
-	// FS and File are set for images.
-	FS   *reader.FS
-	File *image.File
+	kind string
+	name string
+	tr   *tree.Tree
+	head *manifest.Manifest
+	body []byte
+	fs   *reader.FS
+	file *image.File
 
 	closers []func() error
 
@@ -57,6 +51,32 @@ type Operand struct {
 	embT   *tree.Tree
 	embErr error
 }
+
+// Kind is Image, Manifest or Role.
+func (s *Operand) Kind() string { return s.kind }
+
+// Name is the operand as the user gave it.
+func (s *Operand) Name() string { return s.name }
+
+// Tree holds the entries, without lost+found and .olimage/ for images; nil
+// for a manifest in olimage's layout until LoadTree.
+func (s *Operand) Tree() *tree.Tree { return s.tr }
+
+// Manifest is the image manifest the operand carries, if any: inside an
+// image, or the document itself for a manifest or sidecar file. Its
+// entries are in the tree, not in it.
+func (s *Operand) Manifest() *manifest.Manifest { return s.head }
+
+// Body, for a manifest in the layout olimage writes, is the document
+// itself, not yet split or decoded, so that diff decodes only what
+// differs (manifest.Differing); Tree is then nil until LoadTree.
+func (s *Operand) Body() []byte { return s.body }
+
+// FS is an image's file system; nil for other kinds.
+func (s *Operand) FS() *reader.FS { return s.fs }
+
+// File is an image's file; nil for other kinds.
+func (s *Operand) File() *image.File { return s.file }
 
 // Close releases what the operand holds open.
 func (s *Operand) Close() error {
@@ -172,7 +192,7 @@ func Open(ctx context.Context, name string, opts Options) (*Operand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Operand{Kind: Role, Name: name, Tree: res.Tree, closers: []func() error{res.Close}}, nil
+	return &Operand{kind: Role, name: name, tr: res.Tree, closers: []func() error{res.Close}}, nil
 }
 
 // NoFleetError says that name is no file and that the fleet that could
@@ -227,7 +247,7 @@ func OpenRef(ctx context.Context, ref string, c *artifact.Client) (*Operand, err
 	if err != nil {
 		return nil, err
 	}
-	src := &Operand{Kind: Manifest, Name: ref}
+	src := &Operand{kind: Manifest, name: ref}
 	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
@@ -242,7 +262,7 @@ func openManifest(ctx context.Context, name string) (*Operand, error) {
 	if err != nil {
 		return nil, err
 	}
-	src := &Operand{Kind: Manifest, Name: name}
+	src := &Operand{kind: Manifest, name: name}
 	if err := src.useManifest(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -262,43 +282,43 @@ func (s *Operand) useManifest(data []byte) error {
 	default:
 		return fmt.Errorf("schema %q: want %s, %s or %s", schema, manifest.ImageSchema, manifest.SidecarSchema, manifest.PlanSchema)
 	}
-	s.Manifest = head
+	s.head = head
 	if manifest.Chunked(body) {
-		s.Body = body
+		s.body = body
 		return nil
 	}
 	_, t, err := parseManifest(body)
-	s.Tree = t
+	s.tr = t
 	return err
 }
 
 // LoadTree returns the operand's tree, decoding its manifest if need be.
 func (s *Operand) LoadTree() (*tree.Tree, error) {
-	if s.Tree != nil || s.Body == nil {
-		return s.Tree, nil
+	if s.tr != nil || s.body == nil {
+		return s.tr, nil
 	}
-	chunks, ok := manifest.Chunks(s.Body)
+	chunks, ok := manifest.Chunks(s.body)
 	if !ok {
-		_, t, err := parseManifest(s.Body)
+		_, t, err := parseManifest(s.body)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
-		s.Tree = t
+		s.tr = t
 		return t, nil
 	}
 	entries := make([]*tree.Entry, 0, len(chunks))
 	for _, c := range chunks {
 		e, err := c.Decode()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Name, err)
+			return nil, fmt.Errorf("%s: %w", s.name, err)
 		}
 		entries = append(entries, e)
 	}
 	t, err := tree.New(entries)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
-	s.Tree = t
+	s.tr = t
 	return t, nil
 }
 
@@ -335,7 +355,7 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 		img.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s := &Operand{Kind: Image, Name: name, FS: fs, File: img, closers: []func() error{img.Close}}
+	s := &Operand{kind: Image, name: name, fs: fs, file: img, closers: []func() error{img.Close}}
 	info := fs.Info()
 	used := int64(info.Blocks-min(info.FreeBlocks, info.Blocks)) * int64(info.BlockSize)
 	trace.Notef(ctx, "%s: %s", name, describeImage(img, used))
@@ -352,7 +372,7 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 			trace.Notef(ctx, "%s: using the manifest the image carries (%s), reading no file content", name, manifest.Path)
 			return s, nil
 		}
-		s.Manifest, s.Body, s.Tree = nil, nil, nil
+		s.head, s.body, s.tr = nil, nil, nil
 		read = Digests
 		trace.Notef(ctx, "%s: no usable %s: hashing every file", name, manifest.Path)
 	}
@@ -364,7 +384,7 @@ func OpenImage(ctx context.Context, name string, read Read) (*Operand, error) {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	s.Tree, err = volumeOnly(t)
+	s.tr, err = volumeOnly(t)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -396,12 +416,12 @@ func (s *Operand) ListedTree(ctx context.Context) (*tree.Tree, error) {
 }
 
 func (s *Operand) fsTree(ctx context.Context, hashed bool) (*tree.Tree, error) {
-	if s.FS == nil {
+	if s.fs == nil {
 		return nil, errors.New("not an image")
 	}
-	t, err := s.FS.Tree(ctx, hashed)
+	t, err := s.fs.Tree(ctx, hashed)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", s.Name, err)
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
 	return volumeOnly(t)
 }
@@ -422,20 +442,20 @@ func (s *Operand) embedded() (*manifest.Manifest, *tree.Tree, error) {
 // against 9.1 ms and 7.3 MB read (BenchmarkManifestMapped,
 // BenchmarkManifestRead, means of four alternating runs).
 func (s *Operand) manifestBytes() ([]byte, error) {
-	if off, n, ok, err := s.FS.Contiguous(manifest.Path); err == nil && ok {
-		if data, unmap, ok := s.File.Map(off, n); ok {
+	if off, n, ok, err := s.fs.Contiguous(manifest.Path); err == nil && ok {
+		if data, unmap, ok := s.file.Map(off, n); ok {
 			s.closers = append(s.closers, unmap)
 			return data, nil
 		}
 	}
-	return s.FS.ReadFile(manifest.Path)
+	return s.fs.ReadFile(manifest.Path)
 }
 
 // EmbeddedHead returns the fields of the manifest inside an image that
 // come before its entries (role, fleet, digests, inputs), decoding none of
 // the entries: what a summary needs, at a small cost however large the tree.
 func (s *Operand) EmbeddedHead() (*manifest.Manifest, error) {
-	if s.FS == nil {
+	if s.fs == nil {
 		return nil, errors.New("not an image")
 	}
 	if s.parsed {
@@ -455,7 +475,7 @@ func (s *Operand) EmbeddedHead() (*manifest.Manifest, error) {
 // EmbeddedManifest returns the manifest inside an image operand with its
 // entries as a tree, read once and kept.
 func (s *Operand) EmbeddedManifest() (*manifest.Manifest, *tree.Tree, error) {
-	if s.FS == nil {
+	if s.fs == nil {
 		return nil, nil, errors.New("not an image")
 	}
 	if !s.parsed {

@@ -39,7 +39,7 @@ func loadTree(t *testing.T, s *operand.Operand) *tree.Tree {
 	t.Helper()
 	tr, err := s.LoadTree()
 	if err != nil || tr == nil {
-		t.Fatalf("%s: tree %v, %v", s.Name, tr, err)
+		t.Fatalf("%s: tree %v, %v", s.Name(), tr, err)
 	}
 	return tr
 }
@@ -64,35 +64,35 @@ func TestOpenKinds(t *testing.T) {
 	res := testimage.Build(t, dir, builder.Options{})
 
 	img := open(t, res.Image, operand.Options{})
-	if img.Kind != operand.Image || img.FS == nil || img.Tree == nil {
-		t.Fatalf("image: kind %q, fs %v, tree %v", img.Kind, img.FS != nil, img.Tree != nil)
+	if img.Kind() != operand.Image || img.FS() == nil || img.Tree() == nil {
+		t.Fatalf("image: kind %q, fs %v, tree %v", img.Kind(), img.FS() != nil, img.Tree() != nil)
 	}
-	for _, e := range img.Tree.Entries {
+	for _, e := range img.Tree().Entries {
 		if e.Path == "lost+found" || strings.HasPrefix(e.Path, tree.OlimageDir) {
 			t.Errorf("image tree holds %s, which no overlay supplied", e.Path)
 		}
 	}
-	if e := img.Tree.Get("opt/app/data.txt"); e == nil || e.Digest.IsZero() {
+	if e := img.Tree().Get("opt/app/data.txt"); e == nil || e.Digest.IsZero() {
 		t.Fatalf("image tree: data.txt %v, want it with its digest", e)
 	}
 
 	side := open(t, res.Manifest, operand.Options{})
-	if side.Kind != operand.Manifest || side.Manifest == nil || side.Manifest.Role != testimage.Role {
-		t.Fatalf("sidecar: kind %q, manifest %+v", side.Kind, side.Manifest)
+	if side.Kind() != operand.Manifest || side.Manifest() == nil || side.Manifest().Role != testimage.Role {
+		t.Fatalf("sidecar: kind %q, manifest %+v", side.Kind(), side.Manifest())
 	}
-	sameTree(t, "sidecar against image", loadTree(t, side), img.Tree)
+	sameTree(t, "sidecar against image", loadTree(t, side), img.Tree())
 
 	role := open(t, testimage.Role, operand.Options{Fleet: dir})
-	if role.Kind != operand.Role {
-		t.Fatalf("role: kind %q", role.Kind)
+	if role.Kind() != operand.Role {
+		t.Fatalf("role: kind %q", role.Kind())
 	}
-	sameTree(t, "role against image", role.Tree, img.Tree)
+	sameTree(t, "role against image", role.Tree(), img.Tree())
 
 	m, embedded, err := img.EmbeddedManifest()
 	if err != nil || m.Role != testimage.Role || m.TreeDigest != res.TreeDigest {
 		t.Fatalf("embedded manifest: %+v, %v; want role %s, tree %s", m, err, testimage.Role, res.TreeDigest)
 	}
-	sameTree(t, "embedded manifest against image", embedded, img.Tree)
+	sameTree(t, "embedded manifest against image", embedded, img.Tree())
 	head, err := img.EmbeddedHead()
 	if err != nil || head.TreeDigest != res.TreeDigest {
 		t.Errorf("embedded head: %+v, %v; want tree %s", head, err, res.TreeDigest)
@@ -104,15 +104,15 @@ func TestOpenKinds(t *testing.T) {
 func TestOpenFromManifest(t *testing.T) {
 	res := testimage.Build(t, testimage.Fleet(t, files), builder.Options{})
 	fast := open(t, res.Image, operand.Options{Manifests: true})
-	if fast.Manifest == nil || fast.Manifest.TreeDigest != res.TreeDigest {
-		t.Fatalf("manifest head %+v, want tree %s", fast.Manifest, res.TreeDigest)
+	if fast.Manifest() == nil || fast.Manifest().TreeDigest != res.TreeDigest {
+		t.Fatalf("manifest head %+v, want tree %s", fast.Manifest(), res.TreeDigest)
 	}
 	read, err := operand.OpenImage(context.Background(), res.Image, operand.Digests)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer read.Close()
-	sameTree(t, "manifest against files", loadTree(t, fast), read.Tree)
+	sameTree(t, "manifest against files", loadTree(t, fast), read.Tree())
 
 	// Listing reads metadata only: no digests.
 	list, err := operand.OpenImage(context.Background(), res.Image, operand.Listing)
@@ -120,14 +120,14 @@ func TestOpenFromManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer list.Close()
-	if e := list.Tree.Get("opt/app/main.py"); e == nil || !e.Digest.IsZero() || e.Size != int64(len(files["opt/app/main.py"])) {
+	if e := list.Tree().Get("opt/app/main.py"); e == nil || !e.Digest.IsZero() || e.Size != int64(len(files["opt/app/main.py"])) {
 		t.Errorf("listing: main.py %+v, want its size and no digest", e)
 	}
 	hashed, err := list.HashedTree(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	sameTree(t, "hashed listing against files", hashed, read.Tree)
+	sameTree(t, "hashed listing against files", hashed, read.Tree())
 }
 
 // An image without the manifest olimage writes (one made by mkfs.ext4,
@@ -140,16 +140,16 @@ func TestOpenFromManifestFallsBack(t *testing.T) {
 	}
 	defer want.Close()
 	// Overwrite the manifest's bytes in place: still a file, no longer JSON.
-	off, n, ok, err := want.FS.Contiguous(manifest.Path)
+	off, n, ok, err := want.FS().Contiguous(manifest.Path)
 	if err != nil || !ok {
 		t.Fatalf("manifest not in one run of blocks: %v", err)
 	}
 	corrupt(t, res.Image, off, n)
 	s := open(t, res.Image, operand.Options{Manifests: true})
-	if s.Body != nil || s.Tree == nil {
-		t.Fatalf("a manifest that is not JSON was used (body %d bytes)", len(s.Body))
+	if s.Body() != nil || s.Tree() == nil {
+		t.Fatalf("a manifest that is not JSON was used (body %d bytes)", len(s.Body()))
 	}
-	sameTree(t, "fallback against files", s.Tree, want.Tree)
+	sameTree(t, "fallback against files", s.Tree(), want.Tree())
 }
 
 func corrupt(t *testing.T, img string, off, n int64) {
@@ -193,7 +193,7 @@ func TestOpenErrors(t *testing.T) {
 			s, err := operand.Open(context.Background(), tc.arg, tc.opts)
 			if err == nil {
 				s.Close()
-				t.Fatalf("opened %s as %s", tc.arg, s.Kind)
+				t.Fatalf("opened %s as %s", tc.arg, s.Kind())
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Errorf("got %v, want %v", err, tc.is)

@@ -58,7 +58,7 @@ func contentAt(t *testing.T, img, path string) (off, n int64) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	off, n, ok, err := s.FS.Contiguous(path)
+	off, n, ok, err := s.FS().Contiguous(path)
 	if err != nil || !ok {
 		t.Fatalf("%s: not in one run of blocks (%v)", path, err)
 	}

@@ -10,10 +10,24 @@ import (
 	"strings"
 
 	"github.com/internetarchive/olimage/diff"
+	"github.com/internetarchive/olimage/ext4/reader"
 	"github.com/internetarchive/olimage/manifest"
-	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/tree"
 )
+
+// Opened is an opened image as Image checks it; an *operand.Operand from
+// operand.OpenImage is one.
+type Opened interface {
+	Name() string   // as the user gave it
+	FS() *reader.FS // its file system
+	// EmbeddedManifest is the manifest the image carries, its entries as
+	// a tree.
+	EmbeddedManifest() (*manifest.Manifest, *tree.Tree, error)
+	// ListedTree is the image's own tree, every entry's metadata without
+	// its content, less what ext4 and olimage add to every volume
+	// (lost+found, the manifest).
+	ListedTree(ctx context.Context) (*tree.Tree, error)
+}
 
 // Finding is one problem, located.
 type Finding struct {
@@ -34,10 +48,10 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 }
 
-// Image verifies the image source s (opened with operand.OpenImage).
-func Image(ctx context.Context, s *operand.Operand) (*Report, error) {
-	rep := &Report{Image: s.Name, Findings: []Finding{}}
-	for _, f := range s.FS.Check(ctx) {
+// Image verifies the opened image s.
+func Image(ctx context.Context, s Opened) (*Report, error) {
+	rep := &Report{Image: s.Name(), Findings: []Finding{}}
+	for _, f := range s.FS().Check(ctx) {
 		where := f.Structure
 		if f.Path != "" {
 			where += " (" + f.Path + ")"
@@ -70,7 +84,7 @@ func Image(ctx context.Context, s *operand.Operand) (*Report, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		msg := strings.TrimPrefix(err.Error(), s.Name+": ")
+		msg := strings.TrimPrefix(err.Error(), s.Name()+": ")
 		rep.Findings = append(rep.Findings, Finding{Where: "file tree", Msg: "cannot be read: " + msg})
 		return rep, nil
 	}
@@ -100,7 +114,7 @@ func Image(ctx context.Context, s *operand.Operand) (*Report, error) {
 // that read as zeros: a file whose size differs is reported as such, not
 // read. (Sizes that agree are hashed whatever they are: olimage builds
 // sparse files larger than the image they are in.)
-func hash(ctx context.Context, s *operand.Operand, have, want *tree.Tree) (bytes int64, findings []Finding) {
+func hash(ctx context.Context, s Opened, have, want *tree.Tree) (bytes int64, findings []Finding) {
 	var todo []*tree.Entry
 	for _, e := range have.Entries {
 		if w := want.Get(e.Path); e.Type == tree.File && w != nil && w.Type == tree.File && w.Size == e.Size {
@@ -108,7 +122,7 @@ func hash(ctx context.Context, s *operand.Operand, have, want *tree.Tree) (bytes
 			bytes += e.Size
 		}
 	}
-	if err := s.FS.Digest(ctx, todo); err != nil && ctx.Err() == nil {
+	if err := s.FS().Digest(ctx, todo); err != nil && ctx.Err() == nil {
 		findings = append(findings, Finding{Where: "file tree", Msg: "cannot be read: " + err.Error()})
 	}
 	return bytes, findings

@@ -46,7 +46,7 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	}
 	defer src.Close()
 	if hasGlob(p) {
-		m, err := src.FS.Glob(p)
+		m, err := src.FS().Glob(p)
 		if err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
@@ -61,11 +61,11 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	}
 	p = cleanVolumePath(p)
 	if opts.follow {
-		if p, err = src.FS.Resolve(p); err != nil {
+		if p, err = src.FS().Resolve(p); err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
 	}
-	st, err := src.FS.Stat(p)
+	st, err := src.FS().Stat(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
@@ -76,7 +76,7 @@ func runCat(e *env, opts catOptions, img, p string, out io.Writer) error {
 	default:
 		return hintError{fmt.Errorf("%s: %s is a %s", img, p, st.Type), "list it with olimage ls"}
 	}
-	rc, err := src.FS.Open(p)
+	rc, err := src.FS().Open(p)
 	if err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}

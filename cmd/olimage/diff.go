@@ -79,14 +79,14 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		NoManifests: opts.noManifests,
 		Content:     opts.content,
 		TreeDigests: opts.json, // each side's tree digest is in the document
-		Operands: operand.Options{Fleet: e.fleet, Registry: registryClient(opts.insecure), Role: func(name string) (*roles.Fleet, *roles.Role, error) {
-			// Errors of other roles of the fleet do not stop a diff of this one.
-			if _, err := e.loadFleet(); err != nil {
-				return nil, nil, operand.NoFleetError(name, err)
-			}
-			return e.role(name)
-		}},
 	}
+	open := operand.DiffOpener(operand.Options{Fleet: e.fleet, Registry: registryClient(opts.insecure), Role: func(name string) (*roles.Fleet, *roles.Role, error) {
+		// Errors of other roles of the fleet do not stop a diff of this one.
+		if _, err := e.loadFleet(); err != nil {
+			return nil, nil, operand.NoFleetError(name, err)
+		}
+		return e.role(name)
+	}})
 	if dopts.ByManifests() {
 		// Comparing manifests is short and its heap is mostly what it
 		// keeps to the end: collecting garbage in between costs a quarter
@@ -96,7 +96,7 @@ func runDiff(e *env, opts diffOptions, a, b string, out io.Writer) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(-1))
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(1 << 30))
 	}
-	res, err := diff.Compare(ctx, a, b, dopts)
+	res, err := diff.Compare(ctx, a, b, open, dopts)
 	stop()
 	var me *diff.EmbeddedManifestError
 	if errors.As(err, &me) {
@@ -148,16 +148,16 @@ type changeJSON struct {
 	DiffAbsent string `json:"diff_absent,omitempty"`
 }
 
-func side(s *operand.Operand) sideJSON {
-	j := sideJSON{Name: s.Name, Kind: s.Kind}
-	if s.Tree != nil {
-		j.Tree = manifest.TreeDigest(s.Tree)
-	} else if s.Manifest != nil {
-		j.Tree = s.Manifest.TreeDigest // the manifest's own word: nothing was decoded
+func side(s diff.Side) sideJSON {
+	j := sideJSON{Name: s.Name(), Kind: s.Kind()}
+	if t := s.Tree(); t != nil {
+		j.Tree = manifest.TreeDigest(t)
+	} else if m := s.Manifest(); m != nil {
+		j.Tree = m.TreeDigest // the manifest's own word: nothing was decoded
 	}
-	if m := s.Manifest; m != nil {
+	if m := s.Manifest(); m != nil {
 		j.Role = m.Role
-	} else if s.Kind == operand.Image {
+	} else if s.Kind() == operand.Image {
 		if m, err := s.EmbeddedHead(); err == nil {
 			j.Role = m.Role
 		}

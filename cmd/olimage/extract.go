@@ -58,14 +58,14 @@ func runExtract(e *env, opts extractOptions, img, dir, p string, out io.Writer) 
 	}
 	p = cleanVolumePath(p)
 	if opts.follow && p != "" {
-		if p, err = src.FS.Resolve(p); err != nil {
+		if p, err = src.FS().Resolve(p); err != nil {
 			return fmt.Errorf("%s: %w", img, err)
 		}
 	}
-	if p != "" && src.Tree.Get(p) == nil {
+	if p != "" && src.Tree().Get(p) == nil {
 		return hintError{fmt.Errorf("%s: %s: not in the image", img, p), "list what the image holds with 'olimage ls -R " + img + "'"}
 	}
-	res, err := extract.Tree(ctx, src.Tree, p, dir)
+	res, err := extract.Tree(ctx, src.Tree(), p, dir)
 	stop()
 	if err != nil {
 		return hintError{fmt.Errorf("extracting %s into %s: %w", img, dir, err), "extract into a new or empty directory on a file system with room for the image's files"}

@@ -94,16 +94,16 @@ func runInspect(e *env, opts inspectOptions, name string, out io.Writer) error {
 		return err
 	}
 	defer src.Close()
-	info := src.FS.Info()
+	info := src.FS().Info()
 	doc := inspectJSON{
-		Schema: "olimage.inspect/v1", Image: name, Format: src.File.Format, Partition: src.File.Partition, Size: src.File.Size,
+		Schema: "olimage.inspect/v1", Image: name, Format: src.File().Format, Partition: src.File().Partition, Size: src.File().Size,
 		Label: info.Label, UUID: info.UUID, BlockSize: info.BlockSize, Blocks: info.Blocks, FreeBlocks: info.FreeBlocks,
 		Inodes: info.Inodes, FreeInodes: info.FreeInodes, Features: info.Features, Clean: info.Clean,
 	}
 	if m, err := src.EmbeddedHead(); err == nil {
 		doc.Manifest = &manifestHeadJS{Role: m.Role, Fleet: m.Fleet, FleetVersion: m.FleetVersion, Olimage: m.Olimage, Epoch: m.Epoch, Tree: m.TreeDigest, Inputs: m.Inputs}
 	}
-	doc.Verity, doc.Sidecar = verityOf(name, src.File.Format == image.Raw && src.File.Partition == 0, int64(info.Blocks)*int64(info.BlockSize))
+	doc.Verity, doc.Sidecar = verityOf(name, src.File().Format == image.Raw && src.File().Partition == 0, int64(info.Blocks)*int64(info.BlockSize))
 	if doc.Sidecar != "" {
 		trace.Notef(e.ctx, "%s: dm-verity parameters from the sidecar %s", name, doc.Sidecar)
 	} else {

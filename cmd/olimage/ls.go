@@ -64,11 +64,11 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 	p = cleanVolumePath(p)
 	var list []*tree.Entry
 	if p == "" {
-		list, err = src.FS.ReadDir("")
+		list, err = src.FS().ReadDir("")
 	} else {
 		var st *tree.Entry
-		if st, err = src.FS.Stat(p); err == nil && st.Type == tree.Dir {
-			list, err = src.FS.ReadDir(p)
+		if st, err = src.FS().Stat(p); err == nil && st.Type == tree.Dir {
+			list, err = src.FS().ReadDir(p)
 		} else if err == nil {
 			list = []*tree.Entry{st}
 		}
@@ -110,7 +110,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
 			}
 			if opts.recursive && en.Type == tree.Dir {
-				kids, err := src.FS.ReadDir(en.Path)
+				kids, err := src.FS().ReadDir(en.Path)
 				if err != nil {
 					return fmt.Errorf("%s: %w", img, err)
 				}

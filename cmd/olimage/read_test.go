@@ -226,16 +226,16 @@ func TestManifestMapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	off, n, ok, err := src.FS.Contiguous(manifest.Path)
+	off, n, ok, err := src.FS().Contiguous(manifest.Path)
 	if err != nil || !ok {
 		t.Fatalf("Contiguous(%s) = %d, %d, %v, %v; want one run", manifest.Path, off, n, ok, err)
 	}
-	mapped, unmap, ok := src.File.Map(off, n)
+	mapped, unmap, ok := src.File().Map(off, n)
 	if !ok {
 		t.Fatal("Map failed on a raw image")
 	}
 	defer unmap()
-	rc, err := src.FS.Open(manifest.Path)
+	rc, err := src.FS().Open(manifest.Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestManifestMapped(t *testing.T) {
 	if !bytes.Equal(mapped, read) {
 		t.Errorf("mapped manifest (%d bytes) differs from the one read (%d bytes)", len(mapped), len(read))
 	}
-	if _, _, ok, _ := src.FS.Contiguous("opt/openlibrary"); ok {
+	if _, _, ok, _ := src.FS().Contiguous("opt/openlibrary"); ok {
 		t.Error("Contiguous says a directory is one run of file content")
 	}
 }

@@ -52,7 +52,7 @@ func runSbom(e *env, _ sbomOptions, name string, out io.Writer) error {
 			return hintError{fmt.Errorf("%s: no manifest in the image (.olimage/manifest.json)", name), "olimage sbom describes images olimage built, and roles: give one of those"}
 		}
 		v.Fleet, v.FleetVersion, v.Role, v.Epoch, v.TreeDigest, v.Inputs = m.Fleet, m.FleetVersion, m.Role, m.Epoch, m.TreeDigest, m.Inputs
-		v.Tree, v.Open = src.Tree, src.FS.Open
+		v.Tree, v.Open = src.Tree(), src.FS().Open
 	} else {
 		f, r, res, err := e.merge(name)
 		if err != nil {

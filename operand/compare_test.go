@@ -1,4 +1,4 @@
-package diff
+package operand_test
 
 import (
 	"bytes"
@@ -10,13 +10,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/internetarchive/olimage/builder"
+	"github.com/internetarchive/olimage/diff"
 	"github.com/internetarchive/olimage/internal/testimage"
 	"github.com/internetarchive/olimage/operand"
 )
 
 // TestCompare compares two real images, and an image with a role, in
-// each way Compare chooses from, and checks that every way finds the same
-// changes while reading what it should: manifests, listings or digests.
+// each way diff.Compare chooses from, opened by DiffOpener, and checks
+// that every way finds the same changes while reading what it should:
+// manifests, listings or digests.
 func TestCompare(t *testing.T) {
 	files := map[string]string{"opt/app/a.txt": "one\ntwo\n", "opt/app/same": "x", "etc/app.conf": "k=1\n"}
 	imgA := testimage.Build(t, testimage.Fleet(t, files), builder.Options{}).Image
@@ -28,8 +30,8 @@ func TestCompare(t *testing.T) {
 
 	// digestOf is the digest a side's tree holds for a.txt: "" when the
 	// image was listed, not hashed.
-	digestOf := func(s *operand.Operand) string {
-		e := s.Tree.Get("opt/app/a.txt")
+	digestOf := func(s diff.Side) string {
+		e := s.Tree().Get("opt/app/a.txt")
 		if e == nil {
 			return "no entry"
 		}
@@ -38,20 +40,21 @@ func TestCompare(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		b         string
-		opts      CompareOptions
+		opts      diff.CompareOptions
+		operands  operand.Options
 		manifests bool // both sides compared by their manifests
 		hashed    bool // A's files hashed (else listed, or from a manifest)
 		text      string
 	}{
 		{name: "manifests", b: imgB, manifests: true, text: "1 added, 0 removed, 1 modified"},
-		{name: "no manifests", b: imgB, opts: CompareOptions{NoManifests: true}},
-		{name: "no manifests, tree digests", b: imgB, opts: CompareOptions{NoManifests: true, TreeDigests: true}, hashed: true},
-		{name: "content", b: imgB, opts: CompareOptions{Content: true}, text: "-two\n+three\n"},
+		{name: "no manifests", b: imgB, opts: diff.CompareOptions{NoManifests: true}},
+		{name: "no manifests, tree digests", b: imgB, opts: diff.CompareOptions{NoManifests: true, TreeDigests: true}, hashed: true},
+		{name: "content", b: imgB, opts: diff.CompareOptions{Content: true}, text: "-two\n+three\n"},
 		// A role carries no manifest: the image side is read and hashed.
-		{name: "role", b: testimage.Role, opts: CompareOptions{Operands: operand.Options{Fleet: fleetB}}, hashed: true},
+		{name: "role", b: testimage.Role, operands: operand.Options{Fleet: fleetB}, hashed: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Compare(context.Background(), imgA, tc.b, tc.opts)
+			res, err := diff.Compare(context.Background(), imgA, tc.b, operand.DiffOpener(tc.operands), tc.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,7 +66,7 @@ func TestCompare(t *testing.T) {
 			if d := cmp.Diff(want, got); d != "" {
 				t.Errorf("changes (-want +got):\n%s", d)
 			}
-			if byManifest := res.A.Manifest != nil && res.B.Manifest != nil; byManifest != tc.manifests {
+			if byManifest := res.A.Manifest() != nil && res.B.Manifest() != nil; byManifest != tc.manifests {
 				t.Errorf("compared by manifests: got %v, want %v", byManifest, tc.manifests)
 			}
 			if !tc.manifests {
@@ -78,7 +81,7 @@ func TestCompare(t *testing.T) {
 			if !strings.Contains(buf.String(), tc.text) {
 				t.Errorf("text output lacks %q:\n%s", tc.text, buf.String())
 			}
-			if s := Summarize(res.Changes); s != (Summary{Added: 1, Modified: 1}) {
+			if s := diff.Summarize(res.Changes); s != (diff.Summary{Added: 1, Modified: 1}) {
 				t.Errorf("summary: got %+v, want 1 added and 1 modified", s)
 			}
 			if act := res.Activation(); len(act) != 0 {
