@@ -13,13 +13,20 @@
 //	           --ext4/reader--> tree.Tree and structural checks
 //	image | manifest | role --operand--> tree.Tree for the read commands:
 //	           diff (tree vs tree; diff.Compare chooses what of two operands
-//	           to read: manifests, differing manifest chunks, listings or hashes),
+//	           to read: manifests, differing manifest chunks, listings or hashes,
+//	           and has a diff.Opener, operand.DiffOpener, open them),
 //	           verify (image vs its manifest and sidecar),
 //	           extract (tree to a host directory), sbom (tree to CycloneDX)
 //	image --artifact--> OCI registry --artifact--> a file or a VM's disk
 //	volume at /1 on a VM --activate--> /opt and /etc linked from /1, units,
 //	           state and accounts on the root disk, journaled and reversible
 //	cmd/olimage: cobra commands; each parses flags, calls one of the above, prints
+//
+// The arrows run one way. The read side (ext4/reader, image, diff, verify,
+// extract, activate, sbom) and the model both sides share (tree, manifest,
+// glob) depend on nothing of the build side (roles, overlays, policy,
+// builder, ext4) or the registry (artifact); operand, where the two meet
+// for the commands, is above them both (TestLayers).
 //
 // Support: internal/par (bounded worker pools), internal/golden (golden
 // files and -update), internal/testfs (test trees), internal/registrytest

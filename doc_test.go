@@ -1,0 +1,101 @@
+package olimage_test
+
+import (
+	"errors"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/internetarchive/olimage/internal/testenv"
+)
+
+const module = "github.com/internetarchive/olimage/"
+
+// TestLayers checks the arrows of doc.go that keep the two sides apart:
+// what reads an image, and the model both sides share, depend on nothing
+// that builds an image from a fleet or talks to a registry, directly or
+// through another package. A reader of images carries no fleet, overlay,
+// policy, builder or registry code, and a change to those cannot break it.
+func TestLayers(t *testing.T) {
+	readSide := []string{
+		"ext4/reader", "image", "diff", "verify", "extract", "activate", "sbom", // image file -> ...
+		"tree", "manifest", "glob", // the model both sides share
+	}
+	// operand is where the two sides meet, for the commands: it opens
+	// roles and registry references as well as images.
+	buildSide := []string{"roles", "overlays", "policy", "builder", "ext4", "artifact", "operand"}
+
+	imports := importGraph(t, readSide)
+	for _, from := range readSide {
+		for _, path := range pathsTo(imports, module+from, buildSide) {
+			t.Errorf("%s depends on %s (%s): the read side must not reach the build side or the registry",
+				from, path[len(path)-1], strings.Join(path, " -> "))
+		}
+	}
+}
+
+// importGraph is `go list -deps` of pkgs: every package they reach, in
+// this module, with its imports in this module, by import path.
+func importGraph(t *testing.T, pkgs []string) map[string][]string {
+	t.Helper()
+	args := []string{"list", "-deps", "-f", `{{.ImportPath}} {{join .Imports " "}}`}
+	for _, p := range pkgs {
+		args = append(args, "./"+p)
+	}
+	cmd := exec.Command(testenv.Tool(t, "go"), args...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("go %s: %v: %s", strings.Join(args, " "), err, stderr)
+	}
+	graph := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], module) {
+			continue
+		}
+		var own []string
+		for _, im := range f[1:] {
+			if strings.HasPrefix(im, module) {
+				own = append(own, im)
+			}
+		}
+		graph[f[0]] = own
+	}
+	return graph
+}
+
+// pathsTo returns, for each package of targets (relative to the module)
+// that from reaches, one shortest chain of imports from from to it, each
+// package relative to the module.
+func pathsTo(imports map[string][]string, from string, targets []string) [][]string {
+	parent := map[string]string{from: ""}
+	queue := []string{from}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, im := range imports[p] {
+			if _, seen := parent[im]; !seen {
+				parent[im] = p
+				queue = append(queue, im)
+			}
+		}
+	}
+	var paths [][]string
+	for _, target := range targets {
+		if _, ok := parent[module+target]; !ok {
+			continue
+		}
+		var path []string
+		for p := module + target; p != ""; p = parent[p] {
+			path = append(path, strings.TrimPrefix(p, module))
+		}
+		slices.Reverse(path)
+		paths = append(paths, path)
+	}
+	return paths
+}
