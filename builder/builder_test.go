@@ -277,8 +277,7 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 // TestRoleVerity: a role's image: {verity: true} appends the tree as
 // --verity does, and -o - streams the same bytes as the file.
 func TestRoleVerity(t *testing.T) {
-	dir := t.TempDir()
-	testfs.WriteFiles(t, dir, map[string]string{
+	dir := testfs.NewDir(t, map[string]string{
 		"olimage.yaml":     "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
 		"roles/r.yaml":     "image: {verity: true}\noverlays: [{name: s, dir: src}]\n",
 		"src/opt/app/data": "release a\n",
@@ -301,31 +300,41 @@ func TestRoleVerity(t *testing.T) {
 }
 
 // The content policy runs beside the tree digest, the manifest and the
-// layout: its findings are still what Check and Build report, rather
-// than a layout that does not fit, and a role it passes is planned.
+// layout: its findings are still what Check reports, rather than a layout
+// that does not fit, and a role it passes is planned.
 func TestCheckPolicyFirst(t *testing.T) {
 	dir := t.TempDir()
-	testfs.WriteFiles(t, dir, map[string]string{
-		"olimage.yaml":        "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
-		"roles/r.yaml":        "image: {size: 1MiB}\noverlays:\n  - {name: conf, dir: conf}\n",
-		"roles/ok.yaml":       "overlays:\n  - {name: conf, dir: clean}\n",
-		"conf/etc/app/a.ini":  "x\npassword = hunter2\n",
-		"conf/opt/big":        strings.Repeat("z", 2<<20),
-		"clean/etc/app/a.ini": "x\n",
-		"roles/tight.yaml":    "image: {size: 1MiB}\noverlays:\n  - {name: big, dir: big}\n",
-		"big/opt/big":         strings.Repeat("z", 2<<20),
-	})
-	f, r := loadRole(t, dir, "tight")
-	if _, err := Check(context.Background(), f, r); err == nil || errors.Is(err, policy.ErrPolicy) {
-		t.Fatalf("Check of a role too large for its image: %v; want an error of the layout", err)
-	}
-	f, r = loadRole(t, dir, "r")
-	_, err := Check(context.Background(), f, r)
-	if !errors.Is(err, policy.ErrPolicy) || !strings.Contains(err.Error(), "conf/etc/app/a.ini:2: secret") {
-		t.Errorf("Check of a role with a secret and too small an image: %v; want the policy's finding", err)
-	}
-	f, r = loadRole(t, dir, "ok")
-	if c, err := Check(context.Background(), f, r); err != nil || c.Entries != 3 {
-		t.Errorf("Check of a clean role: %+v, %v; want 3 entries and no error", c, err)
+	big := strings.Repeat("z", 2<<20) // more than an image of 1 MiB holds
+	for _, c := range []struct {
+		role, source string
+		policy, fits bool // the policy finds a secret; the tree fits the image
+	}{
+		{"secret-too-big", "a.ini: x\npassword = hunter2\n|big: " + big, true, false},
+		{"too-big", "big: " + big, false, false},
+		{"clean", "a.ini: x\n", false, true},
+	} {
+		size := "1MiB"
+		if c.fits {
+			size = "auto"
+		}
+		files := map[string]string{
+			"olimage.yaml":              "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+			"roles/" + c.role + ".yaml": "image: {size: " + size + "}\noverlays: [{name: conf, dir: " + c.role + "}]\n",
+		}
+		for _, f := range strings.Split(c.source, "|") {
+			name, body, _ := strings.Cut(f, ": ")
+			files[c.role+"/etc/app/"+name] = body
+		}
+		testfs.WriteFiles(t, dir, files)
+		f, r := loadRole(t, dir, c.role)
+		_, err := Check(context.Background(), f, r)
+		switch {
+		case c.policy && (!errors.Is(err, policy.ErrPolicy) || !strings.Contains(err.Error(), c.role+"/etc/app/a.ini:2: secret")):
+			t.Errorf("%s: Check: %v; want the policy's finding", c.role, err)
+		case !c.policy && c.fits && err != nil:
+			t.Errorf("%s: Check: %v; want none", c.role, err)
+		case !c.policy && !c.fits && (err == nil || errors.Is(err, policy.ErrPolicy)):
+			t.Errorf("%s: Check: %v; want an error of the layout", c.role, err)
+		}
 	}
 }

@@ -35,8 +35,7 @@ func (w *linesWatcher) Write(p []byte) (int, error) {
 // when that role is built, not once all are: when a's line is written,
 // b (built after it with -j 1) has no image yet, and when b's is, it has.
 func TestBuildLinePerRole(t *testing.T) {
-	dir := t.TempDir()
-	testfs.WriteFiles(t, dir, map[string]string{
+	dir := testfs.NewDir(t, map[string]string{
 		"olimage.yaml":  "fleet: t\n",
 		"roles/a.yaml":  "overlays: [{name: s, dir: src}]\n",
 		"roles/b.yaml":  "overlays: [{name: s, dir: src}]\n",

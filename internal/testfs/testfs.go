@@ -31,6 +31,15 @@ func WriteFiles(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
+// NewDir writes files, as WriteFiles does, into a new temporary directory
+// and returns it.
+func NewDir(t testing.TB, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	WriteFiles(t, dir, files)
+	return dir
+}
+
 // Temp writes data to a file called name in a new temporary directory,
 // with mode 0644, and returns its path.
 func Temp(t testing.TB, name string, data []byte) string {
