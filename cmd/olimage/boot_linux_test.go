@@ -20,22 +20,14 @@ import (
 func TestBootReleases(t *testing.T) {
 	testenv.RequireRoot(t, "a loop mount")
 	dir := t.TempDir()
-	img1, img2 := filepath.Join(dir, "ol-web-1.img"), filepath.Join(dir, "ol-web-2.img")
-	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-web", "-o", img1); code != exitOK {
-		t.Fatalf("build: exit %d\n%s", code, errOut)
-	}
+	img1 := buildRole(t, exampleFleet, "ol-web")
 	// The next release: olsystem changes, the previous olsystem goes.
 	next := filepath.Join(dir, "fleet")
 	if out, err := exec.Command("cp", "-a", exampleFleet, next).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v\n%s", err, out)
 	}
 	nextRelease(t, next)
-	if _, errOut, code := olimage(t, "-f", next, "build", "ol-web", "-o", img2); code != exitOK {
-		t.Fatalf("build the next release: exit %d\n%s", code, errOut)
-	}
-	for _, img := range []string{img1, img2} {
-		testenv.Fsck(t, img)
-	}
+	img2 := buildRole(t, next, "ol-web")
 
 	vm := newVMRoot(t, dir)
 	root, run, unitFile := vm.root, vm.run, vm.unitFile

@@ -72,6 +72,18 @@ func tinyFleet(t *testing.T, dir, content string) string {
 	return dir
 }
 
+// buildRole builds role of the fleet in dir into a new temporary
+// directory, checks the image with e2fsck and returns its path.
+func buildRole(t *testing.T, fleet, role string) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), role+".img")
+	if out, errOut, code := olimage(t, "-f", fleet, "build", role, "-o", img); code != exitOK {
+		t.Fatalf("build %s of %s: exit %d\n%s%s", role, fleet, code, out, errOut)
+	}
+	testenv.Fsck(t, img)
+	return img
+}
+
 // pairSHA256 returns the image's digest and the one its sidecar records.
 func pairSHA256(t *testing.T, img string) (file, sidecar string) {
 	t.Helper()
@@ -216,11 +228,7 @@ func TestBuildRecordsVersion(t *testing.T) {
 	old := version
 	version = "v9.8.7-test"
 	t.Cleanup(func() { version = old })
-	img := filepath.Join(t.TempDir(), "r.img")
-	fleet := tinyFleet(t, t.TempDir(), "x\n")
-	if o, e, code := olimage(t, "-f", fleet, "build", "r", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d\n%s%s", code, o, e)
-	}
+	img := buildRole(t, tinyFleet(t, t.TempDir(), "x\n"), "r")
 	out, e, code := olimage(t, "cat", img, ".olimage/manifest.json")
 	if code != 0 || !strings.Contains(out, `"olimage": "v9.8.7-test"`) {
 		t.Errorf("manifest: exit %d, want olimage v9.8.7-test in:\n%.300s%s", code, out, e)

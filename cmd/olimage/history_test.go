@@ -2,12 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -28,12 +28,7 @@ func TestDeployHistoryOrder(t *testing.T) {
 		"roles/a.yaml": "overlays:\n  - name: old\n    dir: src/old\n  - name: sys\n    deploy: {service: olsystem, source: src/sys, revision: zzz}\n",
 		"roles/b.yaml": "overlays:\n  - name: sys\n    deploy:\n      service: olsystem\n      source: src/new\n      revision: new\n      history: {from: a.img, keep: 2}\n",
 	}
-	for p, c := range files {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, p), []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testfs.WriteFiles(t, dir, files)
 	if _, errOut, code := olimage(t, "-f", dir, "build", "a", "-o", filepath.Join(dir, "a.img")); code != exitOK {
 		t.Fatalf("build a: exit %d\n%s", code, errOut)
 	}

@@ -23,10 +23,7 @@ func TestInterruptedReads(t *testing.T) {
 	debugfs := testenv.Tool(t, "debugfs")
 	bin := binary(t)
 	fleet := tinyFleet(t, t.TempDir(), "data\n")
-	img := filepath.Join(t.TempDir(), "r.img")
-	if o, e, code := olimage(t, "-f", fleet, "build", "r", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d\n%s%s", code, o, e)
-	}
+	img := buildRole(t, fleet, "r")
 	if out, err := exec.Command(debugfs, "-w", "-R", "sif /opt/app/data size 1099511627776", img).CombinedOutput(); err != nil {
 		t.Fatalf("debugfs: %v\n%s", err, out)
 	}

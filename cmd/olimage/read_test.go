@@ -339,10 +339,7 @@ func TestExtractSparse(t *testing.T) {
 	f.WriteAt([]byte("head"), 0)
 	f.WriteAt([]byte("tail"), size-4)
 	f.Close()
-	img := filepath.Join(t.TempDir(), "r.img")
-	if o, e, code := olimage(t, "-f", fleet, "build", "r", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d\n%s%s", code, o, e)
-	}
+	img := buildRole(t, fleet, "r")
 	dir := filepath.Join(t.TempDir(), "x")
 	if o, e, code := olimage(t, "extract", img, dir); code != 0 {
 		t.Fatalf("extract: exit %d\n%s%s", code, o, e)

@@ -2,14 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
-	"github.com/internetarchive/olimage/internal/testenv"
 )
 
 // sbom of a role and of the image built from it: the same CycloneDX 1.5
@@ -22,11 +20,7 @@ func TestSbom(t *testing.T) {
 	}
 	checkCycloneDX(t, out)
 
-	img := filepath.Join(t.TempDir(), "ol-web.img")
-	if _, errs, code := olimage(t, "-f", exampleFleet, "build", "ol-web", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d: %s", code, errs)
-	}
-	testenv.Fsck(t, img)
+	img := buildRole(t, exampleFleet, "ol-web")
 	fromImage, errs, code := olimage(t, "sbom", img)
 	if code != 0 {
 		t.Fatalf("sbom IMAGE: exit %d: %s", code, errs)

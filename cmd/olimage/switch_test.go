@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -24,13 +25,10 @@ func deployRoot(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
 	vol := filepath.Join(root, "1")
-	for p, c := range map[string]string{
+	testfs.WriteFiles(t, vol, map[string]string{
 		"opt/openlibrary/deploys/olsystem/aaa/etc/systemd/system/ol-web.service": "[Service]\nExecStart=/bin/true aaa\n",
 		"opt/openlibrary/deploys/olsystem/bbb/etc/systemd/system/ol-web.service": "[Service]\nExecStart=/bin/true bbb\n",
-	} {
-		os.MkdirAll(filepath.Dir(filepath.Join(vol, p)), 0o755)
-		os.WriteFile(filepath.Join(vol, p), []byte(c), 0o644)
-	}
+	})
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755) // as on any Debian root
 	os.MkdirAll(filepath.Join(vol, "etc/systemd/system/multi-user.target.wants"), 0o755)
 	os.Symlink("deploys/olsystem/aaa", filepath.Join(vol, "opt/openlibrary/olsystem"))

@@ -16,12 +16,8 @@ import (
 // installed, written as it would), let the same activation through.
 func TestSysusersActivate(t *testing.T) {
 	testenv.RequireRoot(t, "a loop mount")
+	img := buildRole(t, exampleFleet, "ol-db")
 	dir := t.TempDir()
-	img := filepath.Join(dir, "ol-db.img")
-	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-db", "-o", img); code != exitOK {
-		t.Fatalf("build: exit %d\n%s", code, errOut)
-	}
-	testenv.Fsck(t, img)
 	root := filepath.Join(dir, "root")
 	os.MkdirAll(filepath.Join(root, "1"), 0o755)
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)

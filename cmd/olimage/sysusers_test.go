@@ -19,10 +19,7 @@ func TestSysusers(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	img := filepath.Join(dir, "ol-db.img")
-	if _, errOut, code := olimage(t, "-f", exampleFleet, "build", "ol-db", "-o", img); code != exitOK {
-		t.Fatalf("build: exit %d\n%s", code, errOut)
-	}
+	img := buildRole(t, exampleFleet, "ol-db")
 	// From the image alone: no fleet to read.
 	out, errOut, code = olimage(t, "-f", filepath.Join(dir, "nofleet"), "sysusers", img)
 	if code != exitOK || !strings.HasPrefix(out, "# Accounts the files of image ") || !strings.HasSuffix(out, "\n"+accounts) {
