@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/internetarchive/olimage/internal/testfs"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -19,7 +20,7 @@ import (
 // the entries of the other.
 func TestSharedReadsOnce(t *testing.T) {
 	dir := t.TempDir()
-	files := map[string]string{
+	testfs.WriteFiles(t, dir, map[string]string{
 		"olimage.yaml":      "fleet: t\nowners: {app: 999}\ngroups: {app: 999}\n",
 		"roles/a.yaml":      "rules:\n  - {path: opt/x/*, owner: app, mode: \"0600\"}\noverlays:\n  - {name: base, dir: base}\n  - {name: t, tar: base.tar}\n",
 		"roles/b.yaml":      "overlays:\n  - {name: base, dir: base}\n  - {name: t, tar: base.tar}\n  - name: own\n    files:\n      - {path: opt/own, content: b}\n",
@@ -27,12 +28,7 @@ func TestSharedReadsOnce(t *testing.T) {
 		"base/opt/x/two":    "22",
 		"base/opt/y/three":  "333",
 		"base/etc/app.conf": "conf",
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		must(t, os.MkdirAll(filepath.Dir(p), 0o755))
-		must(t, os.WriteFile(p, []byte(content), 0o644))
-	}
+	})
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)
 	must(t, tw.WriteHeader(&tar.Header{Name: "opt/t/inner", Typeflag: tar.TypeReg, Mode: 0o644, Size: 10}))
