@@ -22,6 +22,7 @@ import (
 	"github.com/internetarchive/olimage/ext4"
 	"github.com/internetarchive/olimage/ext4/format"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/overlays"
@@ -178,11 +179,10 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 	// nothing, as do the steps below: it runs beside them, a second of
 	// a million-entry tree. Its findings are the error when it has any,
 	// as when it ran first.
-	policyErr := make(chan error, 1)
-	go func() { policyErr <- merged.Policy(ctx) }()
+	policyDone := par.Beside(func() error { return merged.Policy(ctx) })
 	p := &prepared{merged: merged}
 	defer func() {
-		if perr := <-policyErr; perr != nil {
+		if perr := policyDone(); perr != nil {
 			err = perr
 		}
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -151,14 +152,9 @@ func openPair(ctx context.Context, a, b string, opener Opener, opts CompareOptio
 	open := func(name string) (Side, error) { return opener.Open(ctx, name, read) }
 	// Both sides at once: each is a parse or a read of similar cost.
 	var sb Side
-	var errB error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sb, errB = open(b)
-	}()
+	openedB := par.Beside(func() (err error) { sb, err = open(b); return err })
 	sa, errA := open(a)
-	<-done
+	errB := openedB()
 	if errA != nil || errB != nil {
 		for _, s := range []Side{sa, sb} {
 			if s != nil {

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/internal/par"
 )
 
 type itemKind uint8
@@ -122,16 +123,15 @@ func (l *Layout) WriteToHashing(w io.Writer, h io.Writer) (int64, error) {
 	check := newWriter(l, nil)
 	check.stop = &writeFailed
 	wr.stop = &checkFailed
-	checked := make(chan error, 1)
-	go func() {
+	checked := par.Beside(func() error {
 		err := check.verifyAll(l.blockless())
 		checkFailed.Store(err != nil)
-		checked <- err
-	}()
+		return err
+	})
 	err := wr.run()
 	wr.close()
 	writeFailed.Store(err != nil)
-	if cerr := <-checked; err == nil || errors.Is(err, errStopped) {
+	if cerr := checked(); err == nil || errors.Is(err, errStopped) {
 		err = cerr
 	}
 	if cerr := wr.s.close(err == nil); err == nil {

@@ -68,3 +68,13 @@ func (q *Queue[T]) Wait() {
 	close(q.jobs)
 	q.wg.Wait()
 }
+
+// Beside starts fn on a goroutine of its own, for one job that runs
+// beside the caller's (two sides of a comparison, a check beside a
+// write). The returned wait blocks until fn has returned and gives its
+// error; call it exactly once.
+func Beside(fn func() error) (wait func() error) {
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	return func() error { return <-done }
+}

@@ -1,6 +1,7 @@
 package par
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 )
@@ -95,5 +96,20 @@ func TestQueueStops(t *testing.T) {
 	q.Wait()
 	if got := ran.Load(); got != 10 {
 		t.Fatalf("ran %d jobs after stop said yes at 10, want 10", got)
+	}
+}
+
+func TestBesideRunsConcurrently(t *testing.T) {
+	// fn waits for the caller, so Beside returning before fn does is
+	// what lets this finish; wait then gives fn's error.
+	release := make(chan struct{})
+	want := errors.New("side failed")
+	wait := Beside(func() error { <-release; return want })
+	close(release)
+	if err := wait(); err != want {
+		t.Fatalf("wait() = %v, want %v", err, want)
+	}
+	if err := Beside(func() error { return nil })(); err != nil {
+		t.Fatalf("wait() = %v, want nil", err)
 	}
 }
