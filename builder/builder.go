@@ -95,7 +95,7 @@ var ErrOutput = errors.New("output")
 // Build builds role r of fleet f.
 func Build(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Result, error) {
 	start := time.Now()
-	p, err := prepare(ctx, f, r, opts.Version, overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared})
+	p, err := prepare(ctx, f, r, opts.Version, overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared}, false)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ type Checked struct {
 }
 
 // Check does everything Build does short of writing: merge the overlays,
-// write the manifest and lay out the file system, so that it refuses what
+// measure the manifest and lay out the file system, so that it refuses what
 // Build would (a size too small for the content, or not whole blocks).
 func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error) {
 	return CheckWith(ctx, f, r, Options{})
@@ -140,7 +140,7 @@ func Check(ctx context.Context, f *roles.Fleet, r *roles.Role) (*Checked, error)
 // CheckWith is Check with the options that bear on reading sources
 // (TmpDir, Shared); the others are ignored.
 func CheckWith(ctx context.Context, f *roles.Fleet, r *roles.Role, opts Options) (*Checked, error) {
-	p, err := prepare(ctx, f, r, "", overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared})
+	p, err := prepare(ctx, f, r, "", overlays.Options{TmpDir: opts.TmpDir, Shared: opts.Shared}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +165,9 @@ func (p *prepared) close() {
 	p.merged.Close()
 }
 
-func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options) (res *prepared, err error) {
+// prepare merges role r, checks it and lays out its image. A check
+// (validate) only measures the manifest, which no image will hold.
+func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string, mo overlays.Options, check bool) (res *prepared, err error) {
 	mo.History = manifest.ReadHistory
 	merged, err := overlays.MergeWith(ctx, f, r, mo)
 	if err != nil {
@@ -210,7 +212,11 @@ func prepare(ctx context.Context, f *roles.Fleet, r *roles.Role, version string,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if p.mf, err = manifest.Spool(p.doc, merged.Tree); err != nil {
+	spool := manifest.Spool
+	if check {
+		spool = manifest.Measure
+	}
+	if p.mf, err = spool(p.doc, merged.Tree); err != nil {
 		return nil, err
 	}
 	if p.tree, err = withManifest(merged.Tree, p.mf, f, merged.Epoch); err != nil {

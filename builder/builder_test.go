@@ -338,3 +338,24 @@ func TestCheckPolicyFirst(t *testing.T) {
 		}
 	}
 }
+
+// Check measures the manifest rather than writing it: it needs no room
+// in $TMPDIR, and the image it lays out is the size Build writes.
+func TestCheckMeasuresManifest(t *testing.T) {
+	dir := testfs.NewDir(t, map[string]string{
+		"olimage.yaml":   "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"roles/r.yaml":   "overlays: [{name: s, dir: src}]\n",
+		"src/opt/a/data": strings.Repeat("data\n", 1000),
+		"src/etc/a.conf": "x = 1\n",
+	})
+	f, r := loadRole(t, dir, "r")
+	built, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", filepath.Join(dir, "missing"))
+	c, err := Check(context.Background(), f, r)
+	if err != nil || c.Size != built.Size || c.Entries != built.Entries-2 {
+		t.Errorf("Check with $TMPDIR missing: %+v, %v; want size %d and %d entries, as built (without the manifest's two)", c, err, built.Size, built.Entries-2)
+	}
+}

@@ -51,7 +51,7 @@ func TestPlanBytesPerEntry(t *testing.T) {
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
-			p, err := prepare(context.Background(), f, r, "", overlays.Options{TmpDir: t.TempDir()})
+			p, err := prepare(context.Background(), f, r, "", overlays.Options{TmpDir: t.TempDir()}, false)
 			if err != nil {
 				t.Fatal(err)
 			}
