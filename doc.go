@@ -26,7 +26,9 @@
 // extract, activate, sbom) and the model both sides share (tree, manifest,
 // glob) depend on nothing of the build side (roles, overlays, policy,
 // builder, ext4) or the registry (artifact); operand, where the two meet
-// for the commands, is above them both (TestLayers).
+// for the commands, is above them both. roles, overlays and policy reach
+// neither manifest nor the image: the paths both a role and a manifest
+// name on the VM's root disk are checked in tree. TestLayers checks this.
 //
 // Support: internal/par (bounded worker pools), internal/golden (golden
 // files and -update), internal/testfs (test trees), internal/registrytest

@@ -12,11 +12,14 @@ import (
 
 const module = "github.com/internetarchive/olimage/"
 
-// TestLayers checks the arrows of doc.go that keep the two sides apart:
-// what reads an image, and the model both sides share, depend on nothing
-// that builds an image from a fleet or talks to a registry, directly or
-// through another package. A reader of images carries no fleet, overlay,
-// policy, builder or registry code, and a change to those cannot break it.
+// TestLayers checks the arrows of doc.go that keep the layers apart,
+// directly and through other packages:
+//   - what reads an image, and the model both sides share, depend on
+//     nothing that builds an image from a fleet or talks to a registry: a
+//     reader of images carries no fleet, overlay, policy, builder or
+//     registry code, and a change to those cannot break it;
+//   - a fleet's roles, their overlays and the content policy come before
+//     the tree's JSON form (manifest) and the image.
 func TestLayers(t *testing.T) {
 	readSide := []string{
 		"ext4/reader", "image", "diff", "verify", "extract", "activate", "sbom", // image file -> ...
@@ -25,12 +28,20 @@ func TestLayers(t *testing.T) {
 	// operand is where the two sides meet, for the commands: it opens
 	// roles and registry references as well as images.
 	buildSide := []string{"roles", "overlays", "policy", "builder", "ext4", "artifact", "operand"}
-
-	imports := importGraph(t, readSide)
-	for _, from := range readSide {
-		for _, path := range pathsTo(imports, module+from, buildSide) {
-			t.Errorf("%s depends on %s (%s): the read side must not reach the build side or the registry",
-				from, path[len(path)-1], strings.Join(path, " -> "))
+	fleetSide := []string{"roles", "overlays", "policy"}
+	rules := []struct {
+		from, not []string
+		why       string
+	}{
+		{readSide, buildSide, "the read side must not reach the build side or the registry"},
+		{fleetSide, []string{"manifest", "builder", "ext4", "artifact", "operand"}, "roles and overlays come before the manifest and the image"},
+	}
+	imports := importGraph(t, append(readSide, fleetSide...))
+	for _, r := range rules {
+		for _, from := range r.from {
+			for _, path := range pathsTo(imports, module+from, r.not) {
+				t.Errorf("%s depends on %s (%s): %s", from, path[len(path)-1], strings.Join(path, " -> "), r.why)
+			}
 		}
 	}
 }

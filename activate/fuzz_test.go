@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // FuzzPlanChecks feeds a volume's manifest, which whoever made the image
@@ -48,7 +49,7 @@ func FuzzPlanChecks(f *testing.F) {
 		}
 		links, _ := secretLinks(root, &m)
 		for _, l := range links {
-			if manifest.CheckSecretPath(l.Path) != nil || l.Target != "/"+path.Join(SecretsDir, m.Role, l.Path) || !strings.HasPrefix(path.Clean(l.Target), "/"+SecretsDir+"/"+m.Role+"/") {
+			if tree.CheckSecretPath(l.Path) != nil || l.Target != "/"+path.Join(SecretsDir, m.Role, l.Path) || !strings.HasPrefix(path.Clean(l.Target), "/"+SecretsDir+"/"+m.Role+"/") {
 				t.Fatalf("secret linked: %+v, role %q", l, m.Role)
 			}
 		}

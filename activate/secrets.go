@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // ErrSecrets marks a plan whose declared secrets the root disk does not
@@ -120,7 +121,7 @@ func secretLinks(root string, m *manifest.Manifest) ([]goal, error) {
 // wrapping ErrUnsafe.
 func lookSecret(root, role string, s manifest.SecretPath) (SecretStatus, error) {
 	st := SecretStatus{Path: s.Path, Owner: fmt.Sprintf("%s:%s (%d:%d)", name(s.Owner, s.UID), name(s.Group, s.GID), s.UID, s.GID), Mode: s.Mode}
-	if err := manifest.CheckSecretPath(s.Path); err != nil {
+	if err := tree.CheckSecretPath(s.Path); err != nil {
 		return st, fmt.Errorf("%w: %w", err, ErrUnsafe)
 	}
 	want, err := strconv.ParseUint(s.Mode, 8, 32)

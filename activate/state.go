@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // OpState reports a state directory activation made. It is not
@@ -19,7 +20,7 @@ const OpState Op = "state"
 func checkState(st []manifest.StatePath) error {
 	var errs []error
 	for _, s := range st {
-		if err := manifest.CheckStatePath(s.Path); err != nil {
+		if err := tree.CheckStatePath(s.Path); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %w", err, ErrUnsafe))
 			continue
 		}

@@ -18,7 +18,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/internetarchive/olimage/manifest"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -882,7 +881,7 @@ func (f *Fleet) state(raw []rawOwned, file string, parent *yaml.Node, inherited 
 		if !strings.HasPrefix(p, "/") {
 			return "", fmt.Errorf("state path %q: want an absolute path such as /var/lib/postgresql/15/main", p)
 		}
-		return p[1:], manifest.CheckStatePath(p[1:])
+		return p[1:], tree.CheckStatePath(p[1:])
 	}}, raw, file, parent, inherited)
 }
 

@@ -5,7 +5,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/internetarchive/olimage/manifest"
+	"github.com/internetarchive/olimage/tree"
 )
 
 // Secret is a file with a secret that the role's services need: never in
@@ -21,6 +21,6 @@ const DefaultSecretMode = 0o600
 func (f *Fleet) secrets(raw []rawOwned, file string, parent *yaml.Node, inherited []Secret) ([]Secret, error) {
 	return declared(f, ownedKind{key: "secrets", noun: "secret", what: "secret", mode: DefaultSecretMode, check: func(p string) (string, error) {
 		p = strings.TrimPrefix(p, "/")
-		return p, manifest.CheckSecretPath(p)
+		return p, tree.CheckSecretPath(p)
 	}}, raw, file, parent, inherited)
 }

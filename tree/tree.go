@@ -2,6 +2,8 @@
 // package shares: a sorted set of entries (path, type, metadata, content
 // reference, provenance). It holds references to content, never content
 // itself, and it does not know how entries were read or how they are written.
+// It also names the paths with a fixed meaning on every volume (layout.go)
+// and checks those a role declares on the VM's root disk (rootdisk.go).
 package tree
 
 import (
