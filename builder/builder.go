@@ -275,8 +275,9 @@ func derive(what, role, digest string) [16]byte {
 func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch int64) (*tree.Tree, error) {
 	root := func(p string, typ tree.Type, mode uint32) *tree.Entry {
 		e := &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
-			ModTime: epoch, Overlay: "olimage"}
+			ModTime: epoch}
 		e.SetNames("root", "root")
+		e.SetOverlay("olimage")
 		return e
 	}
 	if t.Get(tree.OlimageDir) != nil {

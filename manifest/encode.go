@@ -83,7 +83,7 @@ func appendEntry(b []byte, e *tree.Entry) []byte {
 	}
 	b = append(b, `,`+field+`"mtime": `...)
 	b = strconv.AppendInt(b, e.ModTime, 10)
-	b = appendField(b, field, "overlay", e.Overlay, true)
+	b = appendField(b, field, "overlay", e.Overlay(), true)
 	if len(e.Shadowed()) > 0 {
 		b = append(b, `,`+field+`"shadowed": [`...)
 		for i, s := range e.Shadowed() {

@@ -49,8 +49,9 @@ func TestAppendEntryMatchesJSON(t *testing.T) {
 			Path: randString(r) + "x", Type: types[r.IntN(len(types))], Mode: uint32(r.IntN(0o10000)),
 			UID: r.Uint32(), GID: uint32(r.IntN(3)),
 			Size: r.Int64N(3) * r.Int64(), Target: randString(r),
-			ModTime: r.Int64() - r.Int64(), Overlay: randString(r), Implicit: r.IntN(2) == 0,
+			ModTime: r.Int64() - r.Int64(), Implicit: r.IntN(2) == 0,
 		}
+		e.SetOverlay(randString(r))
 		copy(e.Digest[:], randString(r)) // zero (none) now and then
 		e.SetNames(randString(r), randString(r))
 		e.SetRules(randString(r), randString(r))
@@ -74,8 +75,9 @@ func FuzzAppendEntry(f *testing.F) {
 	f.Add("<&>\u2028", "\xff", "\"", "\\", "\n", "\x00", []byte{}, uint32(0o7777), int64(-1), int64(-5))
 	f.Fuzz(func(t *testing.T, path, owner, digest, target, overlay, xname string, xval []byte, mode uint32, size, mtime int64) {
 		e := &tree.Entry{Path: path, Type: tree.File, Mode: mode & tree.ModeMask,
-			Size: size, Target: target, ModTime: mtime, Overlay: overlay}
+			Size: size, Target: target, ModTime: mtime}
 		e.SetNames(owner, owner)
+		e.SetOverlay(overlay)
 		copy(e.Digest[:], digest)
 		e.SetShadowed([]string{overlay, owner})
 		e.SetXattrs([]tree.Xattr{{Name: xname, Value: xval}})

@@ -67,7 +67,7 @@ func FromEntry(e *tree.Entry) Entry {
 		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
 		UID: e.UID, GID: e.GID, Owner: e.Owner(), Group: e.Group(),
 		Size: e.Size, SHA256: e.Digest.String(), Target: e.Target, MTime: e.ModTime,
-		Overlay: e.Overlay, Shadowed: e.Shadowed(), Implicit: e.Implicit,
+		Overlay: e.Overlay(), Shadowed: e.Shadowed(), Implicit: e.Implicit,
 		OwnerRule: e.OwnerRule(), ModeRule: e.ModeRule(),
 	}
 	if xs := e.Xattrs(); len(xs) > 0 {
@@ -100,9 +100,10 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 	e := &tree.Entry{
 		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID,
 		Size: m.Size, Target: m.Target, ModTime: m.MTime,
-		Overlay: m.Overlay, Implicit: m.Implicit,
+		Implicit: m.Implicit,
 	}
 	e.SetNames(m.Owner, m.Group)
+	e.SetOverlay(m.Overlay)
 	if e.Digest, err = tree.ParseDigest(m.SHA256); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Path, err)
 	}

@@ -169,8 +169,8 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]tree.Dep
 	}
 	owners, groups := names(r.fleet.Owners), names(r.fleet.Groups)
 	for _, e := range entries {
-		e.Overlay = o.Name
 		e.SetNames(owners[e.UID], groups[e.GID])
+		e.SetOverlay(o.Name)
 		if l.get(e.Path) != nil {
 			return nil, fail("%s: also supplied by this deploy", e.Path)
 		}

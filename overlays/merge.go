@@ -295,14 +295,15 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 			d := &tree.Entry{
 				Path: p, Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
 				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"],
-				ModTime: m.fleet.Epoch, Overlay: o.Name, Implicit: true,
+				ModTime: m.fleet.Epoch, Implicit: true,
 			}
 			d.SetNames("root", "root")
+			d.SetOverlay(o.Name)
 			n = &node{e: d, kids: map[string]*node{}}
 			parent.kids[c] = n
 		} else if n.e.Type != tree.Dir {
 			return fmt.Errorf("%s: overlay %q adds %s below %s, a %s from overlay %q: %w",
-				e.Path, o.Name, e.Path, n.e.Path, n.e.Type, n.e.Overlay, ErrConflict)
+				e.Path, o.Name, e.Path, n.e.Path, n.e.Type, n.e.Overlay(), ErrConflict)
 		}
 		parent = n
 	}
@@ -318,14 +319,14 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	}
 	if (old.e.Type == tree.Dir) != (e.Type == tree.Dir) {
 		return fmt.Errorf("%s: overlay %q replaces a %s from overlay %q with a %s; remove it first (remove: [%q]): %w",
-			e.Path, o.Name, old.e.Type, old.e.Overlay, e.Type, e.Path, ErrConflict)
+			e.Path, o.Name, old.e.Type, old.e.Overlay(), e.Type, e.Path, ErrConflict)
 	}
 	policy := policyFor(o, e.Path)
 	if e.Type == tree.Dir {
 		// Directories merge; only their own metadata can conflict.
 		if policy != roles.Override && !sameMeta(old.e, e) {
 			return fmt.Errorf("%s: overlay %q and overlay %q give the directory different metadata (%s) and the policy is %q: %w",
-				e.Path, old.e.Overlay, o.Name, metaDiff(old.e, e), policy, ErrConflict)
+				e.Path, old.e.Overlay(), o.Name, metaDiff(old.e, e), policy, ErrConflict)
 		}
 		e.SetShadowed(shadow(old.e))
 		old.e = e
@@ -334,11 +335,11 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	switch policy {
 	case roles.Fail:
 		return fmt.Errorf("%s: supplied by overlay %q and again by overlay %q, whose conflict policy is \"error\": %w",
-			e.Path, old.e.Overlay, o.Name, ErrConflict)
+			e.Path, old.e.Overlay(), o.Name, ErrConflict)
 	case roles.Identical:
 		if d := entryDiff(e, old.e); d != "" { // the upper overlay's values first
 			return fmt.Errorf("%s: overlay %q differs from overlay %q (%s) and the policy is \"identical\": %w",
-				e.Path, o.Name, old.e.Overlay, d, ErrConflict)
+				e.Path, o.Name, old.e.Overlay(), d, ErrConflict)
 		}
 	}
 	e.SetShadowed(shadow(old.e))
@@ -349,7 +350,7 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 func shadow(old *tree.Entry) []string {
 	s := append([]string(nil), old.Shadowed()...)
 	if !old.Implicit {
-		s = append(s, old.Overlay)
+		s = append(s, old.Overlay())
 	}
 	return s
 }
@@ -484,7 +485,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 			}
 		}
 		apply(common)
-		o := byName[e.Overlay]
+		o := byName[e.Overlay()]
 		if o != nil {
 			apply(o.Rules)
 		}
@@ -492,7 +493,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		e.SetNames(owner, group)
 		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
 			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
-				e.Path, e.Mode, e.Overlay, ErrUnsafe))
+				e.Path, e.Mode, e.Overlay(), ErrUnsafe))
 		}
 		if !allowCap && hasXattr(e, capabilityXattr) && e.Type != tree.Hardlink {
 			src := ""
@@ -500,7 +501,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 				src = " (" + m.fleet.Rel(o.Source) + ")"
 			}
 			errs = append(errs, fmt.Errorf("%s: overlay %q%s gives it file capabilities (%s), which grant privileges as setuid does; allow them with a rule (capability: true): %w",
-				e.Path, e.Overlay, src, capabilityXattr, ErrUnsafe))
+				e.Path, e.Overlay(), src, capabilityXattr, ErrUnsafe))
 		}
 	}
 	return errors.Join(errs...)
@@ -534,7 +535,7 @@ func (r *Result) Activated() error {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: role %s: /%s (from overlay %q): outside opt/ and etc/, so never activated on a VM; put it under opt/, declare what services write as state: in the role, or declare a name the VM uses at /1/NAME itself in %s (volume: {top_level: [%q]}): %w",
-			role.File, role.Name, e.Path, e.Overlay, roles.FleetFile, e.Path, ErrTopLevel))
+			role.File, role.Name, e.Path, e.Overlay(), roles.FleetFile, e.Path, ErrTopLevel))
 	}
 	return errors.Join(errs...)
 }

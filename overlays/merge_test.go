@@ -85,7 +85,7 @@ func mergeRole(t *testing.T, dir string) (*Result, error) {
 func listing(t *tree.Tree) []string {
 	var out []string
 	for _, e := range t.Entries {
-		line := fmt.Sprintf("%s %s %04o %d:%d %s", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Overlay)
+		line := fmt.Sprintf("%s %s %04o %d:%d %s", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Overlay())
 		if e.Target != "" {
 			line += " -> " + e.Target
 		}

@@ -43,7 +43,7 @@ func (res *Result) secretsOut() error {
 		}
 		src, _ := res.source(e)
 		errs = append(errs, fmt.Errorf("%s: secret /%s is supplied by overlay %q (%s); a secret is never built in: remove it from the source and put it on the VM: %w",
-			res.r.fleet.Where(s.Pos), s.Path, e.Overlay, src, ErrSecretInImage))
+			res.r.fleet.Where(s.Pos), s.Path, e.Overlay(), src, ErrSecretInImage))
 	}
 	return errors.Join(errs...)
 }
@@ -55,7 +55,7 @@ func (res *Result) source(e *tree.Entry) (string, bool) {
 	f := res.r.fleet
 	var o *roles.Overlay
 	for _, c := range res.Role.Overlays {
-		if c.Name == e.Overlay {
+		if c.Name == e.Overlay() {
 			o = c
 		}
 	}

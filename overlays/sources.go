@@ -61,7 +61,7 @@ type reader struct {
 	deploys   map[string]*serviceBins // bins placed, by service
 	history   History                 // reads the images of deploy histories
 	slab      []tree.Entry            // where base takes entries from
-	root      *tree.Entry             // what base copies: root's owner, the epoch
+	root      *tree.Entry             // what base copies: root's owner, the epoch, the overlay
 
 	listed func(path string) // tests: called between listing a file and reading it
 }
@@ -136,14 +136,17 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 	if len(r.slab) == 0 {
 		r.slab = make([]tree.Entry, entrySlab)
 	}
-	if r.root == nil {
+	if r.root == nil || r.root.Overlay() != overlay {
+		// A reader reads one overlay after another: the template changes
+		// with the overlay, not with every entry.
 		r.root = &tree.Entry{UID: r.fleet.Owners["root"], GID: r.fleet.Groups["root"], ModTime: r.fleet.Epoch}
 		r.root.SetNames("root", "root")
+		r.root.SetOverlay(overlay)
 	}
 	e := &r.slab[0]
 	r.slab = r.slab[1:]
 	*e = *r.root
-	e.Path, e.Type, e.Mode, e.Overlay = p, t, mode, overlay
+	e.Path, e.Type, e.Mode = p, t, mode
 	return e
 }
 

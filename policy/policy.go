@@ -117,7 +117,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 		}
 		find := func(c Check, line int, what string) {
 			src, inline := source(e)
-			out = append(out, Finding{Check: c, Path: e.Path, Overlay: e.Overlay, Source: src, Inline: inline, Line: line, What: what})
+			out = append(out, Finding{Check: c, Path: e.Path, Overlay: e.Overlay(), Source: src, Inline: inline, Line: line, What: what})
 		}
 		for _, g := range p.Forbid {
 			if glob.Match(g.Pattern, e.Path) {

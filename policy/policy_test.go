@@ -27,11 +27,15 @@ func TestScansShareContent(t *testing.T) {
 	secret := &opens{s: "x\npassword = hunter2\n"}
 	plain := &opens{s: "nothing here\n"}
 	entries := func(dir string) []*tree.Entry {
-		return []*tree.Entry{
-			{Path: dir + "/a.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret, Overlay: dir},
-			{Path: dir + "/b.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret, Overlay: dir},
-			{Path: dir + "/c.txt", Type: tree.File, Mode: 0o644, Digest: tree.Digest{2}, Content: plain, Overlay: dir},
+		es := []*tree.Entry{
+			{Path: dir + "/a.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret},
+			{Path: dir + "/b.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret},
+			{Path: dir + "/c.txt", Type: tree.File, Mode: 0o644, Digest: tree.Digest{2}, Content: plain},
 		}
+		for _, e := range es {
+			e.SetOverlay(dir)
+		}
+		return es
 	}
 	source := func(e *tree.Entry) (string, bool) { return "src/" + e.Path, false }
 	var scans Scans

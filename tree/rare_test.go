@@ -8,7 +8,7 @@ import (
 // An entry of a million-entry tree keeps its rarely set fields behind one
 // pointer: the common entry must not grow back past this.
 func TestEntrySize(t *testing.T) {
-	if got, want := unsafe.Sizeof(Entry{}), uintptr(168); got > want {
+	if got, want := unsafe.Sizeof(Entry{}), uintptr(152); got > want {
 		t.Errorf("Entry is %d bytes, want at most %d", got, want)
 	}
 }
@@ -72,16 +72,21 @@ func TestNames(t *testing.T) {
 	a, b := &Entry{Path: "a"}, &Entry{Path: "b"}
 	a.SetNames("app", "web")
 	b.SetNames("app", "web")
-	if a.names == nil || a.names != b.names || a.Owner() != "app" || a.Group() != "web" {
-		t.Errorf("names %p %p (%q %q), want one shared value app web", a.names, b.names, a.Owner(), a.Group())
+	if a.origin == nil || a.origin != b.origin || a.Owner() != "app" || a.Group() != "web" {
+		t.Errorf("names %p %p (%q %q), want one shared value app web", a.origin, b.origin, a.Owner(), a.Group())
 	}
 	c := *a
 	c.SetNames("root", "web")
 	if a.Owner() != "app" || c.Owner() != "root" || c.Group() != "web" {
 		t.Errorf("after c.SetNames: a %q, c %q %q", a.Owner(), c.Owner(), c.Group())
 	}
+	c.SetOverlay("base")
+	if a.Overlay() != "" || c.Overlay() != "base" || c.Owner() != "root" {
+		t.Errorf("after c.SetOverlay: a's overlay %q, c's %q, c's owner %q", a.Overlay(), c.Overlay(), c.Owner())
+	}
 	c.SetNames("", "")
-	if c.names != nil || c.Owner() != "" || c.Group() != "" {
-		t.Errorf("after clearing: %p %q %q", c.names, c.Owner(), c.Group())
+	c.SetOverlay("")
+	if c.origin != nil || c.Owner() != "" || c.Group() != "" {
+		t.Errorf("after clearing: %p %q %q", c.origin, c.Owner(), c.Group())
 	}
 }

@@ -73,14 +73,17 @@ type Xattr struct {
 // Entry is one path of the volume.
 //
 // A tree may hold a million entries, so Entry keeps inline only what most
-// entries have; the rest (xattrs, data runs, provenance beyond the supplying
-// overlay, hard link groups) sits behind one pointer, nil for most entries,
-// read and written through methods.
+// entries have. Owner and group names and the supplying overlay, which
+// entries have few distinct values of, sit behind one shared pointer; the
+// rarely set fields (xattrs, data runs, shadowed overlays, rule provenance,
+// hard link groups) behind another, nil for most entries. Both are read
+// and written through methods.
 type Entry struct {
 	Path string // slash-separated, relative to the volume root, never "" or "."
 	Type Type
-	// HasCheck and Implicit are explained below; they sit here beside
-	// Type so that they take no padding of their own.
+	// Implicit marks a parent directory no overlay named explicitly;
+	// HasCheck is explained below. They sit here beside Type so that they
+	// take no padding of their own.
 	HasCheck bool
 	Implicit bool
 	Mode     uint32 // permission and special bits only (ModeMask)
@@ -93,62 +96,71 @@ type Entry struct {
 	// fraction of the cost of a second SHA-256.
 	Check uint32
 
-	names   *names  // Owner and Group, shared; nil when neither is known
+	origin  *origin // Owner, Group and Overlay, shared; nil when none is known
 	ModTime int64   // seconds since the Unix epoch
 	Size    int64   // bytes of content (regular files and hard links)
 	Digest  Digest  // sha256 of the content (regular files and hard links), or zero
 	Target  string  // symlink text, or for Hardlink the path of the primary file
 	Content Content // nil for anything but File and Hardlink
 
-	// Provenance. Implicit (above) marks a parent directory no overlay
-	// named explicitly.
-	Overlay string // overlay that supplied the entry
-
 	rare *rare // nil while every rare field is empty
 }
 
-// names are the user and group names UID and GID came from. A tree has
-// few pairs of them, so entries share one value per pair rather than
-// holding two strings each.
-type names struct{ owner, group string }
+// origin holds the user and group names UID and GID came from and the
+// overlay that supplied the entry. A tree has few of these, so entries
+// share one value each rather than holding three strings apiece.
+type origin struct{ owner, group, overlay string }
 
-// namePairs holds the one value of each pair of names. It grows with the
-// names a run meets: those of its fleet and of the images and manifests
-// it reads.
-var namePairs sync.Map // names -> *names
+// origins holds the one value of each origin. It grows with the names and
+// overlays a run meets: those of its fleet and of the images and
+// manifests it reads.
+var origins sync.Map // origin -> *origin
 
 // Owner is the user name UID came from, if known.
-func (e *Entry) Owner() string {
-	if e.names == nil {
-		return ""
-	}
-	return e.names.owner
-}
+func (e *Entry) Owner() string { return e.getOrigin().owner }
 
 // Group is the group name GID came from, if known.
-func (e *Entry) Group() string {
-	if e.names == nil {
-		return ""
-	}
-	return e.names.group
-}
+func (e *Entry) Group() string { return e.getOrigin().group }
+
+// Overlay is the overlay that supplied the entry, if known.
+func (e *Entry) Overlay() string { return e.getOrigin().overlay }
 
 // SetNames sets what Owner and Group return.
 func (e *Entry) SetNames(owner, group string) {
-	k := names{owner, group}
-	if e.names != nil && *e.names == k {
+	o := e.getOrigin()
+	e.setOrigin(origin{owner, group, o.overlay})
+}
+
+// SetOverlay sets what Overlay returns.
+func (e *Entry) SetOverlay(overlay string) {
+	o := e.getOrigin()
+	e.setOrigin(origin{o.owner, o.group, overlay})
+}
+
+// noOrigin is what an entry without an origin reads.
+var noOrigin origin
+
+func (e *Entry) getOrigin() *origin {
+	if e.origin == nil {
+		return &noOrigin
+	}
+	return e.origin
+}
+
+func (e *Entry) setOrigin(k origin) {
+	if *e.getOrigin() == k {
 		return
 	}
-	if k == (names{}) {
-		e.names = nil
+	if k == (origin{}) {
+		e.origin = nil
 		return
 	}
-	n, ok := namePairs.Load(k)
+	o, ok := origins.Load(k)
 	if !ok {
 		v := k
-		n, _ = namePairs.LoadOrStore(k, &v)
+		o, _ = origins.LoadOrStore(k, &v)
 	}
-	e.names = n.(*names)
+	e.origin = o.(*origin)
 }
 
 // rare holds the fields of an Entry that few entries set. A rare value is

@@ -88,7 +88,7 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	}
 	if opts.json {
 		doc := explainJSON{Schema: "olimage.explain/v1", Role: role, Entry: manifest.FromEntry(en),
-			Supplied: overlayRef{en.Overlay, declared[en.Overlay]}, Shadowed: []overlayRef{},
+			Supplied: overlayRef{en.Overlay(), declared[en.Overlay()]}, Shadowed: []overlayRef{},
 			OwnerFrom: origin(en.OwnerRule(), inline), ModeFrom: origin(en.ModeRule(), inline), History: res.HistoryOf(p)}
 		for _, s := range en.Shadowed() {
 			doc.Shadowed = append(doc.Shadowed, overlayRef{s, declared[s]})
@@ -98,9 +98,9 @@ func runExplain(e *env, opts explainOptions, role, p string, out io.Writer) erro
 	fmt.Fprintf(out, "path:      %s\n", pathWithTarget(en))
 	fmt.Fprintf(out, "type:      %s\n", en.Type)
 	if en.Implicit {
-		fmt.Fprintf(out, "supplied:  implicitly, as a parent directory of overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
+		fmt.Fprintf(out, "supplied:  implicitly, as a parent directory of overlay %q (%s)\n", en.Overlay(), declared[en.Overlay()])
 	} else {
-		fmt.Fprintf(out, "supplied:  overlay %q (%s)\n", en.Overlay, declared[en.Overlay])
+		fmt.Fprintf(out, "supplied:  overlay %q (%s)\n", en.Overlay(), declared[en.Overlay()])
 	}
 	if from := res.HistoryOf(p); from != "" {
 		fmt.Fprintf(out, "history:   copied from the previous release's image %s\n", from)

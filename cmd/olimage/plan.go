@@ -72,7 +72,7 @@ func runPlan(e *env, opts planOptions, role string, out io.Writer) error {
 		if en.Type == tree.File {
 			bytes += en.Size
 		}
-		fmt.Fprintf(tw, "%s\t%04o\t%s\t%*s\t%s\t%s\t%s\n", en.Type, en.Mode, owner(en), width, size, sum, en.Overlay, pathWithTarget(en))
+		fmt.Fprintf(tw, "%s\t%04o\t%s\t%*s\t%s\t%s\t%s\n", en.Type, en.Mode, owner(en), width, size, sum, en.Overlay(), pathWithTarget(en))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
