@@ -30,8 +30,11 @@
 // neither manifest nor the image: the paths both a role and a manifest
 // name on the VM's root disk are checked in tree. TestLayers checks this.
 //
-// Support: internal/par (bounded worker pools), internal/golden (golden
-// files and -update), internal/testfs (test trees), internal/registrytest
-// (a real registry for tests), bench/gentree (benchmark trees), e2e (VM
-// tests under qemu).
+// Support: internal/par (bounded worker pools), internal/quote (paths
+// quoted for digests and output), internal/trace (what -v says, and the
+// progress of long reads). For tests: internal/golden (golden files and
+// -update), internal/testenv (root, tools, skips CI refuses),
+// internal/testfs (test trees), internal/testimage (real images of a
+// one-role fleet), internal/registrytest (a real registry), bench/gentree
+// (benchmark trees), e2e (VM tests under qemu).
 package olimage

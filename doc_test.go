@@ -2,7 +2,9 @@ package olimage_test
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +44,29 @@ func TestLayers(t *testing.T) {
 			for _, path := range pathsTo(imports, module+from, r.not) {
 				t.Errorf("%s depends on %s (%s): %s", from, path[len(path)-1], strings.Join(path, " -> "), r.why)
 			}
+		}
+	}
+}
+
+// TestDocNamesEveryPackage checks that doc.go, the map of the packages,
+// names each of them.
+func TestDocNamesEveryPackage(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(testenv.Tool(t, "go"), "list", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list ./...: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		name, ok := strings.CutPrefix(p, module)
+		if !ok {
+			continue // the root package, doc.go's own
+		}
+		// A name, not the start of a longer one (ext4 in ext4/reader).
+		if !regexp.MustCompile(`(^|[^\w/])` + regexp.QuoteMeta(name) + `($|[^\w/])`).Match(doc) {
+			t.Errorf("doc.go does not name package %s: put it on an arrow of the map, or among the support packages", name)
 		}
 	}
 }
