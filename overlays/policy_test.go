@@ -265,6 +265,12 @@ func TestDirScannedAsHashed(t *testing.T) {
 		fmt.Sprintf(`conf/etc/a/big.ini:%d: secret`, fill+1) + ` (overlay "conf", /etc/a/big.ini): a literal value for token`,
 		`conf/etc/a/gone.ini:2: secret (overlay "conf", /etc/a/gone.ini): a literal value for password`,
 	}
+	wantLines(t, err, want)
+}
+
+// wantLines checks that err has a line for each of want, starting with it.
+func wantLines(t *testing.T, err error, want []string) {
+	t.Helper()
 	var got []string
 	if err != nil {
 		got = strings.Split(err.Error(), "\n")
@@ -277,4 +283,32 @@ func TestDirScannedAsHashed(t *testing.T) {
 			t.Errorf("policy error line %d:\n%s\nwant it to start:\n%s", i+1, got[i], w)
 		}
 	}
+}
+
+// A plain tar archive's members are read once too: the policy judges
+// what was hashed, not what the archive holds when it runs.
+func TestPlainTarScannedAsHashed(t *testing.T) {
+	dir := t.TempDir()
+	secret, clean := "x\npassword = hunter2\n", "x\nnothing to see..\n"
+	archive := func(gone, late string) []byte {
+		return mkTar(tarMember{name: "etc/a/gone.ini", body: gone}, tarMember{name: "etc/a/late.ini", body: late})
+	}
+	writeFiles(t, dir, map[string]any{
+		"olimage.yaml": testFleetYAML,
+		"roles/r.yaml": "overlays:\n  - {name: data, tar: data.tar}\n",
+		"data.tar":     archive(secret, clean),
+	})
+	res, err := mergeRole(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "data.tar"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt(archive(clean, secret), 0) // the same members at the same places
+	must(t, errors.Join(err, f.Close()))
+	wantLines(t, res.Policy(context.Background()), []string{
+		`data.tar:etc/a/gone.ini:2: secret (overlay "data", /etc/a/gone.ini): a literal value for password`,
+	})
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"github.com/internetarchive/olimage/policy"
 )
 
 // ErrNoRoom marks a compressed archive that would not fit in the
@@ -16,16 +18,29 @@ var ErrNoRoom = errors.New("not enough free space to spool the archive")
 // archiveContent is a member of a plain tar archive: n bytes at off of
 // the archive, which stays open until the reader closes.
 type archiveContent struct {
-	f      *os.File
+	a      *plainArchive
 	off, n int64
 }
 
-func (c archiveContent) Open() (io.ReadCloser, error) {
-	return io.NopCloser(io.NewSectionReader(c.f, c.off, c.n)), nil
+// plainArchive is a plain tar archive whose members are read in place.
+type plainArchive struct {
+	f *os.File
+	// hits holds what the content policy's detector found in members as
+	// they were hashed, by where their data starts; members without hits
+	// are not in it.
+	hits map[int64][]policy.Hit
 }
 
+func (c archiveContent) Open() (io.ReadCloser, error) {
+	return io.NopCloser(io.NewSectionReader(c.a.f, c.off, c.n)), nil
+}
+
+// PolicyHits returns what the content policy's detector found in c as
+// it was hashed: every member of a plain archive is scanned then.
+func (c archiveContent) PolicyHits() ([]policy.Hit, bool) { return c.a.hits[c.off], true }
+
 // String names the archive, for errors about its content.
-func (c archiveContent) String() string { return fmt.Sprintf("%s at byte %d", c.f.Name(), c.off) }
+func (c archiveContent) String() string { return fmt.Sprintf("%s at byte %d", c.a.f.Name(), c.off) }
 
 // reserve checks, before anything of archive name is spooled, that the
 // spool's directory has room for about want more bytes: a full $TMPDIR

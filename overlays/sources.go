@@ -26,6 +26,7 @@ import (
 	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/internal/trace"
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
 	"github.com/internetarchive/olimage/tree"
 )
@@ -56,6 +57,7 @@ type reader struct {
 	tmpdir    string                  // where the spool goes; "" for $TMPDIR
 	archives  []*os.File              // plain tar archives, read again for content
 	tarBuf    []byte                  // copy buffer for members of plain archives
+	tarScan   policy.Scanner          // scans members of plain archives as they are hashed
 	shared    *Shared                 // reads dir and tar sources once per run; or nil
 	images    []*image.File           // of deploy histories, open until close
 	deploys   map[string]*serviceBins // bins placed, by service
@@ -569,7 +571,8 @@ type tarArchive struct {
 	name    string // the archive's file
 	overlay string
 	f       *os.File
-	plain   bool // uncompressed: members are read from f in place, not spooled
+	pa      *plainArchive // of a plain archive, once it has a member with content
+	plain   bool          // uncompressed: members are read from f in place, not spooled
 	tail    *tailReader
 	tr      *tar.Reader
 	l       *layer
@@ -708,14 +711,23 @@ func (a *tarArchive) content(hdr *tar.Header, e *tree.Entry) error {
 		// tail.n is where the member's data starts in the archive.
 		off := a.tail.n
 		if r.tarBuf == nil {
-			r.tarBuf = make([]byte, 128<<10)
+			r.tarBuf = make([]byte, policy.ScanLimit)
 		}
-		sm, err := hashReader(a.tr, hdr.Size, r.tarBuf)
+		sm, hits, err := hashScan(a.tr, hdr.Size, r.tarBuf, &r.tarScan)
 		if err != nil {
 			return err
 		}
 		sm.set(e)
-		e.Content = archiveContent{a.f, off, sm.size}
+		if a.pa == nil {
+			a.pa = &plainArchive{f: a.f}
+		}
+		if len(hits) > 0 {
+			if a.pa.hits == nil {
+				a.pa.hits = map[int64][]policy.Hit{}
+			}
+			a.pa.hits[off] = hits
+		}
+		e.Content = archiveContent{a.pa, off, sm.size}
 		return nil
 	}
 	off, sm, err := r.spool.write(a.tr, hdr.Size)

@@ -31,12 +31,9 @@ func (c contentSums) set(e *tree.Entry) {
 }
 
 // hashFile reads the source file fc, of fc.size bytes when it was
-// listed, once: its sums, and what the content policy's detector finds
-// in it, which looks at no more than its first policy.ScanLimit bytes.
-// buf holds at least that many, so that those bytes are scanned as they
-// lie in buf and the policy need not read the file again. It reads at
-// most one byte more than fc.size, so that a file that has grown since
-// is caught by the caller's size check without hashing all it has become.
+// listed, once, as hashScan does. It reads at most one byte more than
+// fc.size, so that a file that has grown since is caught by the caller's
+// size check without hashing all it has become.
 func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *policy.Scanner) (contentSums, []policy.Hit, error) {
 	f, err := fc.open()
 	if err != nil {
@@ -44,8 +41,16 @@ func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *policy.Scanne
 	}
 	defer f.Close()
 	// It stops once ctx is done: a file can take minutes to read.
-	r := tree.ContextReader(ctx, io.LimitReader(f, fc.size+1))
-	sum := newSums(fc.size)
+	return hashScan(tree.ContextReader(ctx, io.LimitReader(f, fc.size+1)), fc.size, buf, sc)
+}
+
+// hashScan reads r, of size bytes, once: its sums, and what the content
+// policy's detector finds in it, which looks at no more than its first
+// policy.ScanLimit bytes. buf holds at least that many, so that those
+// bytes are scanned as they lie in buf and the policy need not read the
+// content again.
+func hashScan(r io.Reader, size int64, buf []byte, sc *policy.Scanner) (contentSums, []policy.Hit, error) {
+	sum := newSums(size)
 	k, err := io.ReadFull(r, buf[:policy.ScanLimit])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return contentSums{}, nil, err
