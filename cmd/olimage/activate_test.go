@@ -216,9 +216,7 @@ func TestActivateUnitWrite(t *testing.T) {
 // so and exits 1, as for any finding.
 func TestStatusInterrupted(t *testing.T) {
 	root := activationRoot(t)
-	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
-		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "activate", "--root", root)
 	// As a run killed between journaling the last link and making it.
 	testfs.EditJSON(t, filepath.Join(root, activate.JournalFile), func(j *activate.Journal) {
 		j.Running, j.Actions[len(j.Actions)-1].State = "activate", activate.StatePending
@@ -251,12 +249,8 @@ func TestOperatorSafety(t *testing.T) {
 	if code != exitError || !strings.Contains(errOut, "olimage: error: volume /2: nothing olimage built is mounted here: open "+root+"/2: no such file or directory\nolimage: hint: mount the volume first") {
 		t.Errorf("activate --volume /2 with nothing there: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
-		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
-	}
-	if out, _, code := olimage(t, "status", "--root", root); code != exitOK {
-		t.Fatalf("status: exit %d\n%s", code, out)
-	}
+	mustRun(t, "activate", "--root", root)
+	mustRun(t, "status", "--root", root)
 
 	// Another image at /1.
 	mp := filepath.Join(root, "1", manifest.Path)
@@ -285,9 +279,7 @@ func TestOperatorSafety(t *testing.T) {
 func TestRecoverCommand(t *testing.T) {
 	root := activationRoot(t)
 	before := listing(t, root)
-	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
-		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "activate", "--root", root)
 	out, errOut, code := olimage(t, "recover", "--root", root)
 	if code != exitError || !strings.Contains(errOut, "the journal is intact") || !strings.Contains(errOut, "olimage: hint: 'olimage deactivate'") {
 		t.Errorf("recover with the journal intact: exit %d\n%s%s", code, out, errOut)
@@ -312,9 +304,7 @@ func TestRecoverCommand(t *testing.T) {
 	if got := listing(t, root); got != mid {
 		t.Errorf("recover --dry-run changed the root:\n%s", got)
 	}
-	if out, errOut, code := olimage(t, "recover", "--root", root); code != exitOK {
-		t.Fatalf("recover: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "recover", "--root", root)
 	// What activate made stays: the /opt it created, and the journal kept
 	// aside.
 	want = strings.Replace(before, "\nvar/\n", "\nopt/\nvar/\n", 1)

@@ -77,9 +77,7 @@ func tinyFleet(t *testing.T, dir, content string) string {
 func buildRole(t *testing.T, fleet, role string) string {
 	t.Helper()
 	img := filepath.Join(t.TempDir(), role+".img")
-	if out, errOut, code := olimage(t, "-f", fleet, "build", role, "-o", img); code != exitOK {
-		t.Fatalf("build %s of %s: exit %d\n%s%s", role, fleet, code, out, errOut)
-	}
+	mustRun(t, "-f", fleet, "build", role, "-o", img)
 	testenv.Fsck(t, img)
 	return img
 }
@@ -140,9 +138,7 @@ func TestBuildKilled(t *testing.T) {
 			}
 
 			// Any read finishes what the killed build decided.
-			if o, e, code := olimage(t, "diff", img+".manifest.json", img); code != 0 {
-				t.Fatalf("diff of the sidecar and its image after the kill: exit %d\n%s%s", code, o, e)
-			}
+			mustRun(t, "diff", img+".manifest.json", img)
 			file, side := pairSHA256(t, img)
 			if file != side {
 				t.Fatalf("after a kill at rename %d the image (%s) is not the one its sidecar describes (%s)", n, file, side)

@@ -28,6 +28,17 @@ func olimage(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return out.String(), errb.String(), code
 }
 
+// mustRun runs the CLI in-process, fails t unless it exits 0 and returns
+// its stdout.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := olimage(t, args...)
+	if code != exitOK {
+		t.Fatalf("olimage %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
 func TestGoldenExample(t *testing.T) {
 	cases := []struct {
 		file string

@@ -16,9 +16,7 @@ func TestErrorHints(t *testing.T) {
 	dir := t.TempDir()
 	fleet := tinyFleet(t, filepath.Join(dir, "fleet"), "x\n")
 	img := filepath.Join(dir, "r.img")
-	if o, e, code := olimage(t, "-q", "-f", fleet, "build", "r", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d\n%s%s", code, o, e)
-	}
+	mustRun(t, "-q", "-f", fleet, "build", "r", "-o", img)
 	junk := filepath.Join(dir, "junk.txt")
 	if err := os.WriteFile(junk, []byte(strings.Repeat("not an image\n", 1000)), 0o644); err != nil {
 		t.Fatal(err)

@@ -60,9 +60,7 @@ func TestDeployHistory(t *testing.T) {
 	copyFleet(t, fleet)
 	os.MkdirAll(filepath.Join(fleet, "releases"), 0o755)
 	imgA := filepath.Join(fleet, "releases/a.img")
-	if _, errOut, code := olimage(t, "-f", fleet, "build", "ol-web", "-o", imgA); code != exitOK {
-		t.Fatalf("build A: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, "-f", fleet, "build", "ol-web", "-o", imgA)
 	binsA := olsystemBins(t, imgA)
 	if len(binsA) != 2 || binsA[1].Bin != "3f9c2e1a7b04" {
 		t.Fatalf("A's olsystem bins: %+v, want the active one, then 3f9c2e1a7b04", binsA)
@@ -77,9 +75,7 @@ func TestDeployHistory(t *testing.T) {
 
 	imgB, imgB2 := filepath.Join(dir, "b.img"), filepath.Join(dir, "b2.img")
 	for _, img := range []string{imgB, imgB2} {
-		if _, errOut, code := olimage(t, "-f", fleet, "build", "ol-web", "-o", img); code != exitOK {
-			t.Fatalf("build B: exit %d\n%s", code, errOut)
-		}
+		mustRun(t, "-f", fleet, "build", "ol-web", "-o", img)
 	}
 	b1, _ := os.ReadFile(imgB)
 	b2, _ := os.ReadFile(imgB2)
@@ -87,9 +83,7 @@ func TestDeployHistory(t *testing.T) {
 		t.Errorf("two builds of B differ")
 	}
 	testenv.Fsck(t, imgB)
-	if out, errOut, code := olimage(t, "verify", imgB); code != exitOK {
-		t.Fatalf("verify B: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "verify", imgB)
 
 	binsB := olsystemBins(t, imgB)
 	if len(binsB) != 3 || binsB[0].From != "" || binsB[0].Bin == activeA {
@@ -148,9 +142,7 @@ func TestDeployHistory(t *testing.T) {
 	fy := filepath.Join(other, "olimage.yaml")
 	b, _ := os.ReadFile(fy)
 	os.WriteFile(fy, bytes.Replace(b, []byte("fleet: openlibrary"), []byte("fleet: elsewhere"), 1), 0o644)
-	if _, errOut, code := olimage(t, "-f", other, "build", "ol-web", "-o", filepath.Join(fleet, "releases/other.img")); code != exitOK {
-		t.Fatalf("build the other fleet's image: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, "-f", other, "build", "ol-web", "-o", filepath.Join(fleet, "releases/other.img"))
 	os.Rename(imgB, filepath.Join(fleet, "releases/b.img"))
 	for _, c := range []struct {
 		name, history, want string

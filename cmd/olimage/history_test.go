@@ -29,9 +29,7 @@ func TestDeployHistoryOrder(t *testing.T) {
 		"roles/b.yaml": "overlays:\n  - name: sys\n    deploy:\n      service: olsystem\n      source: src/new\n      revision: new\n      history: {from: a.img, keep: 2}\n",
 	}
 	testfs.WriteFiles(t, dir, files)
-	if _, errOut, code := olimage(t, "-f", dir, "build", "a", "-o", filepath.Join(dir, "a.img")); code != exitOK {
-		t.Fatalf("build a: exit %d\n%s", code, errOut)
-	}
+	mustRun(t, "-f", dir, "build", "a", "-o", filepath.Join(dir, "a.img"))
 	out, errOut, code := olimage(t, "-f", dir, "plan", "b", "--json")
 	if code != exitOK {
 		t.Fatalf("plan b: exit %d\n%s", code, errOut)

@@ -18,9 +18,7 @@ func TestReadProgressPlain(t *testing.T) {
 	a, b := filepath.Join(t.TempDir(), "a.img"), filepath.Join(t.TempDir(), "b.img")
 	z := filepath.Join(t.TempDir(), "z.img.zst")
 	for img, content := range map[string]string{a: strings.Repeat("a", 1<<20), b: strings.Repeat("b", 1<<20), z: strings.Repeat("z", 1<<20)} {
-		if o, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), content), "build", "r", "-q", "-o", img); code != 0 {
-			t.Fatalf("build: exit %d\n%s%s", code, o, e)
-		}
+		mustRun(t, "-f", tinyFleet(t, t.TempDir(), content), "build", "r", "-q", "-o", img)
 	}
 	cases := []struct {
 		args []string

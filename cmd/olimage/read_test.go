@@ -146,9 +146,7 @@ func TestDiffSources(t *testing.T) {
 func TestExtract(t *testing.T) {
 	a := release(t, "a", nil)
 	dir := filepath.Join(t.TempDir(), "x")
-	if out, e, code := olimage(t, "extract", a, dir); code != 0 {
-		t.Fatalf("extract: exit %d\n%s%s", code, out, e)
-	}
+	mustRun(t, "extract", a, dir)
 	// The extracted tree, read as a directory source, must be the image's.
 	ls := func(args ...string) string {
 		out, _ := exec.Command("find", append(args, "-mindepth", "1", "-printf", "%P %y %m %U:%G %s %l\n")...).Output()
@@ -309,9 +307,7 @@ func TestReadFollowAndGlob(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "x")
-	if out, e, code := olimage(t, "extract", "-L", a, dir, "etc/nginx/nginx.conf"); code != 0 {
-		t.Fatalf("extract -L: exit %d\n%s%s", code, out, e)
-	}
+	mustRun(t, "extract", "-L", a, dir, "etc/nginx/nginx.conf")
 	var found []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -341,9 +337,7 @@ func TestExtractSparse(t *testing.T) {
 	f.Close()
 	img := buildRole(t, fleet, "r")
 	dir := filepath.Join(t.TempDir(), "x")
-	if o, e, code := olimage(t, "extract", img, dir); code != 0 {
-		t.Fatalf("extract: exit %d\n%s%s", code, o, e)
-	}
+	mustRun(t, "extract", img, dir)
 	got := filepath.Join(dir, "opt/app/big")
 	var st syscall.Stat_t
 	if err := syscall.Stat(got, &st); err != nil {

@@ -35,9 +35,7 @@ func sshKeygen(t *testing.T) string {
 func signedImage(t *testing.T, fleet, dir, key string) string {
 	t.Helper()
 	img := filepath.Join(dir, "r.img")
-	if _, e, code := olimage(t, "-f", fleet, "build", "r", "--verity", "-o", img); code != 0 {
-		t.Fatalf("build: exit %d\n%s", code, e)
-	}
+	mustRun(t, "-f", fleet, "build", "r", "--verity", "-o", img)
 	if o, e, code := olimage(t, "sign", img, "--key", key); code != 0 || !strings.Contains(o, "SHA256:") {
 		t.Fatalf("sign: exit %d\n%s%s", code, o, e)
 	}
@@ -62,9 +60,7 @@ func TestSignatureCheckedBySSHKeygen(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen -Y verify: %v\n%s", err, out)
 	}
-	if o, e, code := olimage(t, "verify", img, "--key", key+".pub"); code != 0 {
-		t.Fatalf("verify --key: exit %d\n%s%s", code, o, e)
-	}
+	mustRun(t, "verify", img, "--key", key+".pub")
 }
 
 // flipMatch changes one byte of file at the first match of what (plus skip).
@@ -112,9 +108,7 @@ func TestVerifyRefusesTampering(t *testing.T) {
 		{"image, manifest and sidecar rewritten together", func(t *testing.T, img string) {
 			dir := t.TempDir()
 			b := filepath.Join(dir, "r.img")
-			if _, e, code := olimage(t, "-f", fleetB, "build", "r", "--verity", "-o", b); code != 0 {
-				t.Fatal(e)
-			}
+			mustRun(t, "-f", fleetB, "build", "r", "--verity", "-o", b)
 			for _, s := range []string{"", image.SidecarSuffix} {
 				data, _ := os.ReadFile(b + s)
 				os.WriteFile(img+s, data, 0o644)
@@ -177,9 +171,7 @@ func TestVerifyExpectRootHash(t *testing.T) {
 	root := o[i+14 : i+14+64]
 	wrong := strings.Repeat("0", 64)
 	noTree := filepath.Join(t.TempDir(), "plain.img")
-	if _, e, code := olimage(t, "-f", fleet, "build", "r", "-o", noTree); code != 0 {
-		t.Fatal(e)
-	}
+	mustRun(t, "-f", fleet, "build", "r", "-o", noTree)
 	os.Rename(noTree+image.SidecarSuffix, noTree+".kept")
 	cases := []struct {
 		name string
@@ -210,9 +202,7 @@ func TestVerifyExpectRootHash(t *testing.T) {
 // included.
 func volume(t *testing.T, img, dir string) {
 	t.Helper()
-	if _, e, code := olimage(t, "extract", img, dir); code != 0 {
-		t.Fatal(e)
-	}
+	mustRun(t, "extract", img, dir)
 	m, e, code := olimage(t, "cat", img, manifest.Path)
 	if code != 0 {
 		t.Fatal(e)
@@ -289,9 +279,7 @@ func TestActivateKeyMounted(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("activate --key: exit %d\n%s%s", code, o, e)
 	}
-	if _, e, code := olimage(t, "deactivate", "--root", root); code != 0 {
-		t.Fatalf("deactivate: %s", e)
-	}
+	mustRun(t, "deactivate", "--root", root)
 }
 
 // TestVeritytab: the unit's veritysetup open command, run as veritysetup
@@ -399,9 +387,7 @@ func testVeritytabWrite(t *testing.T, img, side, unit, fstab string) {
 // still read, and its sha256 checked.
 func TestVerifyV1Sidecar(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "r.img")
-	if _, e, code := olimage(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--sha256", "-o", img); code != 0 {
-		t.Fatal(e)
-	}
+	mustRun(t, "-f", tinyFleet(t, t.TempDir(), "release a\n"), "build", "r", "--sha256", "-o", img)
 	data, err := os.ReadFile(img + image.SidecarSuffix)
 	if err != nil {
 		t.Fatal(err)
@@ -418,12 +404,8 @@ func TestVerifyV1Sidecar(t *testing.T) {
 	v1 := []byte(`{"schema": "olimage.sidecar/v1", "image": ` + string(imageJSON) + `, "manifest": ` + string(doc["manifest"]) + "}\n")
 	side := filepath.Join(t.TempDir(), "v1.json")
 	os.WriteFile(side, v1, 0o644)
-	if o, e, code := olimage(t, "verify", img, "--sidecar", side); code != 0 {
-		t.Fatalf("verify --sidecar v1: exit %d\n%s%s", code, o, e)
-	}
-	if o, e, code := olimage(t, "diff", side, img); code != 0 {
-		t.Fatalf("diff of a v1 sidecar and its image: exit %d\n%s%s", code, o, e)
-	}
+	mustRun(t, "verify", img, "--sidecar", side)
+	mustRun(t, "diff", side, img)
 	flipMatch(t, img, []byte("release a\n"), 0)
 	if o, _, code := olimage(t, "verify", img, "--sidecar", side); code != 1 || !strings.Contains(o, "sha256: sha256 of the image is") {
 		t.Errorf("verify --sidecar v1 of a changed image: exit %d\n%s", code, o)

@@ -49,9 +49,7 @@ func TestStatusSecrets(t *testing.T) {
 	os.Chmod(filepath.Join(root, rel), 0o644)
 	secret(t, exitFindings, activate.SecretWrong, "")
 	os.Chmod(filepath.Join(root, rel), 0o600)
-	if out, errOut, code := olimage(t, "activate", "--root", root); code != exitOK {
-		t.Fatalf("activate: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "activate", "--root", root)
 	secret(t, exitOK, activate.SecretOK, "")
 	if out, _, _ := olimage(t, "status", "--root", root); !strings.Contains(out, "ok: 2 links, 1 secret in place\n") {
 		t.Errorf("status with everything in place:\n%s", out)
@@ -60,9 +58,7 @@ func TestStatusSecrets(t *testing.T) {
 	if os.Geteuid() != 0 {
 		return // the VM's copies must be owned by root
 	}
-	if out, errOut, code := olimage(t, "deactivate", "--root", root); code != exitOK {
-		t.Fatalf("deactivate: exit %d\n%s%s", code, out, errOut)
-	}
+	mustRun(t, "deactivate", "--root", root)
 	os.RemoveAll(filepath.Join(root, "etc/openlibrary"))
 	cp := filepath.Join(root, host)
 	os.MkdirAll(filepath.Dir(cp), 0o755)

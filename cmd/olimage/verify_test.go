@@ -149,9 +149,7 @@ func TestVerifySidecarBeside(t *testing.T) {
 	b := release(t, "b", func(fleet string) {
 		testfs.WriteFiles(t, fleet, map[string]string{"sources/openlibrary/CHANGED": "b\n"})
 	})
-	if o, e, code := olimage(t, "verify", a); code != 0 {
-		t.Fatalf("verify of a built image: exit %d\n%s%s", code, o, e)
-	}
+	mustRun(t, "verify", a)
 	data, err := os.ReadFile(b + ".manifest.json")
 	if err != nil {
 		t.Fatal(err)
