@@ -156,11 +156,7 @@ func openPair(ctx context.Context, a, b string, opener Opener, opts CompareOptio
 	sa, errA := open(a)
 	errB := openedB()
 	if errA != nil || errB != nil {
-		for _, s := range []Side{sa, sb} {
-			if s != nil {
-				s.Close()
-			}
-		}
+		closeSides(sa, sb)
 		if errA != nil && errB != nil && errA.Error() == errB.Error() {
 			errB = nil // one broken role named twice, or one fleet error: say it once
 		}
@@ -175,12 +171,22 @@ func openPair(ctx context.Context, a, b string, opener Opener, opts CompareOptio
 				(*s).Close()
 				var err error
 				if *s, err = opener.Open(ctx, name, ReadDigests); err != nil {
+					closeSides(sa, sb) // the other one
 					return nil, nil, err
 				}
 			}
 		}
 	}
 	return sa, sb, nil
+}
+
+// closeSides closes the sides that opened.
+func closeSides(sides ...Side) {
+	for _, s := range sides {
+		if s != nil {
+			s.Close()
+		}
+	}
 }
 
 // WriteText writes the result for people: the changes grouped by top
