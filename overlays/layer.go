@@ -319,11 +319,11 @@ type spool struct {
 // spoolRange is where a member lies in the spool.
 type spoolRange struct{ off, n int64 }
 
-// spoolBuf is the spool's copy buffer. A member smaller than it arrives
-// whole in the first read, where the content policy's detector looks at
-// it (spoolContent.PolicyHits), so that validate and build do not read a
-// million small members back from the spool to scan them.
-const spoolBuf = 32 * spoolBlock
+// spoolBuf is the spool's copy buffer. It holds all that the content
+// policy's detector looks at of a member, which it scans there in the
+// first read (spoolContent.PolicyHits), so that validate and build read
+// no member back from the spool to scan it.
+const spoolBuf = policy.ScanLimit
 
 // spoolPend is how many bytes the spool gathers before it writes them.
 const spoolPend = 1 << 20
@@ -366,19 +366,14 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 	}
 	buf := s.buf
 	var n int64
+	var hits []policy.Hit
 	for {
 		k, rerr := io.ReadFull(r, buf)
-		if n == 0 && k > 0 && k < len(buf) && (rerr == io.EOF || rerr == io.ErrUnexpectedEOF) {
-			// The whole member is in buf: scan it now.
-			hits, err := s.scan.ScanBytes(buf[:k])
-			if err != nil {
+		if n == 0 {
+			// All the detector looks at is in buf: scan it now.
+			var err error
+			if hits, err = s.scan.ScanBytes(buf[:k]); err != nil {
 				return off, contentSums{}, err
-			}
-			if len(hits) > 0 {
-				if s.hits == nil {
-					s.hits = map[spoolRange][]policy.Hit{}
-				}
-				s.hits[spoolRange{off, int64(k)}] = hits
 			}
 		}
 		if k > 0 {
@@ -403,6 +398,12 @@ func (s *spool) write(r io.Reader, size int64) (off int64, sm contentSums, err e
 		}
 	}
 	s.size = off + n
+	if len(hits) > 0 {
+		if s.hits == nil {
+			s.hits = map[spoolRange][]policy.Hit{}
+		}
+		s.hits[spoolRange{off, n}] = hits
+	}
 	return off, sum.sums(), err
 }
 
@@ -472,11 +473,8 @@ type spoolContent struct {
 }
 
 // PolicyHits returns what the content policy's detector found in c when
-// it was written, if it was small enough to be scanned then.
+// it was written: every member is scanned then.
 func (c spoolContent) PolicyHits() ([]policy.Hit, bool) {
-	if c.n >= spoolBuf {
-		return nil, false
-	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
 	return c.s.hits[spoolRange{c.off, c.n}], true
