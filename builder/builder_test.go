@@ -137,12 +137,9 @@ func TestBuildExampleRoles(t *testing.T) {
 			if filepath.Base(res.Image) != want {
 				t.Errorf("image named %s, want %s", filepath.Base(res.Image), want)
 			}
-			dumpe2fs, err := exec.Command(testenv.Tool(t, "dumpe2fs"), "-h", res.Image).CombinedOutput()
-			if err != nil {
-				t.Fatal(err)
-			}
+			dumpe2fs := testenv.Run(t, "dumpe2fs", "-h", res.Image)
 			for _, want := range []string{"Filesystem UUID:          " + res.UUID, "Filesystem volume name:   " + r.Image.Label} {
-				if !strings.Contains(string(dumpe2fs), want) {
+				if !strings.Contains(dumpe2fs, want) {
 					t.Errorf("dumpe2fs -h lacks %q", want)
 				}
 			}

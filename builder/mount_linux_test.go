@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -128,21 +127,12 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 	}
 }
 
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 func TestMountedImageMatchesTree(t *testing.T) {
 	for _, role := range []string{"ol-web", "ol-covers", "ol-db"} {
 		t.Run(role, func(t *testing.T) {
 			res, merged := buildMerged(t, role)
 
-			features := run(t, "tune2fs", "-l", res.Image)
+			features := testenv.Run(t, "tune2fs", "-l", res.Image)
 			for _, feat := range []string{"has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "64bit", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"} {
 				if !strings.Contains(features, " "+feat) {
 					t.Errorf("tune2fs -l: feature %s missing", feat)
@@ -168,7 +158,7 @@ func TestMountedImageMatchesTree(t *testing.T) {
 			if err := os.Truncate(res.Image, res.Size+256<<20); err != nil {
 				t.Fatal(err)
 			}
-			run(t, "resize2fs", "-f", res.Image)
+			testenv.Run(t, "resize2fs", "-f", res.Image)
 			testenv.Fsck(t, res.Image)
 		})
 	}

@@ -82,15 +82,12 @@ func TestBuildSparseFileOutputs(t *testing.T) {
 
 	// 256 blocks of the middle MiB and the last block hold data; the rest
 	// of the 3 MiB are holes.
-	out, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", "stat /opt/data/sparse.bin", disk.Image).CombinedOutput()
-	if err != nil {
-		t.Fatalf("debugfs: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`Blockcount: (\d+)`).FindSubmatch(out)
+	out := testenv.Run(t, "debugfs", "-R", "stat /opt/data/sparse.bin", disk.Image)
+	m := regexp.MustCompile(`Blockcount: (\d+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("debugfs stat shows no block count:\n%s", out)
 	}
-	if n, _ := strconv.Atoi(string(m[1])); n != 257*8 {
+	if n, _ := strconv.Atoi(m[1]); n != 257*8 {
 		t.Errorf("sparse.bin uses %d sectors, want %d (257 blocks)\n%s", n, 257*8, out)
 	}
 	got, err := exec.Command(testenv.Tool(t, "debugfs"), "-R", "cat /opt/data/sparse.bin", disk.Image).Output()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -187,9 +186,7 @@ func TestMount(t *testing.T) {
 			// since its last mount.
 			img2, _ := writeImage(t, tr, o)
 			grow := l.Size()*3 + 64<<20
-			if out, err := exec.Command(testenv.Tool(t, "resize2fs"), img2, fmt.Sprintf("%dK", grow>>10)).CombinedOutput(); err != nil {
-				t.Fatalf("resize2fs: %v\n%s", err, out)
-			}
+			testenv.Run(t, "resize2fs", img2, fmt.Sprintf("%dK", grow>>10))
 			testenv.Fsck(t, img2)
 			testenv.MountLoop(t, img2, mnt, "ro")
 			var fs syscall.Statfs_t

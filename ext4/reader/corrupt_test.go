@@ -274,7 +274,7 @@ func TestCheckFindsIndexCorruption(t *testing.T) {
 		reqs = append(reqs, "punch big "+itoa(uint32(i))+" "+itoa(uint32(i)))
 	}
 	os.WriteFile(filepath.Join(dir, "cmds"), []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
-	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
+	testenv.Run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
 	testenv.FsckExit(t, img)
 	base := loadCorruptFixture(t, img)
 	fsys := base.fsys

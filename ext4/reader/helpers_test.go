@@ -24,15 +24,6 @@ import (
 	"github.com/internetarchive/olimage/tree"
 )
 
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
 // mkfs makes an image of sizeKB KiB from dir (none if "") with mkfs.ext4
 // and extra options, with fixed UUID, seed and times.
 func mkfs(t testing.TB, dir string, sizeKB int, opts ...string) string {

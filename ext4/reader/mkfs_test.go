@@ -114,7 +114,7 @@ func indexDirs(t testing.TB, img string) {
 			t.Fatalf("e2fsck -fyD: %v\n%s", err, out)
 		}
 	}
-	if st := run(t, "debugfs", "-R", "stat many", img); !strings.Contains(st, "Flags: 0x81000") {
+	if st := testenv.Run(t, "debugfs", "-R", "stat many", img); !strings.Contains(st, "Flags: 0x81000") {
 		t.Fatalf("directory many has no htree index:\n%s", st)
 	}
 }
@@ -199,7 +199,7 @@ func TestMkfsImages(t *testing.T) {
 				t.Errorf("Info: label %q uuid %s seed %s", info.Label, info.UUID, info.HashSeed)
 			}
 			// Features as dumpe2fs prints them.
-			out := run(t, "dumpe2fs", "-h", img)
+			out := testenv.Run(t, "dumpe2fs", "-h", img)
 			for _, line := range strings.Split(out, "\n") {
 				if f, ok := strings.CutPrefix(line, "Filesystem features:"); ok {
 					if g, w := strings.Join(info.Features, " "), strings.Join(strings.Fields(f), " "); g != w {
@@ -272,9 +272,9 @@ func TestDeepExtents(t *testing.T) {
 			}
 			cmds := filepath.Join(dir, "cmds")
 			os.WriteFile(cmds, []byte(strings.Join(reqs, "\n")+"\n"), 0o644)
-			run(t, "debugfs", "-w", "-f", cmds, img)
+			testenv.Run(t, "debugfs", "-w", "-f", cmds, img)
 			testenv.FsckExit(t, img)
-			stat := run(t, "debugfs", "-R", "stat big", img)
+			stat := testenv.Run(t, "debugfs", "-R", "stat big", img)
 			if !strings.Contains(stat, "(1):") && !strings.Contains(stat, "ETB1") {
 				t.Logf("debugfs stat: %s", stat[:min(len(stat), 2000)])
 			}
@@ -316,7 +316,7 @@ func TestDebugfsFeatures(t *testing.T) {
 		"mkdir d",
 	}, "\n") + "\n"
 	os.WriteFile(filepath.Join(dir, "cmds"), []byte(cmds), 0o644)
-	run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
+	testenv.Run(t, "debugfs", "-w", "-f", filepath.Join(dir, "cmds"), img)
 	testenv.FsckExit(t, img)
 	fsys := openImage(t, img)
 	tr := readTree(t, fsys)
@@ -379,8 +379,8 @@ func TestEAInode(t *testing.T) {
 	val := randBytes(5, 1024) // debugfs ea_set -f reads at most 1024 bytes; that still goes to an ea_inode here
 	os.WriteFile(filepath.Join(dir, "val"), val, 0o644)
 	os.WriteFile(filepath.Join(dir, "f"), []byte("f"), 0o644)
-	run(t, "debugfs", "-w", "-R", "write "+filepath.Join(dir, "f")+" f", img)
-	run(t, "debugfs", "-w", "-R", "ea_set -f "+filepath.Join(dir, "val")+" f user.huge", img)
+	testenv.Run(t, "debugfs", "-w", "-R", "write "+filepath.Join(dir, "f")+" f", img)
+	testenv.Run(t, "debugfs", "-w", "-R", "ea_set -f "+filepath.Join(dir, "val")+" f user.huge", img)
 	// debugfs 1.47.0 leaves the owner's i_blocks short; let e2fsck fix it.
 	exec.Command("e2fsck", "-fy", img).Run()
 	testenv.FsckExit(t, img)

@@ -43,6 +43,18 @@ func Tool(t testing.TB, name string) string {
 	return p
 }
 
+// Run runs the installed program name with args and returns what it
+// printed, stdout and stderr together; it fails t if the program fails,
+// and skips t without it.
+func Run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(Tool(t, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
 // RequireRoot skips t unless it runs as root; why says what needs it.
 func RequireRoot(t testing.TB, why string) {
 	t.Helper()
