@@ -154,9 +154,9 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 
 // entrySlab is how many entries a slab holds: as many as fit in 32 KiB,
 // the largest size the Go allocator has a class for (a larger slab is
-// rounded up to whole 8 KiB pages: 256 entries of 168 bytes took 48 KiB
-// for 42), and small enough that a few entries still in use do not keep
-// much else alive.
+// rounded up to whole 8 KiB pages, the rest of the last one unused), and
+// small enough that a few entries still in use do not keep much else
+// alive.
 const entrySlab = 32 << 10 / int(unsafe.Sizeof(tree.Entry{}))
 
 // read returns the layer of overlay o.
