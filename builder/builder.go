@@ -286,6 +286,12 @@ func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch in
 	d := root(tree.OlimageDir, tree.Dir, 0o755)
 	m := root(manifest.Path, tree.File, 0o644)
 	m.Size, m.Digest, m.Content = mf.Size, mf.SHA256, mf
+	if blocks := (mf.Size + tree.SparseBlock - 1) / tree.SparseBlock; blocks > 0 {
+		// JSON holds no NUL byte, so no block of the manifest is zeros:
+		// saying so spares planning a read of it to find holes, which a
+		// measured manifest (Check's) could not give.
+		m.SetData([]tree.BlockRun{{Start: 0, Count: uint32(blocks)}}, true)
+	}
 	// Put the two where they belong, so that tree.New finds the entries
 	// in order rather than sorting them all again.
 	i, _ := slices.BinarySearchFunc(t.Entries, tree.OlimageDir, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })

@@ -338,6 +338,35 @@ func TestCheckPolicyFirst(t *testing.T) {
 
 // Check measures the manifest rather than writing it: it needs no room
 // in $TMPDIR, and the image it lays out is the size Build writes.
+// A manifest as large as the sparse scan's threshold is not read by
+// planning: a measured one has nothing to read, and validate of a large
+// role failed with "measured, not written".
+func TestCheckLargeManifest(t *testing.T) {
+	files := map[string]string{
+		"olimage.yaml": "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
+		"roles/r.yaml": "overlays: [{name: s, dir: src}]\n",
+	}
+	for i := range 400 { // about 400 bytes of manifest each
+		files[fmt.Sprintf("src/opt/f%03d", i)] = "x"
+	}
+	dir := testfs.NewDir(t, files)
+	f, r := loadRole(t, dir, "r")
+	c, err := Check(context.Background(), f, r)
+	if err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	built, err := Build(context.Background(), f, r, Options{Output: t.TempDir()})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	// The sidecar holds the image's manifest and a few lines more.
+	side, err := os.Stat(built.Image + ".manifest.json")
+	if err != nil || side.Size() < 64<<10 || c.Size != built.Size {
+		t.Errorf("sidecar %v (%v), check size %d, built %d: want a manifest of at least 64 KiB and the sizes equal", side, err, c.Size, built.Size)
+	}
+	testenv.Fsck(t, built.Image)
+}
+
 func TestCheckMeasuresManifest(t *testing.T) {
 	dir := testfs.NewDir(t, map[string]string{
 		"olimage.yaml":   "fleet: t\nepoch: 2024-01-01T00:00:00Z\n",
