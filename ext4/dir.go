@@ -5,15 +5,24 @@ import (
 	"sort"
 
 	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/tree"
 )
 
-// dent is one entry of a directory other than "." and "..".
+// dent is one entry of a directory other than "." and "..". It names the
+// tree entry rather than holding the name: a million-entry tree has a
+// million of them.
 type dent struct {
-	name  string
+	entry *tree.Entry // nil: the root's lost+found, which the tree lacks
 	ino   uint32
 	ftype uint8
-	hash  uint32 // htree only
-	minor uint32 // htree only
+}
+
+// name is the entry's name in its directory.
+func (e *dent) name() string {
+	if e.entry == nil {
+		return "lost+found"
+	}
+	return e.entry.Name()
 }
 
 // dirPlan is the block layout of a directory. A directory whose entries
@@ -22,6 +31,7 @@ type dent struct {
 // cannot point at every leaf, then leaves in hash order.
 type dirPlan struct {
 	ents   []dent // in on-disk order
+	parent uint32 // inode of ".."
 	htree  bool
 	levels uint8    // htree: 0 (root points at leaves) or 1 (root, nodes, leaves)
 	nodes  uint32   // htree: dx_node blocks
@@ -44,7 +54,7 @@ func (d *dirPlan) plan(seed [16]byte, minBlocks uint32, linear bool) error {
 	d.starts = append(d.starts[:0], 0)
 	used := 24 // "." and ".."
 	for i := range d.ents {
-		rl := format.DirRecLen(len(d.ents[i].name))
+		rl := format.DirRecLen(len(d.ents[i].name()))
 		if used+rl > format.DirLeafSpace {
 			d.starts = append(d.starts, int32(i))
 			used = 0
@@ -57,12 +67,21 @@ func (d *dirPlan) plan(seed [16]byte, minBlocks uint32, linear bool) error {
 	}
 
 	d.htree = true
+	// The hashes only order the entries and index the leaves; they are
+	// not kept per entry.
+	type hashed struct {
+		dent
+		name        string
+		hash, minor uint32
+	}
+	hs := make([]hashed, len(d.ents))
 	for i := range d.ents {
-		e := &d.ents[i]
+		e := &hs[i]
+		e.dent, e.name = d.ents[i], d.ents[i].name()
 		e.hash, e.minor = format.DirHash([]byte(e.name), dirHashVersion, seed)
 	}
-	sort.Slice(d.ents, func(i, j int) bool {
-		a, b := &d.ents[i], &d.ents[j]
+	sort.Slice(hs, func(i, j int) bool {
+		a, b := &hs[i], &hs[j]
 		if a.hash != b.hash {
 			return a.hash < b.hash
 		}
@@ -74,11 +93,12 @@ func (d *dirPlan) plan(seed [16]byte, minBlocks uint32, linear bool) error {
 	d.starts = d.starts[:0]
 	d.hashes = d.hashes[:0]
 	used = format.DirLeafSpace
-	for i := range d.ents {
-		rl := format.DirRecLen(len(d.ents[i].name))
+	for i := range hs {
+		d.ents[i] = hs[i].dent
+		rl := format.DirRecLen(len(hs[i].name))
 		if used+rl > format.DirLeafSpace {
-			h := d.ents[i].hash
-			if i > 0 && d.ents[i-1].hash == h {
+			h := hs[i].hash
+			if i > 0 && hs[i-1].hash == h {
 				h |= 1 // lookups of this hash must go on into this leaf
 			}
 			d.starts = append(d.starts, int32(i))
@@ -120,11 +140,12 @@ func putEntries(b []byte, off int, ents []dent) {
 	}
 	for i := range ents {
 		e := &ents[i]
-		rl := format.DirRecLen(len(e.name))
+		name := e.name()
+		rl := format.DirRecLen(len(name))
 		if i == len(ents)-1 {
 			rl = format.DirLeafSpace - off
 		}
-		off += format.PutDirEntry(b[off:], e.ino, rl, e.name, e.ftype)
+		off += format.PutDirEntry(b[off:], e.ino, rl, name, e.ftype)
 	}
 }
 
@@ -140,7 +161,7 @@ func (d *dirPlan) block(b []byte, n *node, lblk uint32, inodeSeed uint32) {
 			if len(ents) == 0 {
 				rl = format.DirLeafSpace - off
 			}
-			off += format.PutDirEntry(b[off:], n.parent, rl, "..", format.FtDir)
+			off += format.PutDirEntry(b[off:], d.parent, rl, "..", format.FtDir)
 		}
 		putEntries(b, off, ents)
 		format.SetDirLeafTail(b, inodeSeed)
@@ -154,7 +175,7 @@ func (d *dirPlan) block(b []byte, n *node, lblk uint32, inodeSeed uint32) {
 		if d.levels == 1 {
 			count = d.nodes
 		}
-		format.PutDxRoot(b, n.ino, n.parent, dirHashVersion, d.levels, uint16(count))
+		format.PutDxRoot(b, n.ino, d.parent, dirHashVersion, d.levels, uint16(count))
 		for i := range count {
 			if d.levels == 0 {
 				format.PutDxEntry(b, format.DxRootCountOffset, int(i), d.hashes[i], firstLeaf+i)

@@ -140,8 +140,8 @@ func (l *Layout) superblock(grp uint32) *format.Superblock {
 		for i := range 15 {
 			s.JnlBlocks[i] = le32(in.Block[4*i:])
 		}
-		s.JnlBlocks[15] = uint32(jn.size >> 32)
-		s.JnlBlocks[16] = uint32(jn.size)
+		s.JnlBlocks[15] = uint32(jn.size() >> 32)
+		s.JnlBlocks[16] = uint32(jn.size())
 	}
 	return s
 }

@@ -14,24 +14,24 @@ func (l *Layout) iblock(in *format.Inode, n *node) {
 	switch {
 	case n.ino == format.ResizeIno:
 		binary.LittleEndian.PutUint32(in.Block[4*13:], uint32(l.dind)) // i_block[EXT2_DIND_BLOCK]
-	case n.flags&format.InodeExtentsFl == 0:
-		if n.ftype == format.FtSymlink {
-			copy(in.Block[:], n.entry.Target)
-		}
+	case n.fastSymlink():
+		copy(in.Block[:], n.entry.Target)
 	default:
-		depth := len(n.tree)
+		tree := n.tree()
+		depth := len(tree)
 		h := format.ExtentHeader{Magic: format.ExtentMagic, Max: format.ExtentsInInode, Depth: uint16(depth)}
 		if depth == 0 {
-			h.Entries = uint16(len(n.ext))
-			for i := range n.ext {
-				putExtent(in.Block[12+12*i:], &n.ext[i])
+			h.Entries = uint16(n.extents())
+			for i := range n.extents() {
+				e := n.extent(i)
+				putExtent(in.Block[12+12*i:], &e)
 			}
 		} else {
-			top := n.tree[depth-1]
+			top := tree[depth-1]
 			h.Entries = uint16(len(top))
 			span := pow(format.ExtentsInBlock, depth)
 			for i, blk := range top {
-				x := format.ExtentIdx{Block: n.ext[i*span].lblk}
+				x := format.ExtentIdx{Block: n.more.ext[i*span].lblk}
 				x.SetLeaf(blk)
 				x.Marshal(in.Block[12+12*i:])
 			}
@@ -60,18 +60,18 @@ func (l *Layout) extentBlock(b []byte, n *node, lvl, i int) {
 	h := format.ExtentHeader{Magic: format.ExtentMagic, Max: format.ExtentsInBlock, Depth: uint16(lvl)}
 	if lvl == 0 {
 		first := i * format.ExtentsInBlock
-		ext := n.ext[first:min(len(n.ext), first+format.ExtentsInBlock)]
+		ext := n.more.ext[first:min(len(n.more.ext), first+format.ExtentsInBlock)]
 		h.Entries = uint16(len(ext))
 		for k := range ext {
 			putExtent(b[12+12*k:], &ext[k])
 		}
 	} else {
 		first := i * format.ExtentsInBlock
-		kids := n.tree[lvl-1][first:min(len(n.tree[lvl-1]), first+format.ExtentsInBlock)]
+		kids := n.more.tree[lvl-1][first:min(len(n.more.tree[lvl-1]), first+format.ExtentsInBlock)]
 		h.Entries = uint16(len(kids))
 		span := pow(format.ExtentsInBlock, lvl)
 		for k, blk := range kids {
-			x := format.ExtentIdx{Block: n.ext[(first+k)*span].lblk}
+			x := format.ExtentIdx{Block: n.more.ext[(first+k)*span].lblk}
 			x.SetLeaf(blk)
 			x.Marshal(b[12+12*k:])
 		}
@@ -96,9 +96,11 @@ func (l *Layout) resizeNode() *node {
 		ino:   format.ResizeIno,
 		mode:  format.ModeRegular | 0o600, // as mke2fs makes it
 		links: 1,                          // reserved inodes have no name but count one link
-		size:  size,
+		more: &nodeMore{
+			size: size,
+			runs: []run{{0, uint32(1 + uint64(g.rsv)*(1+backups))}}, // for i_blocks only: never allocated
+		},
 	}
-	n.runs = []run{{0, uint32(1 + uint64(g.rsv)*(1+backups))}} // for i_blocks only: never allocated
 	return n
 }
 
@@ -131,14 +133,19 @@ func (l *Layout) inode(b []byte, ino uint32) {
 	in := format.Inode{
 		Mode:       n.mode,
 		LinksCount: uint16(n.links),
-		Flags:      n.flags,
+		Flags:      n.flags(),
 		ExtraIsize: format.ExtraIsize,
 	}
-	in.SetOwner(n.uid, n.gid)
-	in.SetSize(n.size)
+	switch {
+	case n.entry != nil:
+		in.SetOwner(n.entry.UID, n.entry.GID)
+	case ino == format.RootIno:
+		in.SetOwner(l.opts.RootUID, l.opts.RootGID)
+	}
+	in.SetSize(n.size())
 	in.SetTimes(l.opts.Time)
 	in.SetBlocks(n.totalBlocks())
-	in.SetFileACL(n.xblock)
+	in.SetFileACL(n.xblock())
 	l.iblock(&in, n)
 	in.Marshal(b)
 	if err := format.PutIbodyXattrs(b, n.ibody()); err != nil {

@@ -23,7 +23,8 @@ type Layout struct {
 	rblocks  uint64 // blocks reserved for root
 	csumSeed uint32
 	size     int64
-	content  uint64 // blocks the tree itself needs, for reports
+	content  uint64   // blocks the tree itself needs, for reports
+	ext      []extent // scratch of allocNode
 }
 
 // Size is the image size in bytes.
@@ -100,7 +101,7 @@ func (l *Layout) build(t *tree.Tree) error {
 			ino:   format.JournalIno,
 			mode:  format.ModeRegular | 0o600, // as mke2fs makes it
 			links: 1,                          // reserved inodes have no name but count one link
-			flags: format.InodeExtentsFl,
+			more:  &nodeMore{},
 		}
 	}
 	for _, n := range l.nodes {
@@ -125,26 +126,20 @@ func (l *Layout) reservedDirs(t *tree.Tree) (root, lpf *node) {
 	}
 	l.nodes = make([]*node, format.FirstIno+1, format.FirstIno+1+len(t.Entries))
 	root = &node{
-		ino:    format.RootIno,
-		mode:   format.ModeDir | uint16(rootMode),
-		uid:    o.RootUID,
-		gid:    o.RootGID,
-		links:  2, // "." and its own "..": subdirectories add theirs
-		ftype:  format.FtDir,
-		parent: format.RootIno, // the root is its own parent
-		dir:    &dirPlan{},
+		ino:   format.RootIno,
+		mode:  format.ModeDir | uint16(rootMode),
+		links: 2,                                                // "." and its own "..": subdirectories add theirs
+		more:  &nodeMore{dir: &dirPlan{parent: format.RootIno}}, // the root is its own parent
 	}
 	lpf = &node{
-		ino:    format.LostFoundIno,
-		mode:   format.ModeDir | 0o700, // as mke2fs makes it
-		links:  2,                      // name in the root and "."
-		ftype:  format.FtDir,
-		parent: format.RootIno,
-		dir:    &dirPlan{},
+		ino:   format.LostFoundIno,
+		mode:  format.ModeDir | 0o700, // as mke2fs makes it
+		links: 2,                      // name in the root and "."
+		more:  &nodeMore{dir: &dirPlan{parent: format.RootIno}},
 	}
 	l.nodes[format.RootIno], l.nodes[format.LostFoundIno] = root, lpf
 	if e := t.Get("lost+found"); e == nil {
-		root.dir.ents = append(root.dir.ents, dent{name: "lost+found", ino: format.LostFoundIno, ftype: format.FtDir})
+		root.more.dir.ents = append(root.more.dir.ents, dent{ino: format.LostFoundIno, ftype: format.FtDir}) // no entry: lost+found
 		root.links++
 	}
 	return root, lpf
@@ -185,20 +180,6 @@ func linkTargets(t *tree.Tree) (targets map[string]uint32, inodes int) {
 	return targets, inodes
 }
 
-// runSlab hands out one-run slices from shared chunks: most inodes have
-// one run, and a slice of their own for each was an allocation per file.
-type runSlab []run
-
-func (s *runSlab) one(r run) []run {
-	if len(*s) == 0 {
-		*s = make([]run, 1024)
-	}
-	(*s)[0] = r
-	out := (*s)[:1:1] // appending copies rather than overwriting the next inode's
-	*s = (*s)[1:]
-	return out
-}
-
 // addEntries gives each entry of t an inode (a hard link, a name for its
 // target's) and a name in its parent directory, and sets l.maxIno.
 func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
@@ -207,7 +188,6 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 	linked := map[string]*node{}
 	// The nodes come from one slab rather than an allocation each.
 	slab := make([]node, inodes)
-	var runs runSlab
 	extraLinks := map[string]uint32{}
 	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
@@ -228,28 +208,28 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			if extraLinks[e.Target] >= format.LinkMax {
 				return fmt.Errorf("%s: more than %d hard links to %s", e.Path, format.LinkMax, e.Target)
 			}
-			pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: ino, ftype: format.FtRegular})
+			pd.more.dir.ents = append(pd.more.dir.ents, dent{entry: e, ino: ino, ftype: format.FtRegular})
 			continue
 		}
 		n := &slab[0]
 		slab = slab[1:]
-		*n = node{entry: e, uid: e.UID, gid: e.GID, links: 1 /* hard links add theirs */, flags: format.InodeExtentsFl}
+		*n = node{entry: e, links: 1 /* hard links add theirs */}
 		if e.Path == "lost+found" {
 			if e.Type != tree.Dir {
 				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path)
 			}
 			n = lpf
-			n.entry, n.uid, n.gid = e, e.UID, e.GID
+			n.entry = e
 		} else {
 			n.ino = next
 			next++
 		}
-		if err := n.setType(e, &runs); err != nil {
+		if err := n.setType(e); err != nil {
 			return err
 		}
 		switch e.Type {
 		case tree.Dir:
-			n.parent = pd.ino
+			n.more.dir.parent = pd.ino
 			dirs[e.Path] = n
 			pd.links++
 		case tree.File:
@@ -262,9 +242,9 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 			return err
 		}
 		if ibody != nil || block != nil {
-			n.xa = &xattrPlan{ibody: ibody, block: block}
+			n.extra().xa = &xattrPlan{ibody: ibody, block: block}
 		}
-		pd.dir.ents = append(pd.dir.ents, dent{name: name, ino: n.ino, ftype: n.ftype})
+		pd.more.dir.ents = append(pd.more.dir.ents, dent{entry: e, ino: n.ino, ftype: n.ftype()})
 		if n != lpf {
 			l.nodes = append(l.nodes, n) // index n.ino
 		}
@@ -276,16 +256,15 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 	return nil
 }
 
-// setType sets what n's inode holds by e's type: its mode, file type,
-// size and the runs of blocks its content needs, taken from runs.
-func (n *node) setType(e *tree.Entry, runs *runSlab) error {
+// setType sets what n's inode holds by e's type: its mode and the runs
+// of blocks its content needs.
+func (n *node) setType(e *tree.Entry) error {
 	perm := uint16(e.Mode & tree.ModeMask)
 	switch e.Type {
 	case tree.Dir:
 		n.mode = format.ModeDir | perm
-		n.ftype = format.FtDir
 		n.links = 2
-		n.dir = &dirPlan{}
+		n.extra().dir = &dirPlan{}
 	case tree.File:
 		if e.Size < 0 {
 			return fmt.Errorf("%s: negative size %d", e.Path, e.Size)
@@ -294,25 +273,19 @@ func (n *node) setType(e *tree.Entry, runs *runSlab) error {
 			return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, e.Size)
 		}
 		n.mode = format.ModeRegular | perm
-		n.ftype = format.FtRegular
-		n.size = uint64(e.Size)
-		if nb := ceilDiv(n.size, BlockSize); nb > 0 {
+		if nb := ceilDiv(uint64(e.Size), BlockSize); nb > 0 {
 			if nb > math.MaxUint32-1 {
 				return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
 			}
-			n.runs = runs.one(run{0, uint32(nb)})
+			n.nblk = uint32(nb)
 		}
 	case tree.Symlink:
 		if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
 			return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path)
 		}
 		n.mode = format.ModeSymlink | perm
-		n.ftype = format.FtSymlink
-		n.size = uint64(len(e.Target))
-		if len(e.Target) < 60 {
-			n.flags = 0 // fast symlink: the target lives in i_block
-		} else {
-			n.runs = runs.one(run{0, 1})
+		if !n.fastSymlink() { // a fast symlink's target lives in i_block
+			n.nblk = 1
 		}
 	default:
 		return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
@@ -323,7 +296,7 @@ func (n *node) setType(e *tree.Entry, runs *runSlab) error {
 // planDirs lays out each directory's blocks, now that every name is in it.
 func (l *Layout) planDirs() error {
 	for _, n := range l.nodes {
-		if n == nil || n.dir == nil {
+		if n == nil || n.dir() == nil {
 			continue
 		}
 		if n.links > format.LinkMax {
@@ -334,19 +307,14 @@ func (l *Layout) planDirs() error {
 		if lpfDir {
 			minBlocks = 4 // mke2fs makes lost+found 16 KiB so e2fsck can use it without allocating
 		}
-		if err := n.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
+		if err := n.more.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
 			p := "/"
 			if n.entry != nil {
 				p = n.entry.Path
 			}
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		n.flags = format.InodeExtentsFl
-		if n.dir.htree {
-			n.flags |= format.InodeIndexFl
-		}
-		n.size = uint64(n.dir.blocks) * BlockSize
-		n.runs = []run{{0, n.dir.blocks}}
+		n.more.runs = []run{{0, n.more.dir.blocks}}
 	}
 	return nil
 }
@@ -512,8 +480,8 @@ func (l *Layout) allocate(g *geometry) uint64 {
 	l.dind = 0
 	a.alloc(1, func(s, _ uint64) { l.dind = s })
 	if jn := l.nodes[format.JournalIno]; jn != nil {
-		jn.runs = []run{{0, g.journal}}
-		jn.size = uint64(g.journal) * BlockSize
+		jn.more.runs = []run{{0, g.journal}}
+		jn.more.size = uint64(g.journal) * BlockSize
 		l.allocNode(a, jn)
 	}
 	for _, n := range l.nodes {
@@ -534,33 +502,56 @@ func (l *Layout) allocate(g *geometry) uint64 {
 // allocNode gives n its xattr block, its data blocks and its extent tree
 // blocks, in that order.
 func (l *Layout) allocNode(a *allocator, n *node) {
-	n.ext = n.ext[:0]
-	n.tree = nil
-	n.xblock = 0
+	var xblock uint64
 	if len(n.blockXattrs()) > 0 {
-		a.alloc(1, func(s, _ uint64) { n.xblock = s })
+		a.alloc(1, func(s, _ uint64) { xblock = s })
 	}
-	for _, r := range n.runs {
+	var one [1]run
+	runs := one[:0]
+	if n.more != nil {
+		runs = n.more.runs
+	} else if n.nblk > 0 {
+		one[0] = run{0, n.nblk}
+		runs = one[:]
+	}
+	ext := l.ext[:0]
+	for _, r := range runs {
 		lblk := r.lblk
 		a.alloc(uint64(r.n), func(s, k uint64) {
 			for k > 0 {
 				m := min(k, format.MaxExtentLen)
-				n.ext = append(n.ext, extent{lblk: lblk, n: uint32(m), pblk: s})
+				ext = append(ext, extent{lblk: lblk, n: uint32(m), pblk: s})
 				lblk += uint32(m)
 				s += m
 				k -= m
 			}
 		})
 	}
-	shape := extentTreeShape(len(n.ext))
+	l.ext = ext
+	if n.more == nil {
+		n.pblk = 0
+		if len(ext) == 0 {
+			return
+		}
+		if len(ext) == 1 && ext[0].n == n.nblk {
+			n.pblk = ext[0].pblk // the common case: one run, one extent
+			return
+		}
+		n.extra() // several extents after all
+	}
+	m := n.more
+	m.xblock = xblock
+	m.ext = append(m.ext[:0], ext...)
+	m.tree = nil
+	shape := extentTreeShape(len(m.ext))
 	if shape == nil {
 		return
 	}
-	n.tree = make([][]uint64, len(shape))
+	m.tree = make([][]uint64, len(shape))
 	for lvl, cnt := range shape {
 		a.alloc(uint64(cnt), func(s, k uint64) {
 			for i := range k {
-				n.tree[lvl] = append(n.tree[lvl], s+i)
+				m.tree[lvl] = append(m.tree[lvl], s+i)
 			}
 		})
 	}

@@ -38,7 +38,7 @@ func (l *Layout) scanSparse() error {
 	}
 	var todo []*node
 	for _, n := range l.nodes {
-		if n == nil || n.entry == nil || n.ftype != format.FtRegular || n.size == 0 || int64(n.size) < limit {
+		if n == nil || n.entry == nil || n.ftype() != format.FtRegular || n.size() == 0 || int64(n.size()) < limit {
 			continue
 		}
 		if _, ok := n.entry.Data(); ok {
@@ -67,7 +67,7 @@ func (l *Layout) scanSparse() error {
 // fromData replaces n's runs with the non-zero blocks its entry lists,
 // found when the tree was read.
 func fromData(n *node) error {
-	blocks := uint32((n.size + BlockSize - 1) / BlockSize)
+	blocks := uint32((n.size() + BlockSize - 1) / BlockSize)
 	data, _ := n.entry.Data()
 	runs := make([]run, 0, len(data))
 	var next uint32
@@ -82,8 +82,7 @@ func fromData(n *node) error {
 		}
 		next = r.Start + r.Count
 	}
-	n.runs = runs
-	n.sparse = true
+	n.setRuns(runs)
 	return nil
 }
 
@@ -97,6 +96,7 @@ func scanNode(n *node, buf []byte) error {
 	defer r.Close()
 	var runs []run
 	var off uint64
+	size := n.size()
 	for {
 		k, err := io.ReadFull(r, buf)
 		for i := 0; i < k; i += BlockSize {
@@ -112,8 +112,8 @@ func scanNode(n *node, buf []byte) error {
 			}
 		}
 		off += uint64(k)
-		if off > n.size {
-			return fmt.Errorf("%s: content is longer than %d bytes: %w", e.Path, n.size, ErrContentChanged)
+		if off > size {
+			return fmt.Errorf("%s: content is longer than %d bytes: %w", e.Path, size, ErrContentChanged)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
@@ -125,10 +125,9 @@ func scanNode(n *node, buf []byte) error {
 			return fmt.Errorf("%s: short read in the middle of the content", e.Path)
 		}
 	}
-	if off != n.size {
-		return fmt.Errorf("%s: content is %d bytes, tree says %d: %w", e.Path, off, n.size, ErrContentChanged)
+	if off != size {
+		return fmt.Errorf("%s: content is %d bytes, tree says %d: %w", e.Path, off, size, ErrContentChanged)
 	}
-	n.runs = runs
-	n.sparse = true
+	n.setRuns(runs)
 	return nil
 }

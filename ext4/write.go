@@ -61,13 +61,14 @@ func (l *Layout) items() []item {
 		if n == nil {
 			continue
 		}
-		if n.xblock != 0 {
-			its = append(its, item{start: n.xblock, n: 1, kind: itXattr, a: n.ino})
+		if xb := n.xblock(); xb != 0 {
+			its = append(its, item{start: xb, n: 1, kind: itXattr, a: n.ino})
 		}
-		for i, e := range n.ext {
+		for i := range n.extents() {
+			e := n.extent(i)
 			its = append(its, item{start: e.pblk, n: uint64(e.n), kind: itData, a: n.ino, b: uint32(i)})
 		}
-		for lvl, blks := range n.tree {
+		for lvl, blks := range n.tree() {
 			for i, blk := range blks {
 				its = append(its, item{start: blk, n: 1, kind: itTree, a: n.ino, b: uint32(lvl), c: uint32(i)})
 			}
@@ -181,7 +182,7 @@ func (wr *writer) verifyAll(nodes []*node) error {
 func (l *Layout) blockless() []*node {
 	var out []*node
 	for _, n := range l.nodes {
-		if n != nil && n.entry != nil && n.ftype == format.FtRegular && len(n.ext) == 0 && n.entry.Content != nil {
+		if n != nil && n.entry != nil && n.ftype() == format.FtRegular && n.extents() == 0 && n.entry.Content != nil {
 			out = append(out, n)
 		}
 	}
@@ -258,33 +259,33 @@ func (wr *writer) emit(it *item) error {
 		l.dindBlock(s.block())
 	case itXattr:
 		n := l.nodes[it.a]
-		if err := format.PutXattrBlock(s.block(), n.xblock, l.csumSeed, n.blockXattrs()); err != nil {
+		if err := format.PutXattrBlock(s.block(), n.xblock(), l.csumSeed, n.blockXattrs()); err != nil {
 			return fmt.Errorf("%s: %w", n.entry.Path, err)
 		}
 	case itTree:
 		l.extentBlock(s.block(), l.nodes[it.a], int(it.b), int(it.c))
 	case itData:
 		n := l.nodes[it.a]
-		e := &n.ext[it.b]
+		e := n.extent(int(it.b))
 		switch {
-		case n.dir != nil:
+		case n.dir() != nil:
 			seed := format.InodeCsumSeed(l.csumSeed, n.ino, 0)
 			for k := range e.n {
-				n.dir.block(s.block(), n, e.lblk+k, seed)
+				n.more.dir.block(s.block(), n, e.lblk+k, seed)
 			}
-		case n.ftype == format.FtSymlink:
+		case n.ftype() == format.FtSymlink:
 			b := s.block()
 			clear(b)
 			copy(b, n.entry.Target)
 		case n.ino == format.JournalIno:
 			k := uint64(e.n)
 			if e.lblk == 0 {
-				l.journalSuperblock(s.block(), uint32(n.size/BlockSize))
+				l.journalSuperblock(s.block(), uint32(n.size()/BlockSize))
 				k--
 			}
 			s.zero(int64(k) * BlockSize)
 		default:
-			return wr.data(n, e, int(it.b) == len(n.ext)-1)
+			return wr.data(n, &e, int(it.b) == n.extents()-1)
 		}
 	}
 	return nil
@@ -325,7 +326,7 @@ func (wr *writer) changed(msg string, args ...any) error {
 // readErr turns a short read into a content-changed error.
 func (wr *writer) readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return wr.changed("content is shorter than %d bytes", wr.cur.size)
+		return wr.changed("content is shorter than %d bytes", wr.cur.size())
 	}
 	return fmt.Errorf("%s: %w", wr.cur.entry.Path, err)
 }
@@ -372,7 +373,8 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 	if err := wr.skipZeros(start); err != nil {
 		return err
 	}
-	want := min(uint64(e.n)*BlockSize, n.size-start) // the last block may be partial
+	size := n.size()
+	want := min(uint64(e.n)*BlockSize, size-start) // the last block may be partial
 	if (want+BlockSize-1)/BlockSize != uint64(e.n) {
 		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
 	}
@@ -382,14 +384,14 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 		}
 		b := wr.s.space(int(min(want, sinkBuf)))
 		k := min(uint64(len(b)), want)
-		if wr.off+k == n.size && k < uint64(len(b)) {
+		if wr.off+k == size && k < uint64(len(b)) {
 			// The file's last bytes: ask for one more, so the read that
 			// ends the file comes back short and the source can tell it
 			// is at the end without another call (finishFile's).
 			if got, err := io.ReadAtLeast(wr.r, b[:k+1], int(k)); err != nil {
 				return wr.readErr(err)
 			} else if uint64(got) > k {
-				return wr.changed("content is longer than %d bytes", n.size)
+				return wr.changed("content is longer than %d bytes", size)
 			}
 		} else if _, err := io.ReadFull(wr.r, b[:k]); err != nil {
 			return wr.readErr(err)
@@ -411,14 +413,14 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 // at its size and that its digest matches, then closes it.
 func (wr *writer) finishFile() error {
 	n := wr.cur
-	if err := wr.skipZeros(n.size); err != nil {
+	if err := wr.skipZeros(n.size()); err != nil {
 		return err
 	}
 	var one [1]byte
 	for {
 		k, err := wr.r.Read(one[:])
 		if k > 0 {
-			return wr.changed("content is longer than %d bytes", n.size)
+			return wr.changed("content is longer than %d bytes", n.size())
 		}
 		if err == io.EOF {
 			break

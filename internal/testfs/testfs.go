@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -157,4 +158,17 @@ func WriteOneByteTarZst(tb testing.TB, name string, dirs, per int) {
 	check(tw.Close())
 	check(zw.Close())
 	check(bw.Flush())
+}
+
+// HeapHeld calls build and returns the bytes of heap what it returns
+// holds, measured between two collections, and that value.
+func HeapHeld[T any](build func() T) (int64, T) {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := build()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	return int64(after.HeapAlloc) - int64(before.HeapAlloc), v
 }
