@@ -23,13 +23,11 @@ func TestImportsNoManifest(t *testing.T) {
 // TestHistoryNeedsReader: a deploy history merged without a History is
 // refused at its declaration, before any image is opened.
 func TestHistoryNeedsReader(t *testing.T) {
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]any{
+	_, err := mergeFiles(t, map[string]any{
 		"olimage.yaml": testFleetYAML,
 		"src/new/f":    "n\n",
 		"roles/r.yaml": "overlays:\n  - name: sys\n    deploy:\n      service: olsystem\n      source: src/new\n      revision: new\n      history: {from: old.img, keep: 1}\n",
 	})
-	_, err := mergeRole(t, dir)
 	if !errors.Is(err, ErrHistory) || !strings.Contains(err.Error(), "roles/r.yaml:") || !strings.Contains(err.Error(), "Options.History") {
 		t.Errorf("got %v, want a refused history at roles/r.yaml naming Options.History", err)
 	}

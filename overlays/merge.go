@@ -87,6 +87,13 @@ type merger struct {
 	role    *roles.Role
 	root    *node
 	removed map[string]string
+	// lastDir and lastNode are the parent directory of the entry add
+	// placed last, and its node: a layer's entries come in tree order, so
+	// the next one most often has the same parent, which add then need
+	// not look up component by component. Only add changes the tree
+	// while they are set, and it never removes a directory's node.
+	lastDir  string
+	lastNode *node
 }
 
 // within prefixes err, or each error err joins, with where: every line
@@ -219,6 +226,7 @@ func (m *merger) remove(p, why string) {
 
 // apply merges layer l of overlay o into the tree built so far.
 func (m *merger) apply(o *roles.Overlay, l *layer) error {
+	m.lastDir, m.lastNode = "", nil // removals below may take its node
 	// Removals first: they act on the layers below only.
 	for _, g := range o.Remove {
 		var hits []string
@@ -285,6 +293,9 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	// and the map keys share e.Path's bytes.
 	last := strings.LastIndexByte(e.Path, '/')
 	end := -1 // where the parent path ends in e.Path
+	if last > 0 && m.lastNode != nil && e.Path[:last] == m.lastDir {
+		parent, end = m.lastNode, last
+	}
 	for end < last {
 		start := end + 1
 		end = start + strings.IndexByte(e.Path[start:], '/')
@@ -306,6 +317,9 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 				e.Path, o.Name, e.Path, n.e.Path, n.e.Type, n.e.Overlay(), ErrConflict)
 		}
 		parent = n
+	}
+	if last > 0 {
+		m.lastDir, m.lastNode = e.Path[:last], parent
 	}
 	name := e.Path[last+1:]
 	old := parent.kids[name]

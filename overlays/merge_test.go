@@ -64,6 +64,15 @@ func writeFiles(t *testing.T, dir string, files map[string]any) {
 }
 
 // mergeRole loads the fleet in dir and merges role r.
+// mergeFiles writes files into a new fleet directory and merges role
+// "r" of it, as mergeRole does.
+func mergeFiles(t *testing.T, files map[string]any) (*Result, error) {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, files)
+	return mergeRole(t, dir)
+}
+
 func mergeRole(t *testing.T, dir string) (*Result, error) {
 	t.Helper()
 	f, err := roles.Load(dir)
@@ -509,5 +518,28 @@ roles/r.yaml:1: role r: lost+found: overlay "t": reserved for e2fsck (every ext4
 				t.Errorf("tree (-want +got):\n%s", d)
 			}
 		})
+	}
+}
+
+// An overlay that removes a directory the overlay below filled, and
+// fills it again, puts its entries in the new directory, not in the
+// removed one that the last entry placed below went into.
+func TestMergeRefillsRemoved(t *testing.T) {
+	res, err := mergeFiles(t, map[string]any{
+		"olimage.yaml": testFleetYAML,
+		"roles/r.yaml": "overlays:\n  - {name: a, dir: a}\n  - {name: b, tar: b.tar, remove: [\"opt/app\"]}\n",
+		"a/opt/app/x":  "x",
+		"a/opt/app/y":  "y",
+		"b.tar":        mkTar(tarMember{name: "opt/app/z", body: "z"}), // no members for its directories
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range res.Tree.Entries {
+		got = append(got, e.Path)
+	}
+	if want := "opt opt/app opt/app/z"; strings.Join(got, " ") != want {
+		t.Errorf("merged %q, want %q", strings.Join(got, " "), want)
 	}
 }
