@@ -461,6 +461,15 @@ func (s *spool) flush() error {
 	return nil
 }
 
+// release drops the copy and gather buffers (2 MiB) once an archive is
+// spooled and flushed: the spool lives as long as the tree whose content
+// it holds, and the next archive allocates them again.
+func (s *spool) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buf, s.pend = nil, nil
+}
+
 // spoolBlock is the unit of holes in the spool: the page size, which is
 // the block size of the file systems $TMPDIR is on.
 const spoolBlock = 4096

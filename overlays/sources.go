@@ -553,6 +553,7 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 		if err := r.spool.flush(); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		r.spool.release()
 	}
 	// Read a little past the end-of-archive marker, as far as tar's
 	// padding to a record goes and further, so that gzip and zstd verify
