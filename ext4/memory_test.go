@@ -42,3 +42,20 @@ func TestLayoutBytesPerEntry(t *testing.T) {
 		t.Errorf("a layout of %d entries holds %.0f bytes an entry, want at most %d", len(es), got, layoutBytesPerEntry)
 	}
 }
+
+// TestItemsOneAllocation: the list of what WriteTo writes is allocated
+// once at its size; grown by appending, a million files' list was held
+// twice over while it grew.
+func TestItemsOneAllocation(t *testing.T) {
+	es := []*tree.Entry{dir("opt", 0o755)}
+	for i := range 200 {
+		es = append(es, file(t, fmt.Sprintf("opt/f%03d", i), 0o644, memContent{byte(i)}))
+	}
+	l, err := Plan(newTree(t, es...), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testing.AllocsPerRun(5, func() { l.items() }); got != 1 {
+		t.Errorf("items allocates %v times, want 1", got)
+	}
+}

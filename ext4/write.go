@@ -2,13 +2,14 @@ package ext4
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
-	"sort"
+	"slices"
 	"sync/atomic"
 
 	"github.com/internetarchive/olimage/ext4/format"
@@ -40,7 +41,18 @@ type item struct {
 // items lists everything WriteTo writes, in block order.
 func (l *Layout) items() []item {
 	g := l.geo
-	var its []item
+	// Sized first: a million files are a million items, and growing the
+	// slice by appending held up to twice that at once.
+	k := 1 + 5*int(g.groups)
+	for _, n := range l.nodes {
+		if n != nil {
+			k += 1 + n.extents()
+			for _, blks := range n.tree() {
+				k += len(blks)
+			}
+		}
+	}
+	its := make([]item, 0, k)
 	for grp := range g.groups {
 		if format.BackupGroup(grp) {
 			s := uint64(grp) * bpg
@@ -74,7 +86,7 @@ func (l *Layout) items() []item {
 			}
 		}
 	}
-	sort.SliceStable(its, func(i, j int) bool { return its[i].start < its[j].start })
+	slices.SortStableFunc(its, func(a, b item) int { return cmp.Compare(a.start, b.start) })
 	return its
 }
 
