@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -252,4 +253,26 @@ func TestBuildProgressPlain(t *testing.T) {
 			t.Errorf("build %s: exit %d, stderr %q, want none", extra, code, stderr)
 		}
 	}
+}
+
+// TestLimitMemory: a build's memory budget is the runtime's soft memory
+// limit while it runs, unless $GOMEMLIMIT sets one, and the limit before
+// comes back after it.
+func TestLimitMemory(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	before := debug.SetMemoryLimit(-1)
+	restore := limitMemory(600 << 20)
+	if got := debug.SetMemoryLimit(-1); got != 600<<20 {
+		t.Errorf("limit during the build is %d, want %d", got, 600<<20)
+	}
+	restore()
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("limit after the build is %d, want %d as before", got, before)
+	}
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	restore = limitMemory(600 << 20)
+	if got := debug.SetMemoryLimit(-1); got != before {
+		t.Errorf("with GOMEMLIMIT set the limit is %d, want %d as before", got, before)
+	}
+	restore()
 }
