@@ -74,9 +74,9 @@ share are read, hashed and scanned once. --memory caps the memory the
 roles built at once take together, by each role's estimate (24 MiB plus
 2 KiB per entry); by default it is the memory the machine has available.
 It is also the Go runtime's soft memory limit (unless $GOMEMLIMIT sets
-one): near it the build collects garbage sooner rather than letting the
-heap grow to twice what is live, so --memory 600MiB keeps a build of a
-million one-byte files under 600 MB.`,
+one): near it the build collects garbage sooner. Between collections the
+heap may grow by half of what is live (GOGC=50, unless $GOGC is set),
+not double: a build of a million one-byte files peaks near 550 MB.`,
 		Example: `  olimage build -f examples/openlibrary ol-web -o out/
   olimage build -f examples/openlibrary --all -j 2 -o out/ --json
   olimage build -f examples/openlibrary --all -j 4 --memory 2GiB -o out/
@@ -115,7 +115,7 @@ func runBuild(e *env, opts buildOptions, names []string) error {
 	if err != nil {
 		return err
 	}
-	defer limitMemory(memory)()
+	defer tuneGC(memory)()
 	f, err := e.loadFleet()
 	if err != nil {
 		return err
@@ -221,17 +221,33 @@ func memoryBudget(s string) (int64, error) {
 	return v, nil
 }
 
-// limitMemory makes the budget the Go runtime's soft memory limit, unless
-// $GOMEMLIMIT sets one, and returns what restores the limit before. The
-// runtime otherwise lets the heap grow to twice what is live before it
-// collects: a build whose tree, manifest and layout take 500 MB would peak
-// near 1 GB, however small the budget. Near the limit it collects sooner.
-func limitMemory(budget int64) (restore func()) {
-	if budget <= 0 || os.Getenv("GOMEMLIMIT") != "" {
-		return func() {}
+// buildGCPercent is the heap growth between collections a build allows
+// (GOGC), half the runtime's default of 100. Most of a build's heap is its
+// plan, live until the image is written, and the default let the heap
+// grow to twice that: the million tree peaked at 660 MB from a directory
+// and about 580 from a .tar.zst, against 550 and 520 at 50, for about 8%
+// more CPU from the .tar.zst and none measurable from the directory.
+const buildGCPercent = 50
+
+// tuneGC sets how a build collects garbage, and returns what restores the
+// settings before: the heap may grow by buildGCPercent between collections
+// (unless $GOGC says otherwise), and the budget is the runtime's soft
+// memory limit (unless $GOMEMLIMIT sets one), near which it collects
+// sooner still, whatever the growth allowed.
+func tuneGC(budget int64) (restore func()) {
+	percent, limit := -2, int64(-1) // -2: not set, -1: read only
+	if os.Getenv("GOGC") == "" {
+		percent = debug.SetGCPercent(buildGCPercent)
 	}
-	before := debug.SetMemoryLimit(budget)
-	return func() { debug.SetMemoryLimit(before) }
+	if budget > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		limit = debug.SetMemoryLimit(budget)
+	}
+	return func() {
+		if percent != -2 {
+			debug.SetGCPercent(percent)
+		}
+		debug.SetMemoryLimit(limit)
+	}
 }
 
 // availableMemory is MemAvailable of /proc/meminfo in bytes: what the

@@ -255,24 +255,38 @@ func TestBuildProgressPlain(t *testing.T) {
 	}
 }
 
-// TestLimitMemory: a build's memory budget is the runtime's soft memory
-// limit while it runs, unless $GOMEMLIMIT sets one, and the limit before
-// comes back after it.
-func TestLimitMemory(t *testing.T) {
+// TestTuneGC: while a build runs, its memory budget is the runtime's soft
+// memory limit and the heap grows by buildGCPercent between collections,
+// unless $GOMEMLIMIT and $GOGC say otherwise; the settings before come
+// back after it.
+func TestTuneGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
-	before := debug.SetMemoryLimit(-1)
-	restore := limitMemory(600 << 20)
+	t.Setenv("GOGC", "")
+	limit := debug.SetMemoryLimit(-1)
+	percent := debug.SetGCPercent(100)
+	debug.SetGCPercent(percent)
+	restore := tuneGC(600 << 20)
 	if got := debug.SetMemoryLimit(-1); got != 600<<20 {
 		t.Errorf("limit during the build is %d, want %d", got, 600<<20)
 	}
+	if got := debug.SetGCPercent(buildGCPercent); got != buildGCPercent {
+		t.Errorf("GC percent during the build is %d, want %d", got, buildGCPercent)
+	}
 	restore()
-	if got := debug.SetMemoryLimit(-1); got != before {
-		t.Errorf("limit after the build is %d, want %d as before", got, before)
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("limit after the build is %d, want %d as before", got, limit)
+	}
+	if got := debug.SetGCPercent(percent); got != percent {
+		t.Errorf("GC percent after the build is %d, want %d as before", got, percent)
 	}
 	t.Setenv("GOMEMLIMIT", "1GiB")
-	restore = limitMemory(600 << 20)
-	if got := debug.SetMemoryLimit(-1); got != before {
-		t.Errorf("with GOMEMLIMIT set the limit is %d, want %d as before", got, before)
+	t.Setenv("GOGC", "200")
+	restore = tuneGC(600 << 20)
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("with GOMEMLIMIT set the limit is %d, want %d as before", got, limit)
+	}
+	if got := debug.SetGCPercent(percent); got != percent {
+		t.Errorf("with GOGC set the GC percent is %d, want %d as before", got, percent)
 	}
 	restore()
 }
