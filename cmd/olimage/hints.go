@@ -70,7 +70,10 @@ func hintFor(cmd *cobra.Command, err error) string {
 	case errors.Is(err, fs.ErrPermission):
 		return "run it as a user that may read (and, for outputs, write) that path; devices and activation need root"
 	}
-	return usageHint(cmd)
+	// An error of no known kind is olimage's own failure more often than
+	// the command line's: the usage line would send the user looking in
+	// the wrong place.
+	return "if the message does not say what to change, run the command again with -v and report its output with 'olimage version'"
 }
 
 // usageHint shows the command's synopsis and first example: what a

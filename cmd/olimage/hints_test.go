@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/internetarchive/olimage/internal/testfs"
+	"github.com/spf13/cobra"
 )
 
 // TestErrorHints runs a failing command line of every command and checks
@@ -113,5 +115,18 @@ func TestErrorHints(t *testing.T) {
 		if !covered[cmd.Name()] && cmd.Name() != "help" {
 			t.Errorf("no failing command line of %s in the table", cmd.Name())
 		}
+	}
+}
+
+// An error of no known kind (a defect, say) is not answered with the
+// command's usage line, which would blame a command line that was fine.
+func TestUnknownErrorHint(t *testing.T) {
+	cmd := &cobra.Command{Use: "olimage validate", Example: "  olimage validate"}
+	got := hintFor(cmd, errors.New("manifest: measured, not written"))
+	if strings.HasPrefix(got, "usage:") || !strings.Contains(got, "report") {
+		t.Fatalf("hint for an unknown error = %q, want the report hint, not the usage line", got)
+	}
+	if got := hintFor(cmd, usageError{errors.New("bad flag")}); !strings.HasPrefix(got, "usage:") {
+		t.Fatalf("hint for a usage error = %q, want the usage line", got)
 	}
 }
