@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"slices"
 	"sort"
@@ -509,17 +510,22 @@ type hasher struct {
 
 func newHasher(ctx context.Context, workers int) *hasher {
 	h := &hasher{}
-	// As large as what the content policy scans of a file, so that the
-	// read that hashes a file also serves the policy (fileContent.PolicyHits).
+	// Up to as large as what the content policy scans of a file, so that
+	// the read that hashes a file also serves the policy
+	// (fileContent.PolicyHits).
 	bufs := make([][]byte, workers)
 	scs := make([]policy.Scanner, workers)
 	// Once ctx is done the walk stops too, and says why.
 	stop := func() bool { return ctx.Err() != nil }
 	h.q = par.NewQueue(workers, 256, stop, func(w int, e *tree.Entry) {
-		if bufs[w] == nil {
-			bufs[w] = make([]byte, policy.ScanLimit)
-		}
 		fc := e.Content.(fileContent)
+		// Only as large as this file needs (one byte over its size shows
+		// it grew): a worker that meets only small files keeps a small
+		// buffer, where 4 workers a CPU of policy.ScanLimit each would
+		// hold a quarter of a gigabyte on a 64-CPU machine.
+		if need := int(min(fc.size+1, policy.ScanLimit)); len(bufs[w]) < need {
+			bufs[w] = make([]byte, min(max(4096, 1<<bits.Len(uint(need-1))), policy.ScanLimit))
+		}
 		sm, hits, err := hashFile(ctx, fc, bufs[w], &scs[w])
 		if err == nil && sm.size != e.Size {
 			err = fmt.Errorf("%s: changed while being read (size %d, then %d)", fc, e.Size, sm.size)

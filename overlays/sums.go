@@ -46,12 +46,15 @@ func hashFile(ctx context.Context, fc fileContent, buf []byte, sc *policy.Scanne
 
 // hashScan reads r, of size bytes, once: its sums, and what the content
 // policy's detector finds in it, which looks at no more than its first
-// policy.ScanLimit bytes. buf holds at least that many, so that those
-// bytes are scanned as they lie in buf and the policy need not read the
-// content again.
+// policy.ScanLimit bytes. buf holds at least that many, or one byte more
+// than size, so that those bytes are scanned as they lie in buf and the
+// policy need not read the content again. (Content longer than size, and
+// than buf, is hashed to its end, unscanned beyond buf: its caller
+// refuses it for its changed size.)
 func hashScan(r io.Reader, size int64, buf []byte, sc *policy.Scanner) (contentSums, []policy.Hit, error) {
 	sum := newSums(size)
-	k, err := io.ReadFull(r, buf[:policy.ScanLimit])
+	lim := min(len(buf), policy.ScanLimit)
+	k, err := io.ReadFull(r, buf[:lim])
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return contentSums{}, nil, err
 	}
@@ -60,7 +63,7 @@ func hashScan(r io.Reader, size int64, buf []byte, sc *policy.Scanner) (contentS
 	if err != nil {
 		return contentSums{}, nil, err
 	}
-	if k == policy.ScanLimit {
+	if k == lim {
 		if _, err := io.CopyBuffer(sum, struct{ io.Reader }{r}, buf); err != nil {
 			return contentSums{}, nil, err
 		}

@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -132,4 +135,33 @@ func listedFile(t *testing.T, p string) fileContent {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return fileContent{root, filepath.Base(p), fi.Size(), fileID{uint64(st.Dev), uint64(st.Ino)}}
+}
+
+// Hashing small files keeps small buffers: a worker's buffer follows the
+// largest file it has met, not what the policy scans of the largest
+// possible one (1 MiB a worker, 4 workers a CPU).
+func TestHasherBuffersFollowSize(t *testing.T) {
+	dir := t.TempDir()
+	var fcs []fileContent
+	for i := range 64 {
+		p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fcs = append(fcs, listedFile(t, p))
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := newHasher(context.Background(), 8)
+	for i, fc := range fcs {
+		h.add(&tree.Entry{Path: fmt.Sprintf("f%d", i), Type: tree.File, Size: 1, Content: fc})
+	}
+	if err := h.wait(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > policy.ScanLimit/2 {
+		t.Errorf("hashing 64 one-byte files on 8 workers allocated %d bytes, want under %d", got, policy.ScanLimit/2)
+	}
 }
