@@ -15,6 +15,7 @@ import (
 	"github.com/internetarchive/olimage/image"
 	"github.com/internetarchive/olimage/operand"
 	"github.com/internetarchive/olimage/overlays"
+	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
 )
 
@@ -49,6 +50,18 @@ func hintFor(cmd *cobra.Command, err error) string {
 		return "list what the image holds with 'olimage ls -R " + img + "'"
 	case errors.As(err, &se) && errors.Is(err, fs.ErrNotExist):
 		return "put the source in place at " + se.Source + ", or fix the overlay declared at " + se.Pos.String()
+	case errors.Is(err, overlays.ErrConflict):
+		return "settle it in the role: the later overlay's conflict: (override, identical, error) or conflicts: for some paths, or remove: the path first (docs/fleet.md, \"Merging\")"
+	case errors.Is(err, overlays.ErrTopLevel), errors.Is(err, overlays.ErrReserved):
+		return "'olimage plan " + roleArg(cmd) + "' lists every path with the overlay that supplied it"
+	case errors.Is(err, overlays.ErrSecretInImage):
+		return "a secret reaches a VM at activation, never in the image: drop it from the source (docs/vm.md, \"Secrets\")"
+	case errors.Is(err, policy.ErrPolicy):
+		return "remove what the policy refuses from the source, or exempt the path with a reason in " + roles.FleetFile + " (policy: {allow: [{path: GLOB, reason: ...}]})"
+	case errors.Is(err, overlays.ErrUnsafe):
+		return "re-create the source without the entry the message names; 'tar -tvf ARCHIVE' lists an archive's entries"
+	case errors.Is(err, overlays.ErrTooLarge), errors.Is(err, overlays.ErrOutside):
+		return "if the source is what you meant, allow it in " + roles.FleetFile + " as the message says; 'olimage validate' checks every role's sources"
 	case errors.As(err, &se):
 		return "fix the overlay's source " + se.Source + " or its declaration at " + se.Pos.String() + "; 'olimage validate' checks every role"
 	case errors.Is(err, operand.ErrUnknown):
@@ -112,4 +125,12 @@ func missingHint(cmd *cobra.Command, path string) string {
 		return "A and B are image or manifest files, registry references or roles of the fleet: check " + path
 	}
 	return "check the path " + path + "; 'olimage build ROLE -o DIR' writes images into DIR"
+}
+
+// roleArg is the role the command line names, or ROLE.
+func roleArg(cmd *cobra.Command) string {
+	if args := cmd.Flags().Args(); len(args) > 0 {
+		return args[0]
+	}
+	return "ROLE"
 }

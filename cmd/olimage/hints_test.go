@@ -38,6 +38,22 @@ func TestErrorHints(t *testing.T) {
 		"roles/y.yaml":  "overlays: [{name: s, dri: src}]\n",
 		"src/opt/x.txt": "x",
 	})
+	// One role for each kind of error a fleet's author meets.
+	kinds := filepath.Join(dir, "kinds")
+	testfs.WriteFiles(t, kinds, map[string]string{
+		"olimage.yaml":        "fleet: t\npolicy: {forbid: [\"**/*.orig\"]}\nsources: {max_unpacked: 1KiB}\n",
+		"roles/conflict.yaml": "overlays: [{name: a, dir: src}, {name: b, dir: src, conflict: error}]\n",
+		"roles/toplevel.yaml": "overlays: [{name: a, files: [{path: lib/x, content: x}]}]\n",
+		"roles/reserved.yaml": "overlays: [{name: a, files: [{path: .olimage/x, content: x}]}]\n",
+		"roles/secret.yaml":   "secrets: [{path: etc/app/secret.yml}]\noverlays: [{name: a, files: [{path: etc/app/secret.yml, content: x}]}]\n",
+		"roles/policy.yaml":   "overlays: [{name: a, files: [{path: opt/x.orig, content: x}]}]\n",
+		"roles/outside.yaml":  "overlays: [{name: a, dir: /etc/ssl}]\n",
+		"roles/bomb.yaml":     "overlays: [{name: a, tar: big.tar}]\n",
+		"roles/unsafe.yaml":   "overlays: [{name: a, tar: unsafe.tar}]\n",
+		"src/opt/x.txt":       "x",
+		"big.tar":             testfs.Tar(t, map[string]string{"opt/big": strings.Repeat("x", 8<<10)}),
+		"unsafe.tar":          testfs.Tar(t, map[string]string{"../evil": "x"}),
+	})
 	cases := []struct {
 		args []string
 		hint string // in the hint line
@@ -52,6 +68,14 @@ func TestErrorHints(t *testing.T) {
 		{[]string{"-f", broken, "plan", "y"}, "fix " + filepath.Join(broken, "roles/y.yaml") + ":1"},
 		{[]string{"-f", oneBroken, "build", "--all", "-o", filepath.Join(dir, "out")}, "roles/y.yaml:1; 'olimage validate' lists every problem"},
 		{[]string{"-f", fleet, "explain", "r", "opt/nope"}, "'olimage plan r'"},
+		{[]string{"-f", kinds, "plan", "conflict"}, "conflict: (override, identical, error)"},
+		{[]string{"-f", kinds, "build", "toplevel", "-o", dir}, "'olimage plan toplevel' lists every path"},
+		{[]string{"-f", kinds, "build", "reserved", "-o", dir}, "'olimage plan reserved' lists every path"},
+		{[]string{"-f", kinds, "build", "secret", "-o", dir}, "a secret reaches a VM at activation"},
+		{[]string{"-f", kinds, "build", "policy", "-o", dir}, "policy: {allow: [{path: GLOB, reason: ...}]}"},
+		{[]string{"-f", kinds, "plan", "outside"}, "allow it in olimage.yaml as the message says"},
+		{[]string{"-f", kinds, "plan", "bomb"}, "allow it in olimage.yaml as the message says"},
+		{[]string{"-f", kinds, "plan", "unsafe"}, "re-create the source without the entry"},
 		{[]string{"-f", fleet, "build"}, "for example: olimage build"},
 		{[]string{"-f", fleet, "build", "r", "-o", junk}, "give -o a directory"},
 		{[]string{"-f", fleet, "build", "r", "-o", filepath.Join(dir, "no/r.img")}, "mkdir -p"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"path/filepath"
@@ -70,17 +69,12 @@ func TestVerbose(t *testing.T) {
 // archive source are spooled.
 func TestVerboseSpool(t *testing.T) {
 	dir := t.TempDir()
-	var tb bytes.Buffer
-	tw := tar.NewWriter(&tb)
-	tw.WriteHeader(&tar.Header{Name: "opt/x", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg})
-	tw.Write([]byte("x"))
-	tw.Close()
 	var zb bytes.Buffer
 	zw, err := zstd.NewWriter(&zb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zw.Write(tb.Bytes())
+	zw.Write([]byte(testfs.Tar(t, map[string]string{"opt/x": "x"})))
 	zw.Close()
 	testfs.WriteFiles(t, dir, map[string]string{
 		"olimage.yaml": "fleet: t\n",

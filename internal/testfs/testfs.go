@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
@@ -124,6 +127,27 @@ func Names(t testing.TB, dir string) []string {
 		names = append(names, d.Name())
 	}
 	return names
+}
+
+// Tar returns a plain tar archive of files (member name to content),
+// regular files of mode 0644 in name order, for WriteFiles to write.
+func Tar(tb testing.TB, files map[string]string) string {
+	tb.Helper()
+	var b strings.Builder
+	tw := tar.NewWriter(&b)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		body := files[name]
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := io.WriteString(tw, body); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return b.String()
 }
 
 // WriteOneByteTarZst writes a .tar.zst of dirs directories of per one-byte
