@@ -341,7 +341,7 @@ for tool in zstd mkfs.ext4; do
 	command -v "$tool" >/dev/null || { echo "bench: million: $tool is missing" >&2; exit 2; }
 done
 echo
-echo "== million: 1M one-byte files in 1,000 directories, as a directory and as .tar.zst; best of $runs run(s); $(busy)"
+echo "== million: 1M one-byte files in 1,000 directories, as a directory and as .tar.zst, and 1M at virtualenv depth (deep); best of $runs run(s); $(busy)"
 tree million
 msrc=$(realpath "$work/million")
 if [ ! -f "$work/million.tar.zst" ] || [ "$work/million.tar.zst" -ot "$work/.million.stamp" ]; then
@@ -380,6 +380,29 @@ measure "mkfs.ext4 -d (unpacked tree)" mkfs.ext4 -q -F -b 4096 -I 256 -N "$minod
 	-E root_owner=0:0 -d "$mx/t" "$mmk" "$((msize / 1024))k"
 prep=
 rm -f "$mmk" "$mimg" "$mimg.manifest.json"
+# deep: a million entries again, at the depth of a virtualenv's
+# site-packages (paths of about 109 bytes against the million tree's 24),
+# where the bytes of paths dominate an entry's.
+dz=$work/deep.tar.zst dstamp="deep $(sha256sum bench/gentar/main.go | cut -c1-64)"
+if [ ! -f "$dz" ] || [ "$(cat "$work/.deep.stamp" 2>/dev/null)" != "$dstamp" ]; then
+	echo "  (writing $dz)"
+	go run ./bench/gentar -kind deep "$dz"
+	echo "$dstamp" > "$work/.deep.stamp"
+fi
+dz=$(realpath "$dz")
+mkdir -p "$work/fleet-deep/roles"
+# One-byte files in 512-byte tar blocks compress about 190 to 1.
+printf 'fleet: bench\nepoch: 2024-01-01T00:00:00Z\nsources: {allow_outside: ["%s"], max_ratio: 1000}\n' "$dz" > "$work/fleet-deep/olimage.yaml"
+printf 'overlays:\n  - {name: venv, tar: %s}\n' "$dz" > "$work/fleet-deep/roles/bench.yaml"
+measure "zstd -dc | tar -tf - (deep)" sh -c "zstd -dc '$dz' | tar -tf - >/dev/null"
+measure "olimage validate (deep)" "$bin" -f "$work/fleet-deep" validate
+prep='rm -f "$mimg" "$mimg.manifest.json"'
+measure "olimage build (deep)" "$bin" -f "$work/fleet-deep" build bench -o "$mimg"
+prep=
+if ! e2fsck -fn "$mimg" >"$work/fsck.out" 2>&1; then
+	echo "bench: million: e2fsck -fn finds problems in olimage's image of deep:"; cat "$work/fsck.out"; exit 1
+fi
+rm -f "$mimg" "$mimg.manifest.json"
 cleanup_million
 trap - EXIT
 echo
@@ -391,6 +414,7 @@ mbar "build .tar.zst / mkfs.ext4 -d <= 1" "$(ratio 'olimage build (.tar.zst)' 'm
 mbar "build dir / mkfs.ext4 -d <= 1" "$(ratio 'olimage build (dir)' 'mkfs.ext4 -d (unpacked tree)')" 1
 mbar "build .tar.zst peak RSS < 600 MB" "${rss[olimage build (.tar.zst)]}" 599
 mbar "build dir peak RSS < 600 MB" "${rss[olimage build (dir)]}" 599
+mbar "build deep .tar.zst peak RSS < 600 MB (paths of 109 bytes)" "${rss[olimage build (deep)]}" 599
 echo "  ratios: tar -xf/validate .tar.zst $(ratio 'tar -xf (to tmpfs)' 'olimage validate (.tar.zst)')"
 fi
 
