@@ -86,6 +86,7 @@ cross:
 bench: build
 	$(GO) test -run '^$$' -bench 'BenchmarkLess' -count 3 ./tree
 	$(GO) test -run '^$$' -bench 'BenchmarkAppendEntry|BenchmarkEntryJSON|BenchmarkChunks|BenchmarkDiffering|BenchmarkDecodeBoth' -benchtime 10x -count 3 ./manifest
+	$(GO) test -run '^$$' -bench 'BenchmarkNext' -benchtime 5x -count 3 ./internal/tarread
 	$(GO) test -run '^$$' -bench 'BenchmarkHashRaw|BenchmarkHashOS' -benchtime 20x -count 3 ./overlays
 	$(GO) test -run '^$$' -bench 'BenchmarkManifestMapped|BenchmarkManifestRead' -benchtime 30x -count 3 ./operand
 	$(GO) test -run '^$$' -bench 'BenchmarkBuildRaw' -benchtime 3x -count 3 ./builder

@@ -31,8 +31,9 @@
 // name on the VM's root disk are checked in tree. TestLayers checks this.
 //
 // Support: internal/par (bounded worker pools), internal/quote (paths
-// quoted for digests and output), internal/trace (what -v says, and the
-// progress of long reads). For tests: internal/golden (golden files and
+// quoted for digests and output), internal/tarread (tar archives read as
+// archive/tar reads them, the common headers faster; overlays' archives),
+// internal/trace (what -v says, and the progress of long reads). For tests: internal/golden (golden files and
 // -update), internal/testenv (root, tools, skips CI refuses),
 // internal/testfs (test trees), internal/testimage (real images of a
 // one-role fleet), internal/registrytest (a real registry), bench/gentree

@@ -25,6 +25,7 @@ import (
 
 	"github.com/internetarchive/olimage/glob"
 	"github.com/internetarchive/olimage/image"
+	"github.com/internetarchive/olimage/internal/tarread"
 	"github.com/internetarchive/olimage/internal/trace"
 	"github.com/internetarchive/olimage/policy"
 	"github.com/internetarchive/olimage/roles"
@@ -545,7 +546,7 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 	// at a block boundary; the end-of-archive marker tells the two apart.
 	tail := &tailReader{r: guard}
 	a := &tarArchive{r: r, name: name, overlay: overlay, f: f, plain: plain,
-		tail: tail, tr: tar.NewReader(tail), l: newLayer(), symlinks: map[string]bool{}}
+		tail: tail, tr: tarread.NewReader(tail), l: newLayer(), symlinks: map[string]bool{}}
 	if err := a.readMembers(); err != nil {
 		return nil, err
 	}
@@ -575,7 +576,7 @@ type tarArchive struct {
 	pa      *plainArchive // of a plain archive, once it has a member with content
 	plain   bool          // uncompressed: members are read from f in place, not spooled
 	tail    *tailReader
-	tr      *tar.Reader
+	tr      *tarread.Reader // its headers are valid until the next member
 	l       *layer
 	// symlinks holds the archive's symlinks so far: no later member may
 	// lie below one.
