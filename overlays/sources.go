@@ -335,22 +335,30 @@ func checkName(p string) error {
 	if len(p) > maxPath {
 		return fmt.Errorf("%w: path is %d bytes; olimage allows %d (PATH_MAX)", ErrUnsafe, len(p), maxPath)
 	}
-	if i := strings.IndexFunc(p, isControl); i >= 0 {
-		return fmt.Errorf("%w: name contains the control character %q", ErrUnsafe, p[i])
-	}
-	// Component by component without strings.Split, which would allocate
-	// a slice for every entry of a million-entry archive.
-	for rest := p; rest != ""; {
-		c, tail, _ := strings.Cut(rest, "/")
-		if len(c) > maxName {
-			return fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
+	// One pass, for every member of an archive: a control character is
+	// one byte in UTF-8, whose multi-byte runes are all bytes of 0x80
+	// and more.
+	long, start := -1, 0 // the first component longer than ext4 allows
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '/':
+			if long < 0 && i-start > maxName {
+				long = start
+			}
+			start = i + 1
+		case c < 0x20 || c == 0x7f:
+			return fmt.Errorf("%w: name contains the control character %q", ErrUnsafe, c)
 		}
-		rest = tail
+	}
+	if long < 0 && len(p)-start > maxName {
+		long = start
+	}
+	if long >= 0 {
+		c, _, _ := strings.Cut(p[long:], "/")
+		return fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
 	}
 	return nil
 }
-
-func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // shortName quotes an entry name for an error, cut short: a name can be
 // as long as an archive allows, and an error that repeats a megabyte of
@@ -793,25 +801,35 @@ func archivePath(name string) (string, error) {
 	if err := checkName(name); err != nil {
 		return "", err
 	}
-	for rest := name; rest != ""; {
-		c, tail, _ := strings.Cut(rest, "/")
-		if c == ".." {
-			return "", errors.New("path contains \"..\"")
+	// "./a/b", as tar -C dir . names members, is "a/b": path.Clean would
+	// say so, but in a copy, one for each member of a large archive.
+	// Whether the rest is clean (no empty, "." or ".." component) is
+	// found in the same pass as "..".
+	rest, clean := strings.CutPrefix(name, "./")
+	if !clean {
+		rest = name
+	}
+	clean = clean && rest != ""
+	start := 0
+	for i := 0; i <= len(rest); i++ {
+		if i < len(rest) && rest[i] != '/' {
+			continue
 		}
-		rest = tail
+		switch rest[start:i] {
+		case "..":
+			return "", errors.New("path contains \"..\"")
+		case "", ".":
+			clean = false
+		}
+		start = i + 1
 	}
-	var p string
-	if rest, ok := strings.CutPrefix(name, "./"); ok && rest != "" && rest[0] != '/' && path.Clean(rest) == rest {
-		// "./a/b", as tar -C dir . names members: path.Clean would give
-		// rest, but as a copy, one for each member of a large archive.
-		p = rest
-	} else {
-		p = path.Clean(name)
+	if clean {
+		return rest, nil
 	}
-	if p == "." {
-		return "", nil
+	if p := path.Clean(name); p != "." {
+		return p, nil
 	}
-	return p, nil
+	return "", nil
 }
 
 func sortXattrs(x []tree.Xattr) {

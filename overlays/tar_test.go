@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -319,4 +321,46 @@ func TestArchivePathClean(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { archivePath("./d123/f456") }); n != 0 {
 		t.Errorf("archivePath of a clean \"./\" name allocates %v times, want 0", n)
 	}
+}
+
+// archivePathRef is archivePath written plainly, in several passes, as
+// it was before it took one: FuzzArchivePath holds the two equal.
+func archivePathRef(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		return "", errors.New("absolute path")
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return "", fmt.Errorf("%w: name contains a NUL byte", ErrUnsafe)
+	}
+	if len(name) > maxPath {
+		return "", fmt.Errorf("%w: path is %d bytes; olimage allows %d (PATH_MAX)", ErrUnsafe, len(name), maxPath)
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+		return "", fmt.Errorf("%w: name contains the control character %q", ErrUnsafe, name[i])
+	}
+	for _, c := range strings.Split(name, "/") {
+		if len(c) > maxName {
+			return "", fmt.Errorf("%w: name %.40q... is %d bytes; ext4 allows %d", ErrUnsafe, c, len(c), maxName)
+		}
+	}
+	if slices.Contains(strings.Split(name, "/"), "..") {
+		return "", errors.New("path contains \"..\"")
+	}
+	if p := path.Clean(name); p != "." {
+		return p, nil
+	}
+	return "", nil
+}
+
+func FuzzArchivePath(f *testing.F) {
+	for _, name := range []string{"./a/b", "./", ".//a", "./a/./b", "a//b/", "./../x", "a/..", "/x", "a\x00b", "a\nb", "a\x7fb", "é/\xff", strings.Repeat("x", 256) + "/a\n", "a/" + strings.Repeat("y", 256), strings.Repeat("z/", 2100)} {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want, werr := archivePathRef(name)
+		got, err := archivePath(name)
+		if got != want || fmt.Sprint(err) != fmt.Sprint(werr) {
+			t.Errorf("archivePath(%q) = %q, %v; want %q, %v", name, got, err, want, werr)
+		}
+	})
 }
