@@ -405,11 +405,21 @@ func (t *tailReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// trailingZeros counts the zero bytes b ends with, eight at a time: the
-// data block of a one-byte member is 511 of them, and a million such
-// members counted byte by byte took a twentieth of a validate.
+// trailingZeros counts the zero bytes b ends with, by whole blocks and
+// eight at a time: the data block of a one-byte member is 511 of them,
+// and a million such members counted byte by byte took a twentieth of a
+// validate.
 func trailingZeros(b []byte) int {
 	i := len(b)
+	// Whole blocks compared as memory first: a member's padding is read
+	// alone, and is all zeros (184 ns for a padding and a header against
+	// 257-327 ns eight bytes at a time, at load 5).
+	for i >= len(zeros) && bytes.Equal(b[i-len(zeros):i], zeros[:]) {
+		i -= len(zeros)
+	}
+	if i < len(zeros) && bytes.Equal(b[:i], zeros[:i]) {
+		return len(b)
+	}
 	for i >= 8 && binary.LittleEndian.Uint64(b[i-8:]) == 0 {
 		i -= 8
 	}

@@ -292,15 +292,28 @@ func TestSpoolSparse(t *testing.T) {
 
 // trailingZeros counts what a byte-by-byte count from the end would.
 func TestTrailingZeros(t *testing.T) {
+	type tc struct{ n, nz int }
+	var tests []tc
 	for n := range 40 {
 		for nz := 0; nz <= n; nz++ {
-			b := make([]byte, n)
-			for i := range n - nz {
-				b[i] = byte(i%3 + 1)
+			tests = append(tests, tc{n, nz})
+		}
+	}
+	// Around the blocks of zeros it compares whole.
+	for _, n := range []int{511, 4095, 4096, 4097, 8192, 8200, 12289} {
+		for _, nz := range []int{0, 1, 8, 9, 511, 4095, 4096, 4097, 8191, 8192, 8193, n - 1, n} {
+			if nz <= n {
+				tests = append(tests, tc{n, nz})
 			}
-			if got := trailingZeros(b); got != nz {
-				t.Fatalf("%d bytes ending in %d zeros: got %d", n, nz, got)
-			}
+		}
+	}
+	for _, tc := range tests {
+		b := make([]byte, tc.n)
+		for i := range tc.n - tc.nz {
+			b[i] = byte(i%3 + 1)
+		}
+		if got := trailingZeros(b); got != tc.nz {
+			t.Fatalf("%d bytes ending in %d zeros: got %d", tc.n, tc.nz, got)
 		}
 	}
 }

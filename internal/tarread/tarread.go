@@ -34,6 +34,16 @@ type Reader struct {
 	name  []byte            // a prefixed name, assembled before it is one string
 	trash []byte            // skipped data is read into it
 	names map[string]string // user and group names met, one string each
+	uname lastName          // the last user name field, and its string
+	gname lastName
+}
+
+// lastName is a user or group name field as it was last read, and the
+// string it made: most archives have one or two of each, so the field
+// is most often what it was in the member before.
+type lastName struct {
+	field [32]byte
+	s     string
 }
 
 // NewReader returns a Reader of the archive in r. A source that can seek
@@ -266,8 +276,8 @@ func (r *Reader) parse() bool {
 		Mode:       mode,
 		Uid:        int(uid),
 		Gid:        int(gid),
-		Uname:      r.intern(b[offUname : offUname+32]),
-		Gname:      r.intern(b[offGname : offGname+32]),
+		Uname:      r.intern(b[offUname:offUname+32], &r.uname),
+		Gname:      r.intern(b[offGname:offGname+32], &r.gname),
 		ModTime:    time.Unix(mtime, 0),
 		AccessTime: atime,
 		ChangeTime: ctime,
@@ -346,20 +356,22 @@ func cstring(b []byte) []byte {
 	return b
 }
 
-// intern returns the user or group name in field b as one string per
+// intern returns the user or group name in field as one string per
 // name: an archive has few, and a million members would copy them each.
-func (r *Reader) intern(b []byte) string {
-	b = cstring(b)
-	if len(b) == 0 {
-		return ""
+// (A zero field and the zero lastName agree: the name is "".)
+func (r *Reader) intern(field []byte, last *lastName) string {
+	if [32]byte(field) == last.field {
+		return last.s
 	}
-	if s, ok := r.names[string(b)]; ok {
-		return s
+	b := cstring(field)
+	s, ok := r.names[string(b)]
+	if !ok {
+		s = string(b)
+		if len(r.names) < 1024 { // a hostile archive could make every name new
+			r.names[s] = s
+		}
 	}
-	s := string(b)
-	if len(r.names) < 1024 { // a hostile archive could make every name new
-		r.names[s] = s
-	}
+	last.field, last.s = [32]byte(field), s
 	return s
 }
 
