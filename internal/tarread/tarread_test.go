@@ -429,7 +429,8 @@ func FuzzReader(f *testing.F) {
 
 // BenchmarkNext reads an archive of 100,000 one-byte members, in GNU
 // tar's format, with archive/tar and with Reader: headers and data, as
-// overlays reads them.
+// overlays reads them. At load 5 on 2 cores: archive/tar 3.2-4.2 us and
+// 17 allocations a member, Reader 0.6-0.8 us and 1 (the name).
 func BenchmarkNext(b *testing.B) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
