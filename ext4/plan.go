@@ -3,9 +3,11 @@ package ext4
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 
 	"github.com/internetarchive/olimage/ext4/format"
+	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/tree"
 )
 
@@ -294,28 +296,46 @@ func (n *node) setType(e *tree.Entry) error {
 }
 
 // planDirs lays out each directory's blocks, now that every name is in it.
+// Directories are planned apart from each other (hashing and sorting the
+// names of a large one), so on every core; the first error in inode order
+// is the one returned, as when they were planned one after another.
 func (l *Layout) planDirs() error {
+	var dirs []*node
 	for _, n := range l.nodes {
-		if n == nil || n.dir() == nil {
-			continue
+		if n != nil && n.dir() != nil {
+			dirs = append(dirs, n)
 		}
-		if n.links > format.LinkMax {
-			n.links = 1 // dir_nlink: too many subdirectories to count
-		}
-		lpfDir := n.ino == format.LostFoundIno
-		minBlocks := uint32(1)
-		if lpfDir {
-			minBlocks = 4 // mke2fs makes lost+found 16 KiB so e2fsck can use it without allocating
-		}
-		if err := n.more.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
-			p := "/"
-			if n.entry != nil {
-				p = n.entry.Path
-			}
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		n.more.runs = []run{{0, n.more.dir.blocks}}
 	}
+	errs := make([]error, len(dirs))
+	par.Each(len(dirs), runtime.GOMAXPROCS(0), nil, func(_, k int) {
+		errs[k] = l.planDir(dirs[k])
+	})
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planDir lays out directory n's blocks.
+func (l *Layout) planDir(n *node) error {
+	if n.links > format.LinkMax {
+		n.links = 1 // dir_nlink: too many subdirectories to count
+	}
+	lpfDir := n.ino == format.LostFoundIno
+	minBlocks := uint32(1)
+	if lpfDir {
+		minBlocks = 4 // mke2fs makes lost+found 16 KiB so e2fsck can use it without allocating
+	}
+	if err := n.more.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
+		p := "/"
+		if n.entry != nil {
+			p = n.entry.Path
+		}
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	n.more.runs = []run{{0, n.more.dir.blocks}}
 	return nil
 }
 
