@@ -1,9 +1,12 @@
 package manifest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,7 +53,7 @@ func TestToEntryRefusesPaths(t *testing.T) {
 // TestTreeDigestFormat pins the digest to its documented line format, the
 // one fmt prints, so that rewriting it for speed cannot change any digest.
 func TestTreeDigestFormat(t *testing.T) {
-	tr, err := tree.New([]*tree.Entry{
+	small, err := tree.New([]*tree.Entry{
 		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: sha256.Sum256([]byte("ab")), Target: ""},
 		(&tree.Entry{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01"}).WithXattrs(tree.Xattr{Name: "user.x", Value: []byte{0, 255}}),
 		{Path: "d", Type: tree.Dir, Mode: 0o5},
@@ -58,14 +61,79 @@ func TestTreeDigestFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.New()
-	for _, e := range tr.Entries {
-		fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
-		for _, x := range e.Xattrs() {
-			fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
+	// The lines of a large tree are encoded on every core, in batches:
+	// the digest is still that of the lines in order.
+	for _, tr := range []*tree.Tree{small, bigTree(t, 9000)} {
+		h := sha256.New()
+		for _, e := range tr.Entries {
+			fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
+			for _, x := range e.Xattrs() {
+				fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
+			}
+		}
+		if got, want := TreeDigest(tr), hex.EncodeToString(h.Sum(nil)); got != want {
+			t.Errorf("%d entries: TreeDigest = %s, want %s", tr.Len(), got, want)
 		}
 	}
-	if got, want := TreeDigest(tr), hex.EncodeToString(h.Sum(nil)); got != want {
-		t.Errorf("TreeDigest = %s, want %s", got, want)
+}
+
+// bigTree is n entries of every type, some with xattrs, in directories of
+// 100, after a manifest's own entries.
+func bigTree(t testing.TB, n int) *tree.Tree {
+	es := []*tree.Entry{
+		{Path: tree.OlimageDir, Type: tree.Dir, Mode: 0o755},
+		{Path: tree.OlimageDir + "/manifest.json", Type: tree.File, Mode: 0o644, Size: 1},
+	}
+	for i := range n {
+		d := fmt.Sprintf("d%03d", i/100)
+		if i%100 == 0 {
+			es = append(es, &tree.Entry{Path: d, Type: tree.Dir, Mode: 0o755, ModTime: int64(i)})
+		}
+		e := &tree.Entry{Path: fmt.Sprintf("%s/f%d <\"%d\">", d, i, i), Type: tree.File, Mode: uint32(i) & 0o7777, UID: uint32(i), GID: 3, ModTime: int64(i * 7), Size: int64(i)}
+		e.Digest = sha256.Sum256([]byte(e.Path))
+		switch i % 7 {
+		case 3:
+			e.Type, e.Size, e.Digest, e.Target = tree.Symlink, 0, tree.Digest{}, "../t\u00e9"+strconv.Itoa(i)
+		case 5:
+			e.SetXattrs([]tree.Xattr{{Name: "user.n", Value: []byte{byte(i), 0}}})
+		}
+		e.SetNames("u"+strconv.Itoa(i%3), "g")
+		es = append(es, e)
+	}
+	tr, err := tree.New(es)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// A manifest's entries are encoded on every core, in batches; the
+// document is still the one encoding/json writes, the manifest's own
+// entries left out.
+func TestWriteDocMatchesJSON(t *testing.T) {
+	for _, n := range []int{0, 1, 9000} {
+		tr := bigTree(t, n)
+		doc := Manifest{Schema: ImageSchema, Role: "r", Inputs: []tree.Input{{Name: "i"}}, Entries: []Entry{}}
+		for _, e := range tr.Entries {
+			if e.Path != tree.OlimageDir && !strings.HasPrefix(e.Path, tree.OlimageDir+"/") {
+				doc.Entries = append(doc.Entries, FromEntry(e))
+			}
+		}
+		want, err := json.MarshalIndent(doc, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, '\n')
+		var got bytes.Buffer
+		doc.Entries = nil
+		if err := writeDoc(&got, doc, tr); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Bytes(), want) {
+			t.Fatalf("%d entries: writeDoc wrote %d bytes differing from encoding/json's %d", n, got.Len(), len(want))
+		}
+		if size, err := count(io.Discard, doc, tr); err != nil || size != int64(len(want)) {
+			t.Fatalf("%d entries: count = %d, %v; want %d", n, size, err, len(want))
+		}
 	}
 }

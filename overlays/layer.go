@@ -16,6 +16,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -208,38 +209,18 @@ func (l *layer) digest() string {
 		return l.sum
 	}
 	h := sha256.New()
+	// The entries' lines are most of the cost, and are encoded on every
+	// core.
+	list := l.sorted()
+	par.Encode(len(list), 1024, runtime.GOMAXPROCS(0), func(b []byte, k int) []byte {
+		return appendLayerLine(b, list[k])
+	}, func(b []byte) { h.Write(b) })
 	b := make([]byte, 0, 64<<10)
 	flush := func() {
 		if len(b) > 60<<10 {
 			h.Write(b)
 			b = b[:0]
 		}
-	}
-	for _, e := range l.sorted() {
-		b = append(b, e.Type.String()...)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(e.Mode), 8)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(e.UID), 10)
-		b = append(b, ':')
-		b = strconv.AppendUint(b, uint64(e.GID), 10)
-		b = append(b, ' ')
-		b = strconv.AppendInt(b, e.Size, 10)
-		b = append(b, ' ')
-		b = e.Digest.AppendHex(b)
-		b = append(b, ' ')
-		b = quote.Append(b, e.Path)
-		b = append(b, ' ')
-		b = quote.Append(b, e.Target)
-		b = append(b, '\n')
-		for _, x := range e.Xattrs() {
-			b = append(b, "  "...)
-			b = quote.Append(b, x.Name)
-			b = append(b, '=')
-			b = hex.AppendEncode(b, x.Value)
-			b = append(b, '\n')
-		}
-		flush()
 	}
 	for _, w := range sortedCopy(l.whiteouts) {
 		b = append(b, "whiteout "...)
@@ -256,6 +237,34 @@ func (l *layer) digest() string {
 	h.Write(b)
 	l.sum = hex.EncodeToString(h.Sum(nil))
 	return l.sum
+}
+
+// appendLayerLine appends e's line of a layer's digest, and its xattrs'.
+func appendLayerLine(b []byte, e *tree.Entry) []byte {
+	b = append(b, e.Type.String()...)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(e.Mode), 8)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(e.UID), 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(e.GID), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, ' ')
+	b = e.Digest.AppendHex(b)
+	b = append(b, ' ')
+	b = quote.Append(b, e.Path)
+	b = append(b, ' ')
+	b = quote.Append(b, e.Target)
+	b = append(b, '\n')
+	for _, x := range e.Xattrs() {
+		b = append(b, "  "...)
+		b = quote.Append(b, x.Name)
+		b = append(b, '=')
+		b = hex.AppendEncode(b, x.Value)
+		b = append(b, '\n')
+	}
+	return b
 }
 
 func sortedCopy(s []string) []string {

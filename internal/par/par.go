@@ -78,3 +78,38 @@ func Beside(fn func() error) (wait func() error) {
 	go func() { done <- fn() }()
 	return func() error { return <-done }
 }
+
+// Encode serialises items 0 to n-1 on workers goroutines and hands the
+// bytes to out in order of item, for a stream (a digest, a document) of a
+// large tree that is written once but costs more to encode than to write.
+// enc appends item k's bytes to b; what out receives is what enc would
+// give called on every item in order, batch items to a call of out. out
+// runs on one goroutine at a time, beside the encoding of the next
+// batches, and must not keep b.
+func Encode(n, batch, workers int, enc func(b []byte, k int) []byte, out func(b []byte)) {
+	workers, batch = max(workers, 1), max(batch, 1)
+	// Two sets of buffers: out reads one while the workers fill the other.
+	cur, prev := make([][]byte, workers), make([][]byte, workers)
+	written := func() error { return nil }
+	for start := 0; start < n; start += workers * batch {
+		jobs := min(workers, (n-start+batch-1)/batch)
+		Each(jobs, workers, nil, func(_, j int) {
+			lo := start + j*batch
+			b := cur[j][:0]
+			for k := lo; k < min(lo+batch, n); k++ {
+				b = enc(b, k)
+			}
+			cur[j] = b
+		})
+		written()
+		cur, prev = prev, cur
+		done := prev[:jobs]
+		written = Beside(func() error {
+			for _, b := range done {
+				out(b)
+			}
+			return nil
+		})
+	}
+	written()
+}

@@ -1,7 +1,9 @@
 package par
 
 import (
+	"bytes"
 	"errors"
+	"strconv"
 	"sync/atomic"
 	"testing"
 )
@@ -111,5 +113,38 @@ func TestBesideRunsConcurrently(t *testing.T) {
 	}
 	if err := Beside(func() error { return nil })(); err != nil {
 		t.Fatalf("wait() = %v, want nil", err)
+	}
+}
+
+// Encode's output is the items' bytes in order, as encoding them one
+// after another gives, whatever the batch and the number of workers.
+func TestEncodeInOrder(t *testing.T) {
+	enc := func(b []byte, k int) []byte {
+		if k%5 == 3 {
+			return b // an item may add nothing
+		}
+		return append(strconv.AppendInt(b, int64(k), 10), " ;"[k%2])
+	}
+	for _, tc := range []struct{ n, batch, workers int }{{0, 4, 2}, {1, 4, 2}, {7, 1, 3}, {1000, 16, 2}, {1000, 7, 8}, {5, 10, 1}, {100, 0, 0}} {
+		var want []byte
+		for k := range tc.n {
+			want = enc(want, k)
+		}
+		var got []byte
+		var outs, busy atomic.Int32
+		Encode(tc.n, tc.batch, tc.workers, enc, func(b []byte) {
+			if busy.Add(1) != 1 {
+				t.Errorf("n=%d batch=%d workers=%d: out called while it runs", tc.n, tc.batch, tc.workers)
+			}
+			outs.Add(1)
+			got = append(got, b...)
+			busy.Add(-1)
+		})
+		if !bytes.Equal(got, want) {
+			t.Fatalf("n=%d batch=%d workers=%d: got %q, want %q", tc.n, tc.batch, tc.workers, got, want)
+		}
+		if wantOuts := (tc.n + max(tc.batch, 1) - 1) / max(tc.batch, 1); int(outs.Load()) != wantOuts {
+			t.Fatalf("n=%d batch=%d workers=%d: out called %d times, want one a batch, %d", tc.n, tc.batch, tc.workers, outs.Load(), wantOuts)
+		}
 	}
 }
