@@ -565,7 +565,17 @@ func (r *reader) readTar(name, overlay string) (_ *layer, err error) {
 	tail := &tailReader{r: guard}
 	a := &tarArchive{r: r, name: name, overlay: overlay, f: f, plain: plain,
 		tail: tail, tr: tarread.NewReader(tail), l: newLayer(), symlinks: map[string]bool{}}
-	if err := a.readMembers(); err != nil {
+	if !plain {
+		a.queue = newSpoolQueue(a)
+	}
+	err = a.readMembers()
+	if a.queue != nil {
+		// An error spooling is an earlier member's than any of reading.
+		if qerr := a.queue.close(); qerr != nil {
+			err = qerr
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	if !plain {
@@ -595,6 +605,7 @@ type tarArchive struct {
 	plain   bool          // uncompressed: members are read from f in place, not spooled
 	tail    *tailReader
 	tr      *tarread.Reader // its headers are valid until the next member
+	queue   *spoolQueue     // of a compressed archive: spools small members
 	l       *layer
 	// symlinks holds the archive's symlinks so far: no later member may
 	// lie below one.
@@ -685,6 +696,15 @@ func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
 	switch hdr.Typeflag {
 	case tar.TypeReg:
 		e.Type = tree.File
+		if a.queue != nil && hdr.Size <= maxQueued {
+			if err := a.queue.add(a.tr, hdr.Name, hdr.Size, e); err != nil {
+				return nil, err
+			}
+			break
+		}
+		if err := a.settle(); err != nil {
+			return nil, err
+		}
 		if err := a.content(hdr, e); err != nil {
 			return nil, fmt.Errorf("%s: entry %s: %w", a.name, shortName(hdr.Name), err)
 		}
@@ -704,6 +724,9 @@ func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
 		if err != nil {
 			return nil, a.unsafe(hdr, "hard link target: %v", err)
 		}
+		if err := a.settle(); err != nil { // the target's sums are copied
+			return nil, err
+		}
 		prev := a.l.get(t)
 		if prev == nil || (prev.Type != tree.File && prev.Type != tree.Hardlink) {
 			return nil, a.unsafe(hdr, "hard link to %q, which is not a regular file earlier in the archive", hdr.Linkname)
@@ -721,6 +744,14 @@ func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
 		return nil, a.unsafe(hdr, "unsupported type %q", hdr.Typeflag)
 	}
 	return e, nil
+}
+
+// settle waits until the members queued to be spooled are.
+func (a *tarArchive) settle() error {
+	if a.queue == nil {
+		return nil
+	}
+	return a.queue.wait()
 }
 
 // content digests a regular member's data and sets where e's content is:
