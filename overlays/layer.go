@@ -111,11 +111,7 @@ func (l *layer) sorted() []*tree.Entry {
 // order in place and keeps only the last entry of each path. A directory
 // walk lists in tree order already, which one pass finds.
 func sortEntries(list []*tree.Entry) []*tree.Entry {
-	inOrder := true
-	for i := 1; i < len(list) && inOrder; i++ {
-		inOrder = tree.Compare(list[i-1].Path, list[i].Path) < 0
-	}
-	if inOrder {
+	if tree.Ascending(list) {
 		return list
 	}
 	// Sorting keys that hold eight bytes of each path at a time compares
@@ -125,7 +121,11 @@ func sortEntries(list []*tree.Entry) []*tree.Entry {
 	for i, e := range list {
 		keys[i] = sortKey{0, i, e}
 	}
-	sortKeys(keys, 0)
+	workers := 1
+	if len(keys) >= 1<<12 { // a small layer sorts faster than goroutines start
+		workers = runtime.GOMAXPROCS(0)
+	}
+	sortKeys(keys, 0, workers)
 	out := list[:0]
 	for i, k := range keys {
 		if i+1 < len(keys) && keys[i+1].chunk == k.chunk && keys[i+1].e.Path == k.e.Path {
@@ -146,8 +146,10 @@ type sortKey struct {
 // sortKeys sorts keys whose paths agree in their first depth bytes into
 // tree order, entries of one path in the order they were added: by the
 // eight bytes from depth on, then each run that agrees in those by the
-// next eight.
-func sortKeys(keys []sortKey, depth int) {
+// next eight. Runs are sorted apart from each other: with workers above
+// one, the first level with several runs sorts them on that many
+// goroutines.
+func sortKeys(keys []sortKey, depth, workers int) {
 	longer := false // some path goes on past these eight bytes
 	for i := range keys {
 		p := keys[i].e.Path
@@ -167,16 +169,28 @@ func sortKeys(keys []sortKey, depth int) {
 		return
 	}
 	slices.SortFunc(keys, func(a, b sortKey) int { return cmp.Compare(a.chunk, b.chunk) })
+	var runs [][2]int // [start, end) of each run of more than one key
 	for i := 0; i < len(keys); {
 		j := i + 1
 		for j < len(keys) && keys[j].chunk == keys[i].chunk {
 			j++
 		}
 		if j-i > 1 {
-			sortKeys(keys[i:j], depth+8)
+			if workers > 1 {
+				runs = append(runs, [2]int{i, j})
+			} else {
+				sortKeys(keys[i:j], depth+8, 1)
+			}
 		}
 		i = j
 	}
+	if len(runs) == 1 {
+		sortKeys(keys[runs[0][0]:runs[0][1]], depth+8, workers) // no spreading here: try the next level
+		return
+	}
+	par.Each(len(runs), workers, nil, func(_, k int) {
+		sortKeys(keys[runs[k][0]:runs[k][1]], depth+8, 1)
+	})
 }
 
 // pathChunk packs the eight bytes of p from depth on, big-endian and

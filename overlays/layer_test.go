@@ -159,3 +159,40 @@ func TestLayerSorted(t *testing.T) {
 		}
 	}
 }
+
+// Sorting the runs of keys on several goroutines gives the order one
+// goroutine gives, whether the runs start at the first eight bytes or
+// only deeper (every path under one long prefix).
+func TestSortKeysSpread(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, prefix := range []string{"", "opt/openlibrary/", "a"} {
+		var es []*tree.Entry
+		for range 20000 {
+			p := fmt.Sprintf("%sd%02d/s%03d/f%d", prefix, rng.IntN(40), rng.IntN(300), rng.IntN(50))
+			if rng.IntN(5) == 0 {
+				p = p[:strings.LastIndexByte(p, '/')] // a directory, and paths of different lengths
+			}
+			es = append(es, &tree.Entry{Path: p}) // some paths twice: added order breaks the tie
+		}
+		keys := func() []sortKey {
+			ks := make([]sortKey, len(es))
+			for i, e := range es {
+				ks[i] = sortKey{0, i, e}
+			}
+			return ks
+		}
+		one, spread := keys(), keys()
+		sortKeys(one, 0, 1)
+		sortKeys(spread, 0, 4)
+		for i := range one {
+			if one[i].e != spread[i].e {
+				t.Fatalf("prefix %q: key %d is %q (added %d) on 4 goroutines, %q (added %d) on one", prefix, i, spread[i].e.Path, spread[i].i, one[i].e.Path, one[i].i)
+			}
+		}
+		for i := 1; i < len(one); i++ {
+			if c := tree.Compare(one[i-1].e.Path, one[i].e.Path); c > 0 || c == 0 && one[i-1].i > one[i].i {
+				t.Fatalf("prefix %q: %q (added %d) before %q (added %d)", prefix, one[i-1].e.Path, one[i-1].i, one[i].e.Path, one[i].i)
+			}
+		}
+	}
+}

@@ -12,10 +12,14 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
+
+	"github.com/internetarchive/olimage/internal/par"
 )
 
 // Type is the kind of a tree entry.
@@ -436,11 +440,7 @@ func New(entries []*Entry) (*Tree, error) {
 	// A merge hands its entries over in order: one pass that finds them
 	// strictly ascending (so without duplicates) saves sorting a million
 	// entries again.
-	inOrder := true
-	for i := 1; i < len(entries) && inOrder; i++ {
-		inOrder = Compare(entries[i-1].Path, entries[i].Path) < 0
-	}
-	if inOrder {
+	if Ascending(entries) {
 		return &Tree{Entries: entries}, nil
 	}
 	Sort(entries)
@@ -450,6 +450,26 @@ func New(entries []*Entry) (*Tree, error) {
 		}
 	}
 	return &Tree{Entries: entries}, nil
+}
+
+// Ascending reports whether entries are in strictly ascending tree order
+// (so without two of one path). A large list is checked on every core, in
+// ranges: a merge of a million entries checks its result, and before that
+// the layers it read, one pass each.
+func Ascending(entries []*Entry) bool {
+	const piece = 1 << 14 // pairs a job checks: small lists take one
+	var out atomic.Bool
+	jobs := (len(entries) + piece - 1) / piece
+	par.Each(jobs, runtime.GOMAXPROCS(0), out.Load, func(_, k int) {
+		// Job k checks each entry of its range against the one before.
+		for i := max(k*piece, 1); i < min((k+1)*piece, len(entries)); i++ {
+			if Compare(entries[i-1].Path, entries[i].Path) >= 0 {
+				out.Store(true)
+				return
+			}
+		}
+	})
+	return !out.Load()
 }
 
 // Get returns the entry at path p, or nil. It searches the sorted entries

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -128,6 +129,53 @@ func TestNew(t *testing.T) {
 	for _, in := range [][]string{{"a", "a/b", "a/b"}, {"b", "a", "b"}} {
 		if _, err := New(entries(in...)); err == nil || !strings.Contains(err.Error(), "duplicate path") {
 			t.Errorf("New(%q): error %v, want a duplicate path", in, err)
+		}
+	}
+}
+
+// Ascending checks a long list in ranges on every core; it answers as one
+// pass over every pair does, wherever the pair out of order falls.
+func TestAscending(t *testing.T) {
+	serial := func(es []*Entry) bool {
+		for i := 1; i < len(es); i++ {
+			if Compare(es[i-1].Path, es[i].Path) >= 0 {
+				return false
+			}
+		}
+		return true
+	}
+	const n = 3<<14 + 5 // several ranges, the last one short
+	sorted := make([]*Entry, n)
+	for i := range sorted {
+		sorted[i] = &Entry{Path: fmt.Sprintf("d%d/f%06d", i/1000, i)}
+	}
+	Sort(sorted)
+	for _, tc := range []struct {
+		name string
+		at   int // the pair (at-1, at) is broken; 0 for none
+		dup  bool
+	}{
+		{"in order", 0, false}, {"first pair", 1, false}, {"last pair", n - 1, false},
+		{"across a range's edge", 1 << 14, false}, {"before a range's edge", 1<<14 - 1, false},
+		{"second range's edge", 2 << 14, false}, {"duplicate path", 3 << 14, true}, {"duplicate at the end", n - 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es := slices.Clone(sorted)
+			switch {
+			case tc.at == 0:
+			case tc.dup:
+				es[tc.at] = &Entry{Path: es[tc.at-1].Path}
+			default:
+				es[tc.at-1], es[tc.at] = es[tc.at], es[tc.at-1]
+			}
+			if got, want := Ascending(es), serial(es); got != want {
+				t.Fatalf("Ascending = %v, want %v", got, want)
+			}
+		})
+	}
+	for _, es := range [][]*Entry{nil, {{Path: "a"}}, {{Path: "a"}, {Path: "a"}}, {{Path: "a/b"}, {Path: "a-b"}}, {{Path: "a-b"}, {Path: "a/b"}}} {
+		if got, want := Ascending(es), serial(es); got != want {
+			t.Fatalf("Ascending(%d entries) = %v, want %v", len(es), got, want)
 		}
 	}
 }
