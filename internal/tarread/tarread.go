@@ -1,10 +1,11 @@
 // Package tarread reads tar archives as archive/tar does, member for
 // member, byte for byte and error for error, parsing the headers that
-// tar writers emit for files, directories and links without archive/tar's
-// cost per member. It does not write archives, and it parses no other
-// header: the first that is anything else (the end-of-archive marker, PAX
-// records, GNU long names or sparse maps, V7 or STAR headers, a bad
-// checksum or number) goes, with the rest of the stream, to archive/tar.
+// tar writers emit for files, directories and links (ustar and GNU, with
+// GNU long names) without archive/tar's cost per member. It does not
+// write archives, and it parses no other header: the first member that
+// has any other (the end-of-archive marker, PAX records, GNU sparse maps,
+// V7 or STAR headers, a bad checksum or number) goes, with the rest of
+// the stream, to archive/tar.
 package tarread
 
 import (
@@ -13,6 +14,7 @@ import (
 	"encoding/binary"
 	"io"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -31,11 +33,16 @@ type Reader struct {
 
 	hdr   tar.Header
 	blk   [blockSize]byte
-	name  []byte            // a prefixed name, assembled before it is one string
-	trash []byte            // skipped data is read into it
-	names map[string]string // user and group names met, one string each
-	uname lastName          // the last user name field, and its string
-	gname lastName
+	name  []byte // a prefixed name, assembled before it is one string
+	trash []byte // skipped data is read into it
+
+	// What Next has read of the member so far, and its GNU long name and
+	// link target, if any.
+	replay             []byte
+	longName, longLink []byte
+	names              map[string]string // user and group names met, one string each
+	uname              lastName          // the last user name field, and its string
+	gname              lastName
 }
 
 // lastName is a user or group name field as it was last read, and the
@@ -107,19 +114,92 @@ func (r *Reader) next() (*tar.Header, error) {
 	if err := r.skip(); err != nil {
 		return nil, err
 	}
-	if _, err := io.ReadFull(r.r, r.blk[:]); err != nil {
-		return nil, err // io.EOF where the stream ends at a block boundary
+	// What this call reads is kept until the member's own header, to be
+	// read again by archive/tar if a header is one this reader leaves to
+	// it: GNU long names come before the header they name.
+	r.replay = r.replay[:0]
+	r.longName, r.longLink = r.longName[:0], r.longLink[:0]
+	format := tar.FormatUSTAR | tar.FormatPAX | tar.FormatGNU
+	for {
+		if _, err := io.ReadFull(r.r, r.blk[:]); err != nil {
+			return nil, err // io.EOF where the stream ends at a block boundary
+		}
+		r.replay = append(r.replay, r.blk[:]...)
+		var f fields
+		if !r.parse(&f) {
+			return r.handOver()
+		}
+		format &= f.format
+		if f.flag == tar.TypeGNULongName || f.flag == tar.TypeGNULongLink {
+			if len(r.replay) > maxReplay {
+				return r.handOver() // a run of long names, only the last of which counts
+			}
+			if err := r.readLong(f); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if !r.header(f) {
+			return r.handOver()
+		}
+		if format&tar.FormatUSTAR != 0 && format&tar.FormatPAX != 0 {
+			format = tar.FormatUSTAR
+		}
+		r.hdr.Format = format
+		r.nb, r.pad = r.hdr.Size, -r.hdr.Size&(blockSize-1)
+		if headerOnly(r.hdr.Typeflag) {
+			r.nb, r.pad = 0, 0
+		}
+		return &r.hdr, nil
 	}
-	if !r.parse() {
-		// archive/tar reads the block again, and all that follows.
-		r.tr = tar.NewReader(io.MultiReader(bytes.NewReader(r.blk[:]), r.r))
-		return r.tr.Next()
+}
+
+// maxReplay bounds what Next keeps of a member's headers: a name and a
+// link target take 2 KiB.
+const maxReplay = 8 << 10
+
+// handOver leaves the rest of the stream to archive/tar, from the start
+// of the member being read.
+func (r *Reader) handOver() (*tar.Header, error) {
+	r.tr = tar.NewReader(io.MultiReader(bytes.NewReader(r.replay), r.r))
+	return r.tr.Next()
+}
+
+// readLong reads the data of a GNU long name or link member, f, and its
+// padding, as archive/tar does: parse has checked that it fits in the
+// first buffer of io.ReadAll, so archive/tar asks the source for as much
+// as is left each time, as this does.
+func (r *Reader) readLong(f fields) error {
+	b := r.longLink[:0]
+	if f.flag == tar.TypeGNULongName {
+		b = r.longName[:0]
 	}
-	r.nb, r.pad = r.hdr.Size, -r.hdr.Size&(blockSize-1)
-	if headerOnly(r.hdr.Typeflag) {
-		r.nb, r.pad = 0, 0
+	b = slices.Grow(b, int(f.size))[:f.size]
+	for n := 0; n < len(b); {
+		k, err := r.r.Read(b[n:])
+		n += k
+		if err == io.EOF && n < len(b) {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err == io.EOF {
+			break
+		}
 	}
-	return &r.hdr, nil
+	r.replay = append(r.replay, b...)
+	pad := r.blk[:-f.size&(blockSize-1)]
+	if err := r.readPad(pad); err != nil {
+		return err
+	}
+	r.replay = append(r.replay, pad...)
+	if f.flag == tar.TypeGNULongName {
+		r.longName = b
+	} else {
+		r.longLink = b
+	}
+	return nil
 }
 
 // skip reads past what is left of the current member's data and its
@@ -144,11 +224,14 @@ func (r *Reader) skip() error {
 			return err
 		}
 	}
-	if r.pad == 0 {
-		return nil
-	}
-	b := r.blk[:r.pad]
+	pad := r.blk[:r.pad]
 	r.pad = 0
+	return r.readPad(pad)
+}
+
+// readPad reads a member's padding into b, with archive/tar's errors:
+// io.EOF where it is cut short.
+func (r *Reader) readPad(b []byte) error {
 	var n int
 	var err error
 	for n < len(b) && err == nil {
@@ -201,22 +284,35 @@ const (
 	offTrailer  = 508 // STAR's "tar\x00"
 )
 
-// parse reads r.blk into r.hdr as archive/tar would, and reports whether
-// it could: false for every block it leaves to archive/tar.
-func (r *Reader) parse() bool {
+// fields are the numbers and format of the header block in r.blk.
+type fields struct {
+	flag                                            byte
+	format                                          tar.Format // as archive/tar guesses it from the block alone
+	mode, uid, gid, size, mtime, devMajor, devMinor int64
+	atime, ctime                                    time.Time
+	prefix                                          []byte
+}
+
+// parse reads the header block r.blk into f as archive/tar would, and
+// reports whether it could: false for every block it leaves to
+// archive/tar.
+func (r *Reader) parse(f *fields) bool {
 	b := &r.blk
-	flag := b[offType]
-	switch flag {
+	f.flag = b[offType]
+	switch f.flag {
 	case tar.TypeReg, tar.TypeLink, tar.TypeSymlink, tar.TypeDir, typeRegA:
+	case tar.TypeGNULongName, tar.TypeGNULongLink:
+		if string(b[offMagic:offMagic+6]) != "ustar " {
+			return false // only GNU writes them
+		}
 	default:
 		return false
 	}
-	var format tar.Format
 	switch magic := string(b[offMagic : offMagic+6]); {
 	case magic == "ustar\x00" && string(b[offTrailer:]) != "tar\x00":
-		format = tar.FormatUSTAR | tar.FormatPAX
+		f.format = tar.FormatUSTAR | tar.FormatPAX
 	case magic == "ustar " && string(b[offVersion:offVersion+2]) == " \x00":
-		format = tar.FormatGNU
+		f.format = tar.FormatGNU
 	default:
 		return false // V7 or STAR, or not a header
 	}
@@ -224,41 +320,57 @@ func (r *Reader) parse() bool {
 	if want, ok := octal(b[offChksum : offChksum+8]); !ok || want != sum {
 		return false // or a signed sum, of old Sun tar
 	}
-	mode, ok1 := octal(b[offMode : offMode+8])
-	uid, ok2 := octal(b[offUID : offUID+8])
-	gid, ok3 := octal(b[offGID : offGID+8])
-	size, ok4 := octal(b[offSize : offSize+12])
-	mtime, ok5 := octal(b[offModTime : offModTime+12])
-	major, ok6 := octal(b[offDevmajor : offDevmajor+8])
-	minor, ok7 := octal(b[offDevminor : offDevminor+8])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) {
+	var ok [7]bool
+	f.mode, ok[0] = octal(b[offMode : offMode+8])
+	f.uid, ok[1] = octal(b[offUID : offUID+8])
+	f.gid, ok[2] = octal(b[offGID : offGID+8])
+	f.size, ok[3] = octal(b[offSize : offSize+12])
+	f.mtime, ok[4] = octal(b[offModTime : offModTime+12])
+	f.devMajor, ok[5] = octal(b[offDevmajor : offDevmajor+8])
+	f.devMinor, ok[6] = octal(b[offDevminor : offDevminor+8])
+	if ok != [7]bool{true, true, true, true, true, true, true} {
 		return false
 	}
-	var prefix []byte
-	var atime, ctime time.Time
-	if format == tar.FormatGNU {
+	if (f.flag == tar.TypeGNULongName || f.flag == tar.TypeGNULongLink) && f.size > 512 {
+		return false // archive/tar would read it in pieces: see readLong
+	}
+	if f.format == tar.FormatGNU {
 		var ok bool
-		if atime, ok = gnuTime(b[offAtime : offAtime+12]); !ok {
+		if f.atime, ok = gnuTime(b[offAtime : offAtime+12]); !ok {
 			return false
 		}
-		if ctime, ok = gnuTime(b[offCtime : offCtime+12]); !ok {
+		if f.ctime, ok = gnuTime(b[offCtime : offCtime+12]); !ok {
 			return false
 		}
-	} else {
-		prefix = cstring(b[offPrefix : offPrefix+155])
-		// archive/tar calls a ustar block of any other shape no format.
-		if high || b[offMode+7] != 0 || b[offUID+7] != 0 || b[offGID+7] != 0 || b[offSize+11] != 0 ||
-			b[offModTime+11] != 0 || b[offDevmajor+7] != 0 || b[offDevminor+7] != 0 {
-			format = tar.FormatUnknown
-		} else {
-			format = tar.FormatUSTAR
+		return true
+	}
+	f.prefix = cstring(b[offPrefix : offPrefix+155])
+	// archive/tar calls a ustar block of any other shape no format.
+	if high || b[offMode+7] != 0 || b[offUID+7] != 0 || b[offGID+7] != 0 || b[offSize+11] != 0 ||
+		b[offModTime+11] != 0 || b[offDevmajor+7] != 0 || b[offDevminor+7] != 0 {
+		f.format = tar.FormatUnknown
+	}
+	return true
+}
+
+// header makes r.hdr of the member whose header block, in r.blk, parse
+// read into f, after any GNU long name and link, and reports whether it
+// could: a name that is not local is left to archive/tar.
+func (r *Reader) header(f fields) bool {
+	b := &r.blk
+	name := cstring(r.longName)
+	if len(name) == 0 {
+		name = cstring(b[offName : offName+100])
+		if len(f.prefix) > 0 {
+			r.name = append(append(append(r.name[:0], f.prefix...), '/'), name...)
+			name = r.name
 		}
 	}
-	name := cstring(b[offName : offName+100])
-	if len(prefix) > 0 {
-		r.name = append(append(append(r.name[:0], prefix...), '/'), name...)
-		name = r.name
+	link := cstring(r.longLink)
+	if len(link) == 0 {
+		link = cstring(b[offLinkname : offLinkname+100])
 	}
+	flag := f.flag
 	if flag == typeRegA {
 		flag = tar.TypeReg
 		if bytes.HasSuffix(name, []byte("/")) {
@@ -271,19 +383,18 @@ func (r *Reader) parse() bool {
 	r.hdr = tar.Header{
 		Typeflag:   flag,
 		Name:       string(name),
-		Linkname:   string(cstring(b[offLinkname : offLinkname+100])),
-		Size:       size,
-		Mode:       mode,
-		Uid:        int(uid),
-		Gid:        int(gid),
+		Linkname:   string(link),
+		Size:       f.size,
+		Mode:       f.mode,
+		Uid:        int(f.uid),
+		Gid:        int(f.gid),
 		Uname:      r.intern(b[offUname:offUname+32], &r.uname),
 		Gname:      r.intern(b[offGname:offGname+32], &r.gname),
-		ModTime:    time.Unix(mtime, 0),
-		AccessTime: atime,
-		ChangeTime: ctime,
-		Devmajor:   major,
-		Devminor:   minor,
-		Format:     format,
+		ModTime:    time.Unix(f.mtime, 0),
+		AccessTime: f.atime,
+		ChangeTime: f.ctime,
+		Devmajor:   f.devMajor,
+		Devminor:   f.devMinor,
 	}
 	return true
 }
