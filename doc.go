@@ -33,9 +33,10 @@
 // Support: internal/par (bounded worker pools), internal/quote (paths
 // quoted for digests and output), internal/tarread (tar archives read as
 // archive/tar reads them, the common headers faster; overlays' archives),
-// internal/trace (what -v says, and the progress of long reads). For tests: internal/golden (golden files and
-// -update), internal/testenv (root, tools, skips CI refuses),
-// internal/testfs (test trees), internal/testimage (real images of a
-// one-role fleet), internal/registrytest (a real registry), bench/gentree
-// (benchmark trees), e2e (VM tests under qemu).
+// internal/trace (what -v says, and the progress of long reads). For
+// tests: internal/golden (golden files and -update), internal/testenv
+// (root, tools, skips CI refuses), internal/testfs (test trees),
+// internal/testimage (real images of a one-role fleet),
+// internal/registrytest (a real registry), bench/gentree (benchmark
+// trees), bench/gentar (benchmark archives), e2e (VM tests under qemu).
 package olimage
