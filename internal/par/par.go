@@ -84,32 +84,57 @@ func Beside(fn func() error) (wait func() error) {
 // large tree that is written once but costs more to encode than to write.
 // enc appends item k's bytes to b; what out receives is what enc would
 // give called on every item in order, batch items to a call of out. out
-// runs on one goroutine at a time, beside the encoding of the next
+// runs on the caller's goroutine, beside the encoding of the next
 // batches, and must not keep b.
 func Encode(n, batch, workers int, enc func(b []byte, k int) []byte, out func(b []byte)) {
 	workers, batch = max(workers, 1), max(batch, 1)
-	// Two sets of buffers: out reads one while the workers fill the other.
-	cur, prev := make([][]byte, workers), make([][]byte, workers)
-	written := func() error { return nil }
-	for start := 0; start < n; start += workers * batch {
-		jobs := min(workers, (n-start+batch-1)/batch)
-		Each(jobs, workers, nil, func(_, j int) {
-			lo := start + j*batch
-			b := cur[j][:0]
-			for k := lo; k < min(lo+batch, n); k++ {
-				b = enc(b, k)
-			}
-			cur[j] = b
-		})
-		written()
-		cur, prev = prev, cur
-		done := prev[:jobs]
-		written = Beside(func() error {
-			for _, b := range done {
-				out(b)
-			}
-			return nil
-		})
+	batches := (n + batch - 1) / batch
+	// Batches go round a ring of buffers, twice as many as workers: a
+	// worker fills batch k's slot once out is done with batch k-slots,
+	// and out takes the slots in order as they fill. No step waits for
+	// the slowest worker (a thread the system has put aside holds up
+	// only the batches behind its own).
+	slots := 2 * workers
+	bufs := make([][]byte, slots)
+	turn := make([]int, slots) // the batch slot s holds next
+	full := make([]bool, slots)
+	for s := range turn {
+		turn[s] = s
 	}
-	written()
+	var mu sync.Mutex
+	changed := sync.NewCond(&mu)
+	encoded := Beside(func() error {
+		Each(batches, workers, nil, func(_, k int) {
+			s := k % slots
+			mu.Lock()
+			for turn[s] != k {
+				changed.Wait()
+			}
+			b := bufs[s][:0]
+			mu.Unlock()
+			for i := k * batch; i < min((k+1)*batch, n); i++ {
+				b = enc(b, i)
+			}
+			mu.Lock()
+			bufs[s], full[s] = b, true
+			changed.Broadcast()
+			mu.Unlock()
+		})
+		return nil
+	})
+	for k := range batches {
+		s := k % slots
+		mu.Lock()
+		for !full[s] || turn[s] != k {
+			changed.Wait()
+		}
+		b := bufs[s]
+		mu.Unlock()
+		out(b)
+		mu.Lock()
+		full[s], turn[s] = false, k+slots
+		changed.Broadcast()
+		mu.Unlock()
+	}
+	encoded()
 }

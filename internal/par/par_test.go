@@ -125,7 +125,7 @@ func TestEncodeInOrder(t *testing.T) {
 		}
 		return append(strconv.AppendInt(b, int64(k), 10), " ;"[k%2])
 	}
-	for _, tc := range []struct{ n, batch, workers int }{{0, 4, 2}, {1, 4, 2}, {7, 1, 3}, {1000, 16, 2}, {1000, 7, 8}, {5, 10, 1}, {100, 0, 0}} {
+	for _, tc := range []struct{ n, batch, workers int }{{0, 4, 2}, {1, 4, 2}, {7, 1, 3}, {1000, 16, 2}, {5000, 1, 3}, {1000, 7, 8}, {5, 10, 1}, {100, 0, 0}} {
 		var want []byte
 		for k := range tc.n {
 			want = enc(want, k)
