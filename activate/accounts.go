@@ -188,7 +188,7 @@ func TreeAccounts(t *tree.Tree) (*Accounts, error) {
 	a := NewAccounts()
 	for _, e := range t.Entries {
 		if err := a.Add(e.Owner(), e.UID, e.Group(), e.GID); err != nil {
-			return nil, fmt.Errorf("/%s: %w", e.Path, err)
+			return nil, fmt.Errorf("/%s: %w", e.Path(), err)
 		}
 	}
 	return a, nil

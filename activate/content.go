@@ -44,19 +44,19 @@ func verifyEntries(dir string, m *manifest.Manifest) []error {
 			found = append(found, finding{i, fmt.Errorf("%s: %w: %w", filepath.Join(dir, manifest.Path), err, ErrVerify)})
 			continue
 		}
-		if below(bad, e.Path) {
+		if below(bad, e.Path()) {
 			continue
 		}
-		p := filepath.Join(dir, filepath.FromSlash(e.Path))
+		p := filepath.Join(dir, filepath.FromSlash(e.Path()))
 		fi, err := os.Lstat(p)
 		if err != nil {
 			found = append(found, finding{i, fmt.Errorf("%s: %w: %w", p, err, ErrVerify)})
-			bad[e.Path] = true
+			bad[e.Path()] = true
 			continue
 		}
 		if msg := metaMismatch(p, fi, e); msg != "" {
 			found = append(found, finding{i, fmt.Errorf("%s: %s: %w", p, msg, ErrVerify)})
-			bad[e.Path] = true
+			bad[e.Path()] = true
 			continue
 		}
 		if e.Type == tree.File || e.Type == tree.Hardlink {

@@ -274,8 +274,8 @@ func derive(what, role, digest string) [16]byte {
 // withManifest returns t with .olimage/manifest.json added.
 func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch int64) (*tree.Tree, error) {
 	root := func(p string, typ tree.Type, mode uint32) *tree.Entry {
-		e := &tree.Entry{Path: p, Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
-			ModTime: epoch}
+		e := (&tree.Entry{Type: typ, Mode: mode, UID: f.Owners["root"], GID: f.Groups["root"],
+			ModTime: epoch}).WithPath(p)
 		e.SetNames("root", "root")
 		e.SetOverlay("olimage")
 		return e
@@ -294,7 +294,7 @@ func withManifest(t *tree.Tree, mf *manifest.SpoolFile, f *roles.Fleet, epoch in
 	}
 	// Put the two where they belong, so that tree.New finds the entries
 	// in order rather than sorting them all again.
-	i, _ := slices.BinarySearchFunc(t.Entries, tree.OlimageDir, func(e *tree.Entry, p string) int { return tree.Compare(e.Path, p) })
+	i, _ := slices.BinarySearchFunc(t.Entries, tree.OlimageDir, func(e *tree.Entry, p string) int { return e.ComparePath(p) })
 	entries := make([]*tree.Entry, 0, len(t.Entries)+2)
 	entries = append(append(append(entries, t.Entries[:i]...), d, m), t.Entries[i:]...)
 	return tree.New(entries)

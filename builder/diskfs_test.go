@@ -91,8 +91,8 @@ func TestDiskfsReadsImage(t *testing.T) {
 		t.Fatal("go-diskfs did not finish reading the image in 2 minutes")
 	}
 	for _, e := range merged.Tree.Entries {
-		if !seen[e.Path] {
-			t.Errorf("%s: in the tree, go-diskfs does not see it", e.Path)
+		if !seen[e.Path()] {
+			t.Errorf("%s: in the tree, go-diskfs does not see it", e.Path())
 		}
 	}
 }

@@ -121,8 +121,8 @@ func compareMounted(t *testing.T, dir string, tr *tree.Tree, epoch int64) {
 		t.Fatal(err)
 	}
 	for _, e := range tr.Entries {
-		if !seen[e.Path] {
-			t.Errorf("%s: in the tree, not in the image", e.Path)
+		if !seen[e.Path()] {
+			t.Errorf("%s: in the tree, not in the image", e.Path())
 		}
 	}
 }

@@ -25,18 +25,18 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 	i, j := 0, 0
 	for i < len(a.Entries) && j < len(b.Entries) {
 		ea, eb := a.Entries[i], b.Entries[j]
-		switch {
-		case tree.Less(ea.Path, eb.Path):
+		switch c := tree.ComparePaths(ea, eb); {
+		case c < 0:
 			i++
 			continue
-		case tree.Less(eb.Path, ea.Path):
+		case c > 0:
 			j++
 			continue
 		}
 		i++
 		j++
 		if ea.Type == tree.File && eb.Type == tree.File && ea.Size == eb.Size &&
-			ea.Digest.IsZero() && eb.Digest.IsZero() && ea.Content != nil && eb.Content != nil && keep(ea.Path) {
+			ea.Digest.IsZero() && eb.Digest.IsZero() && ea.Content != nil && eb.Content != nil && keep(ea.Path()) {
 			pairs = append(pairs, pair{ea, eb})
 		}
 	}
@@ -71,12 +71,12 @@ func compareBytes(ctx context.Context, a, b *tree.Tree, keep func(string) bool) 
 func sameBytes(ctx context.Context, a, b *tree.Entry, ba, bb []byte) (bool, error) {
 	ra, err := a.Content.Open()
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", a.Path, err)
+		return false, fmt.Errorf("%s: %w", a.Path(), err)
 	}
 	defer ra.Close()
 	rb, err := b.Content.Open()
 	if err != nil {
-		return false, fmt.Errorf("%s: %w", b.Path, err)
+		return false, fmt.Errorf("%s: %w", b.Path(), err)
 	}
 	defer rb.Close()
 	for left := a.Size; left > 0; {
@@ -85,10 +85,10 @@ func sameBytes(ctx context.Context, a, b *tree.Entry, ba, bb []byte) (bool, erro
 		}
 		k := int(min(left, int64(len(ba))))
 		if _, err := io.ReadFull(ra, ba[:k]); err != nil {
-			return false, fmt.Errorf("%s: %w", a.Path, err)
+			return false, fmt.Errorf("%s: %w", a.Path(), err)
 		}
 		if _, err := io.ReadFull(rb, bb[:k]); err != nil {
-			return false, fmt.Errorf("%s: %w", b.Path, err)
+			return false, fmt.Errorf("%s: %w", b.Path(), err)
 		}
 		if !bytes.Equal(ba[:k], bb[:k]) {
 			return false, nil

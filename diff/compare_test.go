@@ -39,7 +39,7 @@ func (o *opener) Open(ctx context.Context, name string, read diff.Read) (diff.Si
 		return nil, err
 	}
 	base := strings.TrimSuffix(name, ".img")
-	t, err := tree.New([]*tree.Entry{{Path: "a", Type: tree.File, Size: 1, Digest: tree.Digest{base[len(base)-1]}}})
+	t, err := tree.New([]*tree.Entry{(&tree.Entry{Type: tree.File, Size: 1, Digest: tree.Digest{base[len(base)-1]}}).WithPath("a")})
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 		}
 	}
 	same, err := compareBytes(ctx, a, b, func(p string) bool {
-		return opts.keep(p) || renamed[p] != nil && opts.keep(renamed[p].Path)
+		return opts.keep(p) || renamed[p] != nil && opts.keep(renamed[p].Path())
 	})
 	if err != nil {
 		return nil, err
@@ -124,11 +124,15 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 			return nil, err
 		}
 		var ea, eb *tree.Entry
+		order := 0 // how a's entry compares with b's, where both have one
+		if i < len(a.Entries) && j < len(b.Entries) {
+			order = tree.ComparePaths(a.Entries[i], b.Entries[j])
+		}
 		switch {
-		case j == len(b.Entries) || i < len(a.Entries) && tree.Less(a.Entries[i].Path, b.Entries[j].Path):
+		case j == len(b.Entries) || i < len(a.Entries) && order < 0:
 			ea = a.Entries[i]
 			i++
-		case i == len(a.Entries) || tree.Less(b.Entries[j].Path, a.Entries[i].Path):
+		case i == len(a.Entries) || order > 0:
 			eb = b.Entries[j]
 			j++
 		default:
@@ -140,7 +144,7 @@ func Trees(ctx context.Context, a, b *tree.Tree, opts Options) ([]Change, error)
 		c := Change{Path: p, A: ea, B: eb}
 		if orig, ok := renamed[p]; ok {
 			// Report B's own path and entry, not the one mapped onto A's.
-			c.Path, c.From = orig.Path, p
+			c.Path, c.From = orig.Path(), p
 			if eb != nil {
 				c.B = orig
 			}
@@ -210,8 +214,11 @@ func pairDeploys(a, b *tree.Tree) (*tree.Tree, map[string]*tree.Entry, error) {
 	bins := func(t *tree.Tree) map[string]map[string]bool {
 		m := map[string]map[string]bool{}
 		for _, e := range t.Entries {
-			rest, ok := strings.CutPrefix(e.Path, deploysDir)
-			if !ok || e.Type != tree.Dir || strings.Count(rest, "/") != 1 {
+			if e.Type != tree.Dir {
+				continue
+			}
+			rest, ok := strings.CutPrefix(e.Path(), deploysDir)
+			if !ok || strings.Count(rest, "/") != 1 {
 				continue
 			}
 			svc, bin, _ := strings.Cut(rest, "/")
@@ -254,13 +261,13 @@ func pairDeploys(a, b *tree.Tree) (*tree.Tree, map[string]*tree.Entry, error) {
 	renamed := map[string]*tree.Entry{}
 	entries := make([]*tree.Entry, 0, len(b.Entries))
 	for _, e := range b.Entries {
-		np, ok := move(e.Path)
+		np, ok := move(e.Path())
 		if !ok {
 			entries = append(entries, e)
 			continue
 		}
 		c := *e
-		c.Path = np
+		c.SetPath(np)
 		if c.Type == tree.Hardlink {
 			c.Target, _ = move(c.Target)
 		}
@@ -273,9 +280,9 @@ func pairDeploys(a, b *tree.Tree) (*tree.Tree, map[string]*tree.Entry, error) {
 
 func pathOf(a, b *tree.Entry) string {
 	if a != nil {
-		return a.Path
+		return a.Path()
 	}
-	return b.Path
+	return b.Path()
 }
 
 func compare(ctx context.Context, a, b *tree.Entry, opts Options, same map[*tree.Entry]bool) ([]Kind, error) {
@@ -343,16 +350,16 @@ func digest(ctx context.Context, e *tree.Entry) (tree.Digest, error) {
 		return e.Digest, nil
 	}
 	if e.Content == nil {
-		return tree.Digest{}, fmt.Errorf("%s: no digest and no content to compare", e.Path)
+		return tree.Digest{}, fmt.Errorf("%s: no digest and no content to compare", e.Path())
 	}
 	rc, err := e.Content.Open()
 	if err != nil {
-		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path, err)
+		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	defer rc.Close()
 	d, err := sha256Reader(tree.ContextReader(ctx, rc))
 	if err != nil {
-		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path, err)
+		return tree.Digest{}, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	e.Digest = d
 	return d, nil

@@ -29,33 +29,33 @@ func mk(entries ...*tree.Entry) *tree.Tree {
 }
 
 func file(p, digest string, mode uint32) *tree.Entry {
-	return &tree.Entry{Path: p, Type: tree.File, Mode: mode, Size: int64(len(digest)), Digest: sha256.Sum256([]byte(digest))}
+	return (&tree.Entry{Type: tree.File, Mode: mode, Size: int64(len(digest)), Digest: sha256.Sum256([]byte(digest))}).WithPath(p)
 }
 
 func TestTrees(t *testing.T) {
 	a := mk(
-		&tree.Entry{Path: "etc", Type: tree.Dir, Mode: 0o755},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("etc"),
 		file("etc/a", "aaaa", 0o644),
 		file("etc/gone", "g", 0o644),
-		&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755},
-		&tree.Entry{Path: "opt/link", Type: tree.Symlink, Mode: 0o777, Target: "v1"},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("opt"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "v1"}).WithPath("opt/link"),
 		file("opt/mode", "m", 0o644),
 		file("opt/owner", "o", 0o644),
 		file("opt/type", "t", 0o644),
-		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("1")}),
+		(&tree.Entry{Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithPath("opt/x").WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("1")}),
 	)
 	owner := file("opt/owner", "o", 0o644)
 	owner.UID = 999
 	b := mk(
-		&tree.Entry{Path: "etc", Type: tree.Dir, Mode: 0o755, ModTime: 5},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755, ModTime: 5}).WithPath("etc"),
 		file("etc/a", "bbbb", 0o644),
 		file("etc/new", "n", 0o644),
-		&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755},
-		&tree.Entry{Path: "opt/link", Type: tree.Symlink, Mode: 0o777, Target: "v2"},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("opt"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "v2"}).WithPath("opt/link"),
 		file("opt/mode", "m", 0o755),
 		owner,
-		&tree.Entry{Path: "opt/type", Type: tree.Dir, Mode: 0o755},
-		(&tree.Entry{Path: "opt/x", Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("2")}),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("opt/type"),
+		(&tree.Entry{Type: tree.File, Mode: 0o644, Size: 1, Digest: sha256.Sum256([]byte("x"))}).WithPath("opt/x").WithXattrs(tree.Xattr{Name: "user.a", Value: []byte("2")}),
 	)
 	changes, err := Trees(context.Background(), a, b, Options{})
 	if err != nil {
@@ -105,7 +105,7 @@ opt/
 func TestTextGroups(t *testing.T) {
 	a := mk(file("README", "r", 0o644))
 	b := mk(
-		&tree.Entry{Path: "srv", Type: tree.Dir, Mode: 0o755},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("srv"),
 		file("srv/x", "x", 0o644),
 	)
 	changes, err := Trees(context.Background(), a, b, Options{})
@@ -171,9 +171,9 @@ func FuzzUnified(f *testing.F) {
 }
 
 func TestDeployRename(t *testing.T) {
-	dir := func(p string) *tree.Entry { return &tree.Entry{Path: p, Type: tree.Dir, Mode: 0o755} }
+	dir := func(p string) *tree.Entry { return (&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath(p) }
 	link := func(target string) *tree.Entry {
-		return &tree.Entry{Path: "opt/openlibrary/olsystem", Type: tree.Symlink, Mode: 0o777, Target: target}
+		return (&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: target}).WithPath("opt/openlibrary/olsystem")
 	}
 	base := []*tree.Entry{dir("opt"), dir("opt/openlibrary"), dir("opt/openlibrary/deploys"), dir("opt/openlibrary/deploys/olsystem")}
 	a := mk(append(base[:4:4],
@@ -230,7 +230,7 @@ func TestDeployRename(t *testing.T) {
 // TestChunksMatchesTrees compares two trees decoded in full and as
 // manifest chunks: the changes must be the same.
 func TestChunksMatchesTrees(t *testing.T) {
-	dir := func(p string) *tree.Entry { return &tree.Entry{Path: p, Type: tree.Dir, Mode: 0o755} }
+	dir := func(p string) *tree.Entry { return (&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath(p) }
 	a := mk(dir("opt"), dir("opt/openlibrary"), dir("opt/openlibrary/deploys"), dir("opt/openlibrary/deploys/ol"),
 		dir("opt/openlibrary/deploys/ol/aaa"), file("opt/openlibrary/deploys/ol/aaa/x", "1", 0o644),
 		file("opt/same", "s", 0o644), file("opt/gone", "g", 0o644), file("opt/mode", "m", 0o644))
@@ -277,15 +277,15 @@ func (m memContent) Open() (io.ReadCloser, error) {
 func TestTreesCompareBytes(t *testing.T) {
 	big := strings.Repeat("x", 1<<20)
 	f := func(p, content string) *tree.Entry {
-		return &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(len(content)), Content: memContent(content)}
+		return (&tree.Entry{Type: tree.File, Mode: 0o644, Size: int64(len(content)), Content: memContent(content)}).WithPath(p)
 	}
 	hashed := f("d/hashed", "same")
 	sum := sha256.Sum256([]byte("same"))
 	hashed.Digest = sum
-	a := mk(&tree.Entry{Path: "d", Type: tree.Dir, Mode: 0o755},
+	a := mk((&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("d"),
 		f("d/big-same", big), f("d/big-last-byte", big+"a"), f("d/empty", ""), f("d/first-byte", "abcd"),
 		f("d/hashed", "same"), f("d/same", "abcd"), f("d/size", "abc"))
-	b := mk(&tree.Entry{Path: "d", Type: tree.Dir, Mode: 0o755},
+	b := mk((&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("d"),
 		f("d/big-same", big), f("d/big-last-byte", big+"b"), f("d/empty", ""), f("d/first-byte", "xbcd"),
 		hashed, f("d/same", "abcd"), f("d/size", "abcd"))
 	changes, err := Trees(context.Background(), a, b, Options{})
@@ -315,7 +315,7 @@ func (brokenContent) Open() (io.ReadCloser, error) { return nil, errors.New("unr
 // does not fail the comparison.
 func TestTreesCompareBytesOnlyKeptPaths(t *testing.T) {
 	f := func(p string, c tree.Content) *tree.Entry {
-		return &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: 4, Content: c}
+		return (&tree.Entry{Type: tree.File, Mode: 0o644, Size: 4, Content: c}).WithPath(p)
 	}
 	a := mk(f("broken", brokenContent{}), f("kept", memContent("abcd")))
 	b := mk(f("broken", brokenContent{}), f("kept", memContent("abce")))

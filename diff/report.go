@@ -156,12 +156,12 @@ func textOf(e *tree.Entry) ([]byte, bool, error) {
 	}
 	rc, err := e.Content.Open()
 	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", e.Path, err)
+		return nil, false, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
 	if _, err := io.Copy(&buf, io.LimitReader(rc, MaxText+1)); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", e.Path, err)
+		return nil, false, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	return buf.Bytes(), IsText(buf.Bytes()), nil
 }

@@ -26,7 +26,7 @@ func sampleTree(t testing.TB) *tree.Tree {
 			continue
 		}
 		for _, e := range tc.entries(t) {
-			e.Path = strings.ReplaceAll(tc.name, " ", "-") + "/" + e.Path
+			e.SetPath(strings.ReplaceAll(tc.name, " ", "-") + "/" + e.Path())
 			if e.Type == tree.Hardlink {
 				e.Target = strings.ReplaceAll(tc.name, " ", "-") + "/" + e.Target
 			}
@@ -154,8 +154,8 @@ func TestContentChanged(t *testing.T) {
 		for _, check := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/check=%v", tc.name, check), func(t *testing.T) {
 				sum := sha256.Sum256(tc.digest)
-				e := &tree.Entry{Path: "dir/file", Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
-					Digest: sum, Content: tc.c}
+				e := (&tree.Entry{Type: tree.File, Mode: 0o644, Size: int64(len(tc.digest)),
+					Digest: sum, Content: tc.c}).WithPath("dir/file")
 				if check {
 					e.Check, e.HasCheck = crc32.Checksum(tc.digest, crc32.MakeTable(crc32.Castagnoli)), true
 				}
@@ -179,8 +179,8 @@ func TestContentChanged(t *testing.T) {
 func TestContentCheckPasses(t *testing.T) {
 	data := []byte("unchanged content\n")
 	sum := sha256.Sum256(data)
-	e := &tree.Entry{Path: "f", Type: tree.File, Mode: 0o644, Size: int64(len(data)), Digest: sum,
-		Content: memContent(string(data)), Check: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCheck: true}
+	e := (&tree.Entry{Type: tree.File, Mode: 0o644, Size: int64(len(data)), Digest: sum,
+		Content: memContent(string(data)), Check: crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)), HasCheck: true}).WithPath("f")
 	l, err := Plan(newTree(t, e), testOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -197,13 +197,13 @@ func TestPlanErrors(t *testing.T) {
 		opts    func(o *Options)
 		want    string
 	}{
-		{"no parent", []*tree.Entry{{Path: "a/b", Type: tree.Dir}}, nil, `a/b: parent directory "a"`},
-		{"parent is file", []*tree.Entry{{Path: "a", Type: tree.File, Content: memContent("")}, {Path: "a/b", Type: tree.Dir}}, nil, `a/b: parent directory "a"`},
-		{"bad hardlink", []*tree.Entry{{Path: "a", Type: tree.Hardlink, Target: "nope"}}, nil, `a: hard link target "nope"`},
-		{"empty symlink", []*tree.Entry{{Path: "a", Type: tree.Symlink}}, nil, "a: symlink target"},
-		{"long name", []*tree.Entry{{Path: strings.Repeat("n", 256), Type: tree.Dir}}, nil, "is 256 bytes"},
-		{"acl", []*tree.Entry{(&tree.Entry{Path: "a", Type: tree.Dir}).WithXattrs(tree.Xattr{Name: "system.posix_acl_access", Value: []byte{1}})}, nil, "a: xattr \"system.posix_acl_access\""},
-		{"lost+found file", []*tree.Entry{{Path: "lost+found", Type: tree.File, Content: memContent("")}}, nil, "lost+found: must be a directory"},
+		{"no parent", []*tree.Entry{(&tree.Entry{Type: tree.Dir}).WithPath("a/b")}, nil, `a/b: parent directory "a"`},
+		{"parent is file", []*tree.Entry{(&tree.Entry{Type: tree.File, Content: memContent("")}).WithPath("a"), (&tree.Entry{Type: tree.Dir}).WithPath("a/b")}, nil, `a/b: parent directory "a"`},
+		{"bad hardlink", []*tree.Entry{(&tree.Entry{Type: tree.Hardlink, Target: "nope"}).WithPath("a")}, nil, `a: hard link target "nope"`},
+		{"empty symlink", []*tree.Entry{(&tree.Entry{Type: tree.Symlink}).WithPath("a")}, nil, "a: symlink target"},
+		{"long name", []*tree.Entry{(&tree.Entry{Type: tree.Dir}).WithPath(strings.Repeat("n", 256))}, nil, "is 256 bytes"},
+		{"acl", []*tree.Entry{(&tree.Entry{Type: tree.Dir}).WithPath("a").WithXattrs(tree.Xattr{Name: "system.posix_acl_access", Value: []byte{1}})}, nil, "a: xattr \"system.posix_acl_access\""},
+		{"lost+found file", []*tree.Entry{(&tree.Entry{Type: tree.File, Content: memContent("")}).WithPath("lost+found")}, nil, "lost+found: must be a directory"},
 		{"label", nil, func(o *Options) { o.Label = strings.Repeat("l", 17) }, "label"},
 		{"size", nil, func(o *Options) { o.Size = 1<<20 + 1 }, "multiple of 4096"},
 	} {

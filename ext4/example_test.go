@@ -21,8 +21,8 @@ func Example() {
 	motd := inline("welcome\n")
 	sum := sha256.Sum256(motd)
 	t, err := tree.New([]*tree.Entry{
-		{Path: "etc", Type: tree.Dir, Mode: 0o755},
-		{Path: "etc/motd", Type: tree.File, Mode: 0o644, Size: int64(len(motd)), Digest: sum, Content: motd},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("etc"),
+		(&tree.Entry{Type: tree.File, Mode: 0o644, Size: int64(len(motd)), Digest: sum, Content: motd}).WithPath("etc/motd"),
 	})
 	if err != nil {
 		log.Fatal(err)

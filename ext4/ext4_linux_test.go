@@ -73,13 +73,13 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 		return nil
 	})
 	for _, e := range tr.Entries {
-		if e.Path == "lost+found" {
+		if e.Path() == "lost+found" {
 			continue
 		}
-		if !seen[e.Path] {
-			t.Errorf("%s: missing from mounted image", e.Path)
+		if !seen[e.Path()] {
+			t.Errorf("%s: missing from mounted image", e.Path())
 		}
-		delete(seen, e.Path)
+		delete(seen, e.Path())
 	}
 	for p := range seen {
 		if !strings.HasPrefix(p, "lost+found/") {
@@ -100,42 +100,42 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 	}
 	inos := map[string]uint64{}
 	for _, e := range tr.Entries {
-		if err := syscall.Lstat(filepath.Join(mnt, filepath.FromSlash(e.Path)), &st); err == nil {
-			inos[e.Path] = st.Ino
+		if err := syscall.Lstat(filepath.Join(mnt, filepath.FromSlash(e.Path())), &st); err == nil {
+			inos[e.Path()] = st.Ino
 		}
 	}
 	for _, e := range tr.Entries {
-		p := filepath.Join(mnt, filepath.FromSlash(e.Path))
+		p := filepath.Join(mnt, filepath.FromSlash(e.Path()))
 		if err := syscall.Lstat(p, &st); err != nil {
-			t.Errorf("%s: %v", e.Path, err)
+			t.Errorf("%s: %v", e.Path(), err)
 			continue
 		}
 		pe := e
 		if e.Type == tree.Hardlink {
 			pe = tr.Get(e.Target)
 			if st.Ino != inos[e.Target] {
-				t.Errorf("%s: inode %d, want %d", e.Path, st.Ino, inos[e.Target])
+				t.Errorf("%s: inode %d, want %d", e.Path(), st.Ino, inos[e.Target])
 			}
 		}
 		if st.Mode&0o7777 != pe.Mode || st.Uid != pe.UID || st.Gid != pe.GID {
-			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path, st.Mode&0o7777, st.Uid, st.Gid, pe.Mode, pe.UID, pe.GID)
+			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path(), st.Mode&0o7777, st.Uid, st.Gid, pe.Mode, pe.UID, pe.GID)
 		}
 		if st.Mtim.Sec != o.Time || st.Ctim.Sec != o.Time || st.Atim.Sec != o.Time {
-			t.Errorf("%s: times %v %v %v, want %d", e.Path, st.Mtim, st.Ctim, st.Atim, o.Time)
+			t.Errorf("%s: times %v %v %v, want %d", e.Path(), st.Mtim, st.Ctim, st.Atim, o.Time)
 		}
 		switch pe.Type {
 		case tree.File:
-			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size != pe.Size || st.Nlink != uint64(links[pe.Path]) {
-				t.Errorf("%s: mode %o size %d nlink %d, want file of %d bytes, %d links", e.Path, st.Mode, st.Size, st.Nlink, pe.Size, links[pe.Path])
+			if st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size != pe.Size || st.Nlink != uint64(links[pe.Path()]) {
+				t.Errorf("%s: mode %o size %d nlink %d, want file of %d bytes, %d links", e.Path(), st.Mode, st.Size, st.Nlink, pe.Size, links[pe.Path()])
 			}
-			wantDigest(t, e.Path, p, pe.Digest)
+			wantDigest(t, e.Path(), p, pe.Digest)
 		case tree.Dir:
 			if st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
-				t.Errorf("%s: not a directory", e.Path)
+				t.Errorf("%s: not a directory", e.Path())
 			}
 		case tree.Symlink:
 			if got, err := os.Readlink(p); err != nil || got != pe.Target {
-				t.Errorf("%s: target %q (%v), want %q", e.Path, got, err, pe.Target)
+				t.Errorf("%s: target %q (%v), want %q", e.Path(), got, err, pe.Target)
 			}
 		}
 		var want []string
@@ -143,12 +143,12 @@ func compareMounted(t *testing.T, mnt string, tr *tree.Tree, o Options) {
 			want = append(want, x.Name)
 			got, err := lgetxattr(p, x.Name)
 			if err != nil || !bytes.Equal(got, x.Value) {
-				t.Errorf("%s: xattr %s = %q (%v), want %q", e.Path, x.Name, got, err, x.Value)
+				t.Errorf("%s: xattr %s = %q (%v), want %q", e.Path(), x.Name, got, err, x.Value)
 			}
 		}
 		sort.Strings(want)
 		if got, err := llistxattr(p); err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: xattrs %v (%v), want %v", e.Path, got, err, want)
+			t.Errorf("%s: xattrs %v (%v), want %v", e.Path(), got, err, want)
 		}
 	}
 }
@@ -217,7 +217,7 @@ func changeMounted(t *testing.T, mnt string, tr *tree.Tree) {
 		must(os.WriteFile(filepath.Join(d, fmt.Sprintf("n%04d", i)), bytes.Repeat([]byte{byte(i)}, i*37), 0o644))
 	}
 	for i, e := range tr.Entries {
-		p := filepath.Join(mnt, filepath.FromSlash(e.Path))
+		p := filepath.Join(mnt, filepath.FromSlash(e.Path()))
 		switch {
 		case e.Type == tree.Dir && i%2 == 0:
 			must(os.WriteFile(filepath.Join(p, "added-here"), []byte("x"), 0o600))

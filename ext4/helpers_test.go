@@ -92,19 +92,19 @@ func wantDigest(t testing.TB, name, p string, digest tree.Digest) {
 // file makes a regular file entry with its size and digest filled in.
 func file(t testing.TB, path string, mode uint32, c tree.Content) *tree.Entry {
 	n, d := digestOf(t, c)
-	return &tree.Entry{Path: path, Type: tree.File, Mode: mode, Size: n, Digest: d, Content: c}
+	return (&tree.Entry{Type: tree.File, Mode: mode, Size: n, Digest: d, Content: c}).WithPath(path)
 }
 
 func dir(path string, mode uint32) *tree.Entry {
-	return &tree.Entry{Path: path, Type: tree.Dir, Mode: mode}
+	return (&tree.Entry{Type: tree.Dir, Mode: mode}).WithPath(path)
 }
 
 func symlink(path, target string) *tree.Entry {
-	return &tree.Entry{Path: path, Type: tree.Symlink, Mode: 0o777, Target: target}
+	return (&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: target}).WithPath(path)
 }
 
 func hardlink(path, target string) *tree.Entry {
-	return &tree.Entry{Path: path, Type: tree.Hardlink, Target: target}
+	return (&tree.Entry{Type: tree.Hardlink, Target: target}).WithPath(path)
 }
 
 func newTree(t testing.TB, entries ...*tree.Entry) *tree.Tree {
@@ -279,9 +279,9 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	var reqs []string
 	reqs = append(reqs, "stat /", "stat /lost+found")
 	for _, e := range tr.Entries {
-		reqs = append(reqs, "stat \"/"+e.Path+"\"")
+		reqs = append(reqs, "stat \"/"+e.Path()+"\"")
 		if len(e.Xattrs()) > 0 {
-			reqs = append(reqs, "ea_list \"/"+e.Path+"\"")
+			reqs = append(reqs, "ea_list \"/"+e.Path()+"\"")
 		}
 	}
 	outs := debugfsBatch(t, img, reqs)
@@ -301,7 +301,7 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	inos := map[string]uint64{}
 	k := 0
 	for _, e := range tr.Entries {
-		inos[e.Path] = parseStat(t, outs[k]).ino
+		inos[e.Path()] = parseStat(t, outs[k]).ino
 		k++
 		if len(e.Xattrs()) > 0 {
 			k++
@@ -311,7 +311,7 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	subdirs := map[string]uint64{}
 	for _, e := range tr.Entries {
 		if e.Type == tree.Dir {
-			subdirs[tree.Parent(e.Path)]++
+			subdirs[tree.Parent(e.Path())]++
 		}
 	}
 	for _, e := range tr.Entries {
@@ -319,34 +319,34 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 		outs = outs[1:]
 		for _, x := range si.times {
 			if x != tm {
-				t.Errorf("%s: time %s, want %s", e.Path, x, tm)
+				t.Errorf("%s: time %s, want %s", e.Path(), x, tm)
 			}
 		}
 		p := e
 		if e.Type == tree.Hardlink {
 			p = tr.Get(e.Target)
 			if si.ino != inos[e.Target] {
-				t.Errorf("%s: inode %d, want %d (hard link to %s)", e.Path, si.ino, inos[e.Target], e.Target)
+				t.Errorf("%s: inode %d, want %d (hard link to %s)", e.Path(), si.ino, inos[e.Target], e.Target)
 			}
 		}
 		if si.mode != uint64(p.Mode) || si.uid != uint64(p.UID) || si.gid != uint64(p.GID) {
-			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path, si.mode, si.uid, si.gid, p.Mode, p.UID, p.GID)
+			t.Errorf("%s: mode %o uid %d gid %d, want %o %d %d", e.Path(), si.mode, si.uid, si.gid, p.Mode, p.UID, p.GID)
 		}
 		switch p.Type {
 		case tree.File:
-			if si.typ != "regular" || si.size != uint64(p.Size) || si.links != uint64(links[p.Path]) {
-				t.Errorf("%s: type %s size %d links %d, want regular %d %d", e.Path, si.typ, si.size, si.links, p.Size, links[p.Path])
+			if si.typ != "regular" || si.size != uint64(p.Size) || si.links != uint64(links[p.Path()]) {
+				t.Errorf("%s: type %s size %d links %d, want regular %d %d", e.Path(), si.typ, si.size, si.links, p.Size, links[p.Path()])
 			}
 		case tree.Dir:
-			if si.typ != "directory" || si.links != 2+subdirs[p.Path] {
-				t.Errorf("%s: type %s links %d, want directory %d", e.Path, si.typ, si.links, 2+subdirs[p.Path])
+			if si.typ != "directory" || si.links != 2+subdirs[p.Path()] {
+				t.Errorf("%s: type %s links %d, want directory %d", e.Path(), si.typ, si.links, 2+subdirs[p.Path()])
 			}
 		case tree.Symlink:
 			if si.typ != "symlink" || si.size != uint64(len(p.Target)) {
-				t.Errorf("%s: type %s size %d, want symlink %d", e.Path, si.typ, si.size, len(p.Target))
+				t.Errorf("%s: type %s size %d, want symlink %d", e.Path(), si.typ, si.size, len(p.Target))
 			}
 			if len(p.Target) < 60 && si.fastLink != p.Target {
-				t.Errorf("%s: fast link %q, want %q", e.Path, si.fastLink, p.Target)
+				t.Errorf("%s: fast link %q, want %q", e.Path(), si.fastLink, p.Target)
 			}
 		}
 		if len(e.Xattrs()) > 0 {
@@ -357,11 +357,11 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 			outs = outs[1:]
 			for _, x := range p.Xattrs() {
 				if got[x.Name] != strconv.Itoa(len(x.Value)) {
-					t.Errorf("%s: xattr %s has %s bytes, want %d", e.Path, x.Name, got[x.Name], len(x.Value))
+					t.Errorf("%s: xattr %s has %s bytes, want %d", e.Path(), x.Name, got[x.Name], len(x.Value))
 				}
 			}
 			if len(got) != len(p.Xattrs()) {
-				t.Errorf("%s: %d xattrs, want %d: %v", e.Path, len(got), len(p.Xattrs()), got)
+				t.Errorf("%s: %d xattrs, want %d: %v", e.Path(), len(got), len(p.Xattrs()), got)
 			}
 		}
 	}
@@ -373,17 +373,17 @@ func verify(t testing.TB, img string, tr *tree.Tree, o Options) {
 	}
 	debugfs(t, img, "rdump / "+dump)
 	for _, e := range tr.Entries {
-		p := filepath.Join(dump, filepath.FromSlash(e.Path))
+		p := filepath.Join(dump, filepath.FromSlash(e.Path()))
 		switch e.Type {
 		case tree.File, tree.Hardlink:
 			pe := e
 			if e.Type == tree.Hardlink {
 				pe = tr.Get(e.Target)
 			}
-			wantDigest(t, e.Path, p, pe.Digest)
+			wantDigest(t, e.Path(), p, pe.Digest)
 		case tree.Symlink:
 			if got, err := os.Readlink(p); err != nil || got != e.Target {
-				t.Errorf("%s: link target %q (%v), want %q", e.Path, got, err, e.Target)
+				t.Errorf("%s: link target %q (%v), want %q", e.Path(), got, err, e.Target)
 			}
 		}
 	}

@@ -25,7 +25,7 @@ func TestLayoutBytesPerEntry(t *testing.T) {
 		p := fmt.Sprintf("opt/d%04d", d)
 		es = append(es, dir(p, 0o755))
 		for i := range 1000 {
-			es = append(es, &tree.Entry{Path: fmt.Sprintf("%s/f%04d", p, i), Type: tree.File, Mode: 0o644, Size: 1, Digest: digest, Content: one})
+			es = append(es, (&tree.Entry{Type: tree.File, Mode: 0o644, Size: 1, Digest: digest, Content: one}).WithPath(fmt.Sprintf("%s/f%04d", p, i)))
 		}
 	}
 	tr := newTree(t, es...)

@@ -169,10 +169,10 @@ func linkTargets(t *tree.Tree) (targets map[string]uint32, inodes int) {
 	next := uint32(format.FirstIno + 1)
 	for _, e := range t.Entries {
 		switch {
-		case e.Type == tree.Hardlink, e.Path == "lost+found" && e.Type == tree.Dir:
+		case e.Type == tree.Hardlink, e.HasPath("lost+found") && e.Type == tree.Dir:
 		case e.Type == tree.File:
-			if _, ok := targets[e.Path]; ok {
-				targets[e.Path] = next
+			if _, ok := targets[e.Path()]; ok {
+				targets[e.Path()] = next
 			}
 			next++
 		default:
@@ -192,23 +192,27 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 	slab := make([]node, inodes)
 	extraLinks := map[string]uint32{}
 	next := uint32(format.FirstIno + 1)
+	// Entries come in tree order, most of them after a sibling: the last
+	// parent found saves looking its path up again.
+	lastParent, pd := "", root
 	for _, e := range t.Entries {
-		name := e.Name()
-		if err := checkName(e.Path, name); err != nil {
+		if err := checkName(e); err != nil {
 			return err
 		}
-		pd := dirs[tree.Parent(e.Path)]
+		if parent := e.Parent(); parent != lastParent || pd == nil {
+			lastParent, pd = parent, dirs[parent]
+		}
 		if pd == nil {
-			return fmt.Errorf("%s: parent directory %q is not in the tree (or is not a directory)", e.Path, tree.Parent(e.Path))
+			return fmt.Errorf("%s: parent directory %q is not in the tree (or is not a directory)", e.Path(), e.Parent())
 		}
 		if e.Type == tree.Hardlink {
 			ino := targets[e.Target]
 			if ino == 0 {
-				return fmt.Errorf("%s: hard link target %q is not a regular file in the tree", e.Path, e.Target)
+				return fmt.Errorf("%s: hard link target %q is not a regular file in the tree", e.Path(), e.Target)
 			}
 			extraLinks[e.Target]++
 			if extraLinks[e.Target] >= format.LinkMax {
-				return fmt.Errorf("%s: more than %d hard links to %s", e.Path, format.LinkMax, e.Target)
+				return fmt.Errorf("%s: more than %d hard links to %s", e.Path(), format.LinkMax, e.Target)
 			}
 			pd.more.dir.ents = append(pd.more.dir.ents, dent{entry: e, ino: ino, ftype: format.FtRegular})
 			continue
@@ -216,9 +220,9 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 		n := &slab[0]
 		slab = slab[1:]
 		*n = node{entry: e, links: 1 /* hard links add theirs */}
-		if e.Path == "lost+found" {
+		if e.HasPath("lost+found") {
 			if e.Type != tree.Dir {
-				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path)
+				return fmt.Errorf("%s: must be a directory (ext4 keeps lost+found as inode 11)", e.Path())
 			}
 			n = lpf
 			n.entry = e
@@ -232,11 +236,13 @@ func (l *Layout) addEntries(t *tree.Tree, root, lpf *node) error {
 		switch e.Type {
 		case tree.Dir:
 			n.more.dir.parent = pd.ino
-			dirs[e.Path] = n
+			dirs[e.Path()] = n
 			pd.links++
 		case tree.File:
-			if _, ok := targets[e.Path]; ok {
-				linked[e.Path] = n
+			if targets != nil {
+				if _, ok := targets[e.Path()]; ok {
+					linked[e.Path()] = n
+				}
 			}
 		}
 		ibody, block, err := splitXattrs(e)
@@ -269,28 +275,28 @@ func (n *node) setType(e *tree.Entry) error {
 		n.extra().dir = &dirPlan{}
 	case tree.File:
 		if e.Size < 0 {
-			return fmt.Errorf("%s: negative size %d", e.Path, e.Size)
+			return fmt.Errorf("%s: negative size %d", e.Path(), e.Size)
 		}
 		if e.Content == nil && e.Size > 0 {
-			return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path, e.Size)
+			return fmt.Errorf("%s: regular file of %d bytes has no content", e.Path(), e.Size)
 		}
 		n.mode = format.ModeRegular | perm
 		if nb := ceilDiv(uint64(e.Size), BlockSize); nb > 0 {
 			if nb > math.MaxUint32-1 {
-				return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path, e.Size)
+				return fmt.Errorf("%s: %d bytes is larger than ext4 allows", e.Path(), e.Size)
 			}
 			n.nblk = uint32(nb)
 		}
 	case tree.Symlink:
 		if e.Target == "" || len(e.Target) >= BlockSize || strings.IndexByte(e.Target, 0) >= 0 {
-			return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path)
+			return fmt.Errorf("%s: symlink target must be 1 to 4095 bytes without NUL", e.Path())
 		}
 		n.mode = format.ModeSymlink | perm
 		if !n.fastSymlink() { // a fast symlink's target lives in i_block
 			n.nblk = 1
 		}
 	default:
-		return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path, e.Type)
+		return fmt.Errorf("%s: entry type %v cannot be written to ext4", e.Path(), e.Type)
 	}
 	return nil
 }
@@ -331,7 +337,7 @@ func (l *Layout) planDir(n *node) error {
 	if err := n.more.dir.plan(l.opts.HashSeed, minBlocks, lpfDir); err != nil {
 		p := "/"
 		if n.entry != nil {
-			p = n.entry.Path
+			p = n.entry.Path()
 		}
 		return fmt.Errorf("%s: %w", p, err)
 	}
@@ -340,14 +346,16 @@ func (l *Layout) planDir(n *node) error {
 }
 
 // checkName refuses names ext4 cannot hold in a directory.
-func checkName(p, name string) error {
-	switch {
+// checkName checks the last element of e's path, building the path only
+// for an error.
+func checkName(e *tree.Entry) error {
+	switch name := e.Name(); {
 	case name == "" || name == "." || name == "..":
-		return fmt.Errorf("%q: invalid file name", p)
+		return fmt.Errorf("%q: invalid file name", e.Path())
 	case len(name) > format.NameMax:
-		return fmt.Errorf("%s: name is %d bytes, ext4 allows at most %d", p, len(name), format.NameMax)
+		return fmt.Errorf("%s: name is %d bytes, ext4 allows at most %d", e.Path(), len(name), format.NameMax)
 	case strings.IndexByte(name, 0) >= 0:
-		return fmt.Errorf("%q: name contains NUL", p)
+		return fmt.Errorf("%q: name contains NUL", e.Path())
 	}
 	return nil
 }
@@ -363,14 +371,14 @@ func splitXattrs(e *tree.Entry) (ibody, block []format.Xattr, err error) {
 	for i, x := range xs {
 		idx, name, err := format.SplitXattrName(x.Name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", e.Path, err)
+			return nil, nil, fmt.Errorf("%s: %w", e.Path(), err)
 		}
 		all[i] = format.Xattr{Index: idx, Name: name, Value: x.Value}
 	}
 	sortXattrs(all)
 	for i := 1; i < len(all); i++ {
 		if all[i].Index == all[i-1].Index && all[i].Name == all[i-1].Name {
-			return nil, nil, fmt.Errorf("%s: xattr %q appears twice", e.Path, xs[i].Name)
+			return nil, nil, fmt.Errorf("%s: xattr %q appears twice", e.Path(), xs[i].Name)
 		}
 	}
 	used, split := 4, len(all) // 4: end-of-entries marker
@@ -388,7 +396,7 @@ func splitXattrs(e *tree.Entry) (ibody, block []format.Xattr, err error) {
 		need += format.XattrCost(&block[i])
 	}
 	if len(block) > 0 && need > format.BlockXattrSpace {
-		return nil, nil, fmt.Errorf("%s: xattrs need %d bytes, more than the %d of one xattr block", e.Path, need, format.BlockXattrSpace)
+		return nil, nil, fmt.Errorf("%s: xattrs need %d bytes, more than the %d of one xattr block", e.Path(), need, format.BlockXattrSpace)
 	}
 	if len(block) == 0 {
 		block = nil

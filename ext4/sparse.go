@@ -73,7 +73,7 @@ func fromData(n *node) error {
 	var next uint32
 	for _, r := range data {
 		if r.Count == 0 || r.Start < next || r.Start+r.Count > blocks || r.Start+r.Count < r.Start {
-			return fmt.Errorf("%s: data blocks %d+%d do not fit in order in a file of %d blocks", n.entry.Path, r.Start, r.Count, blocks)
+			return fmt.Errorf("%s: data blocks %d+%d do not fit in order in a file of %d blocks", n.entry.Path(), r.Start, r.Count, blocks)
 		}
 		if k := len(runs); k > 0 && r.Start == next {
 			runs[k-1].n += r.Count // the same runs scanNode would make
@@ -91,7 +91,7 @@ func scanNode(n *node, buf []byte) error {
 	e := n.entry
 	r, err := e.Content.Open()
 	if err != nil {
-		return fmt.Errorf("%s: %w", e.Path, err)
+		return fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	defer r.Close()
 	var runs []run
@@ -113,20 +113,20 @@ func scanNode(n *node, buf []byte) error {
 		}
 		off += uint64(k)
 		if off > size {
-			return fmt.Errorf("%s: content is longer than %d bytes: %w", e.Path, size, ErrContentChanged)
+			return fmt.Errorf("%s: content is longer than %d bytes: %w", e.Path(), size, ErrContentChanged)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", e.Path, err)
+			return fmt.Errorf("%s: %w", e.Path(), err)
 		}
 		if k%BlockSize != 0 {
-			return fmt.Errorf("%s: short read in the middle of the content", e.Path)
+			return fmt.Errorf("%s: short read in the middle of the content", e.Path())
 		}
 	}
 	if off != size {
-		return fmt.Errorf("%s: content is %d bytes, tree says %d: %w", e.Path, off, size, ErrContentChanged)
+		return fmt.Errorf("%s: content is %d bytes, tree says %d: %w", e.Path(), off, size, ErrContentChanged)
 	}
 	n.setRuns(runs)
 	return nil

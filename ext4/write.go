@@ -272,7 +272,7 @@ func (wr *writer) emit(it *item) error {
 	case itXattr:
 		n := l.nodes[it.a]
 		if err := format.PutXattrBlock(s.block(), n.xblock(), l.csumSeed, n.blockXattrs()); err != nil {
-			return fmt.Errorf("%s: %w", n.entry.Path, err)
+			return fmt.Errorf("%s: %w", n.entry.Path(), err)
 		}
 	case itTree:
 		l.extentBlock(s.block(), l.nodes[it.a], int(it.b), int(it.c))
@@ -311,7 +311,7 @@ func (wr *writer) open(n *node) error {
 	}
 	r, err := n.entry.Content.Open()
 	if err != nil {
-		return fmt.Errorf("%s: %w", n.entry.Path, err)
+		return fmt.Errorf("%s: %w", n.entry.Path(), err)
 	}
 	wr.cur, wr.r, wr.off = n, r, 0
 	// A tree that carries a CRC-32C check is confirmed with it: the
@@ -327,7 +327,7 @@ func (wr *writer) open(n *node) error {
 
 // changed is the error for content that no longer matches its entry.
 func (wr *writer) changed(msg string, args ...any) error {
-	where := wr.cur.entry.Path
+	where := wr.cur.entry.Path()
 	// Name the source too when the content can say what it is (a file).
 	if s, ok := wr.cur.entry.Content.(fmt.Stringer); ok {
 		where += " (from " + s.String() + ")"
@@ -340,7 +340,7 @@ func (wr *writer) readErr(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return wr.changed("content is shorter than %d bytes", wr.cur.size())
 	}
-	return fmt.Errorf("%s: %w", wr.cur.entry.Path, err)
+	return fmt.Errorf("%s: %w", wr.cur.entry.Path(), err)
 }
 
 // skipZeros consumes content up to byte end, which Plan found to be zero.
@@ -388,7 +388,7 @@ func (wr *writer) data(n *node, e *extent, last bool) error {
 	size := n.size()
 	want := min(uint64(e.n)*BlockSize, size-start) // the last block may be partial
 	if (want+BlockSize-1)/BlockSize != uint64(e.n) {
-		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path)
+		return fmt.Errorf("%s: internal error: extent beyond the end of the file", n.entry.Path())
 	}
 	for want > 0 {
 		if wr.stopped() {
@@ -438,7 +438,7 @@ func (wr *writer) finishFile() error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", n.entry.Path, err)
+			return fmt.Errorf("%s: %w", n.entry.Path(), err)
 		}
 	}
 	if n.entry.HasCheck {
@@ -454,7 +454,7 @@ func (wr *writer) finishFile() error {
 	err := wr.r.Close()
 	wr.r, wr.cur = nil, nil
 	if err != nil {
-		return fmt.Errorf("%s: %w", n.entry.Path, err)
+		return fmt.Errorf("%s: %w", n.entry.Path(), err)
 	}
 	return nil
 }

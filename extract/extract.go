@@ -62,19 +62,19 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 	var metaLater []*tree.Entry
 	buf := make([]byte, 1<<20)
 	for _, e := range t.Entries {
-		if prefix != "" && e.Path != prefix && !strings.HasPrefix(e.Path, prefix+"/") {
+		if prefix != "" && e.Path() != prefix && !strings.HasPrefix(e.Path(), prefix+"/") {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		dst, err := target(e.Path)
+		dst, err := target(e.Path())
 		if err != nil {
 			return nil, err
 		}
-		if parent := tree.Parent(e.Path); !dirs[parent] {
-			if e.Path != prefix {
-				return nil, fmt.Errorf("%s: parent %s is not a directory of the tree", e.Path, parent)
+		if parent := tree.Parent(e.Path()); !dirs[parent] {
+			if e.Path() != prefix {
+				return nil, fmt.Errorf("%s: parent %s is not a directory of the tree", e.Path(), parent)
 			}
 			// Parents of the extracted path are created plainly.
 			if err := root.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -86,7 +86,7 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 			if err := root.Mkdir(dst, 0o700); err != nil {
 				return nil, err
 			}
-			dirs[e.Path] = true
+			dirs[e.Path()] = true
 			metaLater = append(metaLater, e) // modes and times after their contents
 		case tree.Symlink:
 			if err := root.Symlink(e.Target, dst); err != nil {
@@ -95,7 +95,7 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 		case tree.Hardlink:
 			if first, ok := files[e.Target]; ok {
 				if err := root.Link(first, dst); err != nil {
-					return nil, fmt.Errorf("%s: hard link to %s: %w", e.Path, e.Target, err)
+					return nil, fmt.Errorf("%s: hard link to %s: %w", e.Path(), e.Target, err)
 				}
 				break
 			}
@@ -113,7 +113,7 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 				return nil, err
 			}
 			res.Bytes += n
-			files[e.Path] = dst
+			files[e.Path()] = dst
 		}
 		if e.Type == tree.File || e.Type == tree.Symlink || e.Type == tree.Hardlink && files[e.Target] == dst {
 			if err := setMeta(root, dst, e, res.Owners); err != nil {
@@ -123,7 +123,7 @@ func Tree(ctx context.Context, t *tree.Tree, prefix, dir string) (res *Result, e
 		res.Entries++
 	}
 	for i := len(metaLater) - 1; i >= 0; i-- {
-		dst, _ := target(metaLater[i].Path)
+		dst, _ := target(metaLater[i].Path())
 		if err := setMeta(root, dst, metaLater[i], res.Owners); err != nil {
 			return nil, err
 		}
@@ -178,11 +178,11 @@ func cleanUp(dir string, made bool) {
 
 func writeFile(ctx context.Context, root *os.Root, dst string, e *tree.Entry, buf []byte) (int64, error) {
 	if e.Content == nil {
-		return 0, fmt.Errorf("%s: no content to extract", e.Path)
+		return 0, fmt.Errorf("%s: no content to extract", e.Path())
 	}
 	rc, err := e.Content.Open()
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", e.Path, err)
+		return 0, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	defer rc.Close()
 	// O_EXCL: never write through something already there.
@@ -195,7 +195,7 @@ func writeFile(ctx context.Context, root *os.Root, dst string, e *tree.Entry, bu
 		err = cerr
 	}
 	if err != nil {
-		return n, fmt.Errorf("%s: %w", e.Path, err)
+		return n, fmt.Errorf("%s: %w", e.Path(), err)
 	}
 	return n, nil
 }
@@ -283,7 +283,7 @@ func setXattrs(root *os.Root, dst string, e *tree.Entry, owners bool) error {
 			defer f.Close()
 		}
 		if err := unix.Fsetxattr(int(f.Fd()), x.Name, x.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
-			return fmt.Errorf("%s: xattr %s: %w", e.Path, x.Name, err)
+			return fmt.Errorf("%s: xattr %s: %w", e.Path(), x.Name, err)
 		}
 	}
 	return nil

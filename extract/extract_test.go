@@ -17,10 +17,10 @@ type text string
 
 func (s text) Open() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(s))), nil }
 
-func dir(p string) *tree.Entry { return &tree.Entry{Path: p, Type: tree.Dir, Mode: 0o755} }
+func dir(p string) *tree.Entry { return (&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath(p) }
 
 func file(p, body string) *tree.Entry {
-	return &tree.Entry{Path: p, Type: tree.File, Mode: 0o640, Size: int64(len(body)), Content: text(body)}
+	return (&tree.Entry{Type: tree.File, Mode: 0o640, Size: int64(len(body)), Content: text(body)}).WithPath(p)
 }
 
 func link(p, target, body string) *tree.Entry {
@@ -50,8 +50,8 @@ func ino(t *testing.T, p string) uint64 {
 func TestTree(t *testing.T) {
 	tr := mkTree(t,
 		dir("opt"), dir("opt/a"), file("opt/a/f", "hi"), dir("opt/b"), link("opt/b/g", "opt/a/f", "hi"), link("opt/b/h", "opt/a/f", "hi"),
-		&tree.Entry{Path: "opt/l", Type: tree.Symlink, Mode: 0o777, Target: "a/f"},
-		&tree.Entry{Path: "opt/ro", Type: tree.Dir, Mode: 0o555},
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "a/f"}).WithPath("opt/l"),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o555}).WithPath("opt/ro"),
 		file("opt/ro/x", "x"),
 	)
 	t.Run("all", func(t *testing.T) {
@@ -105,7 +105,7 @@ func TestRefused(t *testing.T) {
 		wantErr string
 	}{
 		{"below a symlink", []*tree.Entry{
-			dir("opt"), {Path: "opt/x", Type: tree.Symlink, Mode: 0o777, Target: outside}, file("opt/x/evil", "x"),
+			dir("opt"), (&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: outside}).WithPath("opt/x"), file("opt/x/evil", "x"),
 		}, "opt/x/evil: parent opt/x is not a directory of the tree"},
 		{"below a missing directory", []*tree.Entry{
 			dir("opt"), file("opt/a", "a"), file("opt/y/evil", "x"),

@@ -17,7 +17,7 @@ func benchPlans(b *testing.B) (x, y []byte) {
 	for k := range 20 {
 		for _, e := range es {
 			c := *e
-			c.Path = strings.Replace(c.Path, "site-packages/", "site-packages/"+string(rune('a'+k))+"/", 1)
+			c.SetPath(strings.Replace(c.Path(), "site-packages/", "site-packages/"+string(rune('a'+k))+"/", 1))
 			all = append(all, &c)
 		}
 	}

@@ -17,14 +17,14 @@ import (
 func sampleTree(t *testing.T) *tree.Tree {
 	t.Helper()
 	tr, err := tree.New([]*tree.Entry{
-		{Path: "etc", Type: tree.Dir, Mode: 0o755},
-		{Path: "etc/a \"quoted\" <name>", Type: tree.File, Mode: 0o644, Size: 3, Digest: sha256.Sum256([]byte("abc"))},
-		{Path: "etc/l", Type: tree.Symlink, Mode: 0o777, Target: "/opt/x"},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("etc"),
+		(&tree.Entry{Type: tree.File, Mode: 0o644, Size: 3, Digest: sha256.Sum256([]byte("abc"))}).WithPath("etc/a \"quoted\" <name>"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "/opt/x"}).WithPath("etc/l"),
 		// Braces where an entry's end is searched for: in strings, and
 		// closing an xattrs object.
-		(&tree.Entry{Path: "etc/m}", Type: tree.Symlink, Mode: 0o777, Target: "    }\n    }"}).WithXattrs(tree.Xattr{Name: "user.}", Value: []byte("}")}),
-		(&tree.Entry{Path: "opt", Type: tree.Dir, Mode: 0o755}).WithXattrs(tree.Xattr{Name: "user.k", Value: []byte{0, 1}}),
-		{Path: "opt-b", Type: tree.Dir, Mode: 0o700, UID: 5},
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "    }\n    }"}).WithPath("etc/m}").WithXattrs(tree.Xattr{Name: "user.}", Value: []byte("}")}),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("opt").WithXattrs(tree.Xattr{Name: "user.k", Value: []byte{0, 1}}),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o700, UID: 5}).WithPath("opt-b"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestChunksOfWrittenDocuments(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := cmp.Diff(FromEntry(tr.Entries[i]), FromEntry(e)); d != "" || c.Path != tr.Entries[i].Path {
+				if d := cmp.Diff(FromEntry(tr.Entries[i]), FromEntry(e)); d != "" || c.Path != tr.Entries[i].Path() {
 					t.Errorf("chunk %d (%s) (-want +got):\n%s", i, c.Path, d)
 				}
 			}
@@ -149,7 +149,7 @@ func TestDifferingMatchesChunks(t *testing.T) {
 		n := r.IntN(60)
 		for i := range n {
 			p := fmt.Sprintf("opt/d%02d/f%03d", i%7, i)
-			e := &tree.Entry{Path: p, Type: tree.File, Mode: 0o644, Size: int64(i), Digest: tree.Digest{1}}
+			e := (&tree.Entry{Type: tree.File, Mode: 0o644, Size: int64(i), Digest: tree.Digest{1}}).WithPath(p)
 			switch r.IntN(10) {
 			case 0: // only in a
 				a = append(a, e)

@@ -24,7 +24,11 @@ const (
 func appendEntry(b []byte, e *tree.Entry) []byte {
 	const field = "\n" + entryPrefix + entryIndent
 	b = append(b, '{')
-	b = appendField(b, field, "path", e.Path, false)
+	// The path's two parts escape as the whole would: they meet at a
+	// slash, inside no UTF-8 sequence.
+	d, n := e.PathParts()
+	b = append(b, field+`"path": "`...)
+	b = append(appendEscaped(appendEscaped(b, d), n), '"')
 	b = appendField(b, field, "type", e.Type.String(), true)
 	b = append(b, `,`+field+`"mode": "`...)
 	if e.Mode < 0o1000 {
@@ -125,7 +129,11 @@ const hexDigits = "0123456789abcdef"
 // default: <, > and & escaped for HTML, invalid UTF-8 as U+FFFD, and the
 // line and paragraph separators escaped.
 func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
+	return append(appendEscaped(append(b, '"'), s), '"')
+}
+
+// appendEscaped is appendString without the quotes.
+func appendEscaped(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -172,6 +180,5 @@ func appendString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return append(b, s[start:]...)
 }

@@ -15,9 +15,8 @@ import (
 func benchEntries() []*tree.Entry {
 	es := make([]*tree.Entry, 1000)
 	for i := range es {
-		es[i] = &tree.Entry{Path: fmt.Sprintf("opt/openlibrary/deploys/openlibrary/3f9c2e1a7b04/venv/lib/python3.11/site-packages/pkg%d/mod.py", i),
-			Type: tree.File, Mode: 0o644, UID: 2000, GID: 2000, ModTime: 1704067200,
-			Size: 4096, Digest: sha256.Sum256([]byte("4 KiB"))}
+		es[i] = (&tree.Entry{Type: tree.File, Mode: 0o644, UID: 2000, GID: 2000, ModTime: 1704067200,
+			Size: 4096, Digest: sha256.Sum256([]byte("4 KiB"))}).WithPath(fmt.Sprintf("opt/openlibrary/deploys/openlibrary/3f9c2e1a7b04/venv/lib/python3.11/site-packages/pkg%d/mod.py", i))
 		es[i].SetNames("openlibrary", "openlibrary")
 		es[i].SetOverlay("deploy")
 	}

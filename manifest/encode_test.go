@@ -45,12 +45,12 @@ func TestAppendEntryMatchesJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 11))
 	types := []tree.Type{tree.File, tree.Dir, tree.Symlink, tree.Hardlink}
 	for range 20000 {
-		e := &tree.Entry{
-			Path: randString(r) + "x", Type: types[r.IntN(len(types))], Mode: uint32(r.IntN(0o10000)),
+		e := (&tree.Entry{
+			Type: types[r.IntN(len(types))], Mode: uint32(r.IntN(0o10000)),
 			UID: r.Uint32(), GID: uint32(r.IntN(3)),
 			Size: r.Int64N(3) * r.Int64(), Target: randString(r),
 			ModTime: r.Int64() - r.Int64(), Implicit: r.IntN(2) == 0,
-		}
+		}).WithPath(randString(r) + "x")
 		e.SetOverlay(randString(r))
 		copy(e.Digest[:], randString(r)) // zero (none) now and then
 		e.SetNames(randString(r), randString(r))
@@ -74,8 +74,8 @@ func FuzzAppendEntry(f *testing.F) {
 	f.Add("opt/a", "root", "sha", "target", "overlay", "user.x", []byte("v"), uint32(0o755), int64(12), int64(1700000000))
 	f.Add("<&>\u2028", "\xff", "\"", "\\", "\n", "\x00", []byte{}, uint32(0o7777), int64(-1), int64(-5))
 	f.Fuzz(func(t *testing.T, path, owner, digest, target, overlay, xname string, xval []byte, mode uint32, size, mtime int64) {
-		e := &tree.Entry{Path: path, Type: tree.File, Mode: mode & tree.ModeMask,
-			Size: size, Target: target, ModTime: mtime}
+		e := (&tree.Entry{Type: tree.File, Mode: mode & tree.ModeMask,
+			Size: size, Target: target, ModTime: mtime}).WithPath(path)
 		e.SetNames(owner, owner)
 		e.SetOverlay(overlay)
 		copy(e.Digest[:], digest)

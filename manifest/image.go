@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/internetarchive/olimage/tree"
 	"github.com/internetarchive/olimage/verity"
@@ -98,10 +97,12 @@ func ActivationFor(t *tree.Tree) *Activation {
 	a := &Activation{Mount: DefaultMount, Links: []Link{}}
 	for _, e := range t.Entries {
 		switch {
-		case strings.HasPrefix(e.Path, "opt/") && strings.Count(e.Path, "/") == 1:
-			a.Links = append(a.Links, Link{Path: e.Path, Target: e.Path})
-		case strings.HasPrefix(e.Path, "etc/") && e.Type != tree.Dir:
-			a.Links = append(a.Links, Link{Path: e.Path, Target: e.Path})
+		case e.Parent() == "opt":
+			p := e.Path()
+			a.Links = append(a.Links, Link{Path: p, Target: p})
+		case e.Top() == "etc" && e.Parent() != "" && e.Type != tree.Dir:
+			p := e.Path()
+			a.Links = append(a.Links, Link{Path: p, Target: p})
 		}
 	}
 	return a

@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/internetarchive/olimage/internal/par"
 	"github.com/internetarchive/olimage/internal/quote"
@@ -66,7 +65,7 @@ type Plan struct {
 // FromEntry converts a tree entry.
 func FromEntry(e *tree.Entry) Entry {
 	m := Entry{
-		Path: e.Path, Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
+		Path: e.Path(), Type: e.Type.String(), Mode: fmt.Sprintf("%04o", e.Mode),
 		UID: e.UID, GID: e.GID, Owner: e.Owner(), Group: e.Group(),
 		Size: e.Size, SHA256: e.Digest.String(), Target: e.Target, MTime: e.ModTime,
 		Overlay: e.Overlay(), Shadowed: e.Shadowed(), Implicit: e.Implicit,
@@ -99,11 +98,11 @@ func ToEntry(m Entry) (*tree.Entry, error) {
 			return nil, fmt.Errorf("%s: hard link target: %w", m.Path, err)
 		}
 	}
-	e := &tree.Entry{
-		Path: m.Path, Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID,
+	e := (&tree.Entry{
+		Type: t, Mode: uint32(mode), UID: m.UID, GID: m.GID,
 		Size: m.Size, Target: m.Target, ModTime: m.MTime,
 		Implicit: m.Implicit,
-	}
+	}).WithPath(m.Path)
 	e.SetNames(m.Owner, m.Group)
 	e.SetOverlay(m.Overlay)
 	if e.Digest, err = tree.ParseDigest(m.SHA256); err != nil {
@@ -158,7 +157,8 @@ const encodeBatch = 1024
 // would print, built without fmt (on a large tree fmt was a tenth of a
 // build), then a line per xattr.
 func appendDigestLine(b []byte, e *tree.Entry) []byte {
-	b = quote.Append(b, e.Path)
+	d, n := e.PathParts()
+	b = quote.AppendJoin(b, d, n)
 	b = append(b, ' ')
 	b = append(b, e.Type.String()...)
 	b = append(b, ' ')
@@ -222,7 +222,7 @@ func writeDoc(w io.Writer, head any, t *tree.Tree) error {
 	first := true
 	par.Encode(len(t.Entries), encodeBatch, runtime.GOMAXPROCS(0), func(b []byte, k int) []byte {
 		e := t.Entries[k]
-		if e.Path == tree.OlimageDir || strings.HasPrefix(e.Path, tree.OlimageDir+"/") {
+		if e.Top() == tree.OlimageDir {
 			return b // the manifest does not list itself
 		}
 		b = append(b, ",\n"+entryPrefix...)

@@ -38,7 +38,7 @@ func TestToEntryRefusesPaths(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := ToEntry(tc.entry)
 			if tc.wantErr == "" {
-				if err != nil || e.Path != tc.entry.Path {
+				if err != nil || e.Path() != tc.entry.Path {
 					t.Fatalf("got %v, %v; want the entry", e, err)
 				}
 				return
@@ -54,9 +54,9 @@ func TestToEntryRefusesPaths(t *testing.T) {
 // one fmt prints, so that rewriting it for speed cannot change any digest.
 func TestTreeDigestFormat(t *testing.T) {
 	small, err := tree.New([]*tree.Entry{
-		{Path: "a \"q\"\n", Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: sha256.Sum256([]byte("ab")), Target: ""},
-		(&tree.Entry{Path: "a/l", Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01"}).WithXattrs(tree.Xattr{Name: "user.x", Value: []byte{0, 255}}),
-		{Path: "d", Type: tree.Dir, Mode: 0o5},
+		(&tree.Entry{Type: tree.File, Mode: 0o4755, UID: 7, GID: 8, ModTime: -1, Size: 12, Digest: sha256.Sum256([]byte("ab")), Target: ""}).WithPath("a \"q\"\n"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "t\u00e9\x01"}).WithPath("a/l").WithXattrs(tree.Xattr{Name: "user.x", Value: []byte{0, 255}}),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o5}).WithPath("d"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestTreeDigestFormat(t *testing.T) {
 	for _, tr := range []*tree.Tree{small, bigTree(t, 9000)} {
 		h := sha256.New()
 		for _, e := range tr.Entries {
-			fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
+			fmt.Fprintf(h, "%s %s %04o %d %d %d %d %s %q\n", strconv.Quote(e.Path()), e.Type, e.Mode, e.UID, e.GID, e.ModTime, e.Size, e.Digest, e.Target)
 			for _, x := range e.Xattrs() {
 				fmt.Fprintf(h, "\t%q %x\n", x.Name, x.Value)
 			}
@@ -81,16 +81,16 @@ func TestTreeDigestFormat(t *testing.T) {
 // 100, after a manifest's own entries.
 func bigTree(t testing.TB, n int) *tree.Tree {
 	es := []*tree.Entry{
-		{Path: tree.OlimageDir, Type: tree.Dir, Mode: 0o755},
-		{Path: tree.OlimageDir + "/manifest.json", Type: tree.File, Mode: 0o644, Size: 1},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath(tree.OlimageDir),
+		(&tree.Entry{Type: tree.File, Mode: 0o644, Size: 1}).WithPath(tree.OlimageDir + "/manifest.json"),
 	}
 	for i := range n {
 		d := fmt.Sprintf("d%03d", i/100)
 		if i%100 == 0 {
-			es = append(es, &tree.Entry{Path: d, Type: tree.Dir, Mode: 0o755, ModTime: int64(i)})
+			es = append(es, (&tree.Entry{Type: tree.Dir, Mode: 0o755, ModTime: int64(i)}).WithPath(d))
 		}
-		e := &tree.Entry{Path: fmt.Sprintf("%s/f%d <\"%d\">", d, i, i), Type: tree.File, Mode: uint32(i) & 0o7777, UID: uint32(i), GID: 3, ModTime: int64(i * 7), Size: int64(i)}
-		e.Digest = sha256.Sum256([]byte(e.Path))
+		e := (&tree.Entry{Type: tree.File, Mode: uint32(i) & 0o7777, UID: uint32(i), GID: 3, ModTime: int64(i * 7), Size: int64(i)}).WithPath(fmt.Sprintf("%s/f%d <\"%d\">", d, i, i))
+		e.Digest = sha256.Sum256([]byte(e.Path()))
 		switch i % 7 {
 		case 3:
 			e.Type, e.Size, e.Digest, e.Target = tree.Symlink, 0, tree.Digest{}, "../t\u00e9"+strconv.Itoa(i)
@@ -115,7 +115,7 @@ func TestWriteDocMatchesJSON(t *testing.T) {
 		tr := bigTree(t, n)
 		doc := Manifest{Schema: ImageSchema, Role: "r", Inputs: []tree.Input{{Name: "i"}}, Entries: []Entry{}}
 		for _, e := range tr.Entries {
-			if e.Path != tree.OlimageDir && !strings.HasPrefix(e.Path, tree.OlimageDir+"/") {
+			if e.Path() != tree.OlimageDir && !strings.HasPrefix(e.Path(), tree.OlimageDir+"/") {
 				doc.Entries = append(doc.Entries, FromEntry(e))
 			}
 		}

@@ -491,8 +491,7 @@ func volumeOnly(t *tree.Tree) (*tree.Tree, error) {
 	var keep []*tree.Entry
 	for _, e := range t.Entries {
 		switch {
-		case e.Path == "lost+found" || strings.HasPrefix(e.Path, "lost+found/"):
-		case e.Path == tree.OlimageDir || strings.HasPrefix(e.Path, tree.OlimageDir+"/"):
+		case e.Top() == "lost+found" || e.Top() == tree.OlimageDir:
 		default:
 			keep = append(keep, e)
 		}

@@ -68,8 +68,8 @@ func TestOpenKinds(t *testing.T) {
 		t.Fatalf("image: kind %q, fs %v, tree %v", img.Kind(), img.FS() != nil, img.Tree() != nil)
 	}
 	for _, e := range img.Tree().Entries {
-		if e.Path == "lost+found" || strings.HasPrefix(e.Path, tree.OlimageDir) {
-			t.Errorf("image tree holds %s, which no overlay supplied", e.Path)
+		if e.Path() == "lost+found" || strings.HasPrefix(e.Path(), tree.OlimageDir) {
+			t.Errorf("image tree holds %s, which no overlay supplied", e.Path())
 		}
 	}
 	if e := img.Tree().Get("opt/app/data.txt"); e == nil || e.Digest.IsZero() {

@@ -36,11 +36,11 @@ func TestDirHardLinksHashed(t *testing.T) {
 	}
 	for i := range n {
 		a, b := res.Tree.Get(fmt.Sprintf("opt/a%03d", i)), res.Tree.Get(fmt.Sprintf("opt/b%03d", i))
-		if a == nil || b == nil || a.Type != tree.File || b.Type != tree.Hardlink || b.Target != a.Path {
+		if a == nil || b == nil || a.Type != tree.File || b.Type != tree.Hardlink || b.Target != a.Path() {
 			t.Fatalf("pair %d: got %v and %v, want a file and a hard link to it", i, a, b)
 		}
 		if want := tree.Digest(sha256.Sum256([]byte(fmt.Sprintf("content %d\n", i)))); !a.HasCheck || a.Digest != want {
-			t.Fatalf("%s: digest %v (checked %v), want %v", a.Path, a.Digest, a.HasCheck, want)
+			t.Fatalf("%s: digest %v (checked %v), want %v", a.Path(), a.Digest, a.HasCheck, want)
 		}
 	}
 }

@@ -171,8 +171,8 @@ func (r *reader) readHistory(o *roles.Overlay, bin string, l *layer) ([]tree.Dep
 	for _, e := range entries {
 		e.SetNames(owners[e.UID], groups[e.GID])
 		e.SetOverlay(o.Name)
-		if l.get(e.Path) != nil {
-			return nil, fail("%s: also supplied by this deploy", e.Path)
+		if l.get(e.Path()) != nil {
+			return nil, fail("%s: also supplied by this deploy", e.Path())
 		}
 		l.add(e)
 	}
@@ -185,7 +185,7 @@ func subtree(fs *ext4.FS, p string) ([]*tree.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	root.Path = p
+	root.SetPath(p)
 	out := []*tree.Entry{root}
 	stack := []string{p}
 	for len(stack) > 0 {
@@ -198,7 +198,7 @@ func subtree(fs *ext4.FS, p string) ([]*tree.Entry, error) {
 		for _, k := range kids {
 			out = append(out, k)
 			if k.Type == tree.Dir {
-				stack = append(stack, k.Path)
+				stack = append(stack, k.Path())
 			}
 		}
 	}

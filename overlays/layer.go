@@ -16,6 +16,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -59,9 +60,9 @@ func (l *layer) add(e *tree.Entry) {
 	name := e.Name()
 	switch {
 	case name == opaqueMarker:
-		l.opaque = append(l.opaque, tree.Parent(e.Path))
+		l.opaque = append(l.opaque, e.Parent())
 	case strings.HasPrefix(name, whiteoutPrefix):
-		d := tree.Parent(e.Path)
+		d := e.Parent()
 		target := strings.TrimPrefix(name, whiteoutPrefix)
 		if d != "" {
 			target = d + "/" + target
@@ -75,7 +76,7 @@ func (l *layer) add(e *tree.Entry) {
 		}
 		l.list = append(l.list, e)
 		if l.byPath != nil {
-			l.byPath[e.Path] = e
+			l.byPath[e.Path()] = e
 		}
 		l.order, l.sum = nil, ""
 	}
@@ -86,7 +87,7 @@ func (l *layer) get(p string) *tree.Entry {
 	if l.byPath == nil {
 		l.byPath = make(map[string]*tree.Entry, len(l.list))
 		for _, e := range l.list {
-			l.byPath[e.Path] = e
+			l.byPath[e.Path()] = e
 		}
 	}
 	return l.byPath[p]
@@ -128,7 +129,7 @@ func sortEntries(list []*tree.Entry) []*tree.Entry {
 	sortKeys(keys, 0, workers)
 	out := list[:0]
 	for i, k := range keys {
-		if i+1 < len(keys) && keys[i+1].chunk == k.chunk && keys[i+1].e.Path == k.e.Path {
+		if i+1 < len(keys) && keys[i+1].chunk == k.chunk && tree.SamePath(keys[i+1].e, k.e) {
 			continue // added again later, which counts
 		}
 		out = append(out, k.e)
@@ -152,16 +153,16 @@ type sortKey struct {
 func sortKeys(keys []sortKey, depth, workers int) {
 	longer := false // some path goes on past these eight bytes
 	for i := range keys {
-		p := keys[i].e.Path
-		keys[i].chunk = pathChunk(p, depth)
-		longer = longer || len(p) > depth+8
+		d, n := keys[i].e.PathParts()
+		keys[i].chunk = pathChunk(d, n, depth)
+		longer = longer || len(d)+len(n) > depth+8
 	}
 	if !longer {
 		slices.SortFunc(keys, func(a, b sortKey) int {
 			if a.chunk != b.chunk {
 				return cmp.Compare(a.chunk, b.chunk)
 			}
-			if c := tree.Compare(a.e.Path, b.e.Path); c != 0 {
+			if c := tree.ComparePaths(a.e, b.e); c != 0 {
 				return c
 			}
 			return cmp.Compare(a.i, b.i)
@@ -193,16 +194,24 @@ func sortKeys(keys []sortKey, depth, workers int) {
 	})
 }
 
-// pathChunk packs the eight bytes of p from depth on, big-endian and
-// padded with zeros, with '/' as 0: where two paths that agree before
-// depth differ in these, their chunks order as tree.Compare orders them
-// ('/' sorts first there, and names hold no NUL bytes).
-func pathChunk(p string, depth int) uint64 {
+// pathChunk packs the eight bytes from depth on of the path d+n (an
+// entry's PathParts), big-endian and padded with zeros, with '/' as 0:
+// where two paths that agree before depth differ in these, their chunks
+// order as tree.Compare orders them ('/' sorts first there, and names
+// hold no NUL bytes).
+func pathChunk(d, n string, depth int) uint64 {
 	var k uint64
 	for i := depth; i < depth+8; i++ {
 		k <<= 8
-		if i < len(p) && p[i] != '/' {
-			k |= uint64(p[i])
+		c := byte('/')
+		switch {
+		case i < len(d):
+			c = d[i]
+		case i-len(d) < len(n):
+			c = n[i-len(d)]
+		}
+		if c != '/' {
+			k |= uint64(c)
 		}
 	}
 	return k
@@ -267,7 +276,8 @@ func appendLayerLine(b []byte, e *tree.Entry) []byte {
 	b = append(b, ' ')
 	b = e.Digest.AppendHex(b)
 	b = append(b, ' ')
-	b = quote.Append(b, e.Path)
+	d, n := e.PathParts()
+	b = quote.AppendJoin(b, d, n)
 	b = append(b, ' ')
 	b = quote.Append(b, e.Target)
 	b = append(b, '\n')
@@ -287,28 +297,33 @@ func sortedCopy(s []string) []string {
 	return c
 }
 
-// fileContent is a regular file of a directory source, rel below its
-// root, listed as size bytes with identity id.
+// fileContent is a regular file of a directory source, dir+name below
+// its root (slash-separated), listed as size bytes with identity id. It
+// holds the path as its entry's tree.Entry.PathParts, whose bytes the
+// entry holds anyway, rather than a path of its own.
 type fileContent struct {
-	root *dirRoot
-	rel  string
-	size int64
-	id   fileID
+	root      *dirRoot
+	dir, name string
+	size      int64
+	id        fileID
 }
+
+// rel is the file's path below its root.
+func (f fileContent) rel() string { return filepath.FromSlash(f.dir + f.name) }
 
 func (f fileContent) Open() (io.ReadCloser, error) { return f.open() }
 
-func (f fileContent) open() (*rawFile, error) { return openListed(f.root, f.rel, f.size, f.id) }
+func (f fileContent) open() (*rawFile, error) { return openListed(f.root, f.rel(), f.size, f.id) }
 
 // String names the source file, for errors about its content.
-func (f fileContent) String() string { return f.root.path + string(os.PathSeparator) + f.rel }
+func (f fileContent) String() string { return f.root.path + string(os.PathSeparator) + f.rel() }
 
 // PolicyHits returns what the content policy's detector found in f as
 // it was hashed: every file of a directory source is scanned then.
 func (f fileContent) PolicyHits() ([]policy.Hit, bool) {
 	f.root.mu.Lock()
 	defer f.root.mu.Unlock()
-	return f.root.hits[f.rel], true
+	return f.root.hits[f.rel()], true
 }
 
 // bytesContent is inline content from YAML.
@@ -561,7 +576,7 @@ func newHasher(ctx context.Context, workers int) *hasher {
 		}
 		sm.set(e)
 		if len(hits) > 0 {
-			fc.root.addHits(fc.rel, hits)
+			fc.root.addHits(fc.rel(), hits)
 		}
 	})
 	return h

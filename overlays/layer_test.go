@@ -15,10 +15,10 @@ import (
 // digestFmt is layer.digest's definition, written with fmt.
 func digestFmt(l *layer) string {
 	es := append([]*tree.Entry(nil), l.sorted()...)
-	sort.Slice(es, func(i, j int) bool { return tree.Less(es[i].Path, es[j].Path) })
+	sort.Slice(es, func(i, j int) bool { return tree.Less(es[i].Path(), es[j].Path()) })
 	h := sha256.New()
 	for _, e := range es {
-		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path, e.Target)
+		fmt.Fprintf(h, "%s %o %d:%d %d %s %q %q\n", e.Type, e.Mode, e.UID, e.GID, e.Size, e.Digest, e.Path(), e.Target)
 		for _, x := range e.Xattrs() {
 			fmt.Fprintf(h, "  %q=%x\n", x.Name, x.Value)
 		}
@@ -54,13 +54,13 @@ func TestLayerDigestMatchesFmt(t *testing.T) {
 			n = 3000 // over the 60 KiB the digest hashes at a time
 		}
 		for i := range n {
-			e := &tree.Entry{
-				Path: fmt.Sprintf("%s/%d", name(), i), Type: types[rng.IntN(len(types))],
+			e := (&tree.Entry{
+				Type: types[rng.IntN(len(types))],
 				Mode: rng.Uint32() & 0o7777, UID: rng.Uint32(), GID: rng.Uint32(),
 				Size: rng.Int64N(1 << 40), Target: name(),
-			}
+			}).WithPath(fmt.Sprintf("%s/%d", name(), i))
 			if rng.IntN(2) == 0 {
-				sum := sha256.Sum256([]byte(e.Path))
+				sum := sha256.Sum256([]byte(e.Path()))
 				e.Digest = sum
 			}
 			for range rng.IntN(3) {
@@ -87,13 +87,13 @@ func TestLayerDigestMatchesFmt(t *testing.T) {
 // sorted is cached, and a later add is seen.
 func TestLayerSortedAfterAdd(t *testing.T) {
 	l := newLayer()
-	l.add(&tree.Entry{Path: "b", Type: tree.File})
-	l.add(&tree.Entry{Path: "a-b", Type: tree.File})
+	l.add((&tree.Entry{Type: tree.File}).WithPath("b"))
+	l.add((&tree.Entry{Type: tree.File}).WithPath("a-b"))
 	if got := paths(l.sorted()); fmt.Sprint(got) != "[a-b b]" {
 		t.Fatalf("sorted: %v", got)
 	}
-	l.add(&tree.Entry{Path: "a", Type: tree.Dir})
-	l.add(&tree.Entry{Path: "a/x", Type: tree.File})
+	l.add((&tree.Entry{Type: tree.Dir}).WithPath("a"))
+	l.add((&tree.Entry{Type: tree.File}).WithPath("a/x"))
 	if got := paths(l.sorted()); fmt.Sprint(got) != "[a a/x a-b b]" {
 		t.Errorf("sorted after add: %v", got)
 	}
@@ -102,7 +102,7 @@ func TestLayerSortedAfterAdd(t *testing.T) {
 func paths(es []*tree.Entry) []string {
 	var out []string
 	for _, e := range es {
-		out = append(out, e.Path)
+		out = append(out, e.Path())
 	}
 	return out
 }
@@ -131,7 +131,7 @@ func TestLayerSorted(t *testing.T) {
 					break
 				}
 			}
-			e := &tree.Entry{Path: p, Type: tree.File}
+			e := (&tree.Entry{Type: tree.File}).WithPath(p)
 			l.add(e)
 			want[p] = e
 			if round%2 == 0 && rng.IntN(50) == 0 {
@@ -149,7 +149,7 @@ func TestLayerSorted(t *testing.T) {
 		}
 		for i := range ws {
 			if got[i] != ws[i] {
-				t.Fatalf("round %d: entry %d is %q (%p), want %q (%p)", round, i, got[i].Path, got[i], ws[i].Path, ws[i])
+				t.Fatalf("round %d: entry %d is %q (%p), want %q (%p)", round, i, got[i].Path(), got[i], ws[i].Path(), ws[i])
 			}
 		}
 		for p, e := range want {
@@ -172,7 +172,7 @@ func TestSortKeysSpread(t *testing.T) {
 			if rng.IntN(5) == 0 {
 				p = p[:strings.LastIndexByte(p, '/')] // a directory, and paths of different lengths
 			}
-			es = append(es, &tree.Entry{Path: p}) // some paths twice: added order breaks the tie
+			es = append(es, (&tree.Entry{}).WithPath(p)) // some paths twice: added order breaks the tie
 		}
 		keys := func() []sortKey {
 			ks := make([]sortKey, len(es))
@@ -186,12 +186,12 @@ func TestSortKeysSpread(t *testing.T) {
 		sortKeys(spread, 0, 4)
 		for i := range one {
 			if one[i].e != spread[i].e {
-				t.Fatalf("prefix %q: key %d is %q (added %d) on 4 goroutines, %q (added %d) on one", prefix, i, spread[i].e.Path, spread[i].i, one[i].e.Path, one[i].i)
+				t.Fatalf("prefix %q: key %d is %q (added %d) on 4 goroutines, %q (added %d) on one", prefix, i, spread[i].e.Path(), spread[i].i, one[i].e.Path(), one[i].i)
 			}
 		}
 		for i := 1; i < len(one); i++ {
-			if c := tree.Compare(one[i-1].e.Path, one[i].e.Path); c > 0 || c == 0 && one[i-1].i > one[i].i {
-				t.Fatalf("prefix %q: %q (added %d) before %q (added %d)", prefix, one[i-1].e.Path, one[i-1].i, one[i].e.Path, one[i].i)
+			if c := tree.Compare(one[i-1].e.Path(), one[i].e.Path()); c > 0 || c == 0 && one[i-1].i > one[i].i {
+				t.Fatalf("prefix %q: %q (added %d) before %q (added %d)", prefix, one[i-1].e.Path(), one[i-1].i, one[i].e.Path(), one[i].i)
 			}
 		}
 	}

@@ -230,9 +230,10 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 	// Removals first: they act on the layers below only.
 	for _, g := range o.Remove {
 		var hits []string
+		var pb tree.PathBuf
 		m.walk(m.root, func(e *tree.Entry) bool {
-			if glob.Match(g.Pattern, e.Path) {
-				hits = append(hits, e.Path)
+			if glob.Match(g.Pattern, pb.Of(e)) {
+				hits = append(hits, e.Path())
 				return false // its subtree goes with it
 			}
 			return true
@@ -253,7 +254,7 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 		}
 		if n != nil && n.kids != nil {
 			for name, k := range n.kids {
-				m.removed[k.e.Path] = fmt.Sprintf("overlay %q, opaque directory %q", o.Name, d)
+				m.removed[k.e.Path()] = fmt.Sprintf("overlay %q, opaque directory %q", o.Name, d)
 				delete(n.kids, name)
 			}
 		}
@@ -269,10 +270,10 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 		// A build adds these to every volume itself, and reading an image
 		// back leaves them out, so what an overlay put there would make
 		// the image disagree with its own manifest.
-		if top, _, _ := strings.Cut(e.Path, "/"); reserved[top] != "" {
+		if top := e.Top(); reserved[top] != "" {
 			if !refused[top] {
 				refused[top] = true
-				errs = append(errs, fmt.Errorf("%s: overlay %q: %s; no overlay may supply it: %w", e.Path, o.Name, reserved[top], ErrReserved))
+				errs = append(errs, fmt.Errorf("%s: overlay %q: %s; no overlay may supply it: %w", e.Path(), o.Name, reserved[top], ErrReserved))
 			}
 			continue
 		}
@@ -289,39 +290,46 @@ func (m *merger) apply(o *roles.Overlay, l *layer) error {
 
 func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	parent := m.root
-	// Walk the components as substrings of e.Path: no slice per entry,
-	// and the map keys share e.Path's bytes.
-	last := strings.LastIndexByte(e.Path, '/')
-	end := -1 // where the parent path ends in e.Path
-	if last > 0 && m.lastNode != nil && e.Path[:last] == m.lastDir {
-		parent, end = m.lastNode, last
+	// Walk the components as substrings of e's parent path: no slice per
+	// entry, and the map keys share the parent's interned bytes.
+	dir, name := e.Parent(), e.Name()
+	end := -1 // where in dir the component the walk passed last ends
+	switch {
+	case dir == "":
+		end = 0
+	case m.lastNode != nil && dir == m.lastDir:
+		parent, end = m.lastNode, len(dir)
 	}
-	for end < last {
+	for end < len(dir) {
 		start := end + 1
-		end = start + strings.IndexByte(e.Path[start:], '/')
-		c := e.Path[start:end]
+		end = strings.IndexByte(dir[start:], '/')
+		if end < 0 {
+			end = len(dir)
+		} else {
+			end += start
+		}
+		c := dir[start:end]
 		n := parent.kids[c]
 		if n == nil {
-			p := e.Path[:end]
 			d := &tree.Entry{
-				Path: p, Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
+				Type: tree.Dir, Mode: m.fleet.Defaults.DirMode,
 				UID: m.fleet.Owners["root"], GID: m.fleet.Groups["root"],
 				ModTime: m.fleet.Epoch, Implicit: true,
 			}
+			d.SetPath(dir[:end])
 			d.SetNames("root", "root")
 			d.SetOverlay(o.Name)
 			n = &node{e: d, kids: map[string]*node{}}
-			parent.kids[c] = n
+			parent.kids[d.Name()] = n
 		} else if n.e.Type != tree.Dir {
 			return fmt.Errorf("%s: overlay %q adds %s below %s, a %s from overlay %q: %w",
-				e.Path, o.Name, e.Path, n.e.Path, n.e.Type, n.e.Overlay(), ErrConflict)
+				e.Path(), o.Name, e.Path(), n.e.Path(), n.e.Type, n.e.Overlay(), ErrConflict)
 		}
 		parent = n
 	}
-	if last > 0 {
-		m.lastDir, m.lastNode = e.Path[:last], parent
+	if dir != "" {
+		m.lastDir, m.lastNode = dir, parent
 	}
-	name := e.Path[last+1:]
 	old := parent.kids[name]
 	if old == nil {
 		n := &node{e: e}
@@ -333,14 +341,17 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	}
 	if (old.e.Type == tree.Dir) != (e.Type == tree.Dir) {
 		return fmt.Errorf("%s: overlay %q replaces a %s from overlay %q with a %s; remove it first (remove: [%q]): %w",
-			e.Path, o.Name, old.e.Type, old.e.Overlay(), e.Type, e.Path, ErrConflict)
+			e.Path(), o.Name, old.e.Type, old.e.Overlay(), e.Type, e.Path(), ErrConflict)
 	}
-	policy := policyFor(o, e.Path)
+	policy := o.Conflict
+	if len(o.Conflicts) > 0 {
+		policy = policyFor(o, e.Path())
+	}
 	if e.Type == tree.Dir {
 		// Directories merge; only their own metadata can conflict.
 		if policy != roles.Override && !sameMeta(old.e, e) {
 			return fmt.Errorf("%s: overlay %q and overlay %q give the directory different metadata (%s) and the policy is %q: %w",
-				e.Path, old.e.Overlay(), o.Name, metaDiff(old.e, e), policy, ErrConflict)
+				e.Path(), old.e.Overlay(), o.Name, metaDiff(old.e, e), policy, ErrConflict)
 		}
 		e.SetShadowed(shadow(old.e))
 		old.e = e
@@ -349,11 +360,11 @@ func (m *merger) add(o *roles.Overlay, e *tree.Entry) error {
 	switch policy {
 	case roles.Fail:
 		return fmt.Errorf("%s: supplied by overlay %q and again by overlay %q, whose conflict policy is \"error\": %w",
-			e.Path, old.e.Overlay(), o.Name, ErrConflict)
+			e.Path(), old.e.Overlay(), o.Name, ErrConflict)
 	case roles.Identical:
 		if d := entryDiff(e, old.e); d != "" { // the upper overlay's values first
 			return fmt.Errorf("%s: overlay %q differs from overlay %q (%s) and the policy is \"identical\": %w",
-				e.Path, o.Name, old.e.Overlay(), d, ErrConflict)
+				e.Path(), o.Name, old.e.Overlay(), d, ErrConflict)
 		}
 	}
 	e.SetShadowed(shadow(old.e))
@@ -466,12 +477,14 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		return w
 	}
 	var errs []error
+	var pb tree.PathBuf
 	for i, e := range entries {
 		if i%checkEvery == 0 {
 			if err := m.ctx.Err(); err != nil {
 				return err
 			}
 		}
+		p := pb.Of(e) // only until the next entry
 		// Owner and mode written on an inline entry are the most specific
 		// word on it: rules do not override them.
 		ownerRule, modeRule := e.OwnerRule(), e.ModeRule()
@@ -481,7 +494,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		var allowCap bool
 		apply := func(rules []roles.Rule) {
 			for _, r := range rules {
-				if !glob.Match(r.Pattern, e.Path) {
+				if !glob.Match(r.Pattern, p) {
 					continue
 				}
 				if r.UID != nil && !ownerSet {
@@ -507,7 +520,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 		e.SetNames(owner, group)
 		if e.Mode&(tree.ModeSetuid|tree.ModeSetgid) != 0 && !allowSetuid && e.Type != tree.Symlink {
 			errs = append(errs, fmt.Errorf("%s: mode %04o from overlay %q has a setuid or setgid bit; allow it with a rule (setuid: true): %w",
-				e.Path, e.Mode, e.Overlay(), ErrUnsafe))
+				e.Path(), e.Mode, e.Overlay(), ErrUnsafe))
 		}
 		if !allowCap && hasXattr(e, capabilityXattr) && e.Type != tree.Hardlink {
 			src := ""
@@ -515,7 +528,7 @@ func (m *merger) applyRules(entries []*tree.Entry) error {
 				src = " (" + m.fleet.Rel(o.Source) + ")"
 			}
 			errs = append(errs, fmt.Errorf("%s: overlay %q%s gives it file capabilities (%s), which grant privileges as setuid does; allow them with a rule (capability: true): %w",
-				e.Path, e.Overlay(), src, capabilityXattr, ErrUnsafe))
+				e.Path(), e.Overlay(), src, capabilityXattr, ErrUnsafe))
 		}
 	}
 	return errors.Join(errs...)
@@ -545,11 +558,11 @@ func (r *Result) Activated() error {
 	t, role := r.Tree, r.Role
 	var errs []error
 	for _, e := range t.Entries {
-		if strings.Contains(e.Path, "/") || e.Path == "opt" || e.Path == "etc" || r.r.fleet.TopLevelAllowed(e.Path) {
+		if name := e.Name(); e.Parent() != "" || name == "opt" || name == "etc" || r.r.fleet.TopLevelAllowed(name) {
 			continue
 		}
 		errs = append(errs, fmt.Errorf("%s: role %s: /%s (from overlay %q): outside opt/ and etc/, so never activated on a VM; put it under opt/, declare what services write as state: in the role, or declare a name the VM uses at /1/NAME itself in %s (volume: {top_level: [%q]}): %w",
-			role.File, role.Name, e.Path, e.Overlay(), roles.FleetFile, e.Path, ErrTopLevel))
+			role.File, role.Name, e.Path(), e.Overlay(), roles.FleetFile, e.Path(), ErrTopLevel))
 	}
 	return errors.Join(errs...)
 }

@@ -94,7 +94,7 @@ func mergeRole(t *testing.T, dir string) (*Result, error) {
 func listing(t *tree.Tree) []string {
 	var out []string
 	for _, e := range t.Entries {
-		line := fmt.Sprintf("%s %s %04o %d:%d %s", e.Path, e.Type, e.Mode, e.UID, e.GID, e.Overlay())
+		line := fmt.Sprintf("%s %s %04o %d:%d %s", e.Path(), e.Type, e.Mode, e.UID, e.GID, e.Overlay())
 		if e.Target != "" {
 			line += " -> " + e.Target
 		}
@@ -537,7 +537,7 @@ func TestMergeRefillsRemoved(t *testing.T) {
 	}
 	var got []string
 	for _, e := range res.Tree.Entries {
-		got = append(got, e.Path)
+		got = append(got, e.Path())
 	}
 	if want := "opt opt/app opt/app/z"; strings.Join(got, " ") != want {
 		t.Errorf("merged %q, want %q", strings.Join(got, " "), want)

@@ -62,11 +62,11 @@ func (res *Result) source(e *tree.Entry) (string, bool) {
 	if o == nil {
 		return "", false
 	}
-	rel := e.Path
+	rel := e.Path()
 	switch o.Kind {
 	case roles.FilesOverlay:
 		for _, fe := range o.Files {
-			if fe.Path == e.Path {
+			if fe.Path == e.Path() {
 				return f.Where(fe.Pos), true
 			}
 		}

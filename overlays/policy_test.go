@@ -126,7 +126,7 @@ func TestDirSourceSetuid(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range res.Tree.Entries {
-		if e.Path == "opt/bin/tool" && e.Mode != 0o4755 {
+		if e.Path() == "opt/bin/tool" && e.Mode != 0o4755 {
 			t.Errorf("allowed setuid file has mode %04o, want 4755", e.Mode)
 		}
 	}

@@ -69,7 +69,7 @@ func TestSharedReadsOnce(t *testing.T) {
 func sharedListing(t *tree.Tree) []string {
 	var out []string
 	for _, e := range t.Entries {
-		s := e.Path + " " + e.Type.String() + " " + e.Owner() + " " + e.Digest.String() + " " + e.Overlay() + " " + e.OwnerRule() + " " + e.ModeRule()
+		s := e.Path() + " " + e.Type.String() + " " + e.Owner() + " " + e.Digest.String() + " " + e.Overlay() + " " + e.OwnerRule() + " " + e.ModeRule()
 		s += " " + string(rune('0'+e.Mode>>6&7)) + string(rune('0'+e.Mode>>3&7)) + string(rune('0'+e.Mode&7))
 		if e.Content != nil {
 			rc, err := e.Content.Open()

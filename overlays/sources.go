@@ -64,6 +64,7 @@ type reader struct {
 	deploys   map[string]*serviceBins // bins placed, by service
 	history   History                 // reads the images of deploy histories
 	slab      []tree.Entry            // where base takes entries from
+	paths     tree.Paths              // sets the paths of base's entries
 	root      *tree.Entry             // what base copies: root's owner, the epoch, the overlay
 
 	listed func(path string) // tests: called between listing a file and reading it
@@ -149,7 +150,8 @@ func (r *reader) base(p string, t tree.Type, mode uint32, overlay string) *tree.
 	e := &r.slab[0]
 	r.slab = r.slab[1:]
 	*e = *r.root
-	e.Path, e.Type, e.Mode = p, t, mode
+	r.paths.Set(e, p)
+	e.Type, e.Mode = t, mode
 	return e
 }
 
@@ -251,9 +253,9 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			}
 			return nil
 		}
-		// A copy: a slice of p would keep the whole of p (the source's
-		// absolute path and this one) alive as the entry's path.
-		rel := strings.Clone(filepath.ToSlash(p[len(root)+1:]))
+		// The entry keeps none of it (tree.Entry.SetPath copies), so a
+		// slice of p is enough.
+		rel := filepath.ToSlash(p[len(root)+1:])
 		if err := checkName(rel); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
@@ -284,7 +286,8 @@ func (r *reader) readDir(root, overlay string) (*layer, error) {
 			if !ok {
 				return fmt.Errorf("%s: no device and inode number", p)
 			}
-			e.Content = fileContent{dr, filepath.FromSlash(rel), e.Size, fileID{uint64(st.Dev), uint64(st.Ino)}}
+			dir, name := e.PathParts()
+			e.Content = fileContent{dr, dir, name, e.Size, fileID{uint64(st.Dev), uint64(st.Ino)}}
 			if st.Nlink > 1 {
 				// Names of one inode become one file and hard links to it,
 				// as in a tar archive; tree.Normalize picks the file.
@@ -735,7 +738,8 @@ func (a *tarArchive) member(hdr *tar.Header, p string) (*tree.Entry, error) {
 			prev.SetLinkKey(a.overlay + ":" + t)
 		}
 		*e = *prev
-		e.Path, e.Type, e.Target = p, tree.Hardlink, t
+		a.r.paths.Set(e, p)
+		e.Type, e.Target = tree.Hardlink, t
 	case tar.TypeChar, tar.TypeBlock:
 		return nil, a.unsafe(hdr, "device node")
 	case tar.TypeFifo:
@@ -917,7 +921,7 @@ func (r *reader) readInline(o *roles.Overlay) (*layer, error) {
 			modeRule = r.fleet.Where(f.Pos)
 		}
 		e.SetRules(ownerRule, modeRule)
-		if l.get(e.Path) != nil {
+		if l.get(e.Path()) != nil {
 			return nil, fmt.Errorf("%s: %s: declared twice in overlay %q", f.Pos, f.Path, o.Name)
 		}
 		l.add(e)
@@ -950,7 +954,7 @@ func (r *reader) readDeploy(o *roles.Overlay) (*layer, error) {
 	l := newLayer()
 	l.add(r.base(prefix, tree.Dir, r.fleet.Defaults.DirMode, o.Name))
 	for _, e := range src.sorted() {
-		e.Path = prefix + "/" + e.Path
+		e.SetPath(prefix + "/" + e.Path())
 		if e.Type == tree.Hardlink {
 			e.Target = prefix + "/" + e.Target
 		}

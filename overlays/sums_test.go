@@ -113,7 +113,7 @@ func TestHashChangedSize(t *testing.T) {
 		h := newHasher(context.Background(), 2)
 		fc := listedFile(t, p)
 		fc.size = listed
-		h.add(&tree.Entry{Path: "f", Type: tree.File, Size: listed, Content: fc})
+		h.add((&tree.Entry{Type: tree.File, Size: listed, Content: fc}).WithPath("f"))
 		err := h.wait()
 		if err == nil || !strings.Contains(err.Error(), p+": changed while being read") {
 			t.Errorf("listed as %d bytes, 10 read: got %v, want a changed-while-read error naming %s", listed, err, p)
@@ -134,7 +134,7 @@ func listedFile(t *testing.T, p string) fileContent {
 		t.Fatal(err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	return fileContent{root, filepath.Base(p), fi.Size(), fileID{uint64(st.Dev), uint64(st.Ino)}}
+	return fileContent{root, "", filepath.Base(p), fi.Size(), fileID{uint64(st.Dev), uint64(st.Ino)}}
 }
 
 // Hashing small files keeps small buffers: a worker's buffer follows the
@@ -155,7 +155,7 @@ func TestHasherBuffersFollowSize(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	h := newHasher(context.Background(), 8)
 	for i, fc := range fcs {
-		h.add(&tree.Entry{Path: fmt.Sprintf("f%d", i), Type: tree.File, Size: 1, Content: fc})
+		h.add((&tree.Entry{Type: tree.File, Size: 1, Content: fc}).WithPath(fmt.Sprintf("f%d", i)))
 	}
 	if err := h.wait(); err != nil {
 		t.Fatal(err)

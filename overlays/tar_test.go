@@ -147,7 +147,7 @@ func FuzzReadTar(f *testing.F) {
 			return
 		}
 		for _, e := range l.sorted() {
-			path := e.Path
+			path := e.Path()
 			if path == "" || strings.HasPrefix(path, "/") || strings.Contains("/"+path+"/", "/../") {
 				t.Fatalf("unsafe path %q accepted", path)
 			}

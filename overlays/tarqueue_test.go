@@ -28,7 +28,7 @@ func TestSpoolQueueHardLink(t *testing.T) {
 	for i := range 3000 {
 		f, h := l.get(fmt.Sprintf("opt/f%04d", i)), l.get(fmt.Sprintf("opt/h%04d", i))
 		if f.Size != int64(len(fmt.Sprint(i))) || f.Digest != h.Digest || h.Size != f.Size || !h.HasCheck || h.Check != f.Check {
-			t.Fatalf("%s: size %d digest %s, its link %s: size %d digest %s", f.Path, f.Size, f.Digest, h.Path, h.Size, h.Digest)
+			t.Fatalf("%s: size %d digest %s, its link %s: size %d digest %s", f.Path(), f.Size, f.Digest, h.Path(), h.Size, h.Digest)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"sync"
 
 	"github.com/internetarchive/olimage/glob"
@@ -106,21 +105,23 @@ func (s *Scans) scan(e *tree.Entry, sc *Scanner) ([]Hit, error) {
 func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries []*tree.Entry, source func(*tree.Entry) (string, bool), scans *Scans) ([]Finding, error) {
 	var out []Finding
 	var sc Scanner
+	var pb tree.PathBuf
 	for i, e := range entries {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		if _, ok := p.Allowed(e.Path); ok {
+		ep := pb.Of(e) // only until the next entry: findings take e.Path()
+		if _, ok := p.Allowed(ep); ok {
 			continue
 		}
 		find := func(c Check, line int, what string) {
 			src, inline := source(e)
-			out = append(out, Finding{Check: c, Path: e.Path, Overlay: e.Overlay(), Source: src, Inline: inline, Line: line, What: what})
+			out = append(out, Finding{Check: c, Path: e.Path(), Overlay: e.Overlay(), Source: src, Inline: inline, Line: line, What: what})
 		}
 		for _, g := range p.Forbid {
-			if glob.Match(g.Pattern, e.Path) {
+			if glob.Match(g.Pattern, ep) {
 				find(Forbidden, 0, fmt.Sprintf("matches forbid glob %q (%s)", g.Pattern, f.Where(g.Pos)))
 				break
 			}
@@ -134,7 +135,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 		if e.Type != tree.File {
 			continue
 		}
-		if why := SecretName(path.Base(e.Path)); why != "" {
+		if why := SecretName(e.Name()); why != "" {
 			find(SecretFile, 0, why)
 		}
 		if p.MaxFileSize > 0 && e.Size > p.MaxFileSize {
@@ -145,7 +146,7 @@ func Apply(ctx context.Context, f *roles.Fleet, p roles.ContentPolicy, entries [
 		}
 		hits, err := scans.scan(e, &sc)
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading it for the content policy: %w", e.Path, err)
+			return nil, fmt.Errorf("%s: reading it for the content policy: %w", e.Path(), err)
 		}
 		for _, h := range hits {
 			find(Secret, h.Line, h.What)

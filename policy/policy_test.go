@@ -28,16 +28,16 @@ func TestScansShareContent(t *testing.T) {
 	plain := &opens{s: "nothing here\n"}
 	entries := func(dir string) []*tree.Entry {
 		es := []*tree.Entry{
-			{Path: dir + "/a.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret},
-			{Path: dir + "/b.ini", Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret},
-			{Path: dir + "/c.txt", Type: tree.File, Mode: 0o644, Digest: tree.Digest{2}, Content: plain},
+			(&tree.Entry{Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret}).WithPath(dir + "/a.ini"),
+			(&tree.Entry{Type: tree.File, Mode: 0o644, Digest: tree.Digest{1}, Content: secret}).WithPath(dir + "/b.ini"),
+			(&tree.Entry{Type: tree.File, Mode: 0o644, Digest: tree.Digest{2}, Content: plain}).WithPath(dir + "/c.txt"),
 		}
 		for _, e := range es {
 			e.SetOverlay(dir)
 		}
 		return es
 	}
-	source := func(e *tree.Entry) (string, bool) { return "src/" + e.Path, false }
+	source := func(e *tree.Entry) (string, bool) { return "src/" + e.Path(), false }
 	var scans Scans
 	f := &roles.Fleet{}
 	for _, dir := range []string{"one", "two"} {

@@ -78,17 +78,17 @@ func BOM(v Volume) (*cdx.BOM, error) {
 		})
 	}
 	for _, e := range v.Tree.Entries {
-		if e.Type != tree.File || !distInfo.MatchString(e.Path) {
+		if e.Type != tree.File || e.Name() != "METADATA" || !distInfo.MatchString(e.Path()) {
 			continue
 		}
-		name, version, err := readMetadata(v.Open, e.Path)
+		name, version, err := readMetadata(v.Open, e.Path())
 		if err != nil {
 			return nil, err
 		}
 		purl := fmt.Sprintf("pkg:pypi/%s@%s", pypiName(name), version)
 		comps = append(comps, cdx.Component{
 			BOMRef: ref(purl), Type: cdx.ComponentTypeLibrary, Name: name, Version: version, PackageURL: purl,
-			Properties: &[]cdx.Property{{Name: "olimage:path", Value: "/" + path.Dir(e.Path)}},
+			Properties: &[]cdx.Property{{Name: "olimage:path", Value: "/" + path.Dir(e.Path())}},
 		})
 	}
 	b.Components = &comps
@@ -115,14 +115,17 @@ type deploy struct {
 func deploys(t *tree.Tree) []deploy {
 	var out []deploy
 	for _, e := range t.Entries {
-		rel, ok := strings.CutPrefix(e.Path, tree.DeploysDir+"/")
-		if !ok || e.Type != tree.Dir || strings.Count(rel, "/") != 1 {
+		if e.Type != tree.Dir {
+			continue
+		}
+		rel, ok := strings.CutPrefix(e.Path(), tree.DeploysDir+"/")
+		if !ok || strings.Count(rel, "/") != 1 {
 			continue
 		}
 		service, bin, _ := strings.Cut(rel, "/")
-		d := deploy{service: service, bin: bin, path: e.Path}
+		d := deploy{service: service, bin: bin, path: e.Path()}
 		if l := t.Get(path.Join("opt/openlibrary", service)); l != nil && l.Type == tree.Symlink {
-			d.active = path.Clean(path.Join("opt/openlibrary", l.Target)) == e.Path || l.Target == "/"+e.Path
+			d.active = path.Clean(path.Join("opt/openlibrary", l.Target)) == e.Path() || l.Target == "/"+e.Path()
 		}
 		out = append(out, d)
 	}

@@ -16,7 +16,7 @@ func TestEntrySize(t *testing.T) {
 // Copies of an entry share its rare fields until one of them is set: a
 // setter on the copy leaves the original as it was.
 func TestRareCopy(t *testing.T) {
-	a := &Entry{Path: "a", Type: File}
+	a := (&Entry{Type: File}).WithPath("a")
 	a.SetXattrs([]Xattr{{Name: "user.a", Value: []byte("1")}})
 	a.SetRules("fleet.yaml:3", "")
 	a.SetLinkKey("k")
@@ -41,7 +41,7 @@ func TestRareCopy(t *testing.T) {
 // and entries that carry nothing rare but the same rule provenance share
 // one: a rule over a million files costs one value.
 func TestRareShared(t *testing.T) {
-	e := &Entry{Path: "a"}
+	e := (&Entry{}).WithPath("a")
 	e.SetXattrs([]Xattr{{Name: "user.a"}})
 	e.SetData(nil, true)
 	e.SetXattrs(nil)
@@ -49,7 +49,7 @@ func TestRareShared(t *testing.T) {
 	if e.rare != nil {
 		t.Errorf("entry with no rare field set holds %+v", *e.rare)
 	}
-	a, b := &Entry{Path: "a"}, &Entry{Path: "b"}
+	a, b := (&Entry{}).WithPath("a"), (&Entry{}).WithPath("b")
 	a.SetRules("roles/x.yaml:7", "roles/x.yaml:9")
 	b.SetRules("roles/x.yaml:7", "")
 	b.SetRules("roles/x.yaml:7", "roles/x.yaml:9")
@@ -69,7 +69,7 @@ func TestRareShared(t *testing.T) {
 // Entries with the same owner and group names share one value, and a
 // copy's names change without its original's.
 func TestNames(t *testing.T) {
-	a, b := &Entry{Path: "a"}, &Entry{Path: "b"}
+	a, b := (&Entry{}).WithPath("a"), (&Entry{}).WithPath("b")
 	a.SetNames("app", "web")
 	b.SetNames("app", "web")
 	if a.origin == nil || a.origin != b.origin || a.Owner() != "app" || a.Group() != "web" {

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unique"
 	"unsafe"
 
 	"github.com/internetarchive/olimage/internal/par"
@@ -82,8 +83,21 @@ type Xattr struct {
 // rarely set fields (xattrs, data runs, shadowed overlays, rule provenance,
 // hard link groups) behind another, nil for most entries. Both are read
 // and written through methods.
+//
+// The path (slash-separated, relative to the volume root, never "" or
+// ".") is read and set through methods too: see Path and SetPath.
 type Entry struct {
-	Path string // slash-separated, relative to the volume root, never "" or "."
+	// The path is held as its parent directory's and its own name, so
+	// that the entries of a directory share the directory's path rather
+	// than each holding a copy: a million entries of 110-byte paths would
+	// otherwise hold 110 MB of mostly the same bytes. dir is the parent's
+	// path and a slash, interned so that one path has one handle wherever
+	// it was read ("" for a top-level entry: the zero handle). The name
+	// is kept as the pointer and length unsafe.String takes, so that the
+	// length fits in what was padding and the two parts take the room
+	// one string did.
+	dir  unique.Handle[string]
+	name *byte
 	Type Type
 	// Implicit marks a parent directory no overlay named explicitly;
 	// HasCheck is explained below. They sit here beside Type so that they
@@ -100,6 +114,7 @@ type Entry struct {
 	// fraction of the cost of a second SHA-256.
 	Check uint32
 
+	nameLen uint32  // bytes of the name at name
 	origin  *origin // Owner, Group and Overlay, shared; nil when none is known
 	ModTime int64   // seconds since the Unix epoch
 	Size    int64   // bytes of content (regular files and hard links)
@@ -364,12 +379,123 @@ func CheckPath(p string) error {
 // IsDir reports whether e is a directory.
 func (e *Entry) IsDir() bool { return e.Type == Dir }
 
-// Name is the last element of e's path.
-func (e *Entry) Name() string {
-	if i := strings.LastIndexByte(e.Path, '/'); i >= 0 {
-		return e.Path[i+1:]
+// Name is the last element of e's path. It allocates nothing.
+func (e *Entry) Name() string { return unsafe.String(e.name, e.nameLen) }
+
+// prefix is the parent's path and a slash, or "" for a top-level entry.
+func (e *Entry) prefix() string {
+	if e.dir == (unique.Handle[string]{}) {
+		return ""
 	}
-	return e.Path
+	return e.dir.Value()
+}
+
+// Path is e's path, slash-separated and relative to the volume root. It
+// allocates the path for an entry below the top level: loops over many
+// entries use Name, Parent, AppendPath or ComparePaths instead.
+func (e *Entry) Path() string {
+	if d := e.prefix(); d != "" {
+		return d + e.Name()
+	}
+	return e.Name()
+}
+
+// AppendPath appends e's path to b.
+func (e *Entry) AppendPath(b []byte) []byte {
+	return append(append(b, e.prefix()...), e.Name()...)
+}
+
+// Parent is the path of e's parent directory, "" for a top-level entry,
+// as Parent(e.Path()) without building the path. The entries of one
+// directory return the same string, not copies.
+func (e *Entry) Parent() string {
+	d := e.prefix()
+	return d[:max(len(d)-1, 0)]
+}
+
+// PathParts are e's path in two parts whose concatenation is e.Path():
+// its parent's path and a slash ("" for a top-level entry), the same
+// string for every entry of the directory, and its name. Loops over
+// many entries use them to read the path without building it.
+func (e *Entry) PathParts() (dir, name string) { return e.prefix(), e.Name() }
+
+// A PathBuf builds entries' paths in one buffer, for a loop over many
+// entries that needs each path as a string only for a moment (to match
+// a glob): no path is allocated.
+type PathBuf struct{ b []byte }
+
+// Of returns e's path. The string is only valid until the next call of
+// Of, which reuses its bytes: whoever keeps it keeps e.Path() instead.
+func (pb *PathBuf) Of(e *Entry) string {
+	if e.prefix() == "" {
+		return e.Name()
+	}
+	pb.b = e.AppendPath(pb.b[:0])
+	return unsafe.String(unsafe.SliceData(pb.b), len(pb.b))
+}
+
+// Top is the first element of e's path: the top-level directory e is
+// in, or e's own name at the top level. It allocates nothing.
+func (e *Entry) Top() string {
+	if d := e.prefix(); d != "" {
+		return d[:strings.IndexByte(d, '/')]
+	}
+	return e.Name()
+}
+
+// HasPath reports whether e's path is p, without building it.
+func (e *Entry) HasPath(p string) bool {
+	d := e.prefix()
+	return len(p) == len(d)+int(e.nameLen) && p[:len(d)] == d && p[len(d):] == e.Name()
+}
+
+// SetPath sets e's path to p. It keeps none of p's bytes: the name is
+// copied and the parent interned, so p may be a slice of something large.
+func (e *Entry) SetPath(p string) {
+	i := strings.LastIndexByte(p, '/')
+	e.dir = intern(p[:i+1])
+	e.setName(p[i+1:])
+}
+
+// WithPath is SetPath that returns e, to build an entry in one
+// expression.
+func (e *Entry) WithPath(p string) *Entry {
+	e.SetPath(p)
+	return e
+}
+
+func (e *Entry) setName(name string) {
+	name = strings.Clone(name)
+	e.name, e.nameLen = unsafe.StringData(name), uint32(len(name))
+}
+
+// intern returns the one handle of prefix, a parent's path and a slash.
+// unique interns concurrently, and lets go of a prefix once no entry
+// holds it.
+func intern(prefix string) unique.Handle[string] {
+	if prefix == "" {
+		return unique.Handle[string]{}
+	}
+	return unique.Make(prefix)
+}
+
+// Paths sets the paths of the entries one reader reads. Readers list a
+// directory's entries together, so Paths remembers the last parent it
+// interned and most entries need no lookup. It is not safe for
+// concurrent use: each reader has its own.
+type Paths struct {
+	last unique.Handle[string]
+}
+
+// Set is e.SetPath(p), interning p's parent only when it differs from
+// the last one Set met.
+func (ps *Paths) Set(e *Entry, p string) {
+	i := strings.LastIndexByte(p, '/')
+	if d := p[:i+1]; ps.last == (unique.Handle[string]{}) || ps.last.Value() != d {
+		ps.last = intern(d)
+	}
+	e.dir = ps.last
+	e.setName(p[i+1:])
 }
 
 // Parent is the parent path of p, "" for a top-level path.
@@ -424,9 +550,57 @@ func Compare(a, b string) int {
 	return cmp.Compare(len(a), len(b))
 }
 
+// ComparePaths is Compare(a.Path(), b.Path()) without building either
+// path. Entries of one directory, which sorting compares most, hold the
+// same parent handle and compare by name alone.
+func ComparePaths(a, b *Entry) int {
+	if a.dir == b.dir {
+		return Compare(a.Name(), b.Name())
+	}
+	return compare2(a.prefix(), a.Name(), b.prefix(), b.Name())
+}
+
+// ComparePath is Compare(e.Path(), p) without building e's path.
+func (e *Entry) ComparePath(p string) int {
+	return compare2(e.prefix(), e.Name(), p, "")
+}
+
+// SamePath reports whether a and b have the same path. The same parent
+// path has one handle, so this compares a pointer and the names.
+func SamePath(a, b *Entry) bool {
+	return a.dir == b.dir && a.Name() == b.Name()
+}
+
+// compare2 is Compare(a1+a2, b1+b2) without concatenating. Compare
+// orders byte by byte, so the strings can be compared piece by piece:
+// the shorter first part against as much of the other, then what is
+// left of each.
+func compare2(a1, a2, b1, b2 string) int {
+	if len(a1) > len(b1) {
+		return -compare2(b1, b2, a1, a2)
+	}
+	if c := Compare(a1, b1[:len(a1)]); c != 0 {
+		return c
+	}
+	rest := b1[len(a1):]
+	if len(a2) <= len(rest) {
+		if c := Compare(a2, rest[:len(a2)]); c != 0 {
+			return c
+		}
+		if len(a2) == len(rest) && b2 == "" {
+			return 0
+		}
+		return -1 // a is a proper prefix of b
+	}
+	if c := Compare(a2[:len(rest)], rest); c != 0 {
+		return c
+	}
+	return Compare(a2[len(rest):], b2)
+}
+
 // Sort sorts entries by path in tree order.
 func Sort(entries []*Entry) {
-	slices.SortFunc(entries, func(a, b *Entry) int { return Compare(a.Path, b.Path) })
+	slices.SortFunc(entries, ComparePaths)
 }
 
 // Tree is a set of entries sorted with Less. The volume root itself is not
@@ -445,8 +619,8 @@ func New(entries []*Entry) (*Tree, error) {
 	}
 	Sort(entries)
 	for i := 1; i < len(entries); i++ {
-		if entries[i].Path == entries[i-1].Path {
-			return nil, fmt.Errorf("%s: duplicate path in tree", entries[i].Path)
+		if SamePath(entries[i], entries[i-1]) {
+			return nil, fmt.Errorf("%s: duplicate path in tree", entries[i].Path())
 		}
 	}
 	return &Tree{Entries: entries}, nil
@@ -463,7 +637,7 @@ func Ascending(entries []*Entry) bool {
 	par.Each(jobs, runtime.GOMAXPROCS(0), out.Load, func(_, k int) {
 		// Job k checks each entry of its range against the one before.
 		for i := max(k*piece, 1); i < min((k+1)*piece, len(entries)); i++ {
-			if Compare(entries[i-1].Path, entries[i].Path) >= 0 {
+			if ComparePaths(entries[i-1], entries[i]) >= 0 {
 				out.Store(true)
 				return
 			}
@@ -476,7 +650,7 @@ func Ascending(entries []*Entry) bool {
 // rather than keeping an index: a map of a million paths would cost about
 // a third of what the entries themselves do.
 func (t *Tree) Get(p string) *Entry {
-	i, ok := slices.BinarySearchFunc(t.Entries, p, func(e *Entry, p string) int { return Compare(e.Path, p) })
+	i, ok := slices.BinarySearchFunc(t.Entries, p, func(e *Entry, p string) int { return e.ComparePath(p) })
 	if !ok {
 		return nil
 	}
@@ -499,7 +673,7 @@ func (t *Tree) Normalize() {
 		}
 		if p, ok := primary[k]; ok {
 			e.Type = Hardlink
-			e.Target = p.Path
+			e.Target = p.Path()
 			continue
 		}
 		primary[k] = e
@@ -514,7 +688,7 @@ func (t *Tree) Links() map[string]int {
 	for _, e := range t.Entries {
 		switch e.Type {
 		case File:
-			n[e.Path]++
+			n[e.Path()]++
 		case Hardlink:
 			n[e.Target]++
 		}

@@ -64,12 +64,12 @@ func TestLess(t *testing.T) {
 	}
 	var es []*Entry
 	for _, p := range []string{"a-b", "a/b/c", "a", "a/b", "a.b", "a/b-c", "a/b/c/d"} {
-		es = append(es, &Entry{Path: p})
+		es = append(es, (&Entry{}).WithPath(p))
 	}
 	Sort(es)
 	for i := range want {
-		if es[i].Path != want[i] {
-			t.Fatalf("Sort: %q at %d, want %q", es[i].Path, i, want[i])
+		if es[i].Path() != want[i] {
+			t.Fatalf("Sort: %q at %d, want %q", es[i].Path(), i, want[i])
 		}
 	}
 }
@@ -95,14 +95,14 @@ func TestNew(t *testing.T) {
 	paths := func(es []*Entry) []string {
 		var out []string
 		for _, e := range es {
-			out = append(out, e.Path)
+			out = append(out, e.Path())
 		}
 		return out
 	}
 	entries := func(ps ...string) []*Entry {
 		var out []*Entry
 		for _, p := range ps {
-			out = append(out, &Entry{Path: p, Type: File})
+			out = append(out, (&Entry{Type: File}).WithPath(p))
 		}
 		return out
 	}
@@ -116,13 +116,13 @@ func TestNew(t *testing.T) {
 			t.Errorf("New(%q) = %q, want %q", in, got, want)
 		}
 		for _, p := range want {
-			if e := tr.Get(p); e == nil || e.Path != p {
+			if e := tr.Get(p); e == nil || e.Path() != p {
 				t.Errorf("Get(%q) = %v", p, e)
 			}
 		}
 		for _, p := range []string{"", "a/", "a/b/c/d", "a.b", "c"} {
 			if e := tr.Get(p); e != nil {
-				t.Errorf("Get(%q) = %q, want nil", p, e.Path)
+				t.Errorf("Get(%q) = %q, want nil", p, e.Path())
 			}
 		}
 	}
@@ -138,7 +138,7 @@ func TestNew(t *testing.T) {
 func TestAscending(t *testing.T) {
 	serial := func(es []*Entry) bool {
 		for i := 1; i < len(es); i++ {
-			if Compare(es[i-1].Path, es[i].Path) >= 0 {
+			if ComparePaths(es[i-1], es[i]) >= 0 {
 				return false
 			}
 		}
@@ -147,7 +147,7 @@ func TestAscending(t *testing.T) {
 	const n = 3<<14 + 5 // several ranges, the last one short
 	sorted := make([]*Entry, n)
 	for i := range sorted {
-		sorted[i] = &Entry{Path: fmt.Sprintf("d%d/f%06d", i/1000, i)}
+		sorted[i] = (&Entry{}).WithPath(fmt.Sprintf("d%d/f%06d", i/1000, i))
 	}
 	Sort(sorted)
 	for _, tc := range []struct {
@@ -164,7 +164,7 @@ func TestAscending(t *testing.T) {
 			switch {
 			case tc.at == 0:
 			case tc.dup:
-				es[tc.at] = &Entry{Path: es[tc.at-1].Path}
+				es[tc.at] = (&Entry{}).WithPath(es[tc.at-1].Path())
 			default:
 				es[tc.at-1], es[tc.at] = es[tc.at], es[tc.at-1]
 			}
@@ -173,7 +173,7 @@ func TestAscending(t *testing.T) {
 			}
 		})
 	}
-	for _, es := range [][]*Entry{nil, {{Path: "a"}}, {{Path: "a"}, {Path: "a"}}, {{Path: "a/b"}, {Path: "a-b"}}, {{Path: "a-b"}, {Path: "a/b"}}} {
+	for _, es := range [][]*Entry{nil, {new(Entry).WithPath("a")}, {new(Entry).WithPath("a"), new(Entry).WithPath("a")}, {new(Entry).WithPath("a/b"), new(Entry).WithPath("a-b")}, {new(Entry).WithPath("a-b"), new(Entry).WithPath("a/b")}} {
 		if got, want := Ascending(es), serial(es); got != want {
 			t.Fatalf("Ascending(%d entries) = %v, want %v", len(es), got, want)
 		}

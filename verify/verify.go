@@ -117,7 +117,7 @@ func Image(ctx context.Context, s Opened) (*Report, error) {
 func hash(ctx context.Context, s Opened, have, want *tree.Tree) (bytes int64, findings []Finding) {
 	var todo []*tree.Entry
 	for _, e := range have.Entries {
-		if w := want.Get(e.Path); e.Type == tree.File && w != nil && w.Type == tree.File && w.Size == e.Size {
+		if w := want.Get(e.Path()); e.Type == tree.File && w != nil && w.Type == tree.File && w.Size == e.Size {
 			todo = append(todo, e) // a hard link's bytes are its first name's
 			bytes += e.Size
 		}

@@ -98,7 +98,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 			}
 			name := tree.Quote(en.Name())
 			if opts.recursive {
-				name = tree.Quote(en.Path)
+				name = tree.Quote(en.Path())
 			}
 			if en.Type == tree.Symlink {
 				name += " -> " + tree.Quote(en.Target)
@@ -110,7 +110,7 @@ func runLs(e *env, opts lsOptions, img, p string, out io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", modeString(en), named(en), en.Size, utc(en.ModTime), name)
 			}
 			if opts.recursive && en.Type == tree.Dir {
-				kids, err := src.FS().ReadDir(en.Path)
+				kids, err := src.FS().ReadDir(en.Path())
 				if err != nil {
 					return fmt.Errorf("%s: %w", img, err)
 				}

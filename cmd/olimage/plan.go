@@ -124,9 +124,9 @@ func owner(e *tree.Entry) string {
 func pathWithTarget(e *tree.Entry) string {
 	switch e.Type {
 	case tree.Symlink:
-		return tree.Quote(e.Path) + " -> " + tree.Quote(e.Target)
+		return tree.Quote(e.Path()) + " -> " + tree.Quote(e.Target)
 	case tree.Hardlink:
-		return tree.Quote(e.Path) + " => " + tree.Quote(e.Target)
+		return tree.Quote(e.Path()) + " => " + tree.Quote(e.Target)
 	}
-	return tree.Quote(e.Path)
+	return tree.Quote(e.Path())
 }

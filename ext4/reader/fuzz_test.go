@@ -60,7 +60,7 @@ func exercise(b []byte) error {
 		}
 	}
 	if len(tr.Entries) > 0 {
-		p := tr.Entries[len(tr.Entries)-1].Path
+		p := tr.Entries[len(tr.Entries)-1].Path()
 		fsys.Stat(p)
 		fsys.ReadDir(tree.Parent(p))
 	}

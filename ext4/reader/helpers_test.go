@@ -109,7 +109,7 @@ type cmpEntry struct {
 func toCmp(tr *tree.Tree) []cmpEntry {
 	var out []cmpEntry
 	for _, e := range tr.Entries {
-		c := cmpEntry{Path: e.Path, Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, ModTime: e.ModTime, Target: e.Target}
+		c := cmpEntry{Path: e.Path(), Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, ModTime: e.ModTime, Target: e.Target}
 		if e.Type == tree.File || e.Type == tree.Hardlink {
 			c.Size, c.Digest = e.Size, e.Digest
 		}
@@ -149,7 +149,7 @@ func sourceTree(t testing.TB, root string) *tree.Tree {
 		if err != nil {
 			return err
 		}
-		e := &tree.Entry{Path: rel, Mode: uint32(st.Mode) & tree.ModeMask, UID: st.Uid, GID: st.Gid, ModTime: fi.ModTime().Unix()}
+		e := (&tree.Entry{Mode: uint32(st.Mode) & tree.ModeMask, UID: st.Uid, GID: st.Gid, ModTime: fi.ModTime().Unix()}).WithPath(rel)
 		switch st.Mode & syscall.S_IFMT {
 		case syscall.S_IFDIR:
 			e.Type = tree.Dir

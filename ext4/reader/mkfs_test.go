@@ -228,7 +228,7 @@ func TestMkfsImages(t *testing.T) {
 				}
 			}
 			ents, err := fsys.ReadDir("links")
-			if err != nil || len(ents) != 4 || ents[0].Path != "links/fast" || ents[0].Target != "target" {
+			if err != nil || len(ents) != 4 || ents[0].Path() != "links/fast" || ents[0].Target != "target" {
 				t.Errorf("ReadDir links: %v, %v", ents, err)
 			}
 			if _, err := fsys.Stat("nope/x"); err == nil {
@@ -340,7 +340,7 @@ func TestDebugfsFeatures(t *testing.T) {
 func withoutPrefix(t *tree.Tree, prefix string) *tree.Tree {
 	var es []*tree.Entry
 	for _, e := range t.Entries {
-		if !strings.HasPrefix(e.Path, prefix) {
+		if !strings.HasPrefix(e.Path(), prefix) {
 			es = append(es, e)
 		}
 	}
@@ -363,7 +363,7 @@ func TestSpecialFilesSkipped(t *testing.T) {
 	testenv.FsckExit(t, img)
 	fsys := openImage(t, img)
 	tr := readTree(t, fsys)
-	if tr.Len() != 1 || tr.Entries[0].Path != "f" {
+	if tr.Len() != 1 || tr.Entries[0].Path() != "f" {
 		t.Errorf("tree has %d entries, want just f", tr.Len())
 	}
 	wantClean(t, fsys)

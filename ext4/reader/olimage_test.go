@@ -20,7 +20,7 @@ func (m memContent) Open() (io.ReadCloser, error) { return io.NopCloser(bytes.Ne
 
 func memFile(path string, mode uint32, b []byte) *tree.Entry {
 	s := sha256.Sum256(b)
-	return &tree.Entry{Path: path, Type: tree.File, Mode: mode, Size: int64(len(b)), Digest: s, Content: memContent(b)}
+	return (&tree.Entry{Type: tree.File, Mode: mode, Size: int64(len(b)), Digest: s, Content: memContent(b)}).WithPath(path)
 }
 
 // olimageTree is a tree with what olimage writes: files of many sizes,
@@ -29,12 +29,12 @@ func memFile(path string, mode uint32, b []byte) *tree.Entry {
 func olimageTree(t testing.TB, many int) *tree.Tree {
 	t.Helper()
 	es := []*tree.Entry{
-		{Path: "etc", Type: tree.Dir, Mode: 0o755},
-		{Path: "opt", Type: tree.Dir, Mode: 0o755, UID: 1000, GID: 1000},
-		{Path: "opt/sticky", Type: tree.Dir, Mode: 0o1777},
-		{Path: "opt/link", Type: tree.Symlink, Mode: 0o777, Target: "../etc/hosts"},
-		{Path: "opt/slowlink", Type: tree.Symlink, Mode: 0o777, Target: strings.Repeat("x/", 100)},
-		{Path: "opt/hard2", Type: tree.Hardlink, Target: "etc/hosts"},
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("etc"),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o755, UID: 1000, GID: 1000}).WithPath("opt"),
+		(&tree.Entry{Type: tree.Dir, Mode: 0o1777}).WithPath("opt/sticky"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: "../etc/hosts"}).WithPath("opt/link"),
+		(&tree.Entry{Type: tree.Symlink, Mode: 0o777, Target: strings.Repeat("x/", 100)}).WithPath("opt/slowlink"),
+		(&tree.Entry{Type: tree.Hardlink, Target: "etc/hosts"}).WithPath("opt/hard2"),
 	}
 	hosts := memFile("etc/hosts", 0o644, []byte("127.0.0.1 localhost\n"))
 	hosts.UID, hosts.GID = 100000, 200000
@@ -52,7 +52,7 @@ func olimageTree(t testing.TB, many int) *tree.Tree {
 		{Name: "user.a", Value: []byte("1")},
 	})
 	es = append(es, x)
-	es = append(es, &tree.Entry{Path: "opt/many", Type: tree.Dir, Mode: 0o755})
+	es = append(es, (&tree.Entry{Type: tree.Dir, Mode: 0o755}).WithPath("opt/many"))
 	for i := range many {
 		es = append(es, memFile(fmt.Sprintf("opt/many/f%06d", i), 0o644, []byte(fmt.Sprint(i))))
 	}

@@ -80,7 +80,7 @@ func (fs *FS) Glob(pattern string) ([]string, error) {
 					return nil, fmt.Errorf("%s: %w", pattern, err)
 				}
 				if ok {
-					next = append(next, k.Path)
+					next = append(next, k.Path())
 				}
 			}
 		}

@@ -47,16 +47,17 @@ func (c *content) Open() (io.ReadCloser, error) {
 // hard links.
 func (c *content) Inode() uint32 { return c.ino }
 
-// entry builds the tree entry for inode in at path p. Special files
-// (devices, fifos, sockets), which a tree cannot hold, give nil.
-func (fs *FS) entry(in *inode, p string, ck *checker) (*tree.Entry, error) {
+// entry builds the tree entry for inode in at path p, set with ps.
+// Special files (devices, fifos, sockets), which a tree cannot hold, give
+// nil.
+func (fs *FS) entry(in *inode, p string, ck *checker, ps *tree.Paths) (*tree.Entry, error) {
 	e := &tree.Entry{
-		Path:    p,
 		Mode:    uint32(in.mode) & tree.ModeMask,
 		UID:     in.uid,
 		GID:     in.gid,
 		ModTime: in.mtime,
 	}
+	ps.Set(e, p)
 	switch in.typ() {
 	case format.ModeDir:
 		e.Type = tree.Dir
@@ -110,6 +111,7 @@ type walker struct {
 	paths   int64 // bytes of paths left
 	dirs    map[uint32]string
 	entries []*tree.Entry
+	names   tree.Paths // sets the entries' paths
 	// onEntry, if set, sees every name (also of special files).
 	onEntry func(parent *inode, name string, ino uint32, ftype uint8, in *inode, path string)
 }
@@ -196,7 +198,7 @@ func (w *walker) walk() error {
 			if w.onEntry != nil {
 				w.onEntry(d.in, name, ino, ftype, in, p)
 			}
-			e, err := fs.entry(in, p, w.ck)
+			e, err := fs.entry(in, p, w.ck, &w.names)
 			if err != nil {
 				if w.ck != nil {
 					w.ck.addErr(err, p)
@@ -267,10 +269,10 @@ func dropEmptyLostFound(entries []*tree.Entry) []*tree.Entry {
 	hasChild := false
 	idx := -1
 	for i, e := range entries {
-		if e.Path == lostFound && e.Type == tree.Dir {
+		if e.HasPath(lostFound) && e.Type == tree.Dir {
 			idx = i
 		}
-		if strings.HasPrefix(e.Path, lostFound+"/") {
+		if e.Top() == lostFound && e.Parent() != "" {
 			hasChild = true
 		}
 	}
@@ -315,7 +317,7 @@ func (fs *FS) Digest(ctx context.Context, entries []*tree.Entry) error {
 		defer mu.Unlock()
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("%s: %w", es[0].Path, err)
+				firstErr = fmt.Errorf("%s: %w", es[0].Path(), err)
 				cancel()
 			}
 			return
@@ -425,7 +427,7 @@ func (fs *FS) Stat(p string) (*tree.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := fs.entry(in, clean, nil)
+	e, err := fs.entry(in, clean, nil, new(tree.Paths))
 	if err != nil {
 		return nil, fmt.Errorf("/%s: %w", clean, err)
 	}
@@ -488,6 +490,7 @@ func (fs *FS) ReadDir(p string) ([]*tree.Entry, error) {
 		prefix = ""
 	}
 	var out []*tree.Entry
+	var ps tree.Paths
 	err = fs.readDir(in, &dirBudget{left: fs.size}, nil, func(ino uint32, nameb []byte, _ uint8) error {
 		if string(nameb) == "." || string(nameb) == ".." {
 			return nil
@@ -499,7 +502,7 @@ func (fs *FS) ReadDir(p string) ([]*tree.Entry, error) {
 		if err != nil {
 			return err
 		}
-		e, err := fs.entry(child, prefix+string(nameb), nil)
+		e, err := fs.entry(child, prefix+string(nameb), nil, &ps)
 		if err != nil {
 			return fmt.Errorf("%s%s: %w", prefix, nameb, err)
 		}
@@ -511,7 +514,7 @@ func (fs *FS) ReadDir(p string) ([]*tree.Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("/%s: %w", clean, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	sort.Slice(out, func(i, j int) bool { return out[i].Path() < out[j].Path() })
 	return out, nil
 }
 

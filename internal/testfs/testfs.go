@@ -154,6 +154,13 @@ func Tar(tb testing.TB, files map[string]string) string {
 // files each, streaming.
 func WriteOneByteTarZst(tb testing.TB, name string, dirs, per int) {
 	tb.Helper()
+	WriteOneByteTarZstUnder(tb, name, "opt", dirs, per)
+}
+
+// WriteOneByteTarZstUnder is WriteOneByteTarZst with the directories in
+// under (which the archive does not list) rather than opt.
+func WriteOneByteTarZstUnder(tb testing.TB, name, under string, dirs, per int) {
+	tb.Helper()
 	f, err := os.Create(name)
 	if err != nil {
 		tb.Fatal(err)
@@ -171,7 +178,7 @@ func WriteOneByteTarZst(tb testing.TB, name string, dirs, per int) {
 		}
 	}
 	for d := range dirs {
-		dir := fmt.Sprintf("opt/d%04d", d)
+		dir := fmt.Sprintf("%s/d%04d", under, d)
 		check(tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755}))
 		for i := range per {
 			check(tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("%s/f%04d", dir, i), Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
